@@ -1,0 +1,4 @@
+# bench/: benchmarks against real peers, run by hand (`bench/NAME.sh`), never
+# by `make check`; each prints its numbers beside the peer's and the ratio.
+bench_scripts =
+EXTRA_DIST += $(bench_scripts)

@@ -1,0 +1,63 @@
+/* cmd/cmd.h: what the subcommands of the smove executable share. cmd/ is thin:
+ * it parses arguments, calls the libraries, and prints for a person (or, with
+ * --json, for a script). Only cmd/ prints and exits. */
+#ifndef SMOVE_CMD_H
+#define SMOVE_CMD_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+/* Exit statuses beside EXIT_SUCCESS (0) and EXIT_FAILURE (1: the operation
+ * failed, the message says why); see docs/smove.1, EXIT STATUS. */
+enum {
+	EXIT_USAGE = 2,	   /* wrong arguments */
+	EXIT_PROBLEMS = 3, /* `disk check`: the image has problems */
+};
+
+struct subcommand {
+	const char *name;
+	int (*run)(int argc, char **argv);
+	const char *summary;
+};
+
+/* Runs the subcommand named by argv[0] from table (NULL-terminated), or prints
+ * help, where the line COMMANDS_HERE is replaced by the table. `prog` is the
+ * command so far ("smove disk"). */
+#define COMMANDS_HERE "@COMMANDS@\n"
+int run_subcommand(const char *prog, const struct subcommand *table, int argc, char **argv,
+		   const char *help);
+
+int cmd_disk(int argc, char **argv);
+int cmd_demo(int argc, char **argv);
+
+/* Messages: "smove: ..." on standard error. */
+void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints "PROG: message" and "Try 'PROG --help'." and returns EXIT_USAGE. */
+int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* "64M", "1G", "4096", "1.5G" (binary units K, M, G, T, optional trailing
+ * 'iB' or 'B'). -EINVAL when not a size. */
+int parse_size(const char *s, uint64_t *out);
+/* "1.5 GiB" into buf. */
+const char *format_size(uint64_t bytes, char *buf, size_t len);
+double now_seconds(void);
+
+struct proto_json;
+/* Prints the finished JSON text as one line on standard output; -1 (with a
+ * message) if it could not be built. */
+int print_json(struct proto_json *j);
+
+/* A progress bar on standard error, drawn only when it is a terminal. */
+struct progress {
+	bool enabled;
+	const char *label;
+	double start, last_draw;
+	uint64_t total;
+};
+void progress_init(struct progress *p, const char *label, uint64_t total, bool enabled);
+void progress_update(struct progress *p, uint64_t done);
+void progress_done(struct progress *p);
+
+#endif

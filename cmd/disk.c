@@ -1,0 +1,92 @@
+/* cmd/disk.c: `smove disk`, the dispatcher of the disk-image subcommands. */
+#include <stdint.h>
+#include <stdio.h>
+
+#include "cmd/cmd.h"
+#include "cmd/disk.h"
+
+static const char help[] = "Usage: smove disk COMMAND [ARGS...]\n"
+			   "\n"
+			   "Work with VHD, VHDX and raw disk images.\n"
+			   "\n"
+			   "Commands:\n" COMMANDS_HERE "\n"
+			   "'smove disk COMMAND --help' describes a command.\n";
+
+static const struct subcommand disk_commands[] = {
+    {"info", cmd_disk_info, "show an image's format, sizes and parent chain"},
+    {"map", cmd_disk_map, "show which ranges hold data, zeros, or nothing"},
+    {"create", cmd_disk_create, "create an empty fixed, dynamic or differencing image"},
+    {"convert", cmd_disk_convert, "copy an image into another format, sparsely"},
+    {"check", cmd_disk_check, "check an image's structure"},
+    {NULL, NULL, NULL},
+};
+
+int cmd_disk(int argc, char **argv)
+{
+	return run_subcommand("smove disk", disk_commands, argc - 1, argv + 1, help);
+}
+
+struct vhd_disk *disk_open_arg(const char *name, const struct vhd_open_opts *opts)
+{
+	struct vhd_disk *d;
+	char err[VHD_ERR_LEN];
+
+	if (vhd_open(name, opts, &d, err) < 0) {
+		msg("%s", err);
+		return NULL;
+	}
+	return d;
+}
+
+int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out)
+{
+	if (vhd_format_parse(arg, out) < 0 || *out == VHD_FORMAT_AUTO) {
+		usage_error(prog, "unknown format '%s' (use raw, vhd or vhdx)", arg);
+		return -1;
+	}
+	return 0;
+}
+
+static int parse_sector(const char *prog, const char *opt, const char *arg, uint32_t *out)
+{
+	uint64_t v;
+
+	if (parse_size(arg, &v) < 0 || (v != 512 && v != 4096)) {
+		usage_error(prog, "%s must be 512 or 4096, not '%s'", opt, arg);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 1;
+}
+
+int parse_create_option(const char *prog, int c, const char *arg, struct vhd_create_opts *opts)
+{
+	uint64_t v;
+
+	switch (c) {
+	case CREATE_OPT_SUBFORMAT:
+		if (vhd_subformat_parse(arg, &opts->subformat) < 0) {
+			usage_error(prog,
+				    "unknown subformat '%s' (use fixed, dynamic or "
+				    "differencing)",
+				    arg);
+			return -1;
+		}
+		return 1;
+	case CREATE_OPT_BLOCK_SIZE:
+		if (parse_size(arg, &v) < 0 || v == 0 || v > UINT32_MAX) {
+			usage_error(prog, "invalid block size '%s'", arg);
+			return -1;
+		}
+		opts->block_size = (uint32_t)v;
+		return 1;
+	case CREATE_OPT_SECTOR_SIZE:
+		return parse_sector(prog, "--sector-size", arg, &opts->logical_sector);
+	case CREATE_OPT_PHYSICAL_SECTOR_SIZE:
+		return parse_sector(prog, "--physical-sector-size", arg, &opts->physical_sector);
+	case CREATE_OPT_CHS_ROUND:
+		opts->vhd_chs_round = true;
+		return 1;
+	}
+	return 0;
+}

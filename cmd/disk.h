@@ -1,0 +1,55 @@
+/* cmd/disk.h: the `smove disk` subcommands and what they share. */
+#ifndef SMOVE_CMD_DISK_H
+#define SMOVE_CMD_DISK_H
+
+#include "vhd/vhd.h"
+
+int cmd_disk_info(int argc, char **argv);
+int cmd_disk_map(int argc, char **argv);
+int cmd_disk_create(int argc, char **argv);
+int cmd_disk_convert(int argc, char **argv);
+int cmd_disk_check(int argc, char **argv);
+
+/* Opens an image named on the command line (a path; later a URL). Prints the
+ * error and returns NULL on failure. */
+struct vhd_disk *disk_open_arg(const char *name, const struct vhd_open_opts *opts);
+
+/* Print an image's chain information, or its map, for a person. */
+int disk_print_info(struct vhd_disk *d);
+int disk_print_map(struct vhd_disk *d, unsigned flags);
+
+/* Parses a --format style argument into *out, or prints a usage error naming
+ * prog and returns -1. */
+int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out);
+
+/* The image-layout options that create and convert share, as getopt_long
+ * entries (their values are the CREATE_OPT_* codes) and their help text. */
+enum {
+	CREATE_OPT_SUBFORMAT = 0x100,
+	CREATE_OPT_BLOCK_SIZE,
+	CREATE_OPT_SECTOR_SIZE,
+	CREATE_OPT_PHYSICAL_SECTOR_SIZE,
+	CREATE_OPT_CHS_ROUND,
+};
+#define CREATE_LONGOPTS                                                                            \
+	{"subformat", required_argument, NULL, CREATE_OPT_SUBFORMAT},                              \
+	    {"block-size", required_argument, NULL, CREATE_OPT_BLOCK_SIZE},                        \
+	    {"sector-size", required_argument, NULL, CREATE_OPT_SECTOR_SIZE},                      \
+	    {"physical-sector-size", required_argument, NULL, CREATE_OPT_PHYSICAL_SECTOR_SIZE},    \
+	{                                                                                          \
+		"chs-round", no_argument, NULL, CREATE_OPT_CHS_ROUND                               \
+	}
+#define CREATE_HELP                                                                                \
+	"      --subformat S          fixed, dynamic (the default) or differencing\n"              \
+	"      --block-size SIZE      allocation unit of a dynamic image\n"                        \
+	"                             (default: VHD 2M, VHDX 32M)\n"                               \
+	"      --sector-size N        VHDX logical sector size, 512 or 4096\n"                     \
+	"      --physical-sector-size N  VHDX physical sector size, 512 or 4096\n"                 \
+	"      --chs-round            VHD: round the size up to a whole CHS geometry,\n"           \
+	"                             so that every reader (QEMU too) sees the same size\n"
+
+/* Handles one of the CREATE_OPT_* options; 1 if c was one of them, 0 if not,
+ * -1 after printing a usage error. */
+int parse_create_option(const char *prog, int c, const char *arg, struct vhd_create_opts *opts);
+
+#endif

@@ -1,0 +1,66 @@
+/* cmd/smove.c: the smove executable's entry point and its list of subcommands. */
+#include <stdio.h>
+#include <string.h>
+
+#include "cmd/cmd.h"
+
+static const char smove_help[] =
+    "Usage: smove COMMAND [ARGS...]\n"
+    "\n"
+    "smove moves a running virtual machine, with its disks and memory, to a host\n"
+    "that shares nothing with this one.\n"
+    "\n"
+    "Commands:\n" COMMANDS_HERE "\n"
+    "Options:\n"
+    "  -h, --help     show this help\n"
+    "  -V, --version  show the version\n"
+    "\n"
+    "'smove COMMAND --help' describes a command; 'man smove' describes them all.\n";
+
+static const struct subcommand commands[] = {
+    {"disk", cmd_disk, "inspect, create, convert and check VHD, VHDX and raw images"},
+    {"demo", cmd_demo, "show what smove does, on generated images"},
+    {NULL, NULL, NULL},
+};
+
+/* Prints help, with the table's commands in place of its COMMANDS_HERE line. */
+static void print_help(FILE *f, const struct subcommand *table, const char *help)
+{
+	const char *mark = strstr(help, COMMANDS_HERE);
+
+	if (!mark) {
+		fputs(help, f);
+		return;
+	}
+	fwrite(help, 1, (size_t)(mark - help), f);
+	for (const struct subcommand *c = table; c->name; c++)
+		fprintf(f, "  %-8s %s\n", c->name, c->summary);
+	fputs(mark + strlen(COMMANDS_HERE), f);
+}
+
+int run_subcommand(const char *prog, const struct subcommand *table, int argc, char **argv,
+		   const char *help)
+{
+	if (argc < 1) {
+		print_help(stderr, table, help);
+		return EXIT_USAGE;
+	}
+	if (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0 ||
+	    strcmp(argv[0], "help") == 0) {
+		print_help(stdout, table, help);
+		return EXIT_SUCCESS;
+	}
+	for (const struct subcommand *c = table; c->name; c++)
+		if (strcmp(argv[0], c->name) == 0)
+			return c->run(argc, argv);
+	return usage_error(prog, "unknown command '%s'", argv[0]);
+}
+
+int main(int argc, char **argv)
+{
+	if (argc > 1 && (strcmp(argv[1], "-V") == 0 || strcmp(argv[1], "--version") == 0)) {
+		printf("smove %s\n", PACKAGE_VERSION);
+		return EXIT_SUCCESS;
+	}
+	return run_subcommand("smove", commands, argc - 1, argv + 1, smove_help);
+}

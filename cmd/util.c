@@ -1,0 +1,104 @@
+/* cmd/util.c: messages, sizes and time for the subcommands. */
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "cmd/cmd.h"
+#include "proto/proto.h"
+
+void msg(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("smove: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+}
+
+int usage_error(const char *prog, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "%s: ", prog);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\nTry '%s --help'.\n", prog);
+	return EXIT_USAGE;
+}
+
+int parse_size(const char *s, uint64_t *out)
+{
+	static const char units[] = "BKMGTP";
+	char *end;
+	double v;
+	int shift = 0;
+
+	if (!*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || end == s || !isfinite(v) || v < 0)
+		return -EINVAL;
+	if (*end) {
+		const char *u = strchr(units, *end >= 'a' ? *end - 32 : *end);
+
+		if (!u)
+			return -EINVAL;
+		shift = (int)(u - units) * 10;
+		end++;
+		if (shift && (strcasecmp(end, "iB") == 0 || strcasecmp(end, "B") == 0))
+			end += strlen(end);
+		if (*end)
+			return -EINVAL;
+	}
+	v = ldexp(v, shift);
+	if (v >= 18446744073709551616.0 || v != floor(v))
+		return -EINVAL;
+	*out = (uint64_t)v;
+	return 0;
+}
+
+const char *format_size(uint64_t bytes, char *buf, size_t len)
+{
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	double v = (double)bytes;
+	int u = 0;
+
+	while (v >= 1024 && u < 5) {
+		v /= 1024;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, len, "%llu B", (unsigned long long)bytes);
+	else
+		snprintf(buf, len, "%.*f %s", v < 10 ? 2 : v < 100 ? 1 : 0, v, units[u]);
+	return buf;
+}
+
+double now_seconds(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+int print_json(struct proto_json *j)
+{
+	const char *text = proto_json_finish(j);
+
+	if (!text) {
+		msg("out of memory building JSON output");
+		return -1;
+	}
+	puts(text);
+	return 0;
+}

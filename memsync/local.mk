@@ -1,0 +1,1 @@
+# memsync/: smove's KVM virtual machine, its devices and the test guest.

@@ -1,0 +1,9 @@
+# vhd/: the disk-image library (raw, VHD, VHDX). Depends on libc only.
+noinst_LTLIBRARIES += vhd/libvhd.la
+vhd_libvhd_la_SOURCES = \
+	vhd/vhd.h vhd/driver.h vhd/endian.h \
+	vhd/disk.c vhd/copy.c vhd/extents.c vhd/util.c \
+	vhd/io.c vhd/io-file.c vhd/io-stream.c \
+	vhd/raw.c \
+	vhd/vpc-stub.c \
+	vhd/vhdx-stub.c

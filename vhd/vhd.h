@@ -1,0 +1,308 @@
+/* vhd/vhd.h: smove's disk-image library, its one public header.
+ *
+ * It reads and writes three container formats behind one interface:
+ *   raw   a plain image, byte n of the file is byte n of the disk;
+ *   VHD   Microsoft's Virtual PC format: fixed, dynamic, differencing;
+ *   VHDX  Hyper-V's format: every block state, the log, differencing chains.
+ *
+ * Layers:
+ *   struct vhd_io    byte I/O on the container (a local file here; storage/ adds
+ *                    NBD and HTTP). The format code reaches its file only through it.
+ *   struct vhd_disk  an open virtual disk: read and write at virtual offsets,
+ *                    zero, trim, flush, and the extent map. A differencing disk
+ *                    holds its parent chain open and reads through it.
+ *
+ * Conventions and invariants:
+ * - Every function that can fail returns 0 (or a count) on success and a
+ *   negative errno on failure, and then writes a sentence a user can act on into
+ *   the caller's buffer `err` of VHD_ERR_LEN bytes, naming the image:
+ *   "disk.vhdx: BAT entry 12 points past end of file (offset 0x..., file size 0x...)".
+ *   The library never prints and never exits.
+ * - Thread safety: vhd_pread, vhd_pwrite, vhd_zero, vhd_trim, vhd_flush and vhd_map
+ *   may be called concurrently on one disk from several threads; the format code
+ *   serialises its metadata updates itself. vhd_open, vhd_close and vhd_create are
+ *   not concurrent with anything else on the same disk.
+ * - Durability: after vhd_flush returns 0, every write that returned before it was
+ *   called (data and the metadata that makes it reachable) is on stable storage.
+ *   Metadata is updated in an order (or, for VHDX, through the log) such that a
+ *   crash at any point leaves an image that opens and reads either the old or the
+ *   new contents of each written range.
+ * - Untrusted input: every on-disk structure is bounds-checked against the file
+ *   size before use; a malformed image is an error, never a crash or a hang.
+ */
+#ifndef SMOVE_VHD_H
+#define SMOVE_VHD_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VHD_ERR_LEN 512
+
+/* Formats the library must size its buffers for. */
+#define VHD_MAX_CHAIN 16 /* a longer differencing chain is refused (and loops with it) */
+
+/* ---- error helper -------------------------------------------------------- */
+
+/* Formats a message into err (VHD_ERR_LEN bytes) and returns -errnum (errnum > 0). */
+int vhd_error(char *err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+
+/* ---- byte I/O -------------------------------------------------------------- */
+
+struct vhd_io;
+
+/* A backend. pread/pwrite transfer exactly len bytes or fail; a pread past the
+ * end of the container is an error (-EIO with a message), never a short read.
+ * pwrite past the end grows the container where the backend can. */
+struct vhd_io_ops {
+	int (*pread)(struct vhd_io *io, void *buf, size_t len, uint64_t off, char *err);
+	int (*pwrite)(struct vhd_io *io, const void *buf, size_t len, uint64_t off, char *err);
+	/* Durability point: every completed pwrite/zero/truncate is on stable storage. */
+	int (*flush)(struct vhd_io *io, char *err);
+	int (*size)(struct vhd_io *io, uint64_t *size, char *err);
+	/* Optional (NULL when not supported). */
+	int (*truncate)(struct vhd_io *io, uint64_t size, char *err);
+	/* Make [off, off+len) read as zeros; with punch, also release the space. */
+	int (*zero)(struct vhd_io *io, uint64_t len, uint64_t off, bool punch, char *err);
+	/* Allocation of the container itself (SEEK_DATA, NBD block status): calls
+	 * found() for each run of [off, off+len) in order; is_data false = reads as zero. */
+	int (*extents)(struct vhd_io *io, uint64_t off, uint64_t len,
+		       int (*found)(void *opaque, uint64_t off, uint64_t len, bool is_data),
+		       void *opaque, char *err);
+	void (*close)(struct vhd_io *io);
+};
+
+/* Backends embed this struct as their first member. */
+struct vhd_io {
+	const struct vhd_io_ops *ops;
+	char *name;    /* for messages: the path or URL, owned, freed by vhd_io_close */
+	bool readonly; /* pwrite/zero/truncate fail with -EROFS */
+};
+
+enum {
+	VHD_IO_RDONLY = 1 << 0,
+	VHD_IO_CREATE = 1 << 1, /* create; fails if the file exists */
+	VHD_IO_DIRECT = 1 << 2, /* O_DIRECT where the file system allows it */
+};
+
+/* Opens a local file (or block device). Takes VHD_IO_* flags. */
+int vhd_io_open_file(const char *path, unsigned flags, struct vhd_io **out, char *err);
+/* A write-only stream (a pipe, standard output) presenting a container of
+ * `size` bytes: writes must come in increasing order, gaps read as zeros, and
+ * vhd_io_truncate(size) writes the zero tail. The caller keeps fd open. */
+int vhd_io_open_stream(int fd, const char *name, uint64_t size, struct vhd_io **out, char *err);
+/* Closes any backend and frees its name. NULL is allowed. */
+void vhd_io_close(struct vhd_io *io);
+
+/* Convenience wrappers that check the optional ops and the read-only flag. */
+int vhd_io_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off, char *err);
+int vhd_io_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off, char *err);
+int vhd_io_flush(struct vhd_io *io, char *err);
+int vhd_io_size(struct vhd_io *io, uint64_t *size, char *err);
+int vhd_io_truncate(struct vhd_io *io, uint64_t size, char *err);
+/* Falls back to writing zeros when the backend has no zero op. */
+int vhd_io_zero(struct vhd_io *io, uint64_t len, uint64_t off, bool punch, char *err);
+
+/* ---- extents ----------------------------------------------------------------- */
+
+enum vhd_extent_type {
+	VHD_EXTENT_DATA,   /* allocated; holds data (which may happen to be zero) */
+	VHD_EXTENT_ZERO,   /* known to read as zero, recorded as such by the format */
+	VHD_EXTENT_ABSENT, /* not allocated: falls through to the parent (layer map)
+			    * or reads as zero (chain map) */
+};
+
+struct vhd_extent {
+	uint64_t offset;
+	uint64_t length;
+	enum vhd_extent_type type;
+};
+
+/* A growing list of extents; appending a run adjacent to the last one of the
+ * same type merges them. */
+struct vhd_extents {
+	struct vhd_extent *v;
+	size_t n, cap;
+};
+
+void vhd_extents_init(struct vhd_extents *e);
+void vhd_extents_release(struct vhd_extents *e);
+int vhd_extents_append(struct vhd_extents *e, uint64_t offset, uint64_t length,
+		       enum vhd_extent_type type);
+const char *vhd_extent_type_name(enum vhd_extent_type t);
+
+/* ---- formats ------------------------------------------------------------------ */
+
+enum vhd_format {
+	VHD_FORMAT_AUTO = 0, /* probe on open */
+	VHD_FORMAT_RAW,
+	VHD_FORMAT_VHD,
+	VHD_FORMAT_VHDX,
+};
+
+enum vhd_subformat {
+	VHD_SUB_DEFAULT = 0, /* create: dynamic for VHD/VHDX */
+	VHD_SUB_FIXED,	     /* raw images are always fixed */
+	VHD_SUB_DYNAMIC,
+	VHD_SUB_DIFFERENCING,
+};
+
+const char *vhd_format_name(enum vhd_format f);		   /* "raw", "vhd", "vhdx" */
+const char *vhd_subformat_name(enum vhd_subformat s);	   /* "fixed", ... */
+int vhd_format_parse(const char *s, enum vhd_format *out); /* -EINVAL if unknown */
+int vhd_subformat_parse(const char *s, enum vhd_subformat *out);
+/* The format a file name's extension suggests (.vhd, .vhdx, anything else raw). */
+enum vhd_format vhd_format_from_name(const char *path);
+
+/* ---- open disks ------------------------------------------------------------------- */
+
+struct vhd_disk;
+
+/* Opens a parent image named by a differencing disk's locator. `child` is the
+ * child's name (a path or URL), `parent` the locator's path. On success stores a
+ * byte-I/O handle and the name under which the parent is reported. */
+typedef int (*vhd_open_parent_fn)(void *opaque, const char *child, const char *parent,
+				  bool readonly, struct vhd_io **io, char *err);
+
+struct vhd_open_opts {
+	enum vhd_format format;		/* VHD_FORMAT_AUTO probes the content */
+	bool readonly;			/* never write; a VHDX log is replayed in memory only */
+	bool no_parent;			/* open this layer alone (info, check, layer maps) */
+	vhd_open_parent_fn open_parent; /* NULL: local files, relative to the child */
+	void *opaque;
+};
+
+/* Opens a disk image by path. opts may be NULL (probe, read-write, with parents). */
+int vhd_open(const char *path, const struct vhd_open_opts *opts, struct vhd_disk **out, char *err);
+/* Opens a disk on a byte-I/O handle; takes ownership of io even on failure. */
+int vhd_open_io(struct vhd_io *io, const struct vhd_open_opts *opts, struct vhd_disk **out,
+		char *err);
+/* Closes the disk and its parent chain. Does not flush: call vhd_flush first
+ * when durability matters. NULL is allowed. */
+void vhd_close(struct vhd_disk *d);
+
+uint64_t vhd_size(const struct vhd_disk *d);	/* virtual size in bytes */
+const char *vhd_name(const struct vhd_disk *d); /* the name given at open */
+enum vhd_format vhd_disk_format(const struct vhd_disk *d);
+bool vhd_readonly(const struct vhd_disk *d);
+struct vhd_disk *vhd_parent(const struct vhd_disk *d); /* NULL if none or no_parent */
+/* The granularity below which writes may cost a read-modify-write (the logical
+ * sector size) and the allocation unit (block size; the sector size for raw). */
+uint32_t vhd_sector_size(const struct vhd_disk *d);
+uint32_t vhd_block_size(const struct vhd_disk *d);
+
+/* Reads and writes at virtual-disk offsets. Any offset and length within the
+ * virtual size are accepted; unaligned writes are read-modify-write. */
+int vhd_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *err);
+int vhd_pwrite(struct vhd_disk *d, const void *buf, size_t len, uint64_t off, char *err);
+
+enum {
+	VHD_ZERO_MAY_TRIM = 1 << 0, /* the range may be deallocated, not just zeroed */
+};
+/* Makes a range read as zero, recording it in the format (VHDX zero state,
+ * deallocated VHD blocks) rather than writing zeros where the format allows. */
+int vhd_zero(struct vhd_disk *d, uint64_t len, uint64_t off, unsigned flags, char *err);
+/* Discards a range: afterwards it reads as zero (or, in a differencing disk, as
+ * the parent does). */
+int vhd_trim(struct vhd_disk *d, uint64_t len, uint64_t off, char *err);
+/* Durability point for everything written before the call (see above). */
+int vhd_flush(struct vhd_disk *d, char *err);
+
+enum {
+	VHD_MAP_LAYER = 1 << 0, /* this image only: ABSENT = falls through to the parent */
+};
+/* Appends the extents of [off, off+len) to out, in order, covering the range
+ * exactly. Without VHD_MAP_LAYER the whole chain is resolved and ABSENT means
+ * "allocated nowhere, reads as zero". */
+int vhd_map(struct vhd_disk *d, uint64_t off, uint64_t len, unsigned flags, struct vhd_extents *out,
+	    char *err);
+
+/* ---- information ---------------------------------------------------------------- */
+
+struct vhd_info {
+	enum vhd_format format;
+	enum vhd_subformat subformat;
+	uint64_t virtual_size;
+	uint64_t file_size;	  /* size of the container */
+	uint64_t allocated;	  /* bytes of data held in this layer */
+	uint32_t block_size;	  /* 0 for raw and fixed VHD */
+	uint32_t logical_sector;  /* 512 or 4096 */
+	uint32_t physical_sector; /* 512 or 4096 */
+	uint8_t uuid[16];	  /* VHD unique id / VHDX virtual disk id; zero for raw */
+	bool has_parent;
+	uint8_t parent_uuid[16];
+	char parent_path[4096]; /* as the locator names it, "" if none */
+	char creator[16];	/* VHD creator application, VHDX creator string */
+	/* VHD only: CHS geometry from the footer. */
+	uint16_t cylinders;
+	uint8_t heads, sectors_per_track;
+	/* VHDX only. */
+	bool log_replayed; /* a dirty log was found and replayed at open */
+	bool leave_blocks_allocated;
+};
+
+int vhd_get_info(struct vhd_disk *d, struct vhd_info *info, char *err);
+/* The uuid as 8-4-4-4-12 lowercase hex, into a buffer of at least 37 bytes. */
+void vhd_uuid_format(const uint8_t uuid[16], char out[37]);
+
+/* ---- create ------------------------------------------------------------------------ */
+
+struct vhd_create_opts {
+	enum vhd_format format;	      /* RAW, VHD or VHDX */
+	enum vhd_subformat subformat; /* DEFAULT = dynamic (fixed for raw) */
+	uint64_t size;		      /* virtual size; ignored for differencing */
+	uint32_t block_size;	      /* 0 = the format's default */
+	uint32_t logical_sector;      /* VHDX: 512 or 4096; 0 = 512 */
+	uint32_t physical_sector;     /* VHDX: 512 or 4096; 0 = 4096 */
+	const char *parent;	      /* differencing: path of the parent image */
+	/* VHD: round the size up to a whole CHS geometry so that every reader sees the
+	 * same size (see docs/formats.md); otherwise the exact size is kept. */
+	bool vhd_chs_round;
+};
+
+/* Creates a new image at path; fails with -EEXIST if the file exists. */
+int vhd_create(const char *path, const struct vhd_create_opts *opts, char *err);
+/* Creates a new image on an empty byte-I/O handle (which the caller keeps). */
+int vhd_create_io(struct vhd_io *io, const char *name, const struct vhd_create_opts *opts,
+		  char *err);
+
+/* ---- check ------------------------------------------------------------------------- */
+
+/* Called once per problem found, with a sentence naming the image. */
+typedef void (*vhd_report_fn)(void *opaque, const char *problem);
+
+/* Checks the structure of the image at path (and its parent link): overlapping
+ * blocks, entries past the end of the file or over the metadata, bad checksums,
+ * a parent that is missing or has another id. Returns the number of problems
+ * found (0 = clean) or a negative errno when the check itself could not run.
+ * An image too broken to open counts as one problem, reported. */
+int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn report,
+	      void *opaque, char *err);
+
+/* ---- copy ------------------------------------------------------------------------- */
+
+struct vhd_copy_progress {
+	uint64_t done;	  /* bytes of the virtual disk processed */
+	uint64_t total;	  /* virtual size */
+	uint64_t written; /* bytes of data written to the destination */
+};
+
+/* Returns nonzero to cancel the copy (which then fails with -ECANCELED). */
+typedef int (*vhd_progress_fn)(void *opaque, const struct vhd_copy_progress *p);
+
+/* Copies the virtual contents of src to dst, which must be at least as large and
+ * read as zero where it has not been written (a fresh image). Only what src's
+ * chain map says is there is read; zero runs, including data blocks that hold
+ * only zeros, are not written, so dst stays sparse. Does not flush dst. */
+int vhd_copy(struct vhd_disk *src, struct vhd_disk *dst, vhd_progress_fn progress, void *opaque,
+	     char *err);
+
+/* ---- files written under a temporary name -------------------------------------- */
+
+/* The temporary name for path, in the same directory: "DIR/.NAME.smove-tmp". */
+int vhd_temp_name(const char *path, char *out, size_t outlen, char *err);
+/* Durability point: fsyncs tmp, renames it to path and fsyncs the directory, so
+ * that after it returns path is the complete file, even across a crash. */
+int vhd_commit_temp(const char *tmp, const char *path, char *err);
+
+#endif
