@@ -1,22 +1,17 @@
 # tests/: unit tests (criterion), shell tests against real peers, fuzzing.
+# Each area has its own folder and local.mk; shared helpers live here.
 EXTRA_DIST += tests/functions.sh
+TESTS += tests/test-help-manpage.sh
+EXTRA_DIST += tests/test-help-manpage.sh
 
-shell_tests = \
-	tests/test-help-manpage.sh \
-	tests/disk/test-raw-cli.sh
-TESTS += $(shell_tests)
-EXTRA_DIST += $(shell_tests)
-
-if HAVE_CRITERION
-unit_tests = \
-	tests/unit/test-disk-generic \
-	tests/unit/test-json
-check_PROGRAMS += $(unit_tests)
-TESTS += $(unit_tests)
+# Criterion unit tests link against the libraries they test.
 unit_cflags = $(AM_CFLAGS) $(CRITERION_CFLAGS)
-unit_ldadd = vhd/libvhd.la proto/libproto.la $(CRITERION_LIBS) $(PTHREAD_LIBS) -lm
-tests_unit_test_disk_generic_CFLAGS = $(unit_cflags)
-tests_unit_test_disk_generic_LDADD = $(unit_ldadd)
-tests_unit_test_json_CFLAGS = $(unit_cflags)
-tests_unit_test_json_LDADD = $(unit_ldadd)
-endif
+unit_ldadd = $(CRITERION_LIBS) $(PTHREAD_LIBS) -lm
+
+include tests/disk/local.mk
+include tests/vpc/local.mk
+include tests/vhdx/local.mk
+include tests/fuzz/local.mk
+include tests/storage/local.mk
+include tests/memsync/local.mk
+include tests/proto/local.mk

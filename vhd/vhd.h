@@ -91,6 +91,9 @@ int vhd_io_open_file(const char *path, unsigned flags, struct vhd_io **out, char
  * `size` bytes: writes must come in increasing order, gaps read as zeros, and
  * vhd_io_truncate(size) writes the zero tail. The caller keeps fd open. */
 int vhd_io_open_stream(int fd, const char *name, uint64_t size, struct vhd_io **out, char *err);
+/* A container in memory, initialised with a copy of len bytes of data. */
+int vhd_io_open_memory(const void *data, size_t len, const char *name, bool readonly,
+		       struct vhd_io **out, char *err);
 /* Closes any backend and frees its name. NULL is allowed. */
 void vhd_io_close(struct vhd_io *io);
 

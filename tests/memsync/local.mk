@@ -1,0 +1,1 @@
+# tests/memsync/: tests of the memsync work.

@@ -1,0 +1,1 @@
+# tests/storage/: tests of the storage work.

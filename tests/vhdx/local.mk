@@ -1,0 +1,1 @@
+# tests/vhdx/: tests of the vhdx work.

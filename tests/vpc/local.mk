@@ -1,0 +1,1 @@
+# tests/vpc/: tests of the vpc work.
