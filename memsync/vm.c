@@ -389,6 +389,11 @@ int vm_pause(struct vm *vm, uint64_t *pause_ns, char *err)
 	}
 	vm->state = VM_STATE_PAUSED;
 	vm->last_pause_ns = vm_now_ns() - t0;
+	/* Tell the guest's kvmclock that its vCPUs were stopped on purpose (so
+	 * that a watchdog does not count the pause); fails harmlessly when the
+	 * guest has not set kvmclock up. */
+	for (unsigned i = 0; i < vm->ncpus; i++)
+		ioctl(vm->vcpus[i].fd, KVM_KVMCLOCK_CTRL, 0);
 	if (pause_ns)
 		*pause_ns = vm->last_pause_ns;
 	pthread_mutex_unlock(&vm->lock);

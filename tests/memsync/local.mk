@@ -1,1 +1,11 @@
-# tests/memsync/: tests of the memsync work.
+# tests/memsync/: smove's VM, its test guest, `smove run` and `smove ps`.
+# Tests that need /dev/kvm skip (77) without it.
+check_PROGRAMS += tests/memsync/test-vm
+tests_memsync_test_vm_LDADD = $(memsync_libs)
+tests_memsync_test_vm_DEPENDENCIES = memsync/libmemsync.la memsync/guest/guest.elf
+memsync_shell_tests = \
+	tests/memsync/test-vm-dirty-bitmap.sh tests/memsync/test-vm-dirty-ring.sh \
+	tests/memsync/test-vm-tamper.sh tests/memsync/test-vm-restore.sh
+TESTS += $(memsync_shell_tests)
+EXTRA_DIST += $(memsync_shell_tests)
+EXTRA_DIST += tests/memsync/check-records.py
