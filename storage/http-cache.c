@@ -11,7 +11,7 @@
 struct http_cache_entry {
 	uint64_t idx;
 	size_t len;
-	struct http_cache_entry *hnext;	     /* hash chain */
+	struct http_cache_entry *hnext;	      /* hash chain */
 	struct http_cache_entry *prev, *next; /* LRU list */
 	uint8_t data[];
 };

@@ -47,9 +47,9 @@ struct fetch {
 	const char *name;
 	uint8_t *buf;
 	uint64_t off, len, got;
-	uint64_t total;	   /* the file size the answer states (UINT64_MAX: unknown) */
-	long status;	   /* of the last response's status line */
-	bool have_range;   /* a Content-Range header came with it */
+	uint64_t total;	 /* the file size the answer states (UINT64_MAX: unknown) */
+	long status;	 /* of the last response's status line */
+	bool have_range; /* a Content-Range header came with it */
 	uint64_t first, last;
 	bool total_star; /* the total was "*" */
 	int r;		 /* an error found by a callback: not retried */
@@ -346,7 +346,8 @@ static int http_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off, ch
 		uint64_t last = (end - 1) / B;
 		if (last - idx >= RUN_MAX_BLOCKS)
 			last = idx + RUN_MAX_BLOCKS - 1;
-		uint64_t rstart = idx * B, rend = (last + 1) * B < h->size ? (last + 1) * B : h->size;
+		uint64_t rstart = idx * B,
+			 rend = (last + 1) * B < h->size ? (last + 1) * B : h->size;
 		uint8_t *tmp = malloc(rend - rstart);
 		int r;
 

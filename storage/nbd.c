@@ -207,10 +207,9 @@ static int on_extents(void *opaque, const char *context, uint64_t offset, uint32
 	if (strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || w->r < 0)
 		return 0;
 	if (offset != w->off) {
-		w->r = vhd_error(w->err, EPROTO,
-				 "%s: block status for offset 0x%llx answered for 0x%llx",
-				 w->io->name, (unsigned long long)w->off,
-				 (unsigned long long)offset);
+		w->r = vhd_error(
+		    w->err, EPROTO, "%s: block status for offset 0x%llx answered for 0x%llx",
+		    w->io->name, (unsigned long long)w->off, (unsigned long long)offset);
 		return 0;
 	}
 	for (size_t i = 0; i + 1 < n && w->off < w->end; i += 2) {
@@ -256,9 +255,8 @@ static int nbd_io_extents(struct vhd_io *io, uint64_t off, uint64_t len,
 		if (w.r < 0)
 			return w.r;
 		if (w.off == before)
-			return vhd_error(err, EPROTO,
-					 "%s: server sent no extent for offset 0x%llx", io->name,
-					 (unsigned long long)before);
+			return vhd_error(err, EPROTO, "%s: server sent no extent for offset 0x%llx",
+					 io->name, (unsigned long long)before);
 	}
 	return 0;
 }

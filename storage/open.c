@@ -10,8 +10,8 @@
 
 #include "storage/storage.h"
 
-static const char *const nbd_schemes[] = {"nbd://", "nbds://", "nbd+unix://", "nbds+unix://",
-					  "nbd+vsock://", "nbds+vsock://"};
+static const char *const nbd_schemes[] = {"nbd://",	  "nbds://",	  "nbd+unix://",
+					  "nbds+unix://", "nbd+vsock://", "nbds+vsock://"};
 static const char *const http_schemes[] = {"http://", "https://"};
 
 static bool has_scheme(const char *name, const char *const *schemes, size_t n)
@@ -160,8 +160,8 @@ int storage_open(const char *name, const struct vhd_open_opts *vopts, const stru
 	return vhd_open_io(io, &opts, out, err);
 }
 
-int storage_check(const char *name, const struct vhd_open_opts *vopts,
-		  const struct storage_opts *o, vhd_report_fn report, void *opaque, char *err)
+int storage_check(const char *name, const struct vhd_open_opts *vopts, const struct storage_opts *o,
+		  vhd_report_fn report, void *opaque, char *err)
 {
 	struct vhd_open_opts opts;
 	struct vhd_io *io;

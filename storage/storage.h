@@ -65,8 +65,8 @@ int storage_io_open(const char *name, const struct storage_opts *o, bool readonl
 int storage_open(const char *name, const struct vhd_open_opts *vopts, const struct storage_opts *o,
 		 struct vhd_disk **out, char *err);
 /* vhd_check for a path or a URL. */
-int storage_check(const char *name, const struct vhd_open_opts *vopts,
-		  const struct storage_opts *o, vhd_report_fn report, void *opaque, char *err);
+int storage_check(const char *name, const struct vhd_open_opts *vopts, const struct storage_opts *o,
+		  vhd_report_fn report, void *opaque, char *err);
 
 /* ---- the mirror engine ------------------------------------------------------
  *
@@ -132,17 +132,17 @@ struct mirror_dest {
 
 struct mirror_progress {
 	enum mirror_state state;
-	unsigned pass;		 /* 1 = the bulk pass */
-	unsigned connections;	 /* connections in use */
-	uint64_t total;		 /* bytes the job has had to copy so far (grows with writes) */
-	uint64_t done;		 /* of those, bytes copied (data and zeroes) */
-	uint64_t dirty;		 /* bytes waiting to be copied now */
-	uint64_t bytes_sent;	 /* data bytes sent to the destination (write payloads) */
-	uint64_t bytes_zeroed;	 /* bytes made zero by write-zeroes requests (no payload) */
-	uint64_t mirrored;	 /* bytes written synchronously on behalf of the user */
-	uint64_t virtual_size;	 /* of the source */
-	double rate;		 /* copy rate in bytes/s over the last second or so */
-	double elapsed;		 /* seconds since mirror_start */
+	unsigned pass;	       /* 1 = the bulk pass */
+	unsigned connections;  /* connections in use */
+	uint64_t total;	       /* bytes the job has had to copy so far (grows with writes) */
+	uint64_t done;	       /* of those, bytes copied (data and zeroes) */
+	uint64_t dirty;	       /* bytes waiting to be copied now */
+	uint64_t bytes_sent;   /* data bytes sent to the destination (write payloads) */
+	uint64_t bytes_zeroed; /* bytes made zero by write-zeroes requests (no payload) */
+	uint64_t mirrored;     /* bytes written synchronously on behalf of the user */
+	uint64_t virtual_size; /* of the source */
+	double rate;	       /* copy rate in bytes/s over the last second or so */
+	double elapsed;	       /* seconds since mirror_start */
 };
 
 typedef void (*mirror_progress_fn)(void *opaque, const struct mirror_progress *p);

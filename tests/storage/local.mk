@@ -12,3 +12,10 @@ TESTS += $(storage_shell_tests)
 EXTRA_DIST += $(storage_shell_tests)
 # Bad input from servers: again under the sanitizers.
 sanitizer_tests += tests/storage/test-http-hostile.sh tests/storage/test-http-norange.sh
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/storage/test-storage-io
+TESTS += tests/storage/test-storage-io
+tests_storage_test_storage_io_CFLAGS = $(unit_cflags)
+tests_storage_test_storage_io_LDADD = storage/libstorage.la vhd/libvhd.la $(unit_ldadd)
+endif
