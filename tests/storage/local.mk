@@ -1,13 +1,16 @@
 # tests/storage/: the NBD and HTTP backends, the nbdkit plugin and the mirror
 # engine, against real peers (nbdkit, nginx, qemu-img, qemu-io, nbdcopy).
-EXTRA_DIST += tests/storage/servers.sh tests/storage/hostile-http.py
+EXTRA_DIST += tests/storage/servers.sh tests/storage/hostile-http.py \
+	tests/storage/plugin-clients.sh
 
 storage_shell_tests = \
 	tests/storage/test-nbd-url.sh \
 	tests/storage/test-http.sh \
 	tests/storage/test-https.sh \
 	tests/storage/test-http-norange.sh \
-	tests/storage/test-http-hostile.sh
+	tests/storage/test-http-hostile.sh \
+	tests/storage/test-plugin-raw.sh \
+	tests/storage/test-plugin-url.sh
 TESTS += $(storage_shell_tests)
 EXTRA_DIST += $(storage_shell_tests)
 # Bad input from servers: again under the sanitizers.

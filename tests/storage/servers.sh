@@ -81,3 +81,36 @@ CONF
 	cat "$n/start.log" "$n/error.log" >&2 2>/dev/null || :
 	fail "nginx did not start"
 }
+
+# start_plugin NAME PARAMS...: `nbdkit smove PARAMS` from the build tree on
+# the Unix socket $T/NAME.sock (its pid in $T/NAME.pid); sets $nbd_uri.
+# NBDKIT_ARGS adds nbdkit options (filters, TLS). Under the sanitizers nbdkit
+# itself is not instrumented, so the plugin's runtime is preloaded into it.
+PLUGIN="$abs_top_builddir/storage/nbdkit/.libs/nbdkit-smove-plugin.so"
+start_plugin() {
+	requires nbdkit
+	name=$1
+	shift
+	set -- -U "$T/$name.sock" -P "$T/$name.pid" ${NBDKIT_ARGS:-} "$PLUGIN" "$@"
+	if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
+		set -- env LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+			ASAN_OPTIONS=detect_leaks=0 nbdkit "$@"
+	else
+		set -- nbdkit "$@"
+	fi
+	"$@" 2>>"$T/$name.log" || {
+		cat "$T/$name.log" >&2
+		fail "nbdkit smove did not start: $*"
+	}
+	on_exit "stop_plugin $name"
+	nbd_uri="nbd+unix:///?socket=$T/$name.sock"
+}
+
+# stop_plugin NAME: stops it and waits until it has exited (and flushed).
+stop_plugin() {
+	[ -e "$T/$1.pid" ] || return 0
+	pid=$(cat "$T/$1.pid")
+	kill "$pid" 2>/dev/null || :
+	for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	rm -f "$T/$1.pid"
+}
