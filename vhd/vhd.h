@@ -281,6 +281,9 @@ typedef void (*vhd_report_fn)(void *opaque, const char *problem);
  * An image too broken to open counts as one problem, reported. */
 int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn report,
 	      void *opaque, char *err);
+/* The same on a byte-I/O handle (which it takes over, even on failure). */
+int vhd_check_io(struct vhd_io *io, const struct vhd_open_opts *opts, vhd_report_fn report,
+		 void *opaque, char *err);
 
 /* ---- copy ------------------------------------------------------------------------- */
 
