@@ -38,9 +38,9 @@ static uint32_t crc_tables(uint32_t c, const uint8_t *p, size_t len)
 	for (; len >= 8; p += 8, len -= 8) {
 		uint32_t lo = get_le32(p) ^ c, hi = get_le32(p + 4);
 
-		c = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^
-		    table[5][(lo >> 16) & 0xff] ^ table[4][lo >> 24] ^ table[3][hi & 0xff] ^
-		    table[2][(hi >> 8) & 0xff] ^ table[1][(hi >> 16) & 0xff] ^ table[0][hi >> 24];
+		c = table[7][lo & 0xff] ^ table[6][(lo >> 8) & 0xff] ^ table[5][(lo >> 16) & 0xff] ^
+		    table[4][lo >> 24] ^ table[3][hi & 0xff] ^ table[2][(hi >> 8) & 0xff] ^
+		    table[1][(hi >> 16) & 0xff] ^ table[0][hi >> 24];
 	}
 	while (len--)
 		c = (c >> 8) ^ table[0][(c ^ *p++) & 0xff];
@@ -49,7 +49,7 @@ static uint32_t crc_tables(uint32_t c, const uint8_t *p, size_t len)
 
 #if defined(__x86_64__)
 __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t c, const uint8_t *p,
-							     size_t len)
+							    size_t len)
 {
 	uint64_t c64;
 

@@ -152,10 +152,9 @@ static int check_entry(struct vhdx *v, uint64_t i, uint64_t size, struct span *s
 		if (st != SB_BLOCK_PRESENT || !v->has_parent)
 			return 0; /* a dynamic disk's bitmaps are never used */
 	} else if (st == 4) {
-		return vhd_disk_error(v->d, err, EINVAL,
-				      "BAT entry %llu (block %llu) has unknown state 4",
-				      (unsigned long long)i,
-				      (unsigned long long)(i - i / (v->chunk_ratio + 1)));
+		return vhd_disk_error(
+		    v->d, err, EINVAL, "BAT entry %llu (block %llu) has unknown state 4",
+		    (unsigned long long)i, (unsigned long long)(i - i / (v->chunk_ratio + 1)));
 	} else if (st == PAYLOAD_BLOCK_PARTIALLY_PRESENT && !v->has_parent) {
 		return vhd_disk_error(v->d, err, EINVAL,
 				      "BAT entry %llu is partially present, which only a "
@@ -196,8 +195,8 @@ static int check_entry(struct vhdx *v, uint64_t i, uint64_t size, struct span *s
  * two allocated ones is passed to found() (which may be NULL). Returns the number
  * of clashes. Updates v->file_end. */
 static uint64_t find_overlaps(struct vhdx *v, struct span *s, size_t n,
-			      void (*found)(struct vhdx *, const struct span *,
-					    const struct span *, void *),
+			      void (*found)(struct vhdx *, const struct span *, const struct span *,
+					    void *),
 			      void *opaque)
 {
 	uint64_t clashes = 0;
@@ -354,9 +353,8 @@ int vhdx_check_bat(struct vhdx *v, vhd_report_fn report, void *opaque)
 		bool is_sb = i % (v->chunk_ratio + 1) == v->chunk_ratio;
 
 		if (VHDX_BAT_RESERVED(e) || (is_sb && st == SB_BLOCK_PRESENT && !v->has_parent)) {
-			snprintf(msg, sizeof msg,
-				 "%s: BAT entry %llu has %s (0x%016llx)", v->d->name,
-				 (unsigned long long)i,
+			snprintf(msg, sizeof msg, "%s: BAT entry %llu has %s (0x%016llx)",
+				 v->d->name, (unsigned long long)i,
 				 VHDX_BAT_RESERVED(e) ? "reserved bits set"
 						      : "a sector bitmap in a disk without parent",
 				 (unsigned long long)e);
@@ -395,7 +393,8 @@ static size_t collect(struct vhdx *v, struct vhdx_dirty_sector *s, size_t max)
 			if (!(sb->dirty[i / 64] & (1ull << (i % 64))))
 				continue;
 			sb->dirty[i / 64] &= ~(1ull << (i % 64));
-			s[n].file_offset = VHDX_BAT_OFFSET(v->bat[vhdx_sb_index(v, c)]) + i * SECTOR;
+			s[n].file_offset =
+			    VHDX_BAT_OFFSET(v->bat[vhdx_sb_index(v, c)]) + i * SECTOR;
 			memcpy(s[n].data, sb->bits + i * SECTOR, SECTOR);
 			n++;
 		}

@@ -15,11 +15,11 @@
 
 #include "vhd/vhdx.h"
 
-#define LOG_OFFSET   (1 * MiB)
-#define LOG_LENGTH   (1 * MiB)
-#define META_OFFSET  (2 * MiB)
-#define META_LENGTH  (1 * MiB)
-#define BAT_OFFSET   (3 * MiB)
+#define LOG_OFFSET    (1 * MiB)
+#define LOG_LENGTH    (1 * MiB)
+#define META_OFFSET   (2 * MiB)
+#define META_LENGTH   (1 * MiB)
+#define BAT_OFFSET    (3 * MiB)
 #define DEFAULT_BLOCK (32u << 20)
 
 struct layout {
@@ -158,9 +158,9 @@ static int write_bat(struct vhd_io *io, const char *name, const struct layout *l
 	if (!bat)
 		return vhd_error(err, ENOMEM, "%s: out of memory for the BAT", name);
 	for (uint64_t b = 0; fixed && b < l->g.data_blocks; b++)
-		put_le64(bat + 8 * (b + b / l->g.chunk_ratio),
-			 VHDX_BAT_ENTRY(PAYLOAD_BLOCK_FULLY_PRESENT,
-					l->data_off + b * l->block_size));
+		put_le64(
+		    bat + 8 * (b + b / l->g.chunk_ratio),
+		    VHDX_BAT_ENTRY(PAYLOAD_BLOCK_FULLY_PRESENT, l->data_off + b * l->block_size));
 	r = vhd_io_pwrite(io, bat, l->bat_len, BAT_OFFSET, err);
 	free(bat);
 	return r;

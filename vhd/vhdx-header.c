@@ -147,8 +147,8 @@ static int parse_header(const uint8_t *buf, struct vhdx_hdr *h, char *why, size_
 }
 
 /* Reads both copies: r[i] is 0 (valid) or the error, why[i] the reason. */
-static int read_both(struct vhdx *v, uint8_t *buf, struct vhdx_hdr h[2], int r[2],
-		     char why[2][128], char *err)
+static int read_both(struct vhdx *v, uint8_t *buf, struct vhdx_hdr h[2], int r[2], char why[2][128],
+		     char *err)
 {
 	for (int i = 0; i < 2; i++) {
 		int e = vhd_io_pread(v->io, buf + i * VHDX_HEADER_SIZE, VHDX_HEADER_SIZE,

@@ -124,6 +124,16 @@ static int lookup(struct vhdx *v, uint64_t off, uint64_t len, struct piece *p, c
 	return 0;
 }
 
+static int lookup_locked(struct vhdx *v, uint64_t off, uint64_t len, struct piece *p, char *err)
+{
+	int r;
+
+	pthread_mutex_lock(&v->lock);
+	r = lookup(v, off, len, p, err);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
 int vhdx_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *err)
 {
 	struct vhdx *v = vhdx_of(d);
@@ -133,9 +143,7 @@ int vhdx_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *er
 	while (len > 0 && r == 0) {
 		struct piece pc;
 
-		pthread_mutex_lock(&v->lock);
-		r = lookup(v, off, len, &pc, err);
-		pthread_mutex_unlock(&v->lock);
+		r = lookup_locked(v, off, len, &pc, err);
 		if (r < 0)
 			break;
 		if (pc.where == IN_FILE)
@@ -165,9 +173,7 @@ int vhdx_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents 
 	while (len > 0 && r == 0) {
 		struct piece pc;
 
-		pthread_mutex_lock(&v->lock);
-		r = lookup(v, off, len, &pc, err);
-		pthread_mutex_unlock(&v->lock);
+		r = lookup_locked(v, off, len, &pc, err);
 		if (r < 0)
 			break;
 		r = vhd_extents_append(out, off, pc.len, type[pc.where]);
@@ -239,8 +245,8 @@ void vhdx_remove_pending(struct vhdx *v, uint64_t b)
  * return): reserve its space (or take back the space an UNMAPPED or UNDEFINED
  * entry kept), write, then set the entry. A partial write in a differencing
  * disk makes the block partially present, the rest still read from the parent. */
-static int write_new_block(struct vhdx *v, uint64_t b, const uint8_t *buf, uint64_t n,
-			   uint64_t in, uint64_t e, char *err)
+static int write_new_block(struct vhdx *v, uint64_t b, const uint8_t *buf, uint64_t n, uint64_t in,
+			   uint64_t e, char *err)
 {
 	uint64_t bs = v->block_size, fo = VHDX_BAT_OFFSET(e);
 	unsigned st = vhdx_payload_state(e);

@@ -27,8 +27,8 @@
 #include "vhd/vhdx.h"
 
 #define SECTOR		   VHDX_LOG_SECTOR
-#define MAX_ENTRY_SECTORS  126u		/* data sectors per entry we write */
-#define MAX_REPLAY_LOG	   (64 * MiB)	/* larger logs are refused */
+#define MAX_ENTRY_SECTORS  126u		  /* data sectors per entry we write */
+#define MAX_REPLAY_LOG	   (64 * MiB)	  /* larger logs are refused */
 #define MAX_FILE_AFTER_LOG (128ull << 40) /* a replayed file larger than this is refused */
 
 struct entry {
@@ -38,7 +38,8 @@ struct entry {
 
 static uint32_t desc_sectors(uint64_t n_desc)
 {
-	return (uint32_t)((sizeof(struct vhdx_log_entry_header) + 32 * n_desc + SECTOR - 1) / SECTOR);
+	return (uint32_t)((sizeof(struct vhdx_log_entry_header) + 32 * n_desc + SECTOR - 1) /
+			  SECTOR);
 }
 
 /* Validates the entry at pos of the log (log2 holds it twice in a row, so that
@@ -184,8 +185,7 @@ int vhdx_log_find_active(const uint8_t *log, uint32_t len, const uint8_t guid[16
  * the n entries from start, in order; fails on targets it must not touch. */
 static int walk(struct vhdx *v, const uint8_t *log, uint32_t len, const struct vhdx_log_seq *sq,
 		uint64_t limit,
-		int (*apply)(struct vhdx *, uint64_t, const uint8_t *, uint64_t, char *),
-		char *err)
+		int (*apply)(struct vhdx *, uint64_t, const uint8_t *, uint64_t, char *), char *err)
 {
 	uint8_t sector[SECTOR], *ent = malloc(len);
 	uint32_t pos = sq->start;
@@ -205,7 +205,8 @@ static int walk(struct vhdx *v, const uint8_t *log, uint32_t len, const struct v
 		nd = get_le32(&h->descriptor_count);
 		ds = desc_sectors(nd);
 		for (uint32_t j = 0; j < nd && r == 0; j++) {
-			const struct vhdx_log_data_descriptor *d = (const void *)(ent + 64 + 32 * j);
+			const struct vhdx_log_data_descriptor *d =
+			    (const void *)(ent + 64 + 32 * j);
 			uint64_t off = get_le64(&d->file_offset);
 			bool zero = get_le32(&d->signature) == VHDX_LOG_ZERO_SIGNATURE;
 			uint64_t n = zero ? get_le64(&d->leading_bytes) : SECTOR;
@@ -224,7 +225,8 @@ static int walk(struct vhdx *v, const uint8_t *log, uint32_t len, const struct v
 				r = apply(v, off, NULL, n, err);
 				continue;
 			}
-			const struct vhdx_log_data_sector *s = (const void *)(ent + (ds + k++) * SECTOR);
+			const struct vhdx_log_data_sector *s =
+			    (const void *)(ent + (ds + k++) * SECTOR);
 			memcpy(sector, &d->leading_bytes, 8);
 			memcpy(sector + 8, s->data, sizeof s->data);
 			memcpy(sector + 4092, &d->trailing_bytes, 4);
@@ -262,9 +264,10 @@ int vhdx_replay_log(struct vhdx *v, uint64_t file_size, char *err)
 	if (len == 0)
 		return 0;
 	if (len > MAX_REPLAY_LOG)
-		return vhd_disk_error(v->d, err, ENOTSUP,
-				      "the log to replay is %u MiB, more than smove replays (%llu MiB)",
-				      len >> 20, MAX_REPLAY_LOG >> 20);
+		return vhd_disk_error(
+		    v->d, err, ENOTSUP,
+		    "the log to replay is %u MiB, more than smove replays (%llu MiB)", len >> 20,
+		    MAX_REPLAY_LOG >> 20);
 	log = malloc(len);
 	if (!log)
 		return vhd_disk_error(v->d, err, ENOMEM, "out of memory");
@@ -323,8 +326,7 @@ empty:
 /* ---- writing -------------------------------------------------------------------------- */
 
 /* Writes len bytes of an entry at pos of the log, wrapping at its end. */
-static int write_circular(struct vhdx *v, const uint8_t *buf, uint32_t len, uint32_t pos,
-			  char *err)
+static int write_circular(struct vhdx *v, const uint8_t *buf, uint32_t len, uint32_t pos, char *err)
 {
 	uint32_t first = v->hdr.log_length - pos < len ? v->hdr.log_length - pos : len;
 	int r = vhd_io_pwrite(v->io, buf, first, v->hdr.log_offset + pos, err);
@@ -374,8 +376,8 @@ static uint32_t build_entry(struct vhdx *v, uint8_t *buf, const struct vhdx_dirt
  * old metadata (the entry is torn or absent, and the header's LogGuid, set
  * only after the first entry is durable, does not name it); after, the next
  * open replays it. */
-static int commit_entry(struct vhdx *v, uint8_t *buf, const struct vhdx_dirty_sector *s,
-			uint32_t n, uint64_t last, char *err)
+static int commit_entry(struct vhdx *v, uint8_t *buf, const struct vhdx_dirty_sector *s, uint32_t n,
+			uint64_t last, char *err)
 {
 	uint64_t flushed;
 	uint32_t len;

@@ -10,7 +10,15 @@
 #include "vhd/vhdx.h"
 
 /* The system items this driver knows. */
-enum { ITEM_PARAMS, ITEM_SIZE, ITEM_PAGE83, ITEM_LOGICAL, ITEM_PHYSICAL, ITEM_LOCATOR, N_ITEMS };
+enum {
+	ITEM_PARAMS,
+	ITEM_SIZE,
+	ITEM_PAGE83,
+	ITEM_LOGICAL,
+	ITEM_PHYSICAL,
+	ITEM_LOCATOR,
+	N_ITEMS
+};
 
 static const struct {
 	const uint8_t *guid;
@@ -47,8 +55,9 @@ static int parse_table(struct vhdx *v, const uint8_t *tab, struct found f[N_ITEM
 				      "metadata region at 0x%llx has no \"metadata\" signature",
 				      (unsigned long long)v->meta_offset);
 	if (count > VHDX_METADATA_MAX_ENTRIES)
-		return vhd_disk_error(v->d, err, EINVAL, "metadata table has %u entries (at most %u)",
-				      count, VHDX_METADATA_MAX_ENTRIES);
+		return vhd_disk_error(v->d, err, EINVAL,
+				      "metadata table has %u entries (at most %u)", count,
+				      VHDX_METADATA_MAX_ENTRIES);
 	memset(f, 0, sizeof *f * N_ITEMS);
 	for (uint32_t i = 0; i < count; i++) {
 		const struct vhdx_metadata_entry *e = (const void *)(tab + 32 + 32 * i);
@@ -85,9 +94,10 @@ static int parse_table(struct vhdx *v, const uint8_t *tab, struct found f[N_ITEM
 			continue;
 		}
 		if (len < items[k].min_len)
-			return vhd_disk_error(v->d, err, EINVAL,
-					      "metadata item \"%s\" has %u bytes (at least %u needed)",
-					      items[k].name, len, items[k].min_len);
+			return vhd_disk_error(
+			    v->d, err, EINVAL,
+			    "metadata item \"%s\" has %u bytes (at least %u needed)", items[k].name,
+			    len, items[k].min_len);
 		f[k] = (struct found){off, len, true};
 	}
 	for (int k = 0; k < ITEM_LOCATOR; k++)
@@ -311,7 +321,8 @@ int vhdx_check_metadata(struct vhdx *v, vhd_report_fn report, void *opaque)
 static int locator_add(uint8_t *loc, size_t cap, uint32_t *end, int i, const char *key,
 		       const char *value)
 {
-	struct vhdx_parent_locator_entry *e = (void *)(loc + sizeof(struct vhdx_parent_locator_header) + 12 * i);
+	struct vhdx_parent_locator_entry *e =
+	    (void *)(loc + sizeof(struct vhdx_parent_locator_header) + 12 * i);
 	char conv[4096];
 	int kl, vl;
 
@@ -355,8 +366,8 @@ static int build_locator(uint8_t *loc, size_t cap, const struct vhdx_meta_create
 	return (int)end;
 }
 
-int vhdx_build_metadata(uint8_t *buf, size_t meta_len, const struct vhdx_meta_create *m,
-			char *err, const char *name)
+int vhdx_build_metadata(uint8_t *buf, size_t meta_len, const struct vhdx_meta_create *m, char *err,
+			const char *name)
 {
 	struct vhdx_metadata_table_header *h = (void *)buf;
 	uint32_t off = VHDX_METADATA_TABLE_SIZE, len[N_ITEMS] = {8, 8, 16, 4, 4, 0};
@@ -374,8 +385,10 @@ int vhdx_build_metadata(uint8_t *buf, size_t meta_len, const struct vhdx_meta_cr
 		int l = build_locator(buf + off + 40, meta_len - off - 40, m);
 
 		if (l < 0)
-			return vhd_error(err, -l, "%s: the parent's paths are too long for the "
-					 "parent locator", name);
+			return vhd_error(err, -l,
+					 "%s: the parent's paths are too long for the "
+					 "parent locator",
+					 name);
 		len[ITEM_LOCATOR] = (uint32_t)l;
 	}
 	for (int k = 0; k < n; k++) {

@@ -211,7 +211,7 @@ static int vhdx_info(struct vhd_disk *d, struct vhd_info *info, char *err)
 		info->has_parent = true;
 		vhdx_guid_to_uuid(loc->linkage, info->parent_uuid);
 		snprintf(info->parent_path, sizeof info->parent_path, "%s",
-			 loc->relative[0] ? loc->relative
+			 loc->relative[0]   ? loc->relative
 			 : loc->absolute[0] ? loc->absolute
 					    : loc->volume);
 	}

@@ -19,7 +19,11 @@
 
 #include "vhd/vhdx.h"
 
-enum op { OP_ZERO_KEEP, OP_ZERO_MAY_TRIM, OP_TRIM };
+enum op {
+	OP_ZERO_KEEP,
+	OP_ZERO_MAY_TRIM,
+	OP_TRIM
+};
 
 /* Writes zeros through the write path (which allocates as needed). */
 static int write_zeros(struct vhd_disk *d, uint64_t len, uint64_t off, char *err)
@@ -63,15 +67,14 @@ static int zero_in_place(struct vhdx *v, uint64_t b, uint64_t e, char *err)
 }
 
 /* Applies op to [in, in+n) of block b. Lock held on entry, released on return. */
-static int one_block(struct vhd_disk *d, uint64_t b, uint64_t in, uint64_t n, enum op op,
-		     char *err)
+static int one_block(struct vhd_disk *d, uint64_t b, uint64_t in, uint64_t n, enum op op, char *err)
 {
 	struct vhdx *v = vhdx_of(d);
 	uint64_t e = v->bat[vhdx_payload_index(v, b)], fo = VHDX_BAT_OFFSET(e);
 	unsigned st = vhdx_payload_state(e);
 	bool allocated = st == PAYLOAD_BLOCK_FULLY_PRESENT || st == PAYLOAD_BLOCK_PARTIALLY_PRESENT;
-	bool whole = in == 0 && (n == v->block_size ||
-				 (b << v->block_shift) + n == v->virtual_size);
+	bool whole =
+	    in == 0 && (n == v->block_size || (b << v->block_shift) + n == v->virtual_size);
 
 	if (allocated && v->leave_allocated) {
 		pthread_mutex_unlock(&v->lock);

@@ -81,8 +81,9 @@ _Static_assert(offsetof(struct vhdx_header, log_offset) == 72, "header layout");
 #define VHDX_REGION_SIGNATURE	0x69676572u /* "regi" */
 #define VHDX_REGION_TABLE_SIZE	(64 * KiB)  /* bytes covered by the checksum */
 #define VHDX_REGION_MAX_ENTRIES 2047u
-#define VHDX_REGION_REQUIRED	1u /* entry flags bit 0: a reader that does not know
-				    * the region must refuse the file */
+#define VHDX_REGION_REQUIRED                                                                       \
+	1u /* entry flags bit 0: a reader that does not know                                       \
+	    * the region must refuse the file */
 
 struct vhdx_region_table_header {
 	uint32_t signature;   /* "regi" */
@@ -102,11 +103,11 @@ _Static_assert(sizeof(struct vhdx_region_table_entry) == 32, "region entry");
 
 /* ---- 2.3 the log --------------------------------------------------------------- */
 
-#define VHDX_LOG_SECTOR		4096u
+#define VHDX_LOG_SECTOR		 4096u
 #define VHDX_LOG_ENTRY_SIGNATURE 0x65676F6Cu /* "loge" */
-#define VHDX_LOG_ZERO_SIGNATURE	0x6F72657Au /* "zero" */
-#define VHDX_LOG_DESC_SIGNATURE	0x63736564u /* "desc" */
-#define VHDX_LOG_DATA_SIGNATURE	0x61746164u /* "data" */
+#define VHDX_LOG_ZERO_SIGNATURE	 0x6F72657Au /* "zero" */
+#define VHDX_LOG_DESC_SIGNATURE	 0x63736564u /* "desc" */
+#define VHDX_LOG_DATA_SIGNATURE	 0x61746164u /* "data" */
 
 /* 2.3.1.1: the start of every log entry, followed by its descriptors. */
 struct vhdx_log_entry_header {
@@ -161,20 +162,20 @@ _Static_assert(sizeof(struct vhdx_log_data_sector) == VHDX_LOG_SECTOR, "data sec
 /* ---- 2.5 the BAT --------------------------------------------------------------- */
 
 /* An entry: bits 0-2 state, 3-19 reserved, 20-63 FileOffsetMB. */
-#define VHDX_BAT_STATE(e)     ((unsigned)((e) & 7))
+#define VHDX_BAT_STATE(e)     ((unsigned)((e)&7))
 #define VHDX_BAT_OFFSET(e)    ((e) & ~((1ull << 20) - 1)) /* bytes, MiB aligned */
-#define VHDX_BAT_RESERVED(e)  ((e) & 0xffff8ull)
+#define VHDX_BAT_RESERVED(e)  ((e)&0xffff8ull)
 #define VHDX_BAT_ENTRY(st, o) ((uint64_t)(o) | (st))
 
 /* 2.5.1.1 payload block states. */
 enum {
-	PAYLOAD_BLOCK_NOT_PRESENT = 0,	/* differencing: read the parent; else undefined
-					 * contents (we read zeros) */
-	PAYLOAD_BLOCK_UNDEFINED = 1,	/* arbitrary contents, not from the file */
-	PAYLOAD_BLOCK_ZERO = 2,		/* reads as zero (FileOffsetMB reserved) */
-	PAYLOAD_BLOCK_UNMAPPED = 3,	/* trimmed; contents no longer relied on */
-	PAYLOAD_BLOCK_UNMAPPED_V095 = 5, /* the 0.95 draft's value for UNMAPPED */
-	PAYLOAD_BLOCK_FULLY_PRESENT = 6, /* the whole block is at FileOffsetMB */
+	PAYLOAD_BLOCK_NOT_PRESENT = 0,	     /* differencing: read the parent; else undefined
+					      * contents (we read zeros) */
+	PAYLOAD_BLOCK_UNDEFINED = 1,	     /* arbitrary contents, not from the file */
+	PAYLOAD_BLOCK_ZERO = 2,		     /* reads as zero (FileOffsetMB reserved) */
+	PAYLOAD_BLOCK_UNMAPPED = 3,	     /* trimmed; contents no longer relied on */
+	PAYLOAD_BLOCK_UNMAPPED_V095 = 5,     /* the 0.95 draft's value for UNMAPPED */
+	PAYLOAD_BLOCK_FULLY_PRESENT = 6,     /* the whole block is at FileOffsetMB */
 	PAYLOAD_BLOCK_PARTIALLY_PRESENT = 7, /* differencing only: the sector bitmap
 					      * says which sectors are here */
 };
@@ -253,8 +254,8 @@ _Static_assert(sizeof(struct vhdx_parent_locator_entry) == 12, "locator entry");
 #define VHDX_GUID(d1, d2, d3, b0, b1, b2, b3, b4, b5, b6, b7)                                      \
 	{                                                                                          \
 		(d1) & 0xff, ((d1) >> 8) & 0xff, ((d1) >> 16) & 0xff, ((d1) >> 24) & 0xff,         \
-		    (d2) & 0xff, ((d2) >> 8) & 0xff, (d3) & 0xff, ((d3) >> 8) & 0xff, b0, b1, b2,  \
-		    b3, b4, b5, b6, b7                                                             \
+		    (d2)&0xff, ((d2) >> 8) & 0xff, (d3)&0xff, ((d3) >> 8) & 0xff, b0, b1, b2, b3,  \
+		    b4, b5, b6, b7                                                                 \
 	}
 
 extern const uint8_t vhdx_guid_bat[16], vhdx_guid_metadata[16];
@@ -346,11 +347,11 @@ struct vhdx {
 	size_t n_pending, cap_pending;
 
 	/* Writing. */
-	bool session_started; /* FileWriteGuid/DataWriteGuid renewed this session */
-	bool overlapping;     /* open found payload blocks sharing space: read-only */
-	uint64_t log_seq;     /* last sequence number written */
+	bool session_started;	      /* FileWriteGuid/DataWriteGuid renewed this session */
+	bool overlapping;	      /* open found payload blocks sharing space: read-only */
+	uint64_t log_seq;	      /* last sequence number written */
 	uint8_t session_log_guid[16]; /* the LogGuid of the entries this session writes */
-	uint32_t log_head;    /* where the next log entry goes */
+	uint32_t log_head;	      /* where the next log entry goes */
 	bool log_replayed;
 
 	pthread_mutex_t lock;	     /* BAT, bitmaps, allocation, pending, dirty sets */
@@ -408,8 +409,8 @@ struct vhdx_meta_create {
 	const char *relative, *absolute;
 };
 /* Fills buf (meta_len bytes, zeroed by the caller) with a metadata region. */
-int vhdx_build_metadata(uint8_t *buf, size_t meta_len, const struct vhdx_meta_create *m,
-			char *err, const char *name);
+int vhdx_build_metadata(uint8_t *buf, size_t meta_len, const struct vhdx_meta_create *m, char *err,
+			const char *name);
 
 /* ---- vhdx-log.c ----------------------------------------------------------------------- */
 
