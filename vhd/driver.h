@@ -15,6 +15,7 @@
 #define SMOVE_VHD_DRIVER_H
 
 #include <pthread.h>
+#include <sys/types.h>
 
 #include "vhd/vhd.h"
 
@@ -94,5 +95,14 @@ int vhd_add_parent_path(struct vhd_disk *d, const char *path, char *err);
 
 /* True if the len bytes at buf are all zero. */
 bool vhd_is_zero(const void *buf, size_t len);
+
+/* UTF-8 <-> UTF-16 for names stored in images (utf16.c), little-endian if le,
+ * else big-endian. vhd_utf8_to_utf16 writes no terminator and returns the
+ * bytes written; vhd_utf16_to_utf8 stops at a NUL code unit or after len
+ * bytes, NUL-terminates, and returns the length. Both return -EINVAL for
+ * invalid input (bad UTF-8, unpaired surrogates) and -ENAMETOOLONG when out is
+ * too small. */
+ssize_t vhd_utf8_to_utf16(const char *in, bool le, uint8_t *out, size_t outlen);
+ssize_t vhd_utf16_to_utf8(const uint8_t *in, size_t len, bool le, char *out, size_t outlen);
 
 #endif

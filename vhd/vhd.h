@@ -236,6 +236,7 @@ struct vhd_info {
 	uint8_t parent_uuid[16];
 	char parent_path[4096]; /* as the locator names it, "" if none */
 	char creator[16];	/* VHD creator application, VHDX creator string */
+	char warning[256];	/* a problem found at open that did not stop it, "" if none */
 	/* VHD only: CHS geometry from the footer. */
 	uint16_t cylinders;
 	uint8_t heads, sectors_per_track;
