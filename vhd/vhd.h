@@ -275,11 +275,17 @@ int vhd_create_io(struct vhd_io *io, const char *name, const struct vhd_create_o
 /* Called once per problem found, with a sentence naming the image. */
 typedef void (*vhd_report_fn)(void *opaque, const char *problem);
 
+/* A finding that is not damage (space in the file that no block uses, left by
+ * an interrupted write or freed by trim) is reported with this prefix and is
+ * not counted as a problem. */
+#define VHD_NOTE_PREFIX "note: "
+
 /* Checks the structure of the image at path (and its parent link): overlapping
  * blocks, entries past the end of the file or over the metadata, bad checksums,
  * a parent that is missing or has another id. Returns the number of problems
  * found (0 = clean) or a negative errno when the check itself could not run.
- * An image too broken to open counts as one problem, reported. */
+ * An image too broken to open counts as one problem, reported. Notes
+ * (VHD_NOTE_PREFIX) are reported too but not counted. */
 int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn report,
 	      void *opaque, char *err);
 

@@ -3,8 +3,9 @@
  * blocks past the end of the file or over the metadata, absurd sizes). Here:
  * a footer repaired from its copy, a footer copy that differs, blocks that
  * overlap each other, allocated entries past the virtual size, locators whose
- * data overflows their space, a missing parent id, and space that nothing uses
- * (leaked). The parent link itself is checked by the generic vhd_check. */
+ * data overflows their space, a missing parent id; and, as a note that is not
+ * counted, space that nothing uses (leaked). The parent link itself is checked
+ * by the generic vhd_check. */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -133,12 +134,18 @@ static int check_space(struct checker *c, char *err)
 		leaked += s->data_end - covered;
 	}
 	free(v);
-	if (leaked)
-		problem(c,
-			"%llu bytes of the file (the first at 0x%llx) belong to no block: space "
-			"leaked by an interrupted write or freed by trim; harmless, no data is "
-			"lost, and a convert reclaims it",
-			(unsigned long long)leaked, (unsigned long long)first_leak);
+	if (leaked) {
+		char line[VHD_ERR_LEN];
+
+		/* Not damage: a note, which vhd_check does not count. */
+		snprintf(line, sizeof line,
+			 VHD_NOTE_PREFIX "%s: %llu bytes of the file (the first at 0x%llx) belong "
+					 "to no block: space leaked by an interrupted write or "
+					 "freed by trim; no data is affected, and a convert "
+					 "reclaims it",
+			 c->d->name, (unsigned long long)leaked, (unsigned long long)first_leak);
+		c->report(c->opaque, line);
+	}
 	return 0;
 }
 

@@ -191,6 +191,10 @@ int vpc_create(struct vhd_io *io, const char *name, const struct vhd_create_opts
 {
 	uint32_t block_size = opts->block_size ? opts->block_size : VPC_DEFAULT_BLOCK;
 	uint64_t size = parent ? parent->size : opts->size;
+
+	/* A child takes its parent's block size unless told otherwise. */
+	if (parent && !opts->block_size && !vpc_of(parent)->fixed)
+		block_size = vpc_of(parent)->block_size;
 	uint32_t type;
 	struct vpc_footer f;
 	int r;

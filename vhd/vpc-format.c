@@ -19,21 +19,31 @@ uint32_t vpc_checksum(const void *buf, size_t len, size_t checksum_offset)
 	return ~sum;
 }
 
+/* Checks a structure's cookie and checksum; 0, or -EINVAL with the reason. */
+static int check_sealed(const void *raw, size_t len, const char *cookie, size_t checksum_offset,
+			char *why, size_t whylen)
+{
+	uint32_t want = vpc_checksum(raw, len, checksum_offset);
+	uint32_t have = get_be32((const uint8_t *)raw + checksum_offset);
+
+	if (memcmp(raw, cookie, 8) != 0) {
+		snprintf(why, whylen, "no \"%s\" cookie", cookie);
+		return -EINVAL;
+	}
+	if (have != want) {
+		snprintf(why, whylen, "bad checksum 0x%08x (computed 0x%08x)", have, want);
+		return -EINVAL;
+	}
+	return 0;
+}
+
 int vpc_footer_decode(const void *raw, struct vpc_footer *f, char *why, size_t whylen)
 {
 	const struct vpc_footer_raw *r = raw;
-	uint32_t want;
 
-	if (memcmp(r->cookie, VPC_COOKIE, 8) != 0) {
-		snprintf(why, whylen, "no \"conectix\" cookie");
+	if (check_sealed(r, sizeof *r, VPC_COOKIE, offsetof(struct vpc_footer_raw, checksum), why,
+			 whylen) < 0)
 		return -EINVAL;
-	}
-	want = vpc_checksum(r, sizeof *r, offsetof(struct vpc_footer_raw, checksum));
-	if (get_be32(r->checksum) != want) {
-		snprintf(why, whylen, "bad checksum 0x%08x (computed 0x%08x)",
-			 get_be32(r->checksum), want);
-		return -EINVAL;
-	}
 	f->features = get_be32(r->features);
 	f->version = get_be32(r->version);
 	f->data_offset = get_be64(r->data_offset);
@@ -80,18 +90,10 @@ void vpc_footer_encode(const struct vpc_footer *f, void *raw)
 int vpc_header_decode(const void *raw, struct vpc_header *h, char *why, size_t whylen)
 {
 	const struct vpc_header_raw *r = raw;
-	uint32_t want;
 
-	if (memcmp(r->cookie, VPC_HEADER_COOKIE, 8) != 0) {
-		snprintf(why, whylen, "no \"cxsparse\" cookie");
+	if (check_sealed(r, sizeof *r, VPC_HEADER_COOKIE, offsetof(struct vpc_header_raw, checksum),
+			 why, whylen) < 0)
 		return -EINVAL;
-	}
-	want = vpc_checksum(r, sizeof *r, offsetof(struct vpc_header_raw, checksum));
-	if (get_be32(r->checksum) != want) {
-		snprintf(why, whylen, "bad checksum 0x%08x (computed 0x%08x)",
-			 get_be32(r->checksum), want);
-		return -EINVAL;
-	}
 	h->data_offset = get_be64(r->data_offset);
 	h->table_offset = get_be64(r->table_offset);
 	h->version = get_be32(r->version);

@@ -334,7 +334,85 @@ static int allocate(struct vhd_disk *d, const struct seg *g, const uint8_t *buf,
 	return 0;
 }
 
-/* Writes one segment (step 1 or 2 above); buf NULL writes zeros. */
+/* Fills the sectors of w outside g (the widened edges) from this layer where
+ * their bit is set in wb (NULL for a new block), else from the parent. */
+static int fill_edges(struct vhd_disk *d, const struct seg *g, const struct seg *w,
+		      const uint8_t *wb, uint32_t e, uint8_t *out, char *err)
+{
+	struct vpc *s = vpc_of(d);
+	int r = 0;
+
+	for (uint32_t i = w->i0; r == 0 && i < w->i1; i++) {
+		uint8_t *p = out + (size_t)(i - w->i0) * VPC_SECTOR;
+		uint64_t vo = ((uint64_t)g->b * s->spb + i) * VPC_SECTOR;
+
+		if (i >= g->i0 && i < g->i1)
+			continue;
+		if (wb && bit_at(wb, i - g->ws))
+			r = vhd_io_pread(d->io, p, VPC_SECTOR, data_offset(s, e, i), err);
+		else if (vo < d->size)
+			r = vhd_read_absent(d, p, VPC_SECTOR, vo, err);
+		else
+			memset(p, 0, VPC_SECTOR);
+	}
+	return r;
+}
+
+/* Writes a segment whose bits are not all set yet: into a new block (wb NULL,
+ * step 1 above) or, in a differencing disk, into an existing one (wb holds
+ * its window). In a differencing disk the bits are set eight at a time:
+ * libvhdi (20210425) misreads a bitmap byte whose bits differ, taking the
+ * clear bits after a set one for data of this layer, so the edge sectors of
+ * a write that holds nothing yet get the parent's data and their bits too.
+ * Lock held, so that filling an edge cannot race with a write to it. */
+static int write_new_sectors(struct vhd_disk *d, const struct seg *g, const uint8_t *wb, uint32_t e,
+			     const uint8_t *buf, char *err)
+{
+	struct vpc *s = vpc_of(d);
+	struct seg w = *g;
+	uint8_t *wide = NULL;
+	struct vpc_dirty *de;
+	int r = 0;
+
+	if (s->differencing) {
+		w.i0 = g->i0 & ~7u;
+		w.i1 = (g->i1 + 7) & ~7u;
+		if (w.i1 > g->we)
+			w.i1 = g->we;
+		w.bytes = (size_t)(w.i1 - w.i0) * VPC_SECTOR;
+	}
+	if (w.bytes != g->bytes) {
+		wide = malloc(w.bytes);
+		if (!wide)
+			return vhd_disk_error(d, err, ENOMEM, "out of memory");
+		r = fill_edges(d, g, &w, wb, e, wide, err);
+		uint8_t *mid = wide + (size_t)(g->i0 - w.i0) * VPC_SECTOR;
+		if (buf)
+			memcpy(mid, buf, g->bytes);
+		else
+			memset(mid, 0, g->bytes);
+		buf = wide;
+	}
+	if (r == 0 && !wb) {
+		r = allocate(d, &w, buf, err);
+	} else if (r == 0) {
+		if (buf)
+			r = vhd_io_pwrite(d->io, buf, w.bytes, data_offset(s, e, w.i0), err);
+		else
+			r = vhd_io_zero(d->io, w.bytes, data_offset(s, e, w.i0), false, err);
+		if (r == 0)
+			r = dirty_get(d, g->b, &de, err);
+		if (r == 0) {
+			set_bits(de->bits, w.i0, w.i1);
+			de->gen = ++s->gen;
+			full_put(s, g->b, all_set(de->bits, 0, s->spb));
+		}
+	}
+	free(wide);
+	return r;
+}
+
+/* Writes one segment (steps 1 and 2 above); buf NULL writes zeros. */
 static int write_segment(struct vhd_disk *d, const struct seg *g, const uint8_t *buf, char *err)
 {
 	struct vpc *s = vpc_of(d);
@@ -345,18 +423,19 @@ static int write_segment(struct vhd_disk *d, const struct seg *g, const uint8_t 
 
 	pthread_mutex_lock(&s->lock);
 	e = s->bat[g->b];
-	if (e == VPC_UNUSED) {
-		r = allocate(d, g, buf, err);
-		pthread_mutex_unlock(&s->lock);
-		return r;
-	}
-	if (!full_get(s, g->b)) {
+	if (e != VPC_UNUSED && !full_get(s, g->b)) {
 		r = read_window(d, g, wb, err);
 		need_bits = r == 0 && !all_set(wb, g->i0 - g->ws, g->i1 - g->ws);
+	}
+	if (r == 0 && (e == VPC_UNUSED || (need_bits && s->differencing))) {
+		r = write_new_sectors(d, g, e == VPC_UNUSED ? NULL : wb, e, buf, err);
+		pthread_mutex_unlock(&s->lock);
+		return r;
 	}
 	pthread_mutex_unlock(&s->lock);
 	if (r < 0)
 		return r;
+	/* Data in place, without the lock; then (dynamic disks) the bits. */
 	if (buf)
 		r = vhd_io_pwrite(d->io, buf, g->bytes, data_offset(s, e, g->i0), err);
 	else

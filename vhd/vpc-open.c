@@ -262,6 +262,8 @@ static int locator_path(struct vhd_disk *d, const struct vpc_locator *l, int i, 
 			*p = '/';
 	if (path[0] && path[1] == ':')
 		path[0] = 0; /* "C:/...": a drive this host does not have */
+	while (path[0] == '.' && path[1] == '/' && path[2])
+		memmove(path, path + 2, strlen(path + 2) + 1);
 	return 0;
 }
 
