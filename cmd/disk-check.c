@@ -84,7 +84,7 @@ int cmd_disk_check(int argc, char **argv)
 	proto_json_kv_str(&j, "image", image);
 	proto_json_key(&j, "problems");
 	proto_json_arr_begin(&j);
-	n = vhd_check(image, &opts, on_problem, &rep, err);
+	n = disk_check_arg(image, &opts, on_problem, &rep, err);
 	if (n < 0) {
 		proto_json_release(&j);
 		msg("%s", err);

@@ -15,7 +15,6 @@
 #define SMOVE_VHD_DRIVER_H
 
 #include <pthread.h>
-#include <sys/types.h>
 
 #include "vhd/vhd.h"
 
@@ -93,16 +92,20 @@ int vhd_disk_error(const struct vhd_disk *d, char *err, int errnum, const char *
 /* Stores a parent path for the generic layer to try. */
 int vhd_add_parent_path(struct vhd_disk *d, const char *path, char *err);
 
+/* UTF-16 <-> UTF-8 (vhd/utf16.c), for names and paths in VHD and VHDX headers.
+ * Decoding reads at most inlen bytes of UTF-16 and stops early at a U+0000
+ * code unit (so a NUL-padded field decodes to its text); it writes a
+ * NUL-terminated string into out (outlen bytes) and returns its length.
+ * Encoding converts a NUL-terminated UTF-8 string and returns the number of
+ * bytes written, without a terminator. Both return -EINVAL for invalid input
+ * (an odd length, an unpaired surrogate; overlong, truncated or surrogate
+ * UTF-8, past U+10FFFF) and -ENAMETOOLONG when out is too small. */
+int vhd_utf16le_to_utf8(const void *in, size_t inlen, char *out, size_t outlen);
+int vhd_utf16be_to_utf8(const void *in, size_t inlen, char *out, size_t outlen);
+int vhd_utf8_to_utf16le(const char *in, void *out, size_t outlen);
+int vhd_utf8_to_utf16be(const char *in, void *out, size_t outlen);
+
 /* True if the len bytes at buf are all zero. */
 bool vhd_is_zero(const void *buf, size_t len);
-
-/* UTF-8 <-> UTF-16 for names stored in images (utf16.c), little-endian if le,
- * else big-endian. vhd_utf8_to_utf16 writes no terminator and returns the
- * bytes written; vhd_utf16_to_utf8 stops at a NUL code unit or after len
- * bytes, NUL-terminates, and returns the length. Both return -EINVAL for
- * invalid input (bad UTF-8, unpaired surrogates) and -ENAMETOOLONG when out is
- * too small. */
-ssize_t vhd_utf8_to_utf16(const char *in, bool le, uint8_t *out, size_t outlen);
-ssize_t vhd_utf16_to_utf8(const uint8_t *in, size_t len, bool le, char *out, size_t outlen);
 
 #endif

@@ -288,6 +288,9 @@ typedef void (*vhd_report_fn)(void *opaque, const char *problem);
  * (VHD_NOTE_PREFIX) are reported too but not counted. */
 int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn report,
 	      void *opaque, char *err);
+/* The same on a byte-I/O handle (which it takes over, even on failure). */
+int vhd_check_io(struct vhd_io *io, const struct vhd_open_opts *opts, vhd_report_fn report,
+		 void *opaque, char *err);
 
 /* ---- copy ------------------------------------------------------------------------- */
 

@@ -96,7 +96,7 @@ static ssize_t locator_data(const char *path, uint8_t *out, size_t outlen)
 	for (char *p = win; *p; p++)
 		if (*p == '/')
 			*p = '\\';
-	return vhd_utf8_to_utf16(win, true, out, outlen);
+	return vhd_utf8_to_utf16le(win, out, outlen);
 }
 
 /* Fills the parent fields of h and the locator data (written by the caller
@@ -122,7 +122,7 @@ static int link_parent(struct vhd_io *io, const char *name, struct vhd_disk *par
 	if (r < 0)
 		return vhd_error(err, -r, "%s: the parent's path is too long", name);
 	const char *base = strrchr(abs_parent, '/') + 1;
-	if (vhd_utf8_to_utf16(base, false, h->parent_name, sizeof h->parent_name) < 0)
+	if (vhd_utf8_to_utf16be(base, h->parent_name, sizeof h->parent_name) < 0)
 		return vhd_error(err, EINVAL,
 				 "%s: the parent's file name is not valid UTF-8 or longer than "
 				 "the VHD header holds (255 UTF-16 units)",

@@ -242,7 +242,7 @@ static int locator_path(struct vhd_disk *d, const struct vpc_locator *l, int i, 
 		return vhd_disk_error(d, err, ENOMEM, "out of memory");
 	r = vhd_io_pread(d->io, data, l->length, l->offset, err);
 	if (r == 0 && (l->code == VPC_PLAT_W2RU || l->code == VPC_PLAT_W2KU)) {
-		n = vhd_utf16_to_utf8(data, l->length, true, path, pathlen);
+		n = vhd_utf16le_to_utf8(data, l->length, path, pathlen);
 	} else if (r == 0) {
 		n = (ssize_t)strnlen((char *)data, l->length);
 		if ((size_t)n >= pathlen)
@@ -311,8 +311,8 @@ static int read_locators(struct vhd_disk *d, struct region *meta, int *nmeta, ch
 			if (r < 0)
 				return r;
 		}
-	if (vhd_utf16_to_utf8(s->header.parent_name, sizeof s->header.parent_name, false, path,
-			      sizeof path) > 0) {
+	if (vhd_utf16be_to_utf8(s->header.parent_name, sizeof s->header.parent_name, path,
+				sizeof path) > 0) {
 		for (char *p = path; *p; p++)
 			if (*p == '\\')
 				*p = '/';
