@@ -1,9 +1,11 @@
 /* cmd/disk.c: `smove disk`, the dispatcher of the disk-image subcommands. */
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 
 #include "cmd/cmd.h"
 #include "cmd/disk.h"
+#include "storage/storage.h"
 
 static const char help[] = "Usage: smove disk COMMAND [ARGS...]\n"
 			   "\n"
@@ -26,12 +28,27 @@ int cmd_disk(int argc, char **argv)
 	return run_subcommand("smove disk", disk_commands, argc - 1, argv + 1, help);
 }
 
+/* What URLs need beyond their own text: the environment's settings. */
+static struct storage_opts url_opts(void)
+{
+	return (struct storage_opts){.ca_file = getenv("SMOVE_CA_FILE")};
+}
+
+int disk_check_arg(const char *name, const struct vhd_open_opts *opts, vhd_report_fn report,
+		   void *opaque, char *err)
+{
+	struct storage_opts so = url_opts();
+
+	return storage_check(name, opts, &so, report, opaque, err);
+}
+
 struct vhd_disk *disk_open_arg(const char *name, const struct vhd_open_opts *opts)
 {
+	struct storage_opts so = url_opts();
 	struct vhd_disk *d;
 	char err[VHD_ERR_LEN];
 
-	if (vhd_open(name, opts, &d, err) < 0) {
+	if (storage_open(name, opts, &so, &d, err) < 0) {
 		msg("%s", err);
 		return NULL;
 	}

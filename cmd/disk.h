@@ -10,9 +10,13 @@ int cmd_disk_create(int argc, char **argv);
 int cmd_disk_convert(int argc, char **argv);
 int cmd_disk_check(int argc, char **argv);
 
-/* Opens an image named on the command line (a path; later a URL). Prints the
- * error and returns NULL on failure. */
+/* Opens an image named on the command line: a path, or an nbd://, nbds://,
+ * nbd+unix://, http:// or https:// URL (SMOVE_CA_FILE names the CA
+ * certificates HTTPS trusts). Prints the error and returns NULL on failure. */
 struct vhd_disk *disk_open_arg(const char *name, const struct vhd_open_opts *opts);
+/* vhd_check on an image named on the command line (a path or a URL). */
+int disk_check_arg(const char *name, const struct vhd_open_opts *opts, vhd_report_fn report,
+		   void *opaque, char *err);
 
 /* Print an image's chain information, or its map, for a person. */
 int disk_print_info(struct vhd_disk *d);

@@ -532,12 +532,24 @@ static void count_problem(void *opaque, const char *problem)
 {
 	struct check_ctx *c = opaque;
 
-	c->problems++;
+	if (strncmp(problem, VHD_NOTE_PREFIX, strlen(VHD_NOTE_PREFIX)) != 0)
+		c->problems++;
 	c->report(c->opaque, problem);
 }
 
 int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn report,
 	      void *opaque, char *err)
+{
+	struct vhd_io *io;
+	int r = vhd_io_open_file(path, VHD_IO_RDONLY, &io, err);
+
+	if (r < 0)
+		return r;
+	return vhd_check_io(io, opts, report, opaque, err);
+}
+
+int vhd_check_io(struct vhd_io *io, const struct vhd_open_opts *opts, vhd_report_fn report,
+		 void *opaque, char *err)
 {
 	struct vhd_open_opts o = opts ? *opts : (struct vhd_open_opts){0};
 	struct check_ctx c = {report, opaque, 0};
@@ -549,9 +561,7 @@ int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn 
 	 * own problems; then the parent link. */
 	o.readonly = true;
 	o.no_parent = true;
-	r = vhd_open(path, &o, &d, e);
-	if (r == -ENOENT || r == -EACCES || r == -EISDIR)
-		return vhd_error(err, -r, "%s", e);
+	r = vhd_open_io(io, &o, &d, e);
 	if (r < 0) {
 		count_problem(&c, e);
 		return c.problems;
@@ -566,6 +576,9 @@ int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn 
 			vhd_close(d);
 			return c.problems;
 		}
+		/* The whole chain above, so that a loop or a broken grandparent
+		 * shows too. */
+		d->opts.no_parent = false;
 		r = open_parent(d, e);
 		if (r < 0)
 			count_problem(&c, e);

@@ -92,6 +92,19 @@ int vhd_disk_error(const struct vhd_disk *d, char *err, int errnum, const char *
 /* Stores a parent path for the generic layer to try. */
 int vhd_add_parent_path(struct vhd_disk *d, const char *path, char *err);
 
+/* UTF-16 <-> UTF-8 (vhd/utf16.c), for names and paths in VHD and VHDX headers.
+ * Decoding reads at most inlen bytes of UTF-16 and stops early at a U+0000
+ * code unit (so a NUL-padded field decodes to its text); it writes a
+ * NUL-terminated string into out (outlen bytes) and returns its length.
+ * Encoding converts a NUL-terminated UTF-8 string and returns the number of
+ * bytes written, without a terminator. Both return -EINVAL for invalid input
+ * (an odd length, an unpaired surrogate; overlong, truncated or surrogate
+ * UTF-8, past U+10FFFF) and -ENAMETOOLONG when out is too small. */
+int vhd_utf16le_to_utf8(const void *in, size_t inlen, char *out, size_t outlen);
+int vhd_utf16be_to_utf8(const void *in, size_t inlen, char *out, size_t outlen);
+int vhd_utf8_to_utf16le(const char *in, void *out, size_t outlen);
+int vhd_utf8_to_utf16be(const char *in, void *out, size_t outlen);
+
 /* True if the len bytes at buf are all zero. */
 bool vhd_is_zero(const void *buf, size_t len);
 

@@ -1,1 +1,24 @@
-# tests/storage/: tests of the storage work.
+# tests/storage/: the NBD and HTTP backends, the nbdkit plugin and the mirror
+# engine, against real peers (nbdkit, nginx, qemu-img, qemu-io, nbdcopy).
+EXTRA_DIST += tests/storage/servers.sh tests/storage/hostile-http.py \
+	tests/storage/plugin-clients.sh
+
+storage_shell_tests = \
+	tests/storage/test-nbd-url.sh \
+	tests/storage/test-http.sh \
+	tests/storage/test-https.sh \
+	tests/storage/test-http-norange.sh \
+	tests/storage/test-http-hostile.sh \
+	tests/storage/test-plugin-raw.sh \
+	tests/storage/test-plugin-url.sh
+TESTS += $(storage_shell_tests)
+EXTRA_DIST += $(storage_shell_tests)
+# Bad input from servers: again under the sanitizers.
+sanitizer_tests += tests/storage/test-http-hostile.sh tests/storage/test-http-norange.sh
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/storage/test-storage-io
+TESTS += tests/storage/test-storage-io
+tests_storage_test_storage_io_CFLAGS = $(unit_cflags)
+tests_storage_test_storage_io_LDADD = storage/libstorage.la vhd/libvhd.la $(unit_ldadd)
+endif

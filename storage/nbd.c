@@ -1,0 +1,317 @@
+/* storage/nbd.c: an NBD export as vhd/ byte I/O, through libnbd's synchronous
+ * API on one connection (libnbd serialises the calls of several threads).
+ * Also the connection helper that the mirror engine shares. The engine's own
+ * asynchronous I/O lives in mirror-conn.c, not here. */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "storage/nbd.h"
+
+#define NBD_SAFE_REQUEST (32u << 20) /* every server accepts this much payload */
+
+struct nbd_io {
+	struct vhd_io io;
+	struct nbd_handle *h;
+	uint64_t size;
+	uint32_t max_request;
+	bool can_zero, can_flush, has_extents;
+};
+
+int storage_nbd_error(char *err, const char *subject, const char *what)
+{
+	int e = nbd_get_errno();
+	const char *msg = nbd_get_error();
+
+	return vhd_error(err, e > 0 ? e : EIO, "%s: %s: %s", subject, what,
+			 msg ? msg : "unknown libnbd error");
+}
+
+/* "nbd://" becomes "nbds://" so that libnbd requires TLS. */
+static char *tls_uri(const char *uri)
+{
+	char *s = NULL;
+
+	if (strncmp(uri, "nbd://", 6) == 0 && asprintf(&s, "nbds://%s", uri + 6) < 0)
+		return NULL;
+	if (strncmp(uri, "nbd+unix://", 11) == 0 && asprintf(&s, "nbds+unix://%s", uri + 11) < 0)
+		return NULL;
+	return s ? s : strdup(uri);
+}
+
+static int apply_tls(struct nbd_handle *h, const char *uri, const struct storage_tls *tls,
+		     char *err)
+{
+	if (tls->psk_file && nbd_set_tls_psk_file(h, tls->psk_file) < 0)
+		return storage_nbd_error(err, uri, "TLS pre-shared keys");
+	if (tls->username && nbd_set_tls_username(h, tls->username) < 0)
+		return storage_nbd_error(err, uri, "TLS username");
+	if (tls->certs_dir && nbd_set_tls_certificates(h, tls->certs_dir) < 0)
+		return storage_nbd_error(err, uri, "TLS certificates");
+	if (nbd_set_tls(h, LIBNBD_TLS_REQUIRE) < 0)
+		return storage_nbd_error(err, uri, "TLS");
+	return 0;
+}
+
+int storage_nbd_connect(const char *uri, const struct storage_tls *tls, bool want_extents,
+			struct nbd_handle **out, char *err)
+{
+	bool use_tls = tls && (tls->psk_file || tls->certs_dir || tls->username);
+	struct nbd_handle *h = nbd_create();
+	char *u = NULL;
+	int r = 0;
+
+	*out = NULL;
+	if (!h)
+		return storage_nbd_error(err, uri, "cannot create a libnbd handle");
+	/* The URI is the user's own: its tls-psk-file may name a local file. */
+	if (nbd_set_uri_allow_local_file(h, true) < 0)
+		r = storage_nbd_error(err, uri, "URI options");
+	if (r == 0 && use_tls)
+		r = apply_tls(h, uri, tls, err);
+	if (r == 0 && want_extents && nbd_add_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) < 0)
+		r = storage_nbd_error(err, uri, "block status");
+	if (r == 0 && !(u = use_tls ? tls_uri(uri) : strdup(uri)))
+		r = vhd_error(err, ENOMEM, "%s: out of memory", uri);
+	if (r == 0 && nbd_connect_uri(h, u) < 0)
+		r = storage_nbd_error(err, uri, "cannot connect");
+	free(u);
+	if (r < 0) {
+		nbd_close(h);
+		return r;
+	}
+	*out = h;
+	return 0;
+}
+
+uint32_t storage_nbd_max_request(struct nbd_handle *h)
+{
+	int64_t m = nbd_get_block_size(h, LIBNBD_SIZE_MAXIMUM);
+
+	if (m <= 0 || m > NBD_SAFE_REQUEST)
+		return NBD_SAFE_REQUEST;
+	return (uint32_t)m;
+}
+
+static struct nbd_io *nio(struct vhd_io *io)
+{
+	return (struct nbd_io *)io;
+}
+
+/* Every request is checked against the export's size here, so that a bad
+ * offset is our message, not the server's. */
+static int check_range(struct vhd_io *io, uint64_t len, uint64_t off, char *err)
+{
+	uint64_t size = nio(io)->size;
+
+	if (off > size || len > size - off)
+		return vhd_error(err, EIO,
+				 "%s: request [0x%llx, +0x%llx) is past the end of the export "
+				 "(size 0x%llx)",
+				 io->name, (unsigned long long)off, (unsigned long long)len,
+				 (unsigned long long)size);
+	return 0;
+}
+
+static int nbd_io_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off, char *err)
+{
+	struct nbd_io *n = nio(io);
+	int r = check_range(io, len, off, err);
+
+	while (r == 0 && len > 0) {
+		size_t c = len < n->max_request ? len : n->max_request;
+
+		if (nbd_pread(n->h, buf, c, off, 0) < 0)
+			return storage_nbd_error(err, io->name, "read");
+		buf = (char *)buf + c;
+		len -= c;
+		off += c;
+	}
+	return r;
+}
+
+static int nbd_io_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off, char *err)
+{
+	struct nbd_io *n = nio(io);
+	int r = check_range(io, len, off, err);
+
+	while (r == 0 && len > 0) {
+		size_t c = len < n->max_request ? len : n->max_request;
+
+		if (nbd_pwrite(n->h, buf, c, off, 0) < 0)
+			return storage_nbd_error(err, io->name, "write");
+		buf = (const char *)buf + c;
+		len -= c;
+		off += c;
+	}
+	return r;
+}
+
+static int nbd_io_flush(struct vhd_io *io, char *err)
+{
+	struct nbd_io *n = nio(io);
+
+	if (n->can_flush && nbd_flush(n->h, 0) < 0)
+		return storage_nbd_error(err, io->name, "flush");
+	return 0;
+}
+
+static int nbd_io_size(struct vhd_io *io, uint64_t *size, char *err)
+{
+	*size = nio(io)->size;
+	return 0;
+}
+
+/* Write-zeroes in pieces the server takes; without it, zeros are written. */
+static int nbd_io_zero(struct vhd_io *io, uint64_t len, uint64_t off, bool punch, char *err)
+{
+	static const char zeros[65536];
+	struct nbd_io *n = nio(io);
+	int r = check_range(io, len, off, err);
+
+	while (r == 0 && len > 0) {
+		uint64_t c;
+
+		if (n->can_zero) {
+			c = len < (1u << 30) ? len : (1u << 30);
+			if (nbd_zero(n->h, c, off, punch ? 0 : LIBNBD_CMD_FLAG_NO_HOLE) < 0)
+				return storage_nbd_error(err, io->name, "write zeroes");
+		} else {
+			c = len < sizeof zeros ? len : sizeof zeros;
+			r = nbd_io_pwrite(io, zeros, c, off, err);
+		}
+		len -= c;
+		off += c;
+	}
+	return r;
+}
+
+struct extent_walk {
+	struct vhd_io *io;
+	uint64_t off, end; /* the next offset expected, the end of the request */
+	int (*found)(void *opaque, uint64_t off, uint64_t len, bool is_data);
+	void *opaque;
+	int r;
+	char *err;
+};
+
+/* One block-status reply: pairs of (length, flags). A server's answer is
+ * clipped to what was asked; an empty extent is an error (it would never end). */
+static int on_extents(void *opaque, const char *context, uint64_t offset, uint32_t *entries,
+		      size_t n, int *error)
+{
+	struct extent_walk *w = opaque;
+
+	if (strcmp(context, LIBNBD_CONTEXT_BASE_ALLOCATION) != 0 || w->r < 0)
+		return 0;
+	if (offset != w->off) {
+		w->r = vhd_error(
+		    w->err, EPROTO, "%s: block status for offset 0x%llx answered for 0x%llx",
+		    w->io->name, (unsigned long long)w->off, (unsigned long long)offset);
+		return 0;
+	}
+	for (size_t i = 0; i + 1 < n && w->off < w->end; i += 2) {
+		uint64_t len = entries[i];
+
+		if (len == 0) {
+			w->r = vhd_error(w->err, EPROTO,
+					 "%s: server sent an empty extent at offset 0x%llx",
+					 w->io->name, (unsigned long long)w->off);
+			return 0;
+		}
+		if (len > w->end - w->off)
+			len = w->end - w->off;
+		w->r = w->found(w->opaque, w->off, len, !(entries[i + 1] & LIBNBD_STATE_ZERO));
+		if (w->r < 0)
+			return 0;
+		w->off += len;
+	}
+	return 0;
+}
+
+static int nbd_io_extents(struct vhd_io *io, uint64_t off, uint64_t len,
+			  int (*found)(void *opaque, uint64_t off, uint64_t len, bool is_data),
+			  void *opaque, char *err)
+{
+	struct nbd_io *n = nio(io);
+	struct extent_walk w = {io, off, off + len, found, opaque, 0, err};
+	int r = check_range(io, len, off, err);
+
+	if (r < 0)
+		return r;
+	if (!n->has_extents)
+		return len ? found(opaque, off, len, true) : 0;
+	while (w.off < w.end) {
+		uint64_t before = w.off, ask = w.end - w.off;
+
+		if (ask > (1u << 30))
+			ask = 1u << 30;
+		if (nbd_block_status(n->h, ask, w.off,
+				     (nbd_extent_callback){.callback = on_extents, .user_data = &w},
+				     0) < 0)
+			return storage_nbd_error(err, io->name, "block status");
+		if (w.r < 0)
+			return w.r;
+		if (w.off == before)
+			return vhd_error(err, EPROTO, "%s: server sent no extent for offset 0x%llx",
+					 io->name, (unsigned long long)before);
+	}
+	return 0;
+}
+
+static void nbd_io_close(struct vhd_io *io)
+{
+	struct nbd_io *n = nio(io);
+
+	nbd_shutdown(n->h, 0);
+	nbd_close(n->h);
+	free(n);
+}
+
+static const struct vhd_io_ops nbd_ops = {
+    .pread = nbd_io_pread,
+    .pwrite = nbd_io_pwrite,
+    .flush = nbd_io_flush,
+    .size = nbd_io_size,
+    .zero = nbd_io_zero,
+    .extents = nbd_io_extents,
+    .close = nbd_io_close,
+};
+
+int storage_io_open_nbd(const char *uri, const struct storage_opts *o, bool readonly,
+			struct vhd_io **out, char *err)
+{
+	struct nbd_io *n = calloc(1, sizeof *n);
+	int64_t size;
+	int r;
+
+	*out = NULL;
+	if (!n || !(n->io.name = strdup(uri))) {
+		free(n);
+		return vhd_error(err, ENOMEM, "%s: out of memory", uri);
+	}
+	r = storage_nbd_connect(uri, o ? &o->tls : NULL, true, &n->h, err);
+	if (r < 0) {
+		free(n->io.name);
+		free(n);
+		return r;
+	}
+	n->io.ops = &nbd_ops;
+	*out = &n->io; /* from here vhd_io_close cleans up */
+	size = nbd_get_size(n->h);
+	if (size < 0) {
+		r = storage_nbd_error(err, uri, "export size");
+		vhd_io_close(&n->io);
+		*out = NULL;
+		return r;
+	}
+	n->size = (uint64_t)size;
+	n->max_request = storage_nbd_max_request(n->h);
+	n->io.readonly = readonly || nbd_is_read_only(n->h) == 1;
+	n->can_zero = nbd_can_zero(n->h) == 1;
+	n->can_flush = nbd_can_flush(n->h) == 1;
+	n->has_extents = nbd_can_meta_context(n->h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+	return 0;
+}
