@@ -117,7 +117,8 @@ int cmd_ps(int argc, char **argv)
 				proto_json_kv_double(&j, "uptime_s", u ? u->num : 0);
 				proto_json_key(&j, "disks");
 				proto_json_arr_begin(&j);
-				for (size_t k = 0; d && d->type == PROTO_JSON_ARRAY && k < d->n; k++) {
+				for (size_t k = 0; d && d->type == PROTO_JSON_ARRAY && k < d->n;
+				     k++) {
 					const char *p;
 					char perr[PROTO_ERR_LEN];
 

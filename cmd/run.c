@@ -91,7 +91,8 @@ static int parse_disk(const char *prog, char *arg, struct vm_config *c)
 		if (strcmp(opt, "readonly") == 0)
 			ro = true;
 		else if (strncmp(opt, "format=", 7) != 0 || vhd_format_parse(opt + 7, &fmt) < 0)
-			return usage_error(prog, "unknown disk option '%s' (readonly, format=FMT)", opt);
+			return usage_error(prog, "unknown disk option '%s' (readonly, format=FMT)",
+					   opt);
 	}
 	if (vm_config_add_disk(c, path, fmt, ro, err) < 0) {
 		msg("%s", err);
@@ -224,12 +225,18 @@ static int run_vm(struct vm_config *c, bool json)
 int cmd_run(int argc, char **argv)
 {
 	static const struct option longopts[] = {
-	    {"name", required_argument, NULL, 'n'},	 {"guest", required_argument, NULL, 'g'},
-	    {"cmdline", required_argument, NULL, 'a'},	 {"memory", required_argument, NULL, 'm'},
-	    {"cpus", required_argument, NULL, 'c'},	 {"disk", required_argument, NULL, 'd'},
-	    {"control", required_argument, NULL, 's'},	 {"console", required_argument, NULL, 'o'},
-	    {"dirty-log", required_argument, NULL, 'l'}, {"config", required_argument, NULL, 'f'},
-	    {"json", no_argument, NULL, 'j'},		 {"help", no_argument, NULL, 'h'},
+	    {"name", required_argument, NULL, 'n'},
+	    {"guest", required_argument, NULL, 'g'},
+	    {"cmdline", required_argument, NULL, 'a'},
+	    {"memory", required_argument, NULL, 'm'},
+	    {"cpus", required_argument, NULL, 'c'},
+	    {"disk", required_argument, NULL, 'd'},
+	    {"control", required_argument, NULL, 's'},
+	    {"console", required_argument, NULL, 'o'},
+	    {"dirty-log", required_argument, NULL, 'l'},
+	    {"config", required_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove run";
@@ -274,7 +281,8 @@ int cmd_run(int argc, char **argv)
 			break;
 		case 'c':
 			if (parse_size(optarg, &v) < 0 || v < 1 || v > VM_MAX_VCPUS)
-				r = usage_error(prog, "--cpus must be between 1 and %d", VM_MAX_VCPUS);
+				r = usage_error(prog, "--cpus must be between 1 and %d",
+						VM_MAX_VCPUS);
 			else
 				c.cpus = (unsigned)v;
 			break;

@@ -19,14 +19,14 @@
 #include "memsync/guest/abi.h"
 #include "memsync/internal.h"
 
-#define PTE_P	 0x1ull
-#define PTE_RW	 0x2ull
-#define PTE_US	 0x4ull
-#define PTE_A	 0x20ull
-#define PTE_D	 0x40ull
-#define PTE_DIR	 (PTE_P | PTE_RW | PTE_US | PTE_A)
-#define PTE_LEAF (PTE_DIR | PTE_D)
-#define IMAGE_MAX (64u << 20)
+#define PTE_P		   0x1ull
+#define PTE_RW		   0x2ull
+#define PTE_US		   0x4ull
+#define PTE_A		   0x20ull
+#define PTE_D		   0x40ull
+#define PTE_DIR		   (PTE_P | PTE_RW | PTE_US | PTE_A)
+#define PTE_LEAF	   (PTE_DIR | PTE_D)
+#define IMAGE_MAX	   (64u << 20)
 #define GUEST_HEADER_MAGIC 0x5244484756534dull /* "SMVGHDR" */
 
 struct guest_header {
@@ -90,8 +90,10 @@ static int load_elf(struct vm *vm, const uint8_t *img, size_t len, char *err)
 		memcpy(&ph, img + eh->e_phoff + i * sizeof(ph), sizeof(ph));
 		if (ph.p_type != PT_LOAD || ph.p_memsz == 0)
 			continue;
-		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len || ph.p_filesz > len - ph.p_offset)
-			return vm_error(err, EINVAL, "%s: segment %u lies outside the file", path, i);
+		if (ph.p_filesz > ph.p_memsz || ph.p_offset > len ||
+		    ph.p_filesz > len - ph.p_offset)
+			return vm_error(err, EINVAL, "%s: segment %u lies outside the file", path,
+					i);
 		if (ph.p_paddr < GUEST_IMAGE_GPA ||
 		    !(dst = vm_gpa_to_hva(vm, ph.p_paddr, ph.p_memsz)))
 			return vm_error(err, EINVAL,
@@ -108,7 +110,8 @@ static int load_elf(struct vm *vm, const uint8_t *img, size_t len, char *err)
 		return vm_error(err, EINVAL, "%s: no loadable segment", path);
 	gh = vm_gpa_to_hva(vm, lowest, sizeof(*gh));
 	if (!gh || gh->magic != GUEST_HEADER_MAGIC || gh->version != 1)
-		return vm_error(err, EINVAL, "%s: no smove guest header at its first address", path);
+		return vm_error(err, EINVAL, "%s: no smove guest header at its first address",
+				path);
 	if (gh->entry != eh->e_entry || gh->image_end <= lowest ||
 	    !vm_gpa_to_hva(vm, gh->isr_base, 32 * 16) || !vm_gpa_to_hva(vm, gh->entry, 1) ||
 	    gh->image_end >= vm->slots[0].size)
@@ -255,8 +258,16 @@ static void boot_info(struct vm *vm, uint64_t pt_base)
 
 static void seg(struct kvm_segment *s, uint16_t sel, uint8_t type, bool code)
 {
-	*s = (struct kvm_segment){.base = 0, .limit = 0xffffffff, .selector = sel, .type = type,
-				  .present = 1, .dpl = 0, .db = !code, .s = 1, .l = code, .g = 1};
+	*s = (struct kvm_segment){.base = 0,
+				  .limit = 0xffffffff,
+				  .selector = sel,
+				  .type = type,
+				  .present = 1,
+				  .dpl = 0,
+				  .db = !code,
+				  .s = 1,
+				  .l = code,
+				  .g = 1};
 }
 
 static int setup_vcpu(struct vm *vm, unsigned i, uint64_t cr3, char *err)
@@ -268,8 +279,9 @@ static int setup_vcpu(struct vm *vm, unsigned i, uint64_t cr3, char *err)
 	struct {
 		struct kvm_msrs hdr;
 		struct kvm_msr_entry e[1];
-	} msrs = {{.nmsrs = 1}, {{.index = 0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
-				 .data = (GUEST_PVCLOCK_GPA + 32 * i) | 1}}};
+	} msrs = {{.nmsrs = 1},
+		  {{.index = 0x4b564d01, /* MSR_KVM_SYSTEM_TIME_NEW */
+		    .data = (GUEST_PVCLOCK_GPA + 32 * i) | 1}}};
 
 	if (ioctl(v->fd, KVM_GET_SREGS, &sr) < 0)
 		return vm_error(err, errno, "vCPU %u: KVM_GET_SREGS: %s", i, strerror(errno));
@@ -288,7 +300,7 @@ static int setup_vcpu(struct vm *vm, unsigned i, uint64_t cr3, char *err)
 	sr.idt.limit = 32 * 16 - 1;
 	sr.cr0 = 0x80050033; /* PG, WP, NE, ET, MP, PE */
 	sr.cr3 = cr3;
-	sr.cr4 = 0x620; /* OSXMMEXCPT, OSFXSR, PAE */
+	sr.cr4 = 0x620;	 /* OSXMMEXCPT, OSFXSR, PAE */
 	sr.efer = 0x500; /* LMA, LME */
 	if (ioctl(v->fd, KVM_SET_SREGS, &sr) < 0)
 		return vm_error(err, errno, "vCPU %u: KVM_SET_SREGS: %s", i, strerror(errno));

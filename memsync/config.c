@@ -75,8 +75,8 @@ int vm_dirty_mode_parse(const char *s, enum vm_dirty_mode *out)
 	return 0;
 }
 
-int vm_config_add_disk(struct vm_config *c, const char *path, enum vhd_format format,
-		       bool readonly, char *err)
+int vm_config_add_disk(struct vm_config *c, const char *path, enum vhd_format format, bool readonly,
+		       char *err)
 {
 	if (c->ndisks == VM_MAX_DISKS)
 		return vm_error(err, E2BIG, "%s: too many disks (at most %d)", path, VM_MAX_DISKS);
@@ -95,8 +95,8 @@ static bool valid_name(const char *s)
 	if (n == 0 || n > VM_NAME_MAX || s[0] == '.' || s[0] == '-')
 		return false;
 	for (; *s; s++)
-		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
-		      *s == '.' || *s == '_' || *s == '-'))
+		if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') ||
+		      (*s >= '0' && *s <= '9') || *s == '.' || *s == '_' || *s == '-'))
 			return false;
 	return true;
 }
@@ -163,9 +163,10 @@ int vm_config_to_json(const struct vm_config *c, char **out, char *err)
 	for (unsigned i = 0; i < c->ndisks; i++) {
 		proto_json_obj_begin(&j);
 		proto_json_kv_str(&j, "path", c->disks[i].path);
-		proto_json_kv_str(&j, "format", c->disks[i].format == VHD_FORMAT_AUTO
-						     ? "auto"
-						     : vhd_format_name(c->disks[i].format));
+		proto_json_kv_str(&j, "format",
+				  c->disks[i].format == VHD_FORMAT_AUTO
+				      ? "auto"
+				      : vhd_format_name(c->disks[i].format));
 		proto_json_kv_bool(&j, "readonly", c->disks[i].readonly);
 		proto_json_obj_end(&j);
 	}
@@ -174,7 +175,8 @@ int vm_config_to_json(const struct vm_config *c, char **out, char *err)
 	proto_json_arr_begin(&j);
 	for (unsigned i = 0; i < c->ncpuid; i++) {
 		const struct vm_cpuid_entry *e = &c->cpuid[i];
-		const uint32_t v[7] = {e->function, e->index, e->flags, e->eax, e->ebx, e->ecx, e->edx};
+		const uint32_t v[7] = {e->function, e->index, e->flags, e->eax,
+				       e->ebx,	    e->ecx,   e->edx};
 
 		proto_json_arr_begin(&j);
 		for (int k = 0; k < 7; k++)
@@ -252,19 +254,21 @@ static int parse_disks(const struct proto_json_value *a, struct vm_config *c, ch
 		if ((r = only_keys(d, "configuration: a disk", keys, err)) < 0)
 			return r;
 		if (proto_json_get_str(d, "path", &path, err) < 0)
-			return vm_error(err, EINVAL, "configuration: disk %zu needs a \"path\" string",
-					i);
+			return vm_error(err, EINVAL,
+					"configuration: disk %zu needs a \"path\" string", i);
 		r = proto_json_get_str(d, "format", &fmt, err);
 		if ((r < 0 && r != -ENOENT) ||
 		    (strcmp(fmt, "auto") != 0 && vhd_format_parse(fmt, &f) < 0))
-			return vm_error(err, EINVAL,
-					"configuration: disk %s: \"format\" must be auto, raw, vhd or "
-					"vhdx",
-					path);
+			return vm_error(
+			    err, EINVAL,
+			    "configuration: disk %s: \"format\" must be auto, raw, vhd or "
+			    "vhdx",
+			    path);
 		r = proto_json_get_bool(d, "readonly", &ro, err);
 		if (r < 0 && r != -ENOENT)
-			return vm_error(err, EINVAL, "configuration: disk %s: \"readonly\" must be true or false",
-					path);
+			return vm_error(
+			    err, EINVAL,
+			    "configuration: disk %s: \"readonly\" must be true or false", path);
 		if ((r = vm_config_add_disk(c, path, f, ro, err)) < 0)
 			return r;
 	}
@@ -282,12 +286,13 @@ static int parse_cpuid(const struct proto_json_value *a, struct vm_config *c, ch
 		uint32_t v[7];
 
 		if (e->type != PROTO_JSON_ARRAY || e->n != 7)
-			return vm_error(err, EINVAL, "configuration: cpuid entry %zu must hold 7 numbers",
-					i);
+			return vm_error(err, EINVAL,
+					"configuration: cpuid entry %zu must hold 7 numbers", i);
 		for (int k = 0; k < 7; k++) {
 			const struct proto_json_value *n = e->items[k];
 
-			if (n->type != PROTO_JSON_NUMBER || !n->is_int || n->i < 0 || n->i > UINT32_MAX)
+			if (n->type != PROTO_JSON_NUMBER || !n->is_int || n->i < 0 ||
+			    n->i > UINT32_MAX)
 				return vm_error(err, EINVAL,
 						"configuration: cpuid entry %zu: item %d is not a "
 						"32-bit unsigned integer",
@@ -302,9 +307,9 @@ static int parse_cpuid(const struct proto_json_value *a, struct vm_config *c, ch
 
 static int from_value(const struct proto_json_value *v, struct vm_config *c, char *err)
 {
-	static const char *const keys[] = {"name",    "guest",	   "cmdline", "memory", "cpus",
-					   "console", "control",   "dirty_log", "disks", "cpuid",
-					   NULL};
+	static const char *const keys[] = {"name",  "guest",   "cmdline", "memory",
+					   "cpus",  "console", "control", "dirty_log",
+					   "disks", "cpuid",   NULL};
 	const struct proto_json_value *m;
 	uint64_t cpus = c->cpus;
 	char *mode = NULL;
@@ -317,12 +322,13 @@ static int from_value(const struct proto_json_value *v, struct vm_config *c, cha
 	    (r = opt_str(v, "console", &c->console, err)) < 0 ||
 	    (r = opt_str(v, "control", &c->control, err)) < 0 ||
 	    (r = opt_u64(v, "memory", &c->memory, err)) < 0 ||
-	    (r = opt_u64(v, "cpus", &cpus, err)) < 0 || (r = opt_str(v, "dirty_log", &mode, err)) < 0)
+	    (r = opt_u64(v, "cpus", &cpus, err)) < 0 ||
+	    (r = opt_str(v, "dirty_log", &mode, err)) < 0)
 		return r;
 	c->cpus = cpus > VM_MAX_VCPUS ? VM_MAX_VCPUS + 1 : (unsigned)cpus;
 	if (mode && vm_dirty_mode_parse(mode, &c->dirty_mode) < 0) {
-		r = vm_error(err, EINVAL, "configuration: \"dirty_log\" must be bitmap or ring, not '%s'",
-			     mode);
+		r = vm_error(err, EINVAL,
+			     "configuration: \"dirty_log\" must be bitmap or ring, not '%s'", mode);
 		free(mode);
 		return r;
 	}

@@ -77,7 +77,8 @@ static int cmd_status(void *opaque, struct vm *vm, const struct proto_json_value
 	if (st.guest_valid) {
 		proto_json_key(j, "guest");
 		proto_json_obj_begin(j);
-		proto_json_kv_str(j, "state", st.guest_state < 4 ? gstates[st.guest_state] : "unknown");
+		proto_json_kv_str(j, "state",
+				  st.guest_state < 4 ? gstates[st.guest_state] : "unknown");
 		proto_json_kv_uint(j, "heartbeat", st.heartbeat);
 		proto_json_kv_double(j, "max_gap_ms", (double)st.max_gap_ns / 1e6);
 		proto_json_kv_str(j, "message", st.guest_message);
@@ -258,7 +259,8 @@ static void *control_thread(void *arg)
 	struct vm_control *c = arg;
 
 	for (;;) {
-		struct pollfd p[MAX_CLIENTS + 2] = {{c->wake[0], POLLIN, 0}, {c->listen_fd, POLLIN, 0}};
+		struct pollfd p[MAX_CLIENTS + 2] = {{c->wake[0], POLLIN, 0},
+						    {c->listen_fd, POLLIN, 0}};
 		int idx[MAX_CLIENTS], n = 2;
 
 		for (int i = 0; i < MAX_CLIENTS; i++)
@@ -400,7 +402,8 @@ int vm_control_request(const char *path, const char *request, char **reply, int 
 
 		if (poll(&p, 1, timeout_ms) <= 0) {
 			close(fd);
-			return vm_error(err, ETIMEDOUT, "%s: no reply within %d ms", path, timeout_ms);
+			return vm_error(err, ETIMEDOUT, "%s: no reply within %d ms", path,
+					timeout_ms);
 		}
 		got = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
 		if (got <= 0)

@@ -46,7 +46,7 @@ int vm_cpuid_default(struct vm *vm, char *err)
 
 		filter(e);
 		vm->cfg.cpuid[i] = (struct vm_cpuid_entry){e->function, e->index, e->flags, e->eax,
-							   e->ebx, e->ecx, e->edx};
+							   e->ebx,	e->ecx,	  e->edx};
 	}
 	vm->cfg.ncpuid = b->hdr.nent;
 	free(b);
@@ -65,9 +65,13 @@ int vm_cpuid_set(struct vm *vm, struct vcpu *v, char *err)
 		const struct vm_cpuid_entry *c = &vm->cfg.cpuid[i];
 		struct kvm_cpuid_entry2 *e = &b->e[i];
 
-		*e = (struct kvm_cpuid_entry2){.function = c->function, .index = c->index,
-					       .flags = c->flags, .eax = c->eax, .ebx = c->ebx,
-					       .ecx = c->ecx, .edx = c->edx};
+		*e = (struct kvm_cpuid_entry2){.function = c->function,
+					       .index = c->index,
+					       .flags = c->flags,
+					       .eax = c->eax,
+					       .ebx = c->ebx,
+					       .ecx = c->ecx,
+					       .edx = c->edx};
 		if (e->function == 1)
 			e->ebx = (e->ebx & 0x00ffffff) | v->index << 24;
 		if (e->function == 0xb || e->function == 0x1f)

@@ -25,8 +25,8 @@ static int enable_cap(struct vm *vm, uint32_t cap, uint64_t arg, char *err)
 	struct kvm_enable_cap c = {.cap = cap, .args = {arg}};
 
 	if (ioctl(vm->vm_fd, KVM_ENABLE_CAP, &c) < 0)
-		return vm_error(err, errno, "%s: cannot enable KVM capability %u: %s",
-				vm->cfg.name, cap, strerror(errno));
+		return vm_error(err, errno, "%s: cannot enable KVM capability %u: %s", vm->cfg.name,
+				cap, strerror(errno));
 	return 0;
 }
 
@@ -46,7 +46,8 @@ int vm_dirty_setup(struct vm *vm, char *err)
 	uint32_t entries = RING_ENTRIES;
 
 	if (max <= 0)
-		return vm_error(err, ENOTSUP, "%s: this KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)",
+		return vm_error(err, ENOTSUP,
+				"%s: this KVM has no dirty ring (KVM_CAP_DIRTY_LOG_RING)",
 				vm->cfg.name);
 	while (entries * sizeof(struct kvm_dirty_gfn) > (unsigned)max)
 		entries /= 2;
@@ -56,9 +57,9 @@ int vm_dirty_setup(struct vm *vm, char *err)
 
 int vm_dirty_map_ring(struct vm *vm, struct vcpu *v, char *err)
 {
-	void *p = mmap(NULL, vm->ring_entries * sizeof(struct kvm_dirty_gfn),
-		       PROT_READ | PROT_WRITE, MAP_SHARED, v->fd,
-		       KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
+	void *p =
+	    mmap(NULL, vm->ring_entries * sizeof(struct kvm_dirty_gfn), PROT_READ | PROT_WRITE,
+		 MAP_SHARED, v->fd, KVM_DIRTY_LOG_PAGE_OFFSET * sysconf(_SC_PAGESIZE));
 
 	if (p == MAP_FAILED)
 		return vm_error(err, errno, "%s: vCPU %u: cannot map its dirty ring: %s",
@@ -145,7 +146,8 @@ int vm_dirty_log_start(struct vm *vm, char *err)
 		harvest_all(vm);
 		pthread_mutex_lock(&vm->ring_lock);
 		for (unsigned i = 0; i < vm->nslots; i++)
-			memset(vm->ring_dirty[i], 0, (slot_pages(vm, i) + 63) / 64 * sizeof(uint64_t));
+			memset(vm->ring_dirty[i], 0,
+			       (slot_pages(vm, i) + 63) / 64 * sizeof(uint64_t));
 		pthread_mutex_unlock(&vm->ring_lock);
 	}
 	for (unsigned i = 0; i < vm->nslots; i++)
@@ -173,8 +175,10 @@ int64_t vm_dirty_fetch(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err
 	words = (pages + 63) / 64;
 	if (vm->cfg.dirty_mode == VM_DIRTY_BITMAP) {
 		struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = bitmap};
-		struct kvm_clear_dirty_log clear = {
-		    .slot = slot, .num_pages = (uint32_t)pages, .first_page = 0, .dirty_bitmap = bitmap};
+		struct kvm_clear_dirty_log clear = {.slot = slot,
+						    .num_pages = (uint32_t)pages,
+						    .first_page = 0,
+						    .dirty_bitmap = bitmap};
 
 		if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
 			return vm_error(err, errno, "%s: KVM_GET_DIRTY_LOG slot %u: %s",
@@ -192,8 +196,8 @@ int64_t vm_dirty_fetch(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err
 		pthread_mutex_unlock(&vm->ring_lock);
 	}
 	for (uint64_t w = 0; w < words; w++) {
-		bitmap[w] |= atomic_exchange_explicit(&vm->vmm_dirty[slot][w], 0,
-						      memory_order_relaxed);
+		bitmap[w] |=
+		    atomic_exchange_explicit(&vm->vmm_dirty[slot][w], 0, memory_order_relaxed);
 		count += __builtin_popcountll(bitmap[w]);
 	}
 	return count;

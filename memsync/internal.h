@@ -60,8 +60,7 @@ struct vm_io_region {
 	vm_io_fn fn;
 	void *dev;
 };
-int vm_io_register(struct vm *vm, uint16_t base, uint16_t len, vm_io_fn fn, void *dev,
-		   char *err);
+int vm_io_register(struct vm *vm, uint16_t base, uint16_t len, vm_io_fn fn, void *dev, char *err);
 /* Moves a region (a BAR the guest reprogrammed). */
 void vm_io_move(struct vm *vm, void *dev, uint16_t old_base, uint16_t new_base);
 

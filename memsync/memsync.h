@@ -42,13 +42,13 @@
 #include "proto/proto.h"
 #include "vhd/vhd.h"
 
-#define VM_ERR_LEN	 512
-#define VM_MAX_VCPUS	 8
-#define VM_MAX_DISKS	 8
-#define VM_MAX_CPUID	 128
-#define VM_PAGE_SIZE	 4096ull
-#define VM_MIN_MEMORY	 (16ull << 20)
-#define VM_NAME_MAX	 64
+#define VM_ERR_LEN    512
+#define VM_MAX_VCPUS  8
+#define VM_MAX_DISKS  8
+#define VM_MAX_CPUID  128
+#define VM_PAGE_SIZE  4096ull
+#define VM_MIN_MEMORY (16ull << 20)
+#define VM_NAME_MAX   64
 
 int vm_error(char *err, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
@@ -71,11 +71,11 @@ struct vm_cpuid_entry {
 };
 
 struct vm_config {
-	char *name;	/* [A-Za-z0-9._-]{1,64} */
-	char *guest;	/* the guest ELF image */
-	char *cmdline;	/* the guest's command line ("" if none) */
-	char *console;	/* console log file; NULL: the console_fd given to vm_create */
-	char *control;	/* control socket path; NULL: the default (cmd/ decides) */
+	char *name;	 /* [A-Za-z0-9._-]{1,64} */
+	char *guest;	 /* the guest ELF image */
+	char *cmdline;	 /* the guest's command line ("" if none) */
+	char *console;	 /* console log file; NULL: the console_fd given to vm_create */
+	char *control;	 /* control socket path; NULL: the default (cmd/ decides) */
 	uint64_t memory; /* bytes, a multiple of 2 MiB */
 	unsigned cpus;
 	unsigned ndisks;
@@ -97,8 +97,8 @@ int vm_config_to_json(const struct vm_config *c, char **out, char *err);
 /* Parses JSON text; unknown keys and wrong types are refused. The result is
  * checked with vm_config_check. c must be initialised; it is overwritten. */
 int vm_config_from_json(const char *text, size_t len, struct vm_config *c, char *err);
-int vm_config_add_disk(struct vm_config *c, const char *path, enum vhd_format format,
-		       bool readonly, char *err);
+int vm_config_add_disk(struct vm_config *c, const char *path, enum vhd_format format, bool readonly,
+		       char *err);
 const char *vm_dirty_mode_name(enum vm_dirty_mode m);
 int vm_dirty_mode_parse(const char *s, enum vm_dirty_mode *out);
 
@@ -111,7 +111,7 @@ enum {
 };
 
 enum vm_run_state {
-	VM_STATE_CREATED,  /* vCPUs exist, threads not started */
+	VM_STATE_CREATED, /* vCPUs exist, threads not started */
 	VM_STATE_RUNNING,
 	VM_STATE_PAUSED,
 	VM_STATE_INCOMING, /* waiting for RAM and state, then vm_resume */
@@ -202,13 +202,13 @@ int64_t vm_dirty_fetch(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err
  * <linux/kvm.h>; vcpu-state.c checks their sizes. */
 struct vm_vcpu_state {
 	uint32_t version;
-	uint8_t regs[144];     /* struct kvm_regs */
-	uint8_t sregs[312];    /* struct kvm_sregs */
-	uint8_t xcrs[392];     /* struct kvm_xcrs */
-	uint8_t lapic[1024];   /* struct kvm_lapic_state */
-	uint8_t events[64];    /* struct kvm_vcpu_events */
-	uint32_t mp_state;     /* KVM_MP_STATE_* */
-	uint32_t xsave_len;    /* bytes used in xsave */
+	uint8_t regs[144];   /* struct kvm_regs */
+	uint8_t sregs[312];  /* struct kvm_sregs */
+	uint8_t xcrs[392];   /* struct kvm_xcrs */
+	uint8_t lapic[1024]; /* struct kvm_lapic_state */
+	uint8_t events[64];  /* struct kvm_vcpu_events */
+	uint32_t mp_state;   /* KVM_MP_STATE_* */
+	uint32_t xsave_len;  /* bytes used in xsave */
 	uint8_t xsave[VM_XSAVE_MAX];
 	uint32_t nmsrs;
 	struct {
@@ -220,9 +220,9 @@ struct vm_vcpu_state {
 /* The VM-wide state: kvmclock, the in-kernel PIC/IOAPIC and PIT. */
 struct vm_machine_state {
 	uint32_t version;
-	uint8_t clock[48];	/* struct kvm_clock_data */
+	uint8_t clock[48];	 /* struct kvm_clock_data */
 	uint8_t irqchip[3][520]; /* struct kvm_irqchip: PIC master, PIC slave, IOAPIC */
-	uint8_t pit[112];	/* struct kvm_pit_state2 */
+	uint8_t pit[112];	 /* struct kvm_pit_state2 */
 };
 
 int vm_vcpu_save(struct vm *vm, unsigned cpu, struct vm_vcpu_state *s, char *err);

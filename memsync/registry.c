@@ -58,7 +58,8 @@ int vm_registry_add(const char *name, const char *control, struct vm_registry **
 	r->fd = open(r->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (r->fd < 0 || flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
 		e = errno == EWOULDBLOCK
-			? vm_error(err, EEXIST, "a VM named '%s' is already running on this host", name)
+			? vm_error(err, EEXIST, "a VM named '%s' is already running on this host",
+				   name)
 			: vm_error(err, errno, "%s: %s", r->path, strerror(errno));
 		if (r->fd >= 0)
 			close(r->fd);
@@ -126,16 +127,16 @@ int vm_registry_list(struct vm_registry_entry **out, size_t *n, char *err)
 	*out = NULL;
 	*n = 0;
 	if (!d)
-		return errno == ENOENT ? 0
-				       : vm_error(err, errno, "%s: %s", vm_runtime_dir(),
-						  strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : vm_error(err, errno, "%s: %s", vm_runtime_dir(), strerror(errno));
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
 		struct vm_registry_entry e = {0};
 		int fd;
 
-		if (len < 6 || len - 5 > VM_NAME_MAX || strcmp(de->d_name + len - 5, ".json") != 0 ||
-		    de->d_name[0] == '.')
+		if (len < 6 || len - 5 > VM_NAME_MAX ||
+		    strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
 			continue;
 		memcpy(e.name, de->d_name, len - 5);
 		fd = openat(dirfd(d), de->d_name, O_RDONLY | O_CLOEXEC);
@@ -149,7 +150,8 @@ int vm_registry_list(struct vm_registry_entry **out, size_t *n, char *err)
 		}
 		close(fd);
 		if (*n == cap) {
-			struct vm_registry_entry *nl = realloc(list, (cap = cap ? 2 * cap : 8) * sizeof(*nl));
+			struct vm_registry_entry *nl =
+			    realloc(list, (cap = cap ? 2 * cap : 8) * sizeof(*nl));
 
 			if (!nl) {
 				free(list);

@@ -23,10 +23,33 @@ _Static_assert(sizeof(struct kvm_clock_data) == 48, "kvm_clock_data");
 _Static_assert(sizeof(struct kvm_irqchip) == 520, "kvm_irqchip");
 _Static_assert(sizeof(struct kvm_pit_state2) == 112, "kvm_pit_state2");
 
-enum { BLOB_VCPU = 1, BLOB_MACHINE = 2, BLOB_VM = 3, BLOB_DEVICES = 4 };
-enum { T_REGS = 1, T_SREGS, T_XCRS, T_LAPIC, T_EVENTS, T_MPSTATE, T_XSAVE, T_MSRS };
-enum { T_CLOCK = 1, T_IRQCHIP, T_PIT };
-enum { T_NCPUS = 1, T_MACHINE, T_VCPU, T_DEVICES };
+enum {
+	BLOB_VCPU = 1,
+	BLOB_MACHINE = 2,
+	BLOB_VM = 3,
+	BLOB_DEVICES = 4
+};
+enum {
+	T_REGS = 1,
+	T_SREGS,
+	T_XCRS,
+	T_LAPIC,
+	T_EVENTS,
+	T_MPSTATE,
+	T_XSAVE,
+	T_MSRS
+};
+enum {
+	T_CLOCK = 1,
+	T_IRQCHIP,
+	T_PIT
+};
+enum {
+	T_NCPUS = 1,
+	T_MACHINE,
+	T_VCPU,
+	T_DEVICES
+};
 
 #define MSR_ENTRY 12 /* index u32, data u64 */
 
@@ -139,13 +162,15 @@ int vm_vcpu_load(struct vm *vm, unsigned cpu, const struct vm_vcpu_state *s, cha
 		return vm_error(err, ENOMEM, "out of memory");
 	msrs->hdr.nmsrs = s->nmsrs;
 	for (uint32_t i = 0; i < s->nmsrs; i++)
-		msrs->e[i] = (struct kvm_msr_entry){.index = s->msrs[i].index, .data = s->msrs[i].data};
+		msrs->e[i] =
+		    (struct kvm_msr_entry){.index = s->msrs[i].index, .data = s->msrs[i].data};
 	r = ioctl(vm->vcpus[cpu].fd, KVM_SET_MSRS, msrs);
 	if (r != (int)s->nmsrs) {
 		uint32_t bad = r >= 0 && (uint32_t)r < s->nmsrs ? s->msrs[r].index : 0;
 
 		free(msrs);
-		return vm_error(err, EINVAL, "%s: vCPU %u: this host refuses MSR 0x%x of the saved state",
+		return vm_error(err, EINVAL,
+				"%s: vCPU %u: this host refuses MSR 0x%x of the saved state",
 				vm->cfg.name, cpu, bad);
 	}
 	free(msrs);
@@ -253,7 +278,8 @@ static int vcpu_parse(struct blob_reader *r, struct vm_vcpu_state *s, char *err)
 			k = blob_copy(r, p, len, s->regs, sizeof(s->regs), "registers", err);
 			break;
 		case T_SREGS:
-			k = blob_copy(r, p, len, s->sregs, sizeof(s->sregs), "special registers", err);
+			k = blob_copy(r, p, len, s->sregs, sizeof(s->sregs), "special registers",
+				      err);
 			break;
 		case T_XCRS:
 			k = blob_copy(r, p, len, s->xcrs, sizeof(s->xcrs), "XCRs", err);
@@ -471,16 +497,19 @@ int vm_state_load(struct vm *vm, const uint8_t *buf, size_t len, char *err)
 				? 0
 				: vm_error(err, EINVAL, "VM state: saved with another vCPU count");
 		else if (tag == T_MACHINE)
-			k = machine_parse(&sub, &ms, err) < 0 ? -EINVAL : vm_machine_load(vm, &ms, err);
+			k = machine_parse(&sub, &ms, err) < 0 ? -EINVAL
+							      : vm_machine_load(vm, &ms, err);
 		else if (tag == T_VCPU && cpu < vm->ncpus)
-			k = vcpu_parse(&sub, vs, err) < 0 ? -EINVAL : vm_vcpu_load(vm, cpu++, vs, err);
+			k = vcpu_parse(&sub, vs, err) < 0 ? -EINVAL
+							  : vm_vcpu_load(vm, cpu++, vs, err);
 		else if (tag == T_DEVICES)
 			k = devices_parse(vm, p, plen, err);
 		else
 			k = vm_error(err, EINVAL, "VM state: unexpected section %u", tag);
 	}
 	if (k == 0 && cpu != vm->ncpus)
-		k = vm_error(err, EINVAL, "VM state: %u vCPUs saved, this VM has %u", cpu, vm->ncpus);
+		k = vm_error(err, EINVAL, "VM state: %u vCPUs saved, this VM has %u", cpu,
+			     vm->ncpus);
 	free(vs);
 	return k;
 }

@@ -91,7 +91,8 @@ static int setup_memory(struct vm *vm, char *err)
 	vm->slots[0] = (struct vm_slot){0, low, 0, base};
 	vm->nslots = 1;
 	if (vm->ram_size > low) {
-		vm->slots[1] = (struct vm_slot){VM_HIGH_RAM_GPA, vm->ram_size - low, low, base + low};
+		vm->slots[1] =
+		    (struct vm_slot){VM_HIGH_RAM_GPA, vm->ram_size - low, low, base + low};
 		vm->nslots = 2;
 	}
 	for (unsigned i = 0; i < vm->nslots; i++) {
@@ -158,8 +159,8 @@ void vm_mark_dirty(struct vm *vm, uint64_t gpa, uint64_t len)
 
 	if (!s || !len)
 		return;
-	for (uint64_t p = (gpa - s->gpa) / VM_PAGE_SIZE; p <= (gpa - s->gpa + len - 1) / VM_PAGE_SIZE;
-	     p++)
+	for (uint64_t p = (gpa - s->gpa) / VM_PAGE_SIZE;
+	     p <= (gpa - s->gpa + len - 1) / VM_PAGE_SIZE; p++)
 		atomic_fetch_or_explicit(&vm->vmm_dirty[i][p / 64], 1ull << (p % 64),
 					 memory_order_relaxed);
 }
@@ -189,8 +190,7 @@ int vm_read_guest(struct vm *vm, uint64_t gpa, void *buf, size_t len, char *err)
 
 /* ---- port I/O bus and devices ---------------------------------------------------- */
 
-int vm_io_register(struct vm *vm, uint16_t base, uint16_t len, vm_io_fn fn, void *dev,
-		   char *err)
+int vm_io_register(struct vm *vm, uint16_t base, uint16_t len, vm_io_fn fn, void *dev, char *err)
 {
 	if (vm->nio == VM_MAX_IO)
 		return vm_error(err, ENOSPC, "%s: too many I/O port ranges", vm->cfg.name);
@@ -372,8 +372,8 @@ int vm_pause(struct vm *vm, uint64_t *pause_ns, char *err)
 	if (vm->state != VM_STATE_RUNNING) {
 		int r = vm->state == VM_STATE_PAUSED || vm->state == VM_STATE_INCOMING
 			    ? 0
-			    : vm_error(err, EINVAL, "%s: cannot pause a VM that is %s", vm->cfg.name,
-				       vm_run_state_name(vm->state));
+			    : vm_error(err, EINVAL, "%s: cannot pause a VM that is %s",
+				       vm->cfg.name, vm_run_state_name(vm->state));
 		pthread_mutex_unlock(&vm->lock);
 		if (pause_ns)
 			*pause_ns = 0;

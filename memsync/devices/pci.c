@@ -98,10 +98,11 @@ static void pci_io(void *dev, uint16_t port, uint8_t *data, unsigned size, bool 
 	}
 	if (write) {
 		if (d)
-			cfg_write(pci, d, off, get_le32((uint8_t[4]){data[0], size > 1 ? data[1] : 0,
-								      size > 2 ? data[2] : 0,
-								      size > 3 ? data[3] : 0}),
-				  size);
+			cfg_write(
+			    pci, d, off,
+			    get_le32((uint8_t[4]){data[0], size > 1 ? data[1] : 0,
+						  size > 2 ? data[2] : 0, size > 3 ? data[3] : 0}),
+			    size);
 	} else {
 		v = d ? cfg_read(d, off, size) : 0xffffffffu;
 		for (unsigned i = 0; i < size; i++)
@@ -138,7 +139,10 @@ void vm_pci_irq(struct vm *vm, struct vm_pci_dev *d, bool level)
 	ioctl(vm->vm_fd, KVM_IRQ_LINE, &irq);
 }
 
-enum { PCI_TAG_ADDRESS = 1, PCI_TAG_CONFIG = 2 };
+enum {
+	PCI_TAG_ADDRESS = 1,
+	PCI_TAG_CONFIG = 2
+};
 
 static void pci_save(void *dev, struct blob *b)
 {
@@ -175,7 +179,8 @@ static int pci_load(void *dev, struct blob_reader *r, char *err)
 						r->what, n - 1);
 			for (unsigned b = 0; b < 6; b++)
 				if (d->bar_size[b])
-					cfg_write(pci, d, 0x10 + 4 * b, get_le32(cfg + 0x10 + 4 * b), 4);
+					cfg_write(pci, d, 0x10 + 4 * b,
+						  get_le32(cfg + 0x10 + 4 * b), 4);
 			d->cfg[0x04] = cfg[0x04];
 			d->cfg[0x05] = cfg[0x05] & 0x07;
 			d->cfg[0x3c] = cfg[0x3c];

@@ -118,7 +118,9 @@ static void uart_io(void *dev, uint16_t port, uint8_t *data, unsigned size, bool
 	pthread_mutex_unlock(&u->lock);
 }
 
-enum { UART_TAG_REGS = 1 };
+enum {
+	UART_TAG_REGS = 1
+};
 
 static void uart_save(void *dev, struct blob *b)
 {

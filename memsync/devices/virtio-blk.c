@@ -78,18 +78,19 @@ static bool in_range(const struct blk *b, uint64_t sector, uint64_t bytes)
 }
 
 /* Discard and write-zeroes: segments of {sector u64, sectors u32, flags u32}. */
-static uint8_t zero_ranges(struct blk *b, uint32_t type, const struct virtio_seg *segs,
-			   unsigned n, char *err)
+static uint8_t zero_ranges(struct blk *b, uint32_t type, const struct virtio_seg *segs, unsigned n,
+			   char *err)
 {
 	for (unsigned i = 1; i + 1 < n; i++) {
 		if (segs[i].writable || segs[i].len % 16)
 			return S_IOERR;
 		for (uint32_t o = 0; o < segs[i].len; o += 16) {
 			uint64_t sector = get_le64(segs[i].p + o);
-			uint32_t count = get_le32(segs[i].p + o + 8), flags = get_le32(segs[i].p + o + 12);
+			uint32_t count = get_le32(segs[i].p + o + 8),
+				 flags = get_le32(segs[i].p + o + 12);
 			unsigned zf = type == T_DISCARD ? VM_BLK_DISCARD
-				      : flags & 1  ? VM_BLK_MAY_TRIM
-						   : 0;
+				      : flags & 1	? VM_BLK_MAY_TRIM
+							: 0;
 
 			if (count > MAX_SECTORS || !in_range(b, sector, (uint64_t)count * 512))
 				return S_IOERR;
@@ -175,8 +176,7 @@ static uint32_t blk_request(struct virtio_dev *v, struct virtio_seg *segs, unsig
 	return written + 1;
 }
 
-static void blk_config(struct virtio_dev *v, unsigned off, uint8_t *data, unsigned size,
-		       bool write)
+static void blk_config(struct virtio_dev *v, unsigned off, uint8_t *data, unsigned size, bool write)
 {
 	struct blk *b = (struct blk *)v;
 	uint8_t cfg[CONFIG_LEN] = {0};

@@ -15,15 +15,15 @@
 #include "memsync/devices/virtio.h"
 #include "memsync/guest/abi.h"
 
-#define VP_HOST_FEATURES  0
-#define VP_GUEST_FEATURES 4
-#define VP_QUEUE_PFN	  8
-#define VP_QUEUE_SIZE	  12
-#define VP_QUEUE_SEL	  14
-#define VP_QUEUE_NOTIFY	  16
-#define VP_STATUS	  18
-#define VP_ISR		  19
-#define VP_CONFIG	  20
+#define VP_HOST_FEATURES   0
+#define VP_GUEST_FEATURES  4
+#define VP_QUEUE_PFN	   8
+#define VP_QUEUE_SIZE	   12
+#define VP_QUEUE_SEL	   14
+#define VP_QUEUE_NOTIFY	   16
+#define VP_STATUS	   18
+#define VP_ISR		   19
+#define VP_CONFIG	   20
 #define VRING_DESC_F_NEXT  1
 #define VRING_DESC_F_WRITE 2
 
@@ -52,7 +52,8 @@ static bool map_chain(struct virtio_dev *v, const uint8_t *desc, uint16_t head,
 		const uint8_t *d = desc + 16u * i;
 		uint64_t addr = get_le64(d);
 		uint32_t len = get_le32(d + 8);
-		uint16_t flags = (uint16_t)(d[12] | d[13] << 8), next = (uint16_t)(d[14] | d[15] << 8);
+		uint16_t flags = (uint16_t)(d[12] | d[13] << 8),
+			 next = (uint16_t)(d[14] | d[15] << 8);
 
 		segs[*n] = (struct virtio_seg){addr, vm_gpa_to_hva(v->vm, addr, len), len,
 					       flags & VRING_DESC_F_WRITE};
@@ -183,10 +184,10 @@ static void virtio_io(void *dev, uint16_t port, uint8_t *data, unsigned size, bo
 {
 	struct virtio_dev *v = dev;
 	unsigned off = port - v->io_base;
-	static const uint8_t widths[VP_CONFIG] = {
-	    [VP_HOST_FEATURES] = 4, [VP_GUEST_FEATURES] = 4, [VP_QUEUE_PFN] = 4,
-	    [VP_QUEUE_SIZE] = 2,    [VP_QUEUE_SEL] = 2,	     [VP_QUEUE_NOTIFY] = 2,
-	    [VP_STATUS] = 1,	    [VP_ISR] = 1};
+	static const uint8_t widths[VP_CONFIG] = {[VP_HOST_FEATURES] = 4, [VP_GUEST_FEATURES] = 4,
+						  [VP_QUEUE_PFN] = 4,	  [VP_QUEUE_SIZE] = 2,
+						  [VP_QUEUE_SEL] = 2,	  [VP_QUEUE_NOTIFY] = 2,
+						  [VP_STATUS] = 1,	  [VP_ISR] = 1};
 
 	pthread_mutex_lock(&v->lock);
 	if (off >= VP_CONFIG) {

@@ -33,19 +33,19 @@
 #define GUEST_IMAGE_GPA	  0x100000ull
 
 /* GDT selectors. Each vCPU has its own TSS descriptor (16 bytes). */
-#define GUEST_SEL_KCODE 0x08
-#define GUEST_SEL_KDATA 0x10
-#define GUEST_SEL_UDATA 0x1b /* index 3, RPL 3 */
-#define GUEST_SEL_UCODE 0x23 /* index 4, RPL 3 */
+#define GUEST_SEL_KCODE	   0x08
+#define GUEST_SEL_KDATA	   0x10
+#define GUEST_SEL_UDATA	   0x1b /* index 3, RPL 3 */
+#define GUEST_SEL_UCODE	   0x23 /* index 4, RPL 3 */
 #define GUEST_SEL_TSS(cpu) (0x28 + 16 * (cpu))
 
 /* I/O ports opened to ring 3 in every TSS's I/O-permission bitmap. */
-#define GUEST_PORT_UART	    0x3f8 /* 8 ports: COM1 */
-#define GUEST_PORT_EXIT	    0x501 /* a byte: the guest stops (QEMU's isa-debug-exit) */
-#define GUEST_PORT_IDLE	    0x502 /* a 32-bit write: idle up to that many microseconds */
-#define GUEST_PORT_PCI	    0xcf8 /* 8 ports: PCI configuration mechanism #1 */
-#define GUEST_PORT_IO_BASE  0xc000 /* I/O BARs are assigned in [BASE, BASE + SIZE) */
-#define GUEST_PORT_IO_SIZE  0x1000
+#define GUEST_PORT_UART	   0x3f8  /* 8 ports: COM1 */
+#define GUEST_PORT_EXIT	   0x501  /* a byte: the guest stops (QEMU's isa-debug-exit) */
+#define GUEST_PORT_IDLE	   0x502  /* a 32-bit write: idle up to that many microseconds */
+#define GUEST_PORT_PCI	   0xcf8  /* 8 ports: PCI configuration mechanism #1 */
+#define GUEST_PORT_IO_BASE 0xc000 /* I/O BARs are assigned in [BASE, BASE + SIZE) */
+#define GUEST_PORT_IO_SIZE 0x1000
 
 /* Values written to GUEST_PORT_EXIT. */
 enum {
@@ -54,8 +54,8 @@ enum {
 	GUEST_EXIT_EXCEPTION = 2, /* a CPU exception: see status->exc_* */
 };
 
-#define GUEST_BOOT_MAGIC 0x544f4f42564d53ull /* "SMVBOOT" */
-#define GUEST_MAX_RANGES 4
+#define GUEST_BOOT_MAGIC  0x544f4f42564d53ull /* "SMVBOOT" */
+#define GUEST_MAX_RANGES  4
 #define GUEST_CMDLINE_LEN 1024
 
 /* Filled by the VMM before the first instruction (or by the multiboot entry). */
@@ -85,10 +85,10 @@ enum guest_state {
 /* What a failure was. */
 enum guest_fault {
 	GUEST_FAULT_NONE = 0,
-	GUEST_FAULT_PAGE = 1,	   /* a memory page holds the wrong content (lost, stale, corrupt) */
-	GUEST_FAULT_DISK = 2,	   /* a disk record is wrong (lost write, corrupt) */
-	GUEST_FAULT_DISK_IO = 3,   /* the virtio-blk device failed a request or is missing */
-	GUEST_FAULT_CLOCK = 4,	   /* kvmclock went backwards */
+	GUEST_FAULT_PAGE = 1,	 /* a memory page holds the wrong content (lost, stale, corrupt) */
+	GUEST_FAULT_DISK = 2,	 /* a disk record is wrong (lost write, corrupt) */
+	GUEST_FAULT_DISK_IO = 3, /* the virtio-blk device failed a request or is missing */
+	GUEST_FAULT_CLOCK = 4,	 /* kvmclock went backwards */
 	GUEST_FAULT_EXCEPTION = 5, /* a CPU exception */
 	GUEST_FAULT_CMDLINE = 6,   /* the command line could not be parsed */
 };
@@ -96,14 +96,14 @@ enum guest_fault {
 #define GUEST_NO_PAGE (~0ull)
 
 struct guest_cpu_status {
-	uint64_t heartbeat;   /* counts up every hb milliseconds of kvmclock time */
-	uint64_t hb_time_ns;  /* kvmclock time of the last heartbeat */
-	uint64_t max_gap_ns;  /* the longest interval between two heartbeats so far */
-	uint64_t mem_passes;  /* complete passes of the memory pattern */
-	uint64_t mem_bytes;   /* bytes of pattern written */
-	uint64_t mem_ns;      /* kvmclock time spent in the memory program */
-	uint64_t disk_bytes;  /* bytes of records written and verified */
-	uint64_t disk_ns;     /* kvmclock time spent writing records */
+	uint64_t heartbeat;  /* counts up every hb milliseconds of kvmclock time */
+	uint64_t hb_time_ns; /* kvmclock time of the last heartbeat */
+	uint64_t max_gap_ns; /* the longest interval between two heartbeats so far */
+	uint64_t mem_passes; /* complete passes of the memory pattern */
+	uint64_t mem_bytes;  /* bytes of pattern written */
+	uint64_t mem_ns;     /* kvmclock time spent in the memory program */
+	uint64_t disk_bytes; /* bytes of records written and verified */
+	uint64_t disk_ns;    /* kvmclock time spent writing records */
 	uint64_t dirty_writes;
 	uint64_t pending_page; /* dirty program: the page being written, or GUEST_NO_PAGE */
 	uint64_t done;	       /* 1 when this CPU's programs have finished */
@@ -116,9 +116,9 @@ struct guest_status {
 	uint32_t state;	  /* enum guest_state */
 	uint32_t fault;	  /* enum guest_fault */
 	uint32_t fault_cpu;
-	uint64_t fault_addr;	 /* page address or disk byte offset */
-	uint64_t fault_expect;	 /* generation (or value) expected */
-	uint64_t fault_found;	 /* and found */
+	uint64_t fault_addr;   /* page address or disk byte offset */
+	uint64_t fault_expect; /* generation (or value) expected */
+	uint64_t fault_found;  /* and found */
 	uint64_t exc_vector, exc_error, exc_rip, exc_cr2;
 	/* The memory program's region (guest-physical) and the generation each CPU
 	 * is writing; the dirty program's region and its write set: the region's

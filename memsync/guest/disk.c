@@ -24,8 +24,8 @@
 #define VBLK_T_FLUSH	  4
 
 #define QSIZE_MAX 256
-#define BATCH	  16		   /* requests submitted per notify */
-#define CHUNK	  (64 * 1024)	   /* bytes per request */
+#define BATCH	  16	      /* requests submitted per notify */
+#define CHUNK	  (64 * 1024) /* bytes per request */
 #define RECS	  (CHUNK / GUEST_RECORD_SIZE)
 #define MAX_DISKS 4
 
@@ -101,8 +101,8 @@ static void vblk_init(unsigned cpu, unsigned index, struct vblk *d)
 	memset(ring, 0, sizeof(rings[0]));
 	d->desc = (struct desc *)ring;
 	d->avail = (volatile uint16_t *)(ring + 16 * d->qsize);
-	d->used = (volatile uint16_t *)(ring +
-					((16 * d->qsize + 6 + 2 * d->qsize + 4095) & ~4095u));
+	d->used =
+	    (volatile uint16_t *)(ring + ((16 * d->qsize + 6 + 2 * d->qsize + 4095) & ~4095u));
 	outl(d->io + VP_QUEUE_PFN, (uint32_t)((uint64_t)ring >> 12));
 	outb(d->io + VP_STATUS, 1 | 2 | 4); /* driver ok */
 	d->capacity = ((uint64_t)inl(d->io + VP_CONFIG + 4) << 32 | inl(d->io + VP_CONFIG)) * 512;
@@ -118,7 +118,8 @@ static void vblk_batch(unsigned cpu, struct vblk *d, uint8_t *buf, uint32_t type
 
 		d->hdr[i] = (struct blkhdr){type, 0, (off + (uint64_t)i * CHUNK) / 512};
 		d->st[i] = 0xff;
-		ds[0] = (struct desc){(uint64_t)&d->hdr[i], sizeof(d->hdr[i]), 1, (uint16_t)(3 * i + 1)};
+		ds[0] = (struct desc){(uint64_t)&d->hdr[i], sizeof(d->hdr[i]), 1,
+				      (uint16_t)(3 * i + 1)};
 		if (type == VBLK_T_FLUSH) {
 			ds[0].next = (uint16_t)(3 * i + 2);
 		} else {
@@ -193,7 +194,8 @@ static void pass(unsigned cpu, struct vblk *d, uint8_t *buf, uint64_t bytes, uin
 		 bool read, bool write)
 {
 	for (uint64_t off = 0; off < bytes; off += BATCH * CHUNK) {
-		unsigned n = (unsigned)((bytes - off) / CHUNK < BATCH ? (bytes - off) / CHUNK : BATCH);
+		unsigned n =
+		    (unsigned)((bytes - off) / CHUNK < BATCH ? (bytes - off) / CHUNK : BATCH);
 
 		if (read)
 			records(cpu, d, buf, false, off, n, write ? gen - 1 : gen);

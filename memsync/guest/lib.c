@@ -195,7 +195,10 @@ int cmdline_get(const char *key, uint64_t *out, char *str, size_t strmax)
 			for (; v < p && *v >= '0' && *v <= '9'; v++)
 				val = val * 10 + (uint64_t)(*v - '0');
 			if (v < p) {
-				unsigned shift = *v == 'K' ? 10 : *v == 'M' ? 20 : *v == 'G' ? 30 : 99;
+				unsigned shift = *v == 'K'   ? 10
+						 : *v == 'M' ? 20
+						 : *v == 'G' ? 30
+							     : 99;
 				if (shift == 99 || v + 1 != p)
 					return -1;
 				val <<= shift;

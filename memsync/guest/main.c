@@ -149,7 +149,8 @@ static void carve(uint64_t *skip, uint64_t len, struct segs *out)
 		*skip = 0;
 	}
 	if (len)
-		fail(0, GUEST_FAULT_CMDLINE, 0, 0, 0, "not enough guest memory for mem= and dirty=");
+		fail(0, GUEST_FAULT_CMDLINE, 0, 0, 0,
+		     "not enough guest memory for mem= and dirty=");
 }
 
 /* vCPU cpu's share of the memory region among the vCPUs running mem. */

@@ -8,7 +8,8 @@ memsync_shell_tests = \
 	tests/memsync/test-vm-tamper.sh tests/memsync/test-vm-restore.sh \
 	tests/memsync/test-run-disk-raw.sh tests/memsync/test-control.sh tests/memsync/test-ps.sh \
 	tests/memsync/test-disk-lock.sh tests/memsync/test-run-bad-config.sh \
-	tests/memsync/test-run-config.sh
+	tests/memsync/test-run-config.sh tests/memsync/test-run-disk-vhdx.sh \
+	tests/memsync/test-run-disk-vhd.sh
 TESTS += $(memsync_shell_tests)
 EXTRA_DIST += $(memsync_shell_tests) tests/memsync/ctl.py
 # Robustness: bad configurations and bad control-socket input, under ASan/UBSan.

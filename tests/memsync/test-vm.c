@@ -105,7 +105,8 @@ static int test_dirty(const char *mode)
 	vm = start(&c);
 	wait_for(vm, dirty_running, "the dirty program");
 	const struct vm_slot *slot = vm_slot(vm, 0);
-	uint64_t base = status(vm)->dirty_base / VM_PAGE_SIZE, pages = status(vm)->dirty_len / VM_PAGE_SIZE;
+	uint64_t base = status(vm)->dirty_base / VM_PAGE_SIZE,
+		 pages = status(vm)->dirty_len / VM_PAGE_SIZE;
 	uint8_t *set = vm_gpa_to_hva(vm, status(vm)->dirty_set_gpa, pages);
 	uint64_t *bitmap = calloc(slot->size / VM_PAGE_SIZE / 64 + 1, 8);
 
@@ -126,7 +127,8 @@ static int test_dirty(const char *mode)
 			if ((dirty && p == pending) || (!dirty && p == pending_before))
 				continue;
 			if (bad++ < 5)
-				fprintf(stderr, "round %d: page %llu: dirty log %d, guest wrote %d\n",
+				fprintf(stderr,
+					"round %d: page %llu: dirty log %d, guest wrote %d\n",
 					round, (unsigned long long)p, dirty, set[p]);
 		}
 		if (bad)
@@ -185,7 +187,8 @@ static int test_tamper(void)
 		die("tamper: the guest did not report the corrupted page (exit %d)", guest_exit);
 	if (status(vm)->fault != GUEST_FAULT_PAGE ||
 	    (status(vm)->fault_addr & ~(VM_PAGE_SIZE - 1)) != gpa)
-		die("tamper: the guest reported another fault: %s", (const char *)status(vm)->message);
+		die("tamper: the guest reported another fault: %s",
+		    (const char *)status(vm)->message);
 	printf("tamper: guest reported: %s\n", (const char *)status(vm)->message);
 	vm_free(vm);
 	vm_config_release(&c);
@@ -209,8 +212,8 @@ static int test_restore(const char *disk)
 	int guest_exit = -1;
 	struct vm_vcpu_state *vs = malloc(sizeof(*vs)), *vs2 = malloc(sizeof(*vs2));
 
-	config(&c, "restore", "mem=48M passes=8 disk=8M diskpasses=6 cpu0=mem cpu1=disk hb=10",
-	       256, 2);
+	config(&c, "restore", "mem=48M passes=8 disk=8M diskpasses=6 cpu0=mem cpu1=disk hb=10", 256,
+	       2);
 	CHECK(vm_config_add_disk(&c, disk, VHD_FORMAT_RAW, false, err));
 	vm = start(&c);
 	wait_for(vm, mid_run, "the programs to be mid-run");
@@ -230,7 +233,8 @@ static int test_restore(const char *disk)
 		die("restore: a damaged vCPU state was not refused");
 	ram = malloc(vm_ram_size(vm));
 	for (unsigned i = 0; i < vm_nslots(vm); i++)
-		memcpy(ram + vm_slot(vm, i)->memfd_offset, vm_slot(vm, i)->hva, vm_slot(vm, i)->size);
+		memcpy(ram + vm_slot(vm, i)->memfd_offset, vm_slot(vm, i)->hva,
+		       vm_slot(vm, i)->size);
 	CHECK(vm_config_copy(&c2, vm_get_config(vm), err));
 	vm_free(vm); /* releases the disk for the new VM */
 
@@ -245,7 +249,8 @@ static int test_restore(const char *disk)
 		die("restore: the restored guest did not finish cleanly (exit %d): %s", guest_exit,
 		    (const char *)status(vm2)->message);
 	if (status(vm2)->cpu[0].heartbeat <= hb)
-		die("restore: the heartbeat did not continue (%llu before)", (unsigned long long)hb);
+		die("restore: the heartbeat did not continue (%llu before)",
+		    (unsigned long long)hb);
 	printf("restore: guest finished after restore: %s; heartbeat %llu -> %llu, longest gap "
 	       "%.1f ms, state %zu bytes\n",
 	       (const char *)status(vm2)->message, (unsigned long long)hb,
