@@ -295,17 +295,29 @@ static int unix_address(const char *path, struct sockaddr_un *sa, char *err)
 	return 0;
 }
 
-static int listen_on(const char *path, char *err)
+/* A socket for path; connected when *connected (else only created). */
+static int unix_socket(const char *path, struct sockaddr_un *sa, bool *connected, char *err)
 {
-	struct sockaddr_un sa;
-	int fd, r = unix_address(path, &sa, err);
+	int fd, r = unix_address(path, sa, err);
 
 	if (r < 0)
 		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return vm_error(err, errno, "socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) == 0) {
+	*connected = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) == 0;
+	return fd;
+}
+
+static int listen_on(const char *path, char *err)
+{
+	struct sockaddr_un sa;
+	bool connected;
+	int r, fd = unix_socket(path, &sa, &connected, err);
+
+	if (fd < 0)
+		return fd;
+	if (connected) {
 		close(fd);
 		return vm_error(err, EADDRINUSE, "%s: another VM answers on this control socket",
 				path);
@@ -383,14 +395,12 @@ int vm_control_request(const char *path, const char *request, char **reply, int 
 	struct sockaddr_un sa;
 	char buf[MAX_LINE];
 	size_t n = 0;
-	int fd, r = unix_address(path, &sa, err);
+	bool connected;
+	int r, fd = unix_socket(path, &sa, &connected, err);
 
-	if (r < 0)
-		return r;
-	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vm_error(err, errno, "socket: %s", strerror(errno));
-	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		return fd;
+	if (!connected) {
 		r = vm_error(err, errno, "%s: cannot connect: %s", path, strerror(errno));
 		close(fd);
 		return r;

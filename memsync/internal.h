@@ -108,7 +108,7 @@ struct vcpu {
 	bool started;
 	struct kvm_dirty_gfn *ring; /* dirty ring (VM_DIRTY_RING), ring_entries long */
 	uint32_t ring_next;	    /* next entry to harvest */
-	uint64_t slice_start_ns;    /* throttling */
+	atomic_bool throttle_due;   /* the throttler kicked: sleep this slice's share */
 	bool parked;
 };
 
@@ -151,6 +151,8 @@ struct vm {
 	char errmsg[VM_ERR_LEN];
 	uint64_t start_ns, last_pause_ns;
 	_Atomic unsigned throttle;
+	pthread_t throttler; /* kicks the vCPUs every slice while throttling */
+	bool throttler_started;
 
 	/* From the guest image (boot.c). */
 	uint64_t entry, isr_base, image_end;

@@ -18,14 +18,15 @@ memsync_libs = memsync/libmemsync.la vhd/libvhd.la proto/libproto.la $(ZLIB_LIBS
 # where `smove run` looks for it by default.
 guest_sources = memsync/guest/entry.S memsync/guest/main.c memsync/guest/lib.c \
 	memsync/guest/mem.c memsync/guest/disk.c
-guest_headers = memsync/guest/guest.h memsync/guest/abi.h
+guest_headers = memsync/guest/guest.h memsync/guest/abi.h memsync/guest/virtio-regs.h
 GUEST_CFLAGS = -std=gnu11 -O2 -g -Wall -Wextra -Werror -ffreestanding -nostdlib -static \
 	-fno-pic -fno-pie -no-pie -mno-red-zone -fno-stack-protector -fcf-protection=none \
 	-fno-asynchronous-unwind-tables -fno-tree-loop-distribute-patterns \
 	-Wl,--build-id=none -Wl,-z,noexecstack -Wl,--no-warn-rwx-segments
 pkgdata_DATA = memsync/guest/guest.elf
 CLEANFILES += memsync/guest/guest.elf
-EXTRA_DIST += $(guest_sources) memsync/guest/guest.h memsync/guest/guest.ld
+EXTRA_DIST += $(guest_sources) memsync/guest/guest.h memsync/guest/guest.ld \
+	memsync/guest/virtio-regs.h
 memsync/guest/guest.elf: $(addprefix $(srcdir)/,$(guest_sources) $(guest_headers) memsync/guest/guest.ld)
 	$(AM_V_GEN)$(MKDIR_P) memsync/guest && \
 	$(CC) $(GUEST_CFLAGS) -I$(top_srcdir) -T $(srcdir)/memsync/guest/guest.ld -o $@ \

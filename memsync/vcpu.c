@@ -205,19 +205,15 @@ static void park(struct vcpu *v)
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
-/* Throttling: sleeps percent % of each 10 ms slice of running time. */
+/* Throttling: the throttler thread (vm.c) kicks every vCPU out of KVM_RUN once
+ * per 10 ms slice, even a guest that never exits; the vCPU then sleeps percent %
+ * of the slice and runs the rest. */
 static void throttle(struct vcpu *v)
 {
 	unsigned pct = atomic_load(&v->vm->throttle);
-	uint64_t now;
 
-	if (!pct)
-		return;
-	now = vm_now_ns();
-	if (now - v->slice_start_ns < (100 - pct) * 100000ull)
-		return;
-	sleep_us(pct * 100ull);
-	v->slice_start_ns = vm_now_ns();
+	if (atomic_exchange(&v->throttle_due, false) && pct)
+		sleep_us(pct * 100ull);
 }
 
 void *vm_vcpu_thread(void *arg)
@@ -225,7 +221,6 @@ void *vm_vcpu_thread(void *arg)
 	struct vcpu *v = arg;
 	struct vm *vm = v->vm;
 
-	v->slice_start_ns = vm_now_ns();
 	for (;;) {
 		if (atomic_load((_Atomic bool *)&vm->stop_req))
 			break;

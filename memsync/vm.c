@@ -504,9 +504,40 @@ void vm_status(struct vm *vm, struct vm_status *st)
 
 /* ---- throttling ------------------------------------------------------------------------- */
 
+/* A guest running in ring 3 may not exit for a long time: while a throttle is
+ * set, this thread kicks every vCPU out of KVM_RUN once per 10 ms slice so that
+ * its thread can sleep its share (vcpu.c). */
+static void *throttler(void *arg)
+{
+	struct vm *vm = arg;
+	struct timespec ts;
+
+	pthread_mutex_lock(&vm->lock);
+	while (!vm->stop_req) {
+		if (atomic_load(&vm->throttle) && vm->state == VM_STATE_RUNNING) {
+			for (unsigned i = 0; i < vm->ncpus; i++)
+				atomic_store(&vm->vcpus[i].throttle_due, true);
+			kick_all(vm);
+		}
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 10000000;
+		if (ts.tv_nsec >= 1000000000) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000;
+		}
+		pthread_cond_timedwait(&vm->cond, &vm->lock, &ts);
+	}
+	pthread_mutex_unlock(&vm->lock);
+	return NULL;
+}
+
 void vm_set_throttle(struct vm *vm, unsigned percent)
 {
 	atomic_store(&vm->throttle, percent > 99 ? 99 : percent);
+	pthread_mutex_lock(&vm->lock);
+	if (percent && !vm->throttler_started && !vm->stop_req)
+		vm->throttler_started = pthread_create(&vm->throttler, NULL, throttler, vm) == 0;
+	pthread_mutex_unlock(&vm->lock);
 }
 
 void vm_free(struct vm *vm)
@@ -517,6 +548,8 @@ void vm_free(struct vm *vm)
 	for (unsigned i = 0; i < vm->ncpus; i++)
 		if (vm->vcpus[i].started)
 			pthread_join(vm->vcpus[i].thread, NULL);
+	if (vm->throttler_started)
+		pthread_join(vm->throttler, NULL);
 	for (unsigned i = vm->ndevices; i-- > 0;)
 		if (vm->devices[i].destroy)
 			vm->devices[i].destroy(vm->devices[i].dev);

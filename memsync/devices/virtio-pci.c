@@ -14,16 +14,8 @@
 
 #include "memsync/devices/virtio.h"
 #include "memsync/guest/abi.h"
+#include "memsync/guest/virtio-regs.h"
 
-#define VP_HOST_FEATURES   0
-#define VP_GUEST_FEATURES  4
-#define VP_QUEUE_PFN	   8
-#define VP_QUEUE_SIZE	   12
-#define VP_QUEUE_SEL	   14
-#define VP_QUEUE_NOTIFY	   16
-#define VP_STATUS	   18
-#define VP_ISR		   19
-#define VP_CONFIG	   20
 #define VRING_DESC_F_NEXT  1
 #define VRING_DESC_F_WRITE 2
 

@@ -97,5 +97,6 @@ int pattern_check(const uint64_t *page, uint64_t gpa, uint64_t gen);
 
 /* disk.c: the program over a virtio-blk disk. */
 void prog_disk(unsigned cpu, unsigned index, uint64_t bytes, uint64_t passes);
+void prog_diskw(unsigned cpu, unsigned index, uint64_t bytes);
 
 #endif

@@ -6,7 +6,8 @@
  *   disk=SIZE diskpasses=N         checksummed records on virtio-blk disks
  *   dirty=SIZE dirtywrites=N       random page writes with a published write set
  *   hb=MS hbprint=N seed=N         heartbeat period, console every N beats
- *   cpuN=PROG[+PROG...]            programs of vCPU N: mem, disk, dirty, idle
+ *   cpuN=PROG[+PROG...]            programs of vCPU N: mem, disk, dirty, idle,
+ *                                  diskw (disk= bytes written flat out, for benchmarks)
  * By default vCPU 0 runs mem, disk and dirty (those with a size) and the
  * others idle. When every vCPU's programs are done, vCPU 0 reports the verdict
  * and stops the guest; a program that runs forever keeps the guest running. */
@@ -280,6 +281,9 @@ void guest_main(struct guest_boot *b, uint64_t cpu)
 		} else if (memcmp(w, "disk", 5) == 0) {
 			k = rank((unsigned)cpu, "disk", &nk);
 			prog_disk((unsigned)cpu, k, args.disk, args.diskpasses);
+		} else if (memcmp(w, "diskw", 6) == 0) {
+			k = rank((unsigned)cpu, "disk", &nk);
+			prog_diskw((unsigned)cpu, k, args.disk);
 		} else if (memcmp(w, "dirty", 6) == 0) {
 			if (dirtysegs.n != 1)
 				fail((unsigned)cpu, GUEST_FAULT_CMDLINE, 0, 0, 0,

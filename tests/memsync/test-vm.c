@@ -3,9 +3,12 @@
  *   test-vm dirty bitmap|ring  the dirty log equals the guest's published write set
  *   test-vm tamper             a page corrupted by the host while paused is
  *                              reported by the guest after resume
- *   test-vm restore            pause mid-run, save every state and the RAM, make a
+ *   test-vm restore DISK       pause mid-run, save every state and the RAM, make a
  *                              fresh incoming VM, load, resume: the guest finishes
  *                              with its invariants intact
+ *   test-vm backend DISK       swap virtio-blk's backend while the guest writes: its
+ *                              requests go through the new one, records stay intact
+ *   test-vm throttle           a throttle slows a guest that never exits
  * Exits 0 (pass), 1 (fail) or 77 (skip: no /dev/kvm). */
 #include <errno.h>
 #include <fcntl.h>
@@ -267,6 +270,100 @@ static int test_restore(const char *disk)
 	return 0;
 }
 
+/* ---- backend swap and throttling ------------------------------------------------------ */
+
+static _Atomic unsigned long counted_writes;
+
+static int count_pread(void *h, void *buf, size_t len, uint64_t off, char *e)
+{
+	return vhd_pread(h, buf, len, off, e);
+}
+
+static int count_pwrite(void *h, const void *buf, size_t len, uint64_t off, char *e)
+{
+	counted_writes++;
+	return vhd_pwrite(h, buf, len, off, e);
+}
+
+static int count_zero(void *h, uint64_t len, uint64_t off, unsigned flags, char *e)
+{
+	return vhd_zero(h, len, off, 0, e);
+}
+
+static int count_flush(void *h, char *e)
+{
+	return vhd_flush(h, e);
+}
+
+static const struct vm_blk_ops counting_ops = {count_pread, count_pwrite, count_zero, count_flush};
+
+static bool disk_started(struct vm *vm)
+{
+	return status(vm)->cpu[0].disk_bytes > 0;
+}
+
+static int test_backend(const char *disk)
+{
+	struct vm_config c;
+	struct vhd_disk *d;
+	struct vm *vm;
+	int guest_exit = -1;
+
+	config(&c, "backend", "disk=8M diskpasses=4", 64, 1);
+	CHECK(vm_config_add_disk(&c, disk, VHD_FORMAT_RAW, false, err));
+	vm = start(&c);
+	wait_for(vm, disk_started, "the disk program");
+	CHECK(vm_disk_set_ops(vm, 0, NULL, NULL, &d, err));
+	CHECK(vm_disk_set_ops(vm, 0, &counting_ops, d, NULL, err));
+	if (vm_wait(vm, &guest_exit, err) != 0 || guest_exit != GUEST_EXIT_OK)
+		die("backend: the guest did not finish cleanly (exit %d)", guest_exit);
+	if (counted_writes < 100)
+		die("backend: only %lu writes went through the swapped backend",
+		    (unsigned long)counted_writes);
+	printf("backend: %lu guest writes went through the swapped backend\n",
+	       (unsigned long)counted_writes);
+	vm_free(vm);
+	vm_config_release(&c);
+	return 0;
+}
+
+static uint64_t mem_rate(struct vm *vm)
+{
+	uint64_t b0 = status(vm)->cpu[0].mem_bytes, b1;
+
+	sleep_ms(400);
+	b1 = status(vm)->cpu[0].mem_bytes;
+	return b1 - b0;
+}
+
+static int test_throttle(void)
+{
+	struct vm_config c;
+	struct vm *vm;
+	uint64_t full, slow, again;
+
+	config(&c, "throttle", "mem=8M passes=0 verify=0", 64, 1);
+	vm = start(&c);
+	wait_for(vm, one_pass, "a first memory pass");
+	full = mem_rate(vm);
+	vm_set_throttle(vm, 90);
+	mem_rate(vm);
+	slow = mem_rate(vm);
+	vm_set_throttle(vm, 0);
+	mem_rate(vm);
+	again = mem_rate(vm);
+	printf("throttle: %llu MiB per 400 ms unthrottled, %llu at 90 %%, %llu after\n",
+	       (unsigned long long)(full >> 20), (unsigned long long)(slow >> 20),
+	       (unsigned long long)(again >> 20));
+	if (again > full)
+		full = again; /* the faster of the two unthrottled runs (the host is shared) */
+	if (!full || slow * 3 > full)
+		die("throttle: the rates do not follow the throttle");
+	vm_free(vm);
+	vm_config_release(&c);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	if (access("/dev/kvm", R_OK | W_OK) != 0) {
@@ -279,6 +376,11 @@ int main(int argc, char **argv)
 		return test_tamper();
 	if (argc == 3 && strcmp(argv[1], "restore") == 0)
 		return test_restore(argv[2]);
-	fprintf(stderr, "usage: test-vm dirty bitmap|ring | tamper | restore DISK\n");
+	if (argc == 3 && strcmp(argv[1], "backend") == 0)
+		return test_backend(argv[2]);
+	if (argc == 2 && strcmp(argv[1], "throttle") == 0)
+		return test_throttle();
+	fprintf(stderr, "usage: test-vm dirty bitmap|ring | tamper | restore DISK | backend DISK | "
+			"throttle\n");
 	return 2;
 }
