@@ -1,12 +1,25 @@
 # tests/vhdx/: the VHDX driver: unit tests (criterion), interop with qemu-img and
 # libvhdi, differencing chains, the log, crash injection, broken images.
 if HAVE_CRITERION
-vhdx_unit_tests = tests/vhdx/test-utf16
+vhdx_unit_tests = tests/vhdx/test-utf16 tests/vhdx/test-vhdx-format tests/vhdx/test-vhdx-log \
+	tests/vhdx/test-vhdx-io
 check_PROGRAMS += $(vhdx_unit_tests)
 TESTS += $(vhdx_unit_tests)
 sanitizer_tests += $(vhdx_unit_tests)
 tests_vhdx_test_utf16_CFLAGS = $(unit_cflags)
 tests_vhdx_test_utf16_LDADD = vhd/libvhd.la $(unit_ldadd)
+tests_vhdx_test_vhdx_format_SOURCES = tests/vhdx/test-vhdx-format.c \
+	tests/vhdx/memimg.c tests/vhdx/memimg.h
+tests_vhdx_test_vhdx_format_CFLAGS = $(unit_cflags)
+tests_vhdx_test_vhdx_format_LDADD = vhd/libvhd.la $(unit_ldadd)
+tests_vhdx_test_vhdx_log_SOURCES = tests/vhdx/test-vhdx-log.c \
+	tests/vhdx/memimg.c tests/vhdx/memimg.h
+tests_vhdx_test_vhdx_log_CFLAGS = $(unit_cflags)
+tests_vhdx_test_vhdx_log_LDADD = vhd/libvhd.la $(unit_ldadd)
+tests_vhdx_test_vhdx_io_SOURCES = tests/vhdx/test-vhdx-io.c \
+	tests/vhdx/memimg.c tests/vhdx/memimg.h
+tests_vhdx_test_vhdx_io_CFLAGS = $(unit_cflags)
+tests_vhdx_test_vhdx_io_LDADD = vhd/libvhd.la $(unit_ldadd)
 endif
 
 check_PROGRAMS += tests/vhdx/vhdx-tool
