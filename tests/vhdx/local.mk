@@ -25,6 +25,21 @@ endif
 check_PROGRAMS += tests/vhdx/vhdx-tool
 tests_vhdx_vhdx_tool_LDADD = vhd/libvhd.la $(PTHREAD_LIBS)
 
-vhdx_shell_tests = tests/vhdx/test-qemu-read.sh tests/vhdx/test-qemu-write.sh
+vhdx_shell_tests = tests/vhdx/test-qemu-read.sh tests/vhdx/test-qemu-write.sh \
+	tests/vhdx/test-log-replay.sh tests/vhdx/test-vhdx-chain.sh \
+	tests/vhdx/test-vhdx-broken.sh
 TESTS += $(vhdx_shell_tests)
-EXTRA_DIST += $(vhdx_shell_tests) tests/vhdx/libvhdi-compare.py
+sanitizer_tests += tests/vhdx/test-vhdx-broken.sh tests/vhdx/test-vhdx-chain.sh
+EXTRA_DIST += $(vhdx_shell_tests) tests/vhdx/libvhdi-compare.py tests/vhdx/make-broken.py
+
+# The broken-image corpus, made before the tests run so that the image
+# fuzzer's replay test (tests/fuzz) finds it too.
+check_SCRIPTS += tests/vhdx/broken-corpus.stamp
+CLEANFILES += tests/vhdx/broken-corpus.stamp
+tests/vhdx/broken-corpus.stamp: $(top_srcdir)/tests/vhdx/make-broken.py
+	$(AM_V_GEN)$(MKDIR_P) tests/vhdx tests/data/broken && \
+	/usr/bin/python3 $(top_srcdir)/tests/vhdx/make-broken.py corpus tests/data/broken && touch $@
+clean-local: clean-vhdx-corpus
+clean-vhdx-corpus:
+	rm -f tests/data/broken/vhdx-*.vhdx
+.PHONY: clean-vhdx-corpus

@@ -249,7 +249,7 @@ Test(metadata, bad_values_are_refused_with_their_name)
 	    {ITEMS + 32, 1024, 4, "logical sector size 1024"},
 	    {ITEMS + 36, 520, 4, "physical sector size 520"},
 	    {ITEMS + 8, 1000, 8, "virtual size 1000 is not a multiple"},
-	    {ITEMS + 12, 0x10000, 4, "sectors between 1 sector and 64 TiB"}, /* 256 TiB */
+	    {ITEMS + 12, 0x10000, 4, "is beyond the VHDX limits"}, /* 256 TiB */
 	    {META + 10, 4, 2, "metadata item \"physical sector size\" is missing"},
 	    {META_ENTRY(0) + 16, 0x10, 4, "is outside the metadata region"},
 	    {META_ENTRY(2) + 20, 0x200000, 4, "is outside the metadata region"},
