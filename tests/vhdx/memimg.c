@@ -90,7 +90,8 @@ static void snapshot(struct memimg *m)
 {
 	free(m->durable);
 	m->durable = malloc(m->size ? m->size : 1);
-	memcpy(m->durable, m->data, m->size);
+	if (m->size)
+		memcpy(m->durable, m->data, m->size);
 	m->durable_size = m->size;
 }
 
@@ -156,7 +157,8 @@ void memimg_copy(struct memimg *dst, const struct memimg *src)
 {
 	memimg_free(dst);
 	dst->data = malloc(src->size ? src->size : 1);
-	memcpy(dst->data, src->data, src->size);
+	if (src->size)
+		memcpy(dst->data, src->data, src->size);
 	dst->size = src->size;
 	dst->writes_left = -1;
 	dst->tear = false;
