@@ -77,6 +77,7 @@ struct vhd_io {
 	const struct vhd_io_ops *ops;
 	char *name;    /* for messages: the path or URL, owned, freed by vhd_io_close */
 	bool readonly; /* pwrite/zero/truncate fail with -EROFS */
+	bool sequential; /* writes must come in increasing order (a stream) */
 };
 
 enum {

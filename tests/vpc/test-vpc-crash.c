@@ -274,7 +274,7 @@ static struct vhd_disk *start(struct crash_io *c, bool diff)
 	struct vhd_create_opts o = {.format = VHD_FORMAT_VHD, .size = DISK, .block_size = BLOCK};
 	struct vhd_disk *d;
 
-	c->io = (struct vhd_io){&crash_ops, strdup(child_name), false}; /* vhd_close frees it */
+	c->io = (struct vhd_io){.ops = &crash_ops, .name = strdup(child_name)}; /* vhd_close frees it */
 	if (diff) {
 		o.subformat = VHD_SUB_DIFFERENCING;
 		o.parent = parent_path;
