@@ -9,4 +9,6 @@ vhd_libvhd_la_SOURCES = \
 vhd_libvhd_la_SOURCES += vhd/vpc.h vhd/vpc-format.c vhd/vpc-open.c vhd/vpc-io.c \
 	vhd/vpc-check.c vhd/vpc-create.c
 # The VHDX format (Hyper-V).
-vhd_libvhd_la_SOURCES += vhd/vhdx-stub.c
+vhd_libvhd_la_SOURCES += vhd/vhdx.h vhd/crc32c.c vhd/vhdx-header.c vhd/vhdx-metadata.c \
+	vhd/vhdx-log.c vhd/vhdx-overlay.c vhd/vhdx-bat.c vhd/vhdx-io.c vhd/vhdx-zero.c \
+	vhd/vhdx-open.c vhd/vhdx-create.c vhd/vhdx-check.c

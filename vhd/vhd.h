@@ -236,7 +236,7 @@ struct vhd_info {
 	bool has_parent;
 	uint8_t parent_uuid[16];
 	char parent_path[4096]; /* as the locator names it, "" if none */
-	char creator[16];	/* VHD creator application, VHDX creator string */
+	char creator[64];	/* VHD creator application, VHDX creator string (cut) */
 	char warning[256];	/* a problem found at open that did not stop it, "" if none */
 	/* VHD only: CHS geometry from the footer. */
 	uint16_t cylinders;
