@@ -67,7 +67,8 @@ static struct image image_copy(const struct image *im)
 	struct image c = {malloc(im->size ? im->size : 1), im->size};
 
 	cr_assert_not_null(c.buf);
-	memcpy(c.buf, im->buf, im->size);
+	if (im->size)
+		memcpy(c.buf, im->buf, im->size);
 	return c;
 }
 
@@ -273,7 +274,9 @@ static struct vhd_disk *start(struct crash_io *c, bool diff)
 {
 	struct vhd_create_opts o = {.format = VHD_FORMAT_VHD, .size = DISK, .block_size = BLOCK};
 	struct vhd_disk *d;
+	int crash_at = c->crash_at;
 
+	c->crash_at = -1; /* no crash while the image is created */
 	c->io = (struct vhd_io){.ops = &crash_ops, .name = strdup(child_name)}; /* vhd_close frees it */
 	if (diff) {
 		o.subformat = VHD_SUB_DIFFERENCING;
@@ -284,6 +287,7 @@ static struct vhd_disk *start(struct crash_io *c, bool diff)
 	c_flush(&c->io, err);
 	cr_assert_eq(vhd_open_io(&c->io, NULL, &d, err), 0, "%s", err);
 	c->ops = 0;
+	c->crash_at = crash_at;
 	return d;
 }
 
