@@ -241,6 +241,18 @@ int proto_conn_send(struct proto_conn *c, unsigned type, unsigned flags, const s
 	return rc;
 }
 
+int proto_conn_poll(struct proto_conn *c, int timeout_ms, char *err)
+{
+	int rc;
+
+	if (c->tls && gnutls_record_check_pending(c->tls) > 0)
+		return 1;
+	rc = io_wait(c->fd, POLLIN, io_deadline(timeout_ms), "poll", err);
+	if (rc == -ETIMEDOUT)
+		return 0;
+	return rc < 0 ? rc : 1;
+}
+
 /* Reads exactly len bytes into p before the deadline. */
 static int recv_exact(struct proto_conn *c, uint8_t *p, size_t len, int64_t deadline, bool start,
 		      char *err)
