@@ -76,11 +76,11 @@ int proto_conn_open(int fd, struct proto_tls *tls, enum proto_side side, int tim
 		goto fail;
 	}
 	if (tls) {
-		rc = tls_handshake(tls, fd, io_deadline(c->timeout_ms), &c->tls, &c->identity, err);
+		rc = tls_handshake(tls, side, fd, io_deadline(c->timeout_ms), &c->tls, &c->identity,
+				   err);
 		if (rc < 0)
 			goto fail;
 	}
-	(void)side;
 	*out = c;
 	return 0;
 fail:
