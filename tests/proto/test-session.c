@@ -362,8 +362,9 @@ Test(session, garbage_and_unknown_types_are_refused)
 	struct dest_run d;
 	uint8_t frame[PROTO_FRAME_HDR_LEN];
 	struct proto_frame_hdr h = {.type = 77};
+	static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
 
-	close(raw_to_dest(&d, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 29));
+	close(raw_to_dest(&d, http, sizeof http - 1));
 	cr_assert_eq(d.rc, -EPROTO);
 	cr_assert(strstr(d.err, "bad frame magic 0x47455420"), "%s", d.err);
 	proto_frame_hdr_encode(&h, frame);
