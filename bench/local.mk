@@ -1,6 +1,8 @@
 # bench/: benchmarks against real peers, run by hand (`bench/NAME.sh`), never
 # by `make check`; each prints its numbers beside the peer's and the ratio.
 bench_scripts = bench/proto.sh
+# bench/vpc-convert.sh: smove disk convert against qemu-img convert on VHD.
+bench_scripts += bench/vpc-convert.sh
 EXTRA_DIST += $(bench_scripts)
 # bench/proto.sh: page-transfer throughput against a raw loopback socket.
 noinst_PROGRAMS += bench/proto-bench

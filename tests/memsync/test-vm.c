@@ -210,6 +210,7 @@ static int test_restore(const char *disk)
 	struct vm_config c, c2;
 	struct vm *vm, *vm2;
 	uint8_t *state, *ram, *vstate;
+	char *json;
 	size_t len, vlen;
 	uint64_t hb;
 	int guest_exit = -1;
@@ -238,7 +239,13 @@ static int test_restore(const char *disk)
 	for (unsigned i = 0; i < vm_nslots(vm); i++)
 		memcpy(ram + vm_slot(vm, i)->memfd_offset, vm_slot(vm, i)->hva,
 		       vm_slot(vm, i)->size);
-	CHECK(vm_config_copy(&c2, vm_get_config(vm), err));
+	/* The destination gets the configuration as JSON, CPUID set included. */
+	CHECK(vm_config_to_json(vm_get_config(vm), &json, err));
+	vm_config_init(&c2);
+	CHECK(vm_config_from_json(json, strlen(json), &c2, err));
+	if (c2.ncpuid == 0 || c2.ncpuid != vm_get_config(vm)->ncpuid ||
+	    memcmp(c2.cpuid, vm_get_config(vm)->cpuid, c2.ncpuid * sizeof(c2.cpuid[0])) != 0)
+		die("restore: the CPUID set did not survive the JSON round trip");
 	vm_free(vm); /* releases the disk for the new VM */
 
 	CHECK(vm_create(&c2, VM_CREATE_INCOMING, -1, &vm2, err));
@@ -260,6 +267,7 @@ static int test_restore(const char *disk)
 	       (unsigned long long)status(vm2)->cpu[0].heartbeat,
 	       (double)status(vm2)->cpu[0].max_gap_ns / 1e6, len);
 	free(state);
+	free(json);
 	free(vstate);
 	free(ram);
 	free(vs);
