@@ -64,13 +64,50 @@ static void exercise_writes(struct vhd_disk *d)
 	exercise_reads(d);
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* Inputs that start with "SPARSE01" describe a larger container that is
+ * mostly zeros: VHDX puts its structures at multiples of 1 MiB, past what a
+ * fuzzer input holds. After the magic: a little-endian u32 size (at most
+ * SPARSE_MAX), then records of a u32 offset, a u16 length and that many bytes,
+ * laid over zeros (cut at the size; a truncated record is dropped). Returns
+ * the container (to free) or NULL if the input is not sparse. */
+#define SPARSE_MAX (16u << 20)
+
+static uint8_t *unsparse(const uint8_t *in, size_t len, size_t *size)
+{
+	size_t p = 12;
+	uint8_t *out;
+
+	if (len < 12 || memcmp(in, "SPARSE01", 8) != 0)
+		return NULL;
+	*size = (size_t)(in[8] | in[9] << 8 | in[10] << 16 | (uint32_t)in[11] << 24);
+	if (*size > SPARSE_MAX)
+		*size = SPARSE_MAX;
+	out = calloc(1, *size ? *size : 1);
+	while (out && p + 6 <= len) {
+		size_t off = (size_t)(in[p] | in[p + 1] << 8 | in[p + 2] << 16 |
+				      (uint32_t)in[p + 3] << 24);
+		size_t n = (size_t)(in[p + 4] | in[p + 5] << 8);
+
+		p += 6;
+		if (n > len - p)
+			break;
+		if (off < *size)
+			memcpy(out + off, in + p, n < *size - off ? n : *size - off);
+		p += n;
+	}
+	return out;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *input, size_t input_size)
 {
 	struct vhd_open_opts ro = {.readonly = true, .open_parent = no_parent_files};
 	struct vhd_open_opts rw = {.open_parent = no_parent_files};
 	struct vhd_io *io;
 	struct vhd_disk *d;
 	char err[VHD_ERR_LEN];
+	size_t size = input_size;
+	uint8_t *sparse = unsparse(input, input_size, &size);
+	const uint8_t *data = sparse ? sparse : input;
 
 	if (vhd_io_open_memory(data, size, "fuzz.img", true, &io, err) == 0 &&
 	    vhd_open_io(io, &ro, &d, err) == 0) {
@@ -82,6 +119,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		exercise_writes(d);
 		vhd_close(d);
 	}
+	free(sparse);
 	return 0;
 }
 

@@ -21,4 +21,4 @@ tests_fuzz_replay_image_LDADD = vhd/libvhd.la $(PTHREAD_LIBS)
 fuzz_tests = tests/fuzz/test-replay-image.sh tests/fuzz/test-fuzz-image.sh
 TESTS += $(fuzz_tests)
 sanitizer_tests += tests/fuzz/test-replay-image.sh
-EXTRA_DIST += $(fuzz_tests) tests/fuzz/make-seeds.sh $(wildcard $(srcdir)/tests/fuzz/seeds-image/*)
+EXTRA_DIST += $(fuzz_tests) tests/fuzz/make-seeds.sh tests/fuzz/sparse-seed.py $(wildcard $(srcdir)/tests/fuzz/seeds-image/*)
