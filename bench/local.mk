@@ -1,5 +1,19 @@
 # bench/: benchmarks against real peers, run by hand (`bench/NAME.sh`), never
 # by `make check`; each prints its numbers beside the peer's and the ratio.
-bench_scripts =
+bench_scripts = bench/proto.sh
+# bench/vpc-convert.sh: smove disk convert against qemu-img convert on VHD.
+bench_scripts += bench/vpc-convert.sh
+# bench/convert.sh: smove disk convert against qemu-img convert, VHDX <-> VHD and raw.
 bench_scripts += bench/convert.sh
 EXTRA_DIST += $(bench_scripts)
+# bench/proto.sh: page-transfer throughput against a raw loopback socket.
+noinst_PROGRAMS += bench/proto-bench
+bench_proto_bench_LDADD = proto/libproto.la $(PTHREAD_LIBS)
+# bench/vm.sh: smove's VM (memory bandwidth in ring 3, virtio-blk throughput)
+# against the host.
+bench_scripts += bench/vm.sh
+EXTRA_PROGRAMS = bench/vm-memhost
+bench_vm_memhost_SOURCES = bench/vm-memhost.c memsync/guest/mem.c
+bench_vm_memhost_CPPFLAGS = $(AM_CPPFLAGS) -DGUEST_HOST_BUILD
+bench_vm_memhost_CFLAGS = $(AM_CFLAGS) -O2
+CLEANFILES += bench/vm-memhost

@@ -217,7 +217,7 @@ int conn_send_frame(struct proto_conn *c, unsigned type, unsigned flags, struct 
 		return proto_error(err, EMSGSIZE, "%s of %llu bytes is larger than the limit of %u",
 				   proto_type_name(type), (unsigned long long)len, PROTO_FRAME_MAX);
 	h.len = (uint32_t)len;
-	h.crc = proto_crc32_iov(iov + 1, n - 1);
+	h.crc = proto_crc32c_iov(iov + 1, n - 1);
 	proto_frame_hdr_encode(&h, hdr);
 	iov[0].iov_base = hdr;
 	iov[0].iov_len = sizeof hdr;

@@ -401,8 +401,8 @@ bool proto_valid_disk_name(const char *name);
 /* ---- Frames --------------------------------------------------------------------
  * A frame is a 20-byte header then `len` bytes of payload:
  *   be32 magic "SMOV" | be16 type | be16 flags | be32 len | be32 crc | be32 hcrc
- * crc is CRC-32 (zlib's polynomial) of the payload; hcrc is CRC-32 of the first
- * 16 header bytes, so that a corrupted length is refused before any allocation. */
+ * crc is the CRC-32C of the payload; hcrc is the CRC-32C of the first 16
+ * header bytes, so that a corrupted length is refused before any allocation. */
 
 struct proto_frame_hdr {
 	uint16_t type, flags;
@@ -415,8 +415,11 @@ int proto_frame_hdr_parse(const uint8_t in[PROTO_FRAME_HDR_LEN], struct proto_fr
 			  char *err);
 /* Checks the payload's CRC against the header's. */
 int proto_frame_check(const struct proto_frame_hdr *h, const uint8_t *payload, char *err);
-/* CRC-32 of a payload held in pieces. */
-uint32_t proto_crc32_iov(const struct iovec *iov, int n);
+/* CRC-32C (Castagnoli; hardware-assisted when the CPU has SSE4.2), chained
+ * like zlib's crc32: proto_crc32c(0, p, n) is the standard value. */
+uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
+/* CRC-32C of a payload held in pieces. */
+uint32_t proto_crc32c_iov(const struct iovec *iov, int n);
 
 /* ---- Transport: connections, addresses, TLS ----------------------------------
  * A connection owns a connected stream socket (TCP or Unix), optionally with

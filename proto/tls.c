@@ -17,8 +17,12 @@
 
 #include "proto/internal.h"
 
-#define PRIORITY_PSK  "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:+ECDHE-PSK:+DHE-PSK:+PSK"
-#define PRIORITY_X509 "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
+/* TLS 1.2 and 1.3 only; AES-GCM first: gnutls's NORMAL put ChaCha20 first
+ * here, which ran at 0.5 GB/s where AES-128-GCM runs at 3.5 GB/s. */
+#define PRIORITY_X509                                                                              \
+	"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"     \
+	"+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
+#define PRIORITY_PSK PRIORITY_X509 ":+ECDHE-PSK:+DHE-PSK:+PSK"
 
 struct psk_user {
 	char *name;

@@ -268,65 +268,72 @@ Test(session, out_of_order_frame_ends_both_sides)
 	finish(&src, &d, t);
 }
 
+/* Writes `len` raw bytes under the destination's connection and lets it read
+ * them to its end; returns the fd the destination's answers arrive on. */
+static int raw_to_dest(struct dest_run *d, const void *bytes, size_t len)
+{
+	pthread_t t;
+	int fd[2];
+
+	memset(d, 0, sizeof *d);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d->conn, err), 0);
+	pthread_create(&t, NULL, dest_main, d);
+	cr_assert_eq(write(fd[0], bytes, len), (ssize_t)len);
+	pthread_join(t, NULL);
+	proto_session_release(&d->s);
+	proto_conn_close(d->conn);
+	return fd[0];
+}
+
 Test(session, corrupted_frame_ends_both_sides)
 {
-	struct src src;
 	struct dest_run d;
-	uint8_t frame[PROTO_FRAME_HDR_LEN + 8] = {0};
-	struct proto_frame_hdr h = {.type = PROTO_PING, .len = 8, .crc = 0x12345678};
-	int fd[2];
-	pthread_t t;
+	uint8_t frame[PROTO_FRAME_HDR_LEN + 8] = {0}, reply[512];
+	struct proto_frame_hdr h = {.type = PROTO_PING, .len = 8, .crc = 0x12345678}, rh;
+	int fd;
+	ssize_t n;
 
 	/* A frame whose payload checksum is wrong, written under the connection. */
-	memset(&src, 0, sizeof src);
-	memset(&d, 0, sizeof d);
-	socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
-	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d.conn, err), 0);
-	pthread_create(&t, NULL, dest_main, &d);
 	proto_frame_hdr_encode(&h, frame);
-	cr_assert_eq(write(fd[0], frame, sizeof frame), (ssize_t)sizeof frame);
-	pthread_join(t, NULL);
+	fd = raw_to_dest(&d, frame, sizeof frame);
 	cr_assert_eq(d.rc, -EPROTO);
 	cr_assert(strstr(d.err, "PING frame of 8 bytes: payload checksum mismatch"), "%s", d.err);
 	/* the destination told the peer before closing */
-	{
-		uint8_t reply[512];
-		ssize_t n = read(fd[0], reply, sizeof reply);
-		struct proto_frame_hdr rh;
-
-		cr_assert_gt(n, PROTO_FRAME_HDR_LEN);
-		cr_assert_eq(proto_frame_hdr_parse(reply, &rh, err), 0);
-		cr_assert_eq(rh.type, PROTO_ERROR);
-		cr_assert(memmem(reply, (size_t)n, "checksum mismatch", 17));
-	}
-	close(fd[0]);
-	proto_session_release(&d.s);
-	proto_conn_close(d.conn);
+	n = read(fd, reply, sizeof reply);
+	cr_assert_gt(n, PROTO_FRAME_HDR_LEN);
+	cr_assert_eq(proto_frame_hdr_parse(reply, &rh, err), 0);
+	cr_assert_eq(rh.type, PROTO_ERROR);
+	cr_assert(memmem(reply, (size_t)n, "checksum mismatch", 17));
+	close(fd);
 }
 
 Test(session, huge_frame_is_refused_before_allocation)
 {
-	struct src src;
 	struct dest_run d;
 	uint8_t frame[PROTO_FRAME_HDR_LEN];
 	struct proto_frame_hdr h = {.type = PROTO_HELLO, .len = 0xfffffff0u};
-	int fd[2];
-	pthread_t t;
 
-	memset(&src, 0, sizeof src);
-	memset(&d, 0, sizeof d);
-	socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
-	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d.conn, err), 0);
-	pthread_create(&t, NULL, dest_main, &d);
 	proto_frame_hdr_encode(&h, frame);
-	cr_assert_eq(write(fd[0], frame, sizeof frame), (ssize_t)sizeof frame);
-	pthread_join(t, NULL);
+	close(raw_to_dest(&d, frame, sizeof frame));
 	cr_assert_eq(d.rc, -EMSGSIZE);
 	cr_assert(strstr(d.err, "HELLO frame of 4294967280 bytes is larger than the limit"), "%s",
 		  d.err);
-	close(fd[0]);
-	proto_session_release(&d.s);
-	proto_conn_close(d.conn);
+}
+
+Test(session, garbage_and_unknown_types_are_refused)
+{
+	struct dest_run d;
+	uint8_t frame[PROTO_FRAME_HDR_LEN];
+	struct proto_frame_hdr h = {.type = 77};
+
+	close(raw_to_dest(&d, "GET / HTTP/1.1\r\nHost: x\r\n\r\n", 29));
+	cr_assert_eq(d.rc, -EPROTO);
+	cr_assert(strstr(d.err, "bad frame magic 0x47455420"), "%s", d.err);
+	proto_frame_hdr_encode(&h, frame);
+	close(raw_to_dest(&d, frame, sizeof frame));
+	cr_assert_eq(d.rc, -EPROTO);
+	cr_assert(strstr(d.err, "unknown frame type 77"), "%s", d.err);
 }
 
 Test(session, truncated_frame_and_silent_peer)
