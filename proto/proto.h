@@ -466,6 +466,10 @@ void proto_conn_stats(const struct proto_conn *c, uint64_t *sent, uint64_t *rece
 /* Sends one frame whose payload is the concatenation of iov[0..n). */
 int proto_conn_send(struct proto_conn *c, unsigned type, unsigned flags, const struct iovec *iov,
 		    int n, char *err);
+/* 1 when data (a frame, an end of stream or an error) is waiting to be
+ * received, 0 when none came within timeout_ms (0: just look): lets a sender
+ * notice a CANCEL or ERROR from its peer between batches. */
+int proto_conn_poll(struct proto_conn *c, int timeout_ms, char *err);
 /* Receives one frame into buf (payload only), checked with proto_frame_hdr_parse
  * and proto_frame_check. A clean end of stream before a header: -ECONNRESET
  * with "connection closed by peer". */
@@ -525,6 +529,8 @@ struct proto_session {
 	struct proto_hello peer; /* destination: the peer's HELLO */
 	struct proto_buf rx, tx;
 	uint32_t tx_round, tx_batches; /* MEM_BATCH sent in round tx_round */
+	uint32_t reached;	       /* bit st: the session was in state st */
+	bool peer_cancelled;	       /* the peer sent CANCEL */
 	char why[PROTO_ERR_LEN];       /* CLOSED/DEAD: the reason */
 };
 
@@ -553,6 +559,12 @@ int proto_session_send(struct proto_session *s, const struct proto_msg *m, char 
  * returns -EPROTO; a peer's ERROR returns -ECONNABORTED with its reason; a
  * CANCEL is returned as a message (state CLOSED). Release m after use. */
 int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err);
+/* The source's verdict at any moment, above all after a failure: RESUMED once
+ * RUNNING arrived (the destination owns the VM); UNKNOWN when RESUME was sent
+ * but neither RUNNING nor the destination's CANCEL arrived (in doubt: keep
+ * the VM paused and its files, and ask later with a RESOLVE session);
+ * NOT_RESUMED otherwise (roll back: resume the VM here). */
+enum proto_outcome proto_session_outcome(const struct proto_session *s);
 /* Ends the session because of a fault the caller found (a gpa outside memory,
  * a bad blob): sends ERROR with the reason (best effort) and moves to DEAD.
  * Returns -code, with the reason in err (the arguments may point into err). */

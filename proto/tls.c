@@ -336,14 +336,18 @@ static ssize_t push_nosignal(gnutls_transport_ptr_t ptr, const giovec_t *iov, in
 	return sendmsg((int)(intptr_t)ptr, &mh, MSG_NOSIGNAL);
 }
 
-int tls_handshake(struct proto_tls *t, int fd, int64_t deadline, gnutls_session_t *out,
-		  char **identity, char *err)
+int tls_handshake(struct proto_tls *t, enum proto_side side, int fd, int64_t deadline,
+		  gnutls_session_t *out, char **identity, char *err)
 {
 	bool server = t->side == PROTO_DEST;
 	gnutls_session_t s;
 	int rc;
 
 	*identity = NULL;
+	if (side != t->side)
+		return proto_error(err, EINVAL, "TLS credentials made for the %s used by the %s",
+				   server ? "destination" : "source",
+				   server ? "source" : "destination");
 	rc = gnutls_init(&s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK);
 	if (rc < 0)
 		return proto_error(err, ENOMEM, "TLS: %s", gnutls_strerror(rc));
