@@ -21,7 +21,8 @@ storage_shell_tests = \
 TESTS += $(storage_shell_tests)
 EXTRA_DIST += $(storage_shell_tests)
 # Bad input from servers: again under the sanitizers.
-sanitizer_tests += tests/storage/test-http-hostile.sh tests/storage/test-http-norange.sh
+sanitizer_tests += tests/storage/test-http-hostile.sh tests/storage/test-http-norange.sh \
+	tests/storage/test-mirror-fault.sh
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/storage/test-storage-io
