@@ -1,6 +1,7 @@
 /* cmd/disk-check.c: `smove disk check`, an image's structure. */
 #include <getopt.h>
 #include <stdio.h>
+#include <string.h>
 
 #include "cmd/cmd.h"
 #include "cmd/disk.h"
@@ -18,7 +19,8 @@ static const char help[] =
     "\n"
     "  -f, --format FMT  open as raw, vhd or vhdx instead of probing\n"
     "      --no-parent   do not check the link to the parent image\n"
-    "      --json        print {\"image\", \"clean\", \"problems\": [...]}\n"
+    "      --json        print {\"image\", \"clean\", \"problems\": [...]}; notes\n"
+    "                    (not damage) are in problems too, starting \"note: \"\n"
     "  -h, --help        show this help\n";
 
 struct report {
@@ -32,6 +34,8 @@ static void on_problem(void *opaque, const char *problem)
 
 	if (rep->json)
 		proto_json_str(rep->j, problem);
+	else if (strncmp(problem, VHD_NOTE_PREFIX, strlen(VHD_NOTE_PREFIX)) == 0)
+		printf("%s\n", problem); /* not damage: "note: ..." */
 	else
 		printf("problem: %s\n", problem);
 }

@@ -52,6 +52,8 @@ static void print_human(const char *name, const struct vhd_info *in, int depth)
 		vhd_uuid_format(in->parent_uuid, id);
 		printf("parent:           %s (id %s)\n", in->parent_path, id);
 	}
+	if (in->warning[0])
+		printf("warning:          %s\n", in->warning);
 }
 
 static void add_json(struct proto_json *j, const char *name, const struct vhd_info *in)
@@ -90,6 +92,8 @@ static void add_json(struct proto_json *j, const char *name, const struct vhd_in
 		proto_json_kv_str(j, "parent", in->parent_path);
 		proto_json_kv_str(j, "parent-id", id);
 	}
+	if (in->warning[0])
+		proto_json_kv_str(j, "warning", in->warning);
 	proto_json_obj_end(j);
 }
 

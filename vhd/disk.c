@@ -532,7 +532,8 @@ static void count_problem(void *opaque, const char *problem)
 {
 	struct check_ctx *c = opaque;
 
-	c->problems++;
+	if (strncmp(problem, VHD_NOTE_PREFIX, strlen(VHD_NOTE_PREFIX)) != 0)
+		c->problems++;
 	c->report(c->opaque, problem);
 }
 
@@ -575,6 +576,9 @@ int vhd_check_io(struct vhd_io *io, const struct vhd_open_opts *opts, vhd_report
 			vhd_close(d);
 			return c.problems;
 		}
+		/* The whole chain above, so that a loop or a broken grandparent
+		 * shows too. */
+		d->opts.no_parent = false;
 		r = open_parent(d, e);
 		if (r < 0)
 			count_problem(&c, e);

@@ -235,7 +235,8 @@ struct vhd_info {
 	bool has_parent;
 	uint8_t parent_uuid[16];
 	char parent_path[4096]; /* as the locator names it, "" if none */
-	char creator[16];	/* VHD creator application, VHDX creator string */
+	char creator[64];	/* VHD creator application, VHDX creator string (cut) */
+	char warning[256];	/* a problem found at open that did not stop it, "" if none */
 	/* VHD only: CHS geometry from the footer. */
 	uint16_t cylinders;
 	uint8_t heads, sectors_per_track;
@@ -274,11 +275,17 @@ int vhd_create_io(struct vhd_io *io, const char *name, const struct vhd_create_o
 /* Called once per problem found, with a sentence naming the image. */
 typedef void (*vhd_report_fn)(void *opaque, const char *problem);
 
+/* A finding that is not damage (space in the file that no block uses, left by
+ * an interrupted write or freed by trim) is reported with this prefix and is
+ * not counted as a problem. */
+#define VHD_NOTE_PREFIX "note: "
+
 /* Checks the structure of the image at path (and its parent link): overlapping
  * blocks, entries past the end of the file or over the metadata, bad checksums,
  * a parent that is missing or has another id. Returns the number of problems
  * found (0 = clean) or a negative errno when the check itself could not run.
- * An image too broken to open counts as one problem, reported. */
+ * An image too broken to open counts as one problem, reported. Notes
+ * (VHD_NOTE_PREFIX) are reported too but not counted. */
 int vhd_check(const char *path, const struct vhd_open_opts *opts, vhd_report_fn report,
 	      void *opaque, char *err);
 /* The same on a byte-I/O handle (which it takes over, even on failure). */

@@ -1,8 +1,19 @@
 # tests/proto/: the wire formats (JSON, the migration protocol).
 if HAVE_CRITERION
-check_PROGRAMS += tests/proto/test-json
-TESTS += tests/proto/test-json
-sanitizer_tests += tests/proto/test-json
+proto_unit_tests = tests/proto/test-json tests/proto/test-messages tests/proto/test-session \
+	tests/proto/test-pages
+check_PROGRAMS += $(proto_unit_tests)
+TESTS += $(proto_unit_tests)
+sanitizer_tests += $(proto_unit_tests)
 tests_proto_test_json_CFLAGS = $(unit_cflags)
 tests_proto_test_json_LDADD = proto/libproto.la $(unit_ldadd)
+tests_proto_test_messages_CFLAGS = $(unit_cflags) $(ZLIB_CFLAGS)
+tests_proto_test_messages_LDADD = proto/libproto.la $(ZLIB_LIBS) $(unit_ldadd)
+tests_proto_test_session_CFLAGS = $(unit_cflags)
+tests_proto_test_session_LDADD = proto/libproto.la $(unit_ldadd)
+endif
+EXTRA_DIST += tests/proto/harness.h
+if HAVE_CRITERION
+tests_proto_test_pages_CFLAGS = $(unit_cflags) $(ZLIB_CFLAGS)
+tests_proto_test_pages_LDADD = proto/libproto.la $(ZLIB_LIBS) $(unit_ldadd)
 endif

@@ -1,1 +1,23 @@
-# tests/vpc/: tests of the vpc work.
+# tests/vpc/: the VHD driver (vhd/vpc-*.c) against QEMU and libvhdi, broken
+# images, crash order, and its unit tests.
+check_PROGRAMS += tests/vpc/vhd-io
+tests_vpc_vhd_io_LDADD = vhd/libvhd.la $(PTHREAD_LIBS)
+
+vpc_shell_tests = tests/vpc/test-vpc-qemu-read.sh tests/vpc/test-vpc-write-interop.sh \
+	tests/vpc/test-vpc-create.sh tests/vpc/test-vpc-chain.sh tests/vpc/test-vpc-broken.sh
+TESTS += $(vpc_shell_tests)
+sanitizer_tests += tests/vpc/test-vpc-broken.sh tests/vpc/test-vpc-chain.sh
+EXTRA_DIST += $(vpc_shell_tests) tests/vpc/compare-maps.py tests/vpc/read-pyvhdi.py \
+	tests/vpc/make-broken.py
+
+# The broken-image corpus, made before the tests run so that the image
+# fuzzer's replay test (tests/fuzz) finds it too.
+check_SCRIPTS += tests/vpc/broken-corpus.stamp
+CLEANFILES += tests/vpc/broken-corpus.stamp
+tests/vpc/broken-corpus.stamp: $(top_srcdir)/tests/vpc/make-broken.py
+	$(AM_V_GEN)$(MKDIR_P) tests/vpc tests/data/broken && \
+	/usr/bin/python3 $(top_srcdir)/tests/vpc/make-broken.py corpus tests/data/broken && touch $@
+clean-local: clean-vpc-corpus
+clean-vpc-corpus:
+	rm -f tests/data/broken/vpc-*.vhd
+.PHONY: clean-vpc-corpus

@@ -1,0 +1,521 @@
+/* proto/messages.c: the payload of every message type, encoded and decoded
+ * for each protocol version (1 and 2; the differences are listed in
+ * docs/protocol.md). MEM_BATCH's payload is in proto/pages.c; frames in
+ * frame.c; which message may come when is in session.c. */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "proto/internal.h"
+
+bool proto_valid_disk_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > 255 || name[0] == '.' || name[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)name[i];
+
+		if (c < 0x21 || c > 0x7e || c == '/' || c == '\\')
+			return false;
+	}
+	return true;
+}
+
+/* ---- encoding ---------------------------------------------------------------- */
+
+static void put_id(struct wire_wr *w, const uint8_t *id)
+{
+	wire_put(w, id, PROTO_ID_LEN);
+}
+
+static void enc_preflight(struct wire_wr *w, const struct proto_preflight *p, unsigned version)
+{
+	wire_put_str(w, p->vm_name);
+	wire_put_str(w, p->config_json);
+	wire_put_u64(w, p->mem_size);
+	wire_put_u32(w, p->vcpus);
+	wire_put_str(w, p->cpu_vendor);
+	wire_put_u32(w, p->ncpuid);
+	for (uint32_t i = 0; i < p->ncpuid; i++) {
+		const struct proto_cpuid_entry *e = &p->cpuid[i];
+		uint32_t v[7] = {e->function, e->index, e->flags, e->eax, e->ebx, e->ecx, e->edx};
+
+		for (int k = 0; k < 7; k++)
+			wire_put_u32(w, v[k]);
+	}
+	wire_put_u32(w, p->ndisks);
+	for (uint32_t i = 0; i < p->ndisks; i++) {
+		const struct proto_disk *d = &p->disks[i];
+
+		wire_put_str(w, d->name);
+		wire_put_str(w, d->format);
+		wire_put_u64(w, d->virtual_size);
+		wire_put_u64(w, d->allocated);
+		if (version >= 2)
+			wire_put_u32(w, d->block_size);
+	}
+	if (version >= 2) {
+		wire_put_u64(w, p->features);
+		wire_put_u32(w, p->channels);
+	}
+}
+
+static void enc_round_end(struct wire_wr *w, const struct proto_round_end *e, unsigned version)
+{
+	wire_put_u32(w, e->round);
+	wire_put_u32(w, e->flags);
+	wire_put_u64(w, e->pages);
+	if (version >= 2)
+		wire_put_u64(w, e->zero_pages);
+	wire_put_u64(w, e->bytes);
+	wire_put_u64(w, e->dirty_pages);
+	if (version < 2)
+		return;
+	wire_put_u64(w, e->elapsed_us);
+	wire_put_u16(w, e->nchannels);
+	for (unsigned i = 0; i < e->nchannels && i < PROTO_MAX_CHANNELS; i++)
+		wire_put_u32(w, e->batches[i]);
+}
+
+int proto_msg_encode(const struct proto_msg *m, unsigned version, struct proto_buf *out, char *err)
+{
+	const char *name = proto_type_name(m->type);
+	struct wire_wr w;
+
+	if (version < PROTO_VERSION_MIN || version > PROTO_VERSION_CURRENT)
+		return proto_error(err, EINVAL, "%s: cannot encode for protocol version %u", name,
+				   version);
+	wire_wr_init(&w, out);
+	switch (m->type) {
+	case PROTO_HELLO: {
+		const struct proto_hello *h = &m->u.hello;
+
+		wire_put_u16(&w, h->min_version);
+		wire_put_u16(&w, h->max_version);
+		wire_put_u8(&w, h->role);
+		wire_put_u8(&w, 0);
+		wire_put_u16(&w, h->channel);
+		wire_put_u64(&w, h->features);
+		put_id(&w, h->session_id);
+		put_id(&w, h->token);
+		wire_put_str(&w, h->software);
+		break;
+	}
+	case PROTO_HELLO_ACK: {
+		const struct proto_hello_ack *a = &m->u.hello_ack;
+
+		wire_put_u16(&w, a->version);
+		wire_put_u16(&w, 0);
+		wire_put_u64(&w, a->features);
+		put_id(&w, a->session_id);
+		put_id(&w, a->token);
+		wire_put_str(&w, a->software);
+		break;
+	}
+	case PROTO_PREFLIGHT:
+		enc_preflight(&w, &m->u.preflight, version);
+		break;
+	case PROTO_PREFLIGHT_REPLY: {
+		const struct proto_preflight_reply *r = &m->u.preflight_reply;
+
+		wire_put_u8(&w, r->go);
+		wire_put_u32(&w, r->nreasons);
+		for (uint32_t i = 0; i < r->nreasons; i++)
+			wire_put_str(&w, r->reasons[i]);
+		break;
+	}
+	case PROTO_DISK_EXPORT: {
+		const struct proto_disk_export *d = &m->u.disk_export;
+
+		if (d->psk_len > PROTO_PSK_MAX)
+			return proto_error(err, EINVAL, "DISK_EXPORT: key of %u bytes", d->psk_len);
+		wire_put_u32(&w, d->disk);
+		wire_put_str(&w, d->host);
+		wire_put_u16(&w, d->port);
+		wire_put_str(&w, d->socket);
+		wire_put_str(&w, d->export_name);
+		wire_put_u8(&w, d->tls);
+		wire_put_str(&w, d->psk_identity);
+		wire_put_u32(&w, d->psk_len);
+		wire_put(&w, d->psk, d->psk_len);
+		break;
+	}
+	case PROTO_ROUND_END:
+		enc_round_end(&w, &m->u.round_end, version);
+		break;
+	case PROTO_VCPU_STATE:
+	case PROTO_DEVICE_STATE:
+		if (m->type == PROTO_VCPU_STATE)
+			wire_put_u32(&w, m->u.blob.id);
+		else
+			wire_put_str(&w, m->u.blob.name);
+		wire_put_u32(&w, m->u.blob.len);
+		wire_put(&w, m->u.blob.data, m->u.blob.len);
+		break;
+	case PROTO_STATE_END:
+		wire_put_u32(&w, m->u.state_end.vcpus);
+		wire_put_u32(&w, m->u.state_end.devices);
+		break;
+	case PROTO_RUNNING:
+		wire_put_u32(&w, m->u.running.vcpus_running);
+		wire_put_u64(&w, m->u.running.heartbeat);
+		break;
+	case PROTO_CANCEL:
+	case PROTO_ERROR:
+		wire_put_u32(&w, m->u.reason.code);
+		wire_put_str(&w, m->u.reason.text);
+		break;
+	case PROTO_PING:
+	case PROTO_PONG:
+		wire_put_u64(&w, m->u.nonce);
+		break;
+	case PROTO_RESOLVE:
+		put_id(&w, m->u.resolve.session_id);
+		break;
+	case PROTO_RESOLVE_REPLY:
+		put_id(&w, m->u.resolve_reply.session_id);
+		wire_put_u8(&w, m->u.resolve_reply.outcome);
+		wire_put_str(&w, m->u.resolve_reply.detail);
+		break;
+	case PROTO_SWITCHOVER_READY:
+	case PROTO_RESUME:
+	case PROTO_RESUMING:
+	case PROTO_COMMIT:
+	case PROTO_DONE:
+		break;
+	default: /* MEM_BATCH: proto_session_send_pages */
+		return proto_error(err, EINVAL, "%s (type %u) cannot be encoded here", name,
+				   m->type);
+	}
+	if (w.oom)
+		return proto_error(err, ENOMEM, "%s: out of memory", name);
+	if (out->len > PROTO_FRAME_MAX)
+		return proto_error(err, EMSGSIZE, "%s of %zu bytes is larger than the limit of %u",
+				   name, out->len, PROTO_FRAME_MAX);
+	return 0;
+}
+
+/* ---- decoding ---------------------------------------------------------------- */
+
+static void dec_hello(struct wire_rd *r, struct proto_hello *h)
+{
+	h->min_version = wire_u16(r, "min version");
+	h->max_version = wire_u16(r, "max version");
+	h->role = wire_u8(r, "role");
+	if (wire_u8(r, "reserved"))
+		wire_fail(r, "reserved byte is not zero");
+	h->channel = wire_u16(r, "channel");
+	h->features = wire_u64(r, "features");
+	wire_copy(r, h->session_id, PROTO_ID_LEN, "session id");
+	wire_copy(r, h->token, PROTO_ID_LEN, "token");
+	h->software = wire_str(r, PROTO_STR_MAX, "software");
+	if (h->min_version > h->max_version)
+		wire_fail(r, "versions %u..%u are an empty range", h->min_version, h->max_version);
+	if (h->role < PROTO_ROLE_MIGRATE || h->role > PROTO_ROLE_RESOLVE)
+		wire_fail(r, "unknown role %u", h->role);
+	if (h->role == PROTO_ROLE_CHANNEL && (h->channel == 0 || h->channel >= PROTO_MAX_CHANNELS))
+		wire_fail(r, "channel index %u outside 1..%u", h->channel, PROTO_MAX_CHANNELS - 1);
+}
+
+static void dec_hello_ack(struct wire_rd *r, struct proto_hello_ack *a)
+{
+	a->version = wire_u16(r, "version");
+	if (wire_u16(r, "reserved"))
+		wire_fail(r, "reserved field is not zero");
+	a->features = wire_u64(r, "features");
+	wire_copy(r, a->session_id, PROTO_ID_LEN, "session id");
+	wire_copy(r, a->token, PROTO_ID_LEN, "token");
+	a->software = wire_str(r, PROTO_STR_MAX, "software");
+}
+
+static void dec_disk(struct wire_rd *r, struct proto_disk *d, unsigned version)
+{
+	d->name = wire_str(r, 255, "disk name");
+	d->format = wire_str(r, 16, "disk format");
+	d->virtual_size = wire_u64(r, "virtual size");
+	d->allocated = wire_u64(r, "allocated bytes");
+	d->block_size = version >= 2 ? wire_u32(r, "block size") : 0;
+	if (r->rc)
+		return;
+	if (!proto_valid_disk_name(d->name))
+		wire_fail(r,
+			  "disk name \"%s\" is not a plain file name (no '/', '\\', "
+			  "leading '.' or '-', control characters or spaces)",
+			  d->name);
+	else if (!d->format[0])
+		wire_fail(r, "disk \"%s\" has an empty format", d->name);
+}
+
+static void *alloc_array(struct wire_rd *r, uint32_t n, size_t size)
+{
+	void *p;
+
+	if (r->rc || n == 0)
+		return NULL;
+	p = calloc(n, size);
+	if (!p)
+		r->rc = proto_error(r->err, ENOMEM, "%s: out of memory", r->msg);
+	return p;
+}
+
+static void dec_preflight(struct wire_rd *r, struct proto_preflight *p, unsigned version)
+{
+	p->vm_name = wire_str(r, 255, "VM name");
+	p->config_json = wire_str(r, PROTO_CONFIG_MAX, "VM configuration");
+	p->mem_size = wire_u64(r, "memory size");
+	p->vcpus = wire_u32(r, "vCPUs");
+	p->cpu_vendor = wire_str(r, 64, "CPU vendor");
+	p->ncpuid = wire_count(r, PROTO_LIST_MAX, "CPUID entry count");
+	p->cpuid = alloc_array(r, p->ncpuid, sizeof *p->cpuid);
+	for (uint32_t i = 0; i < p->ncpuid && !r->rc; i++) {
+		struct proto_cpuid_entry *e = &p->cpuid[i];
+
+		e->function = wire_u32(r, "CPUID function");
+		e->index = wire_u32(r, "CPUID index");
+		e->flags = wire_u32(r, "CPUID flags");
+		e->eax = wire_u32(r, "CPUID eax");
+		e->ebx = wire_u32(r, "CPUID ebx");
+		e->ecx = wire_u32(r, "CPUID ecx");
+		e->edx = wire_u32(r, "CPUID edx");
+	}
+	p->ndisks = wire_count(r, PROTO_LIST_MAX, "disk count");
+	p->disks = alloc_array(r, p->ndisks, sizeof *p->disks);
+	for (uint32_t i = 0; i < p->ndisks && !r->rc; i++) {
+		dec_disk(r, &p->disks[i], version);
+		for (uint32_t k = 0; k < i && !r->rc; k++)
+			if (strcmp(p->disks[k].name, p->disks[i].name) == 0)
+				wire_fail(r, "disk name \"%s\" appears twice", p->disks[i].name);
+	}
+	if (version >= 2) {
+		p->features = wire_u64(r, "features");
+		p->channels = wire_u32(r, "channels");
+	}
+	if (r->rc)
+		return;
+	if (!proto_valid_disk_name(p->vm_name))
+		wire_fail(r, "VM name \"%s\" is not a plain name", p->vm_name);
+	else if (p->mem_size == 0 || p->mem_size % PROTO_PAGE_SIZE)
+		wire_fail(r, "memory size %llu is not a positive multiple of %u",
+			  (unsigned long long)p->mem_size, PROTO_PAGE_SIZE);
+	else if (p->vcpus == 0 || p->vcpus > 1024)
+		wire_fail(r, "%u vCPUs is outside 1..1024", p->vcpus);
+	else if (p->channels >= PROTO_MAX_CHANNELS)
+		wire_fail(r, "%u channels is more than the limit of %u", p->channels,
+			  PROTO_MAX_CHANNELS - 1);
+}
+
+static void dec_preflight_reply(struct wire_rd *r, struct proto_preflight_reply *p)
+{
+	uint8_t go = wire_u8(r, "go");
+
+	if (go > 1)
+		wire_fail(r, "go is %u, not 0 or 1", go);
+	p->go = go;
+	p->nreasons = wire_count(r, PROTO_LIST_MAX, "reason count");
+	p->reasons = alloc_array(r, p->nreasons, sizeof *p->reasons);
+	for (uint32_t i = 0; i < p->nreasons && !r->rc; i++)
+		p->reasons[i] = wire_str(r, PROTO_STR_MAX, "reason");
+	if (!r->rc && !go && !p->nreasons)
+		wire_fail(r, "a no-go without a reason");
+}
+
+static void dec_disk_export(struct wire_rd *r, struct proto_disk_export *d)
+{
+	uint8_t tls;
+
+	d->disk = wire_u32(r, "disk index");
+	d->host = wire_str(r, 255, "host");
+	d->port = wire_u16(r, "port");
+	d->socket = wire_str(r, 108, "socket path");
+	d->export_name = wire_str(r, PROTO_STR_MAX, "export name");
+	tls = wire_u8(r, "tls");
+	d->psk_identity = wire_str(r, 255, "PSK identity");
+	d->psk_len = wire_count(r, PROTO_PSK_MAX, "PSK length");
+	wire_copy(r, d->psk, d->psk_len, "PSK");
+	d->tls = tls;
+	if (r->rc)
+		return;
+	if (tls > 1)
+		wire_fail(r, "tls is %u, not 0 or 1", tls);
+	else if (!d->host[0] == !d->socket[0])
+		wire_fail(r, "needs exactly one of a host and a socket path");
+	else if (d->host[0] && d->port == 0)
+		wire_fail(r, "host \"%s\" without a port", d->host);
+	else if (tls && (!d->psk_identity[0] || d->psk_len < 16))
+		wire_fail(r, "TLS export without a PSK identity and a key of 16+ bytes");
+	else if (strchr(d->psk_identity, ':'))
+		wire_fail(r, "PSK identity \"%s\" contains ':'", d->psk_identity);
+}
+
+static void dec_round_end(struct wire_rd *r, struct proto_round_end *e, unsigned version)
+{
+	e->round = wire_u32(r, "round");
+	e->flags = wire_u32(r, "flags");
+	e->pages = wire_u64(r, "pages");
+	if (version >= 2)
+		e->zero_pages = wire_u64(r, "zero pages");
+	e->bytes = wire_u64(r, "bytes");
+	e->dirty_pages = wire_u64(r, "dirty pages");
+	if (version >= 2) {
+		e->elapsed_us = wire_u64(r, "elapsed");
+		e->nchannels = wire_u16(r, "channel count");
+		if (e->nchannels == 0 || e->nchannels > PROTO_MAX_CHANNELS)
+			wire_fail(r, "channel count %u outside 1..%u", e->nchannels,
+				  PROTO_MAX_CHANNELS);
+		for (unsigned i = 0; i < e->nchannels && !r->rc; i++)
+			e->batches[i] = wire_u32(r, "batch count");
+	} else {
+		e->nchannels = 0; /* v1 does not count batches: one connection, in order */
+	}
+	if (e->round == 0)
+		wire_fail(r, "round 0 (rounds count from 1)");
+	if (e->flags & ~PROTO_ROUND_FINAL)
+		wire_fail(r, "unknown flags 0x%x", e->flags);
+}
+
+static void dec_blob(struct wire_rd *r, struct proto_blob *b, bool vcpu)
+{
+	if (vcpu)
+		b->id = wire_u32(r, "vCPU index");
+	else
+		b->name = wire_str(r, 255, "device id");
+	b->len = wire_u32(r, "state length");
+	b->data = wire_bytes(r, b->len, "state");
+	if (!r->rc && !vcpu && !b->name[0])
+		wire_fail(r, "empty device id");
+}
+
+int proto_msg_decode(unsigned type, unsigned flags, const uint8_t *p, size_t len, unsigned version,
+		     struct proto_msg *m, char *err)
+{
+	struct wire_rd r;
+	int rc;
+
+	memset(m, 0, sizeof *m);
+	m->type = (uint16_t)type;
+	wire_rd_init(&r, proto_type_name(type), p, len, err);
+	if (version < PROTO_VERSION_MIN || version > PROTO_VERSION_CURRENT)
+		return proto_error(err, EPROTO, "%s: protocol version %u is not supported", r.msg,
+				   version);
+	if (flags && type != PROTO_MEM_BATCH)
+		wire_fail(&r, "unknown flags 0x%x", flags);
+	switch (type) {
+	case PROTO_HELLO:
+		dec_hello(&r, &m->u.hello);
+		break;
+	case PROTO_HELLO_ACK:
+		dec_hello_ack(&r, &m->u.hello_ack);
+		break;
+	case PROTO_PREFLIGHT:
+		dec_preflight(&r, &m->u.preflight, version);
+		break;
+	case PROTO_PREFLIGHT_REPLY:
+		dec_preflight_reply(&r, &m->u.preflight_reply);
+		break;
+	case PROTO_DISK_EXPORT:
+		dec_disk_export(&r, &m->u.disk_export);
+		break;
+	case PROTO_MEM_BATCH:
+		pages_decode(&r, flags, version, &m->u.mem_batch);
+		break;
+	case PROTO_ROUND_END:
+		dec_round_end(&r, &m->u.round_end, version);
+		break;
+	case PROTO_VCPU_STATE:
+	case PROTO_DEVICE_STATE:
+		dec_blob(&r, &m->u.blob, type == PROTO_VCPU_STATE);
+		break;
+	case PROTO_STATE_END:
+		m->u.state_end.vcpus = wire_u32(&r, "vCPU count");
+		m->u.state_end.devices = wire_u32(&r, "device count");
+		break;
+	case PROTO_RUNNING:
+		m->u.running.vcpus_running = wire_u32(&r, "vCPUs running");
+		m->u.running.heartbeat = wire_u64(&r, "heartbeat");
+		break;
+	case PROTO_CANCEL:
+	case PROTO_ERROR:
+		m->u.reason.code = wire_u32(&r, "code");
+		m->u.reason.text = wire_str(&r, PROTO_STR_MAX, "reason");
+		break;
+	case PROTO_PING:
+	case PROTO_PONG:
+		m->u.nonce = wire_u64(&r, "nonce");
+		break;
+	case PROTO_RESOLVE:
+		wire_copy(&r, m->u.resolve.session_id, PROTO_ID_LEN, "session id");
+		break;
+	case PROTO_RESOLVE_REPLY:
+		wire_copy(&r, m->u.resolve_reply.session_id, PROTO_ID_LEN, "session id");
+		m->u.resolve_reply.outcome = wire_u8(&r, "outcome");
+		m->u.resolve_reply.detail = wire_str(&r, PROTO_STR_MAX, "detail");
+		if (m->u.resolve_reply.outcome > PROTO_OUTCOME_RESUMED)
+			wire_fail(&r, "unknown outcome %u", m->u.resolve_reply.outcome);
+		break;
+	case PROTO_SWITCHOVER_READY:
+	case PROTO_RESUME:
+	case PROTO_RESUMING:
+	case PROTO_COMMIT:
+	case PROTO_DONE:
+		break;
+	default:
+		return proto_error(err, EPROTO, "unknown message type %u", type);
+	}
+	rc = wire_end(&r);
+	if (rc < 0)
+		proto_msg_release(m);
+	return rc;
+}
+
+void proto_msg_release(struct proto_msg *m)
+{
+	switch (m->type) {
+	case PROTO_HELLO:
+		free(m->u.hello.software);
+		break;
+	case PROTO_HELLO_ACK:
+		free(m->u.hello_ack.software);
+		break;
+	case PROTO_PREFLIGHT: {
+		struct proto_preflight *p = &m->u.preflight;
+
+		free(p->vm_name);
+		free(p->config_json);
+		free(p->cpu_vendor);
+		free(p->cpuid);
+		for (uint32_t i = 0; p->disks && i < p->ndisks; i++) {
+			free(p->disks[i].name);
+			free(p->disks[i].format);
+		}
+		free(p->disks);
+		break;
+	}
+	case PROTO_PREFLIGHT_REPLY:
+		for (uint32_t i = 0;
+		     m->u.preflight_reply.reasons && i < m->u.preflight_reply.nreasons; i++)
+			free(m->u.preflight_reply.reasons[i]);
+		free(m->u.preflight_reply.reasons);
+		break;
+	case PROTO_DISK_EXPORT:
+		free(m->u.disk_export.host);
+		free(m->u.disk_export.socket);
+		free(m->u.disk_export.export_name);
+		free(m->u.disk_export.psk_identity);
+		break;
+	case PROTO_DEVICE_STATE:
+		free(m->u.blob.name);
+		break;
+	case PROTO_CANCEL:
+	case PROTO_ERROR:
+		free(m->u.reason.text);
+		break;
+	case PROTO_RESOLVE_REPLY:
+		free(m->u.resolve_reply.detail);
+		break;
+	default:
+		break;
+	}
+	memset(&m->u, 0, sizeof m->u);
+}

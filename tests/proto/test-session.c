@@ -1,0 +1,472 @@
+/* tests/proto/test-session.c: whole migrations between a source and the
+ * harness's destination over a socketpair: version 2 with and without
+ * compression, a version-1 source (the built-in v1 encoder) accepted by the
+ * version-2 destination, a version-3 source refused, and faults (out-of-order,
+ * corrupted, oversized frames, pages outside guest memory, cancel, resolve),
+ * each ending both sides with the reason. */
+#include <criterion/criterion.h>
+
+#include "tests/proto/harness.h"
+
+#define MEM (4u << 20)
+
+static char err[PROTO_ERR_LEN];
+
+struct src {
+	struct proto_conn *conn;
+	struct proto_session s;
+	uint8_t *mem;
+};
+
+static void start(struct src *src, struct dest_run *d, pthread_t *t, uint64_t grant)
+{
+	memset(d, 0, sizeof *d);
+	memset(src, 0, sizeof *src);
+	conn_pair(&src->conn, &d->conn, 5000);
+	d->grant = grant;
+	pthread_create(t, NULL, dest_main, d);
+	proto_session_init(&src->s, src->conn, PROTO_SOURCE);
+	src->mem = malloc(MEM);
+	fill_memory(src->mem, MEM, 3);
+}
+
+static void finish(struct src *src, struct dest_run *d, pthread_t t)
+{
+	pthread_join(t, NULL);
+	proto_session_release(&src->s);
+	proto_session_release(&d->s);
+	proto_conn_close(src->conn);
+	proto_conn_close(d->conn);
+	free(src->mem);
+	free(d->mem);
+}
+
+static void send_msg(struct src *src, struct proto_msg *m)
+{
+	cr_assert_eq(proto_session_send(&src->s, m, err), 0, "%s: %s", proto_type_name(m->type),
+		     err);
+}
+
+static void expect(struct src *src, unsigned type, struct proto_msg *out)
+{
+	struct proto_msg m;
+
+	cr_assert_eq(proto_session_recv(&src->s, &m, err), 0, "waiting for %s: %s",
+		     proto_type_name(type), err);
+	cr_assert_eq(m.type, type, "got %s, expected %s", proto_type_name(m.type),
+		     proto_type_name(type));
+	if (out)
+		*out = m;
+	else
+		proto_msg_release(&m);
+}
+
+static void preflight(struct src *src, uint64_t features)
+{
+	struct proto_disk disks[2] = {{"a.vhdx", "vhdx", 1 << 20, 0, 1 << 20},
+				      {"b.raw", "raw", 1 << 20, 0, 0}};
+	struct proto_msg m = {.type = PROTO_PREFLIGHT}, r;
+
+	m.u.preflight = (struct proto_preflight){.vm_name = "vm",
+						 .config_json = "{}",
+						 .mem_size = MEM,
+						 .vcpus = 2,
+						 .cpu_vendor = "AuthenticAMD",
+						 .ndisks = 2,
+						 .disks = disks,
+						 .features = features};
+	send_msg(src, &m);
+	expect(src, PROTO_PREFLIGHT_REPLY, &r);
+	cr_assert(r.u.preflight_reply.go);
+	proto_msg_release(&r);
+	for (unsigned i = 0; i < 2; i++) {
+		expect(src, PROTO_DISK_EXPORT, &r);
+		cr_assert_eq(r.u.disk_export.disk, i);
+		cr_assert_str_eq(r.u.disk_export.export_name, disks[i].name);
+		cr_assert_eq(r.u.disk_export.psk_len, 32);
+		proto_msg_release(&r);
+	}
+}
+
+/* Sends memory in two rounds (the second rewrites a quarter of the pages). */
+static void send_memory(struct src *src, bool compress, struct proto_pages_stats *st)
+{
+	struct proto_pages_opts o = {.compress = compress};
+	struct proto_pages_enc *e;
+	struct proto_page pages[256];
+	struct proto_msg re = {.type = PROTO_ROUND_END};
+
+	cr_assert_eq(proto_pages_enc_new(&o, &e, err), 0);
+	for (uint32_t round = 1; round <= 2; round++) {
+		size_t n = 0;
+
+		if (round == 2)
+			fill_memory(src->mem, MEM / 4, 11);
+		for (uint64_t gpa = 0; gpa < (round == 1 ? MEM : MEM / 4); gpa += PROTO_PAGE_SIZE) {
+			pages[n].gpa = gpa;
+			pages[n++].data = src->mem + gpa;
+			if (n == 256) {
+				cr_assert_eq(
+				    proto_session_send_pages(&src->s, e, round, pages, n, err), 0,
+				    "%s", err);
+				n = 0;
+			}
+		}
+		re.u.round_end = (struct proto_round_end){.round = round, .nchannels = 1};
+		re.u.round_end.batches[0] = src->s.tx_batches;
+		send_msg(src, &re);
+	}
+	*st = *proto_pages_enc_stats(e);
+	proto_pages_enc_free(e);
+}
+
+static void switchover_and_commit(struct src *src)
+{
+	static const uint8_t blob[64] = {0x53, 0x4d, 0x56, 0x43};
+	struct proto_msg m = {.type = PROTO_VCPU_STATE}, r;
+
+	for (uint32_t i = 0; i < 2; i++) {
+		m.u.blob = (struct proto_blob){.id = i, .data = blob, .len = sizeof blob};
+		send_msg(src, &m);
+	}
+	m.type = PROTO_DEVICE_STATE;
+	m.u.blob = (struct proto_blob){.name = "uart0", .data = blob, .len = 16};
+	send_msg(src, &m);
+	m.type = PROTO_STATE_END;
+	m.u.state_end = (struct proto_state_end){2, 1};
+	send_msg(src, &m);
+	expect(src, PROTO_SWITCHOVER_READY, NULL);
+	m.type = PROTO_RESUME;
+	send_msg(src, &m);
+	cr_assert_eq(src->s.state, PROTO_ST_IN_DOUBT);
+	expect(src, PROTO_RESUMING, NULL);
+	expect(src, PROTO_RUNNING, &r);
+	cr_assert_eq(r.u.running.heartbeat, 7);
+	m.type = PROTO_COMMIT;
+	send_msg(src, &m);
+	expect(src, PROTO_DONE, NULL);
+	cr_assert_eq(src->s.state, PROTO_ST_CLOSED);
+}
+
+static void migrate(uint16_t src_max, bool compress, unsigned want_version)
+{
+	struct src src;
+	struct dest_run d;
+	struct proto_pages_stats st;
+	pthread_t t;
+
+	start(&src, &d, &t, PROTO_FEATURES_V2);
+	if (src_max)
+		src.s.max_version = src_max;
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE,
+					 compress ? PROTO_FEATURES_V2 : 0, NULL, NULL, 0, err),
+		     0, "%s", err);
+	cr_assert_eq(src.s.version, want_version);
+	preflight(&src, 0);
+	send_memory(&src, compress, &st);
+	switchover_and_commit(&src);
+	pthread_join(t, NULL);
+	t = 0;
+	cr_assert_eq(d.rc, 0, "destination: %s", d.err);
+	cr_assert(d.done);
+	cr_assert_eq(d.s.version, want_version);
+	cr_assert_eq(d.rounds, 2);
+	cr_assert_eq(d.vcpus, 2);
+	cr_assert_eq(d.devices, 1);
+	cr_assert_eq(d.batches, st.batches);
+	cr_assert_eq(memcmp(d.mem, src.mem, MEM), 0, "guest memory differs after migration");
+	cr_assert_gt(st.zero_pages, 0);
+	cr_assert_lt(st.payload_bytes, (uint64_t)(MEM + MEM / 4), "zero pages were sent as data");
+	if (compress && want_version >= 2) {
+		cr_assert_gt(d.compressed, 0);
+		cr_assert_eq(d.compressed, st.compressed_batches);
+	} else {
+		cr_assert_eq(d.compressed, 0); /* version 1 has no compression */
+	}
+	proto_session_release(&src.s);
+	proto_session_release(&d.s);
+	proto_conn_close(src.conn);
+	proto_conn_close(d.conn);
+	free(src.mem);
+	free(d.mem);
+}
+
+Test(session, v2_migration)
+{
+	migrate(0, false, 2);
+}
+
+Test(session, v2_migration_compressed)
+{
+	migrate(0, true, 2);
+}
+
+/* The built-in version-1 encoder: a source that speaks only version 1 (its
+ * PREFLIGHT, MEM_BATCH and ROUND_END layouts differ) migrates into this
+ * version-2 destination. */
+Test(session, v1_source_is_accepted)
+{
+	migrate(1, true, 1);
+}
+
+Test(session, v3_source_is_refused_on_both_sides)
+{
+	struct src src;
+	struct dest_run d;
+	pthread_t t;
+
+	start(&src, &d, &t, PROTO_FEATURES_V2);
+	src.s.min_version = src.s.max_version = 3;
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err),
+		     -ECONNABORTED);
+	cr_assert(strstr(err, "no common protocol version: the source (smove") &&
+		      strstr(err, "speaks 3..3, this destination speaks 1..2"),
+		  "%s", err);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, -EPROTONOSUPPORT);
+	cr_assert(strstr(d.err, "no common protocol version"), "%s", d.err);
+	cr_assert_eq(d.s.state, PROTO_ST_DEAD);
+	cr_assert_eq(src.s.state, PROTO_ST_DEAD);
+	finish(&src, &d, t);
+}
+
+/* A raw frame, bypassing the source's own state checks. */
+static void raw_frame(struct src *src, unsigned type, unsigned flags, const void *p, size_t len)
+{
+	struct iovec iov = {(void *)p, len};
+
+	cr_assert_eq(proto_conn_send(src->conn, type, flags, &iov, 1, err), 0, "%s", err);
+}
+
+static void expect_peer_error(struct src *src, const char *what)
+{
+	struct proto_msg m;
+
+	cr_assert_eq(proto_session_recv(&src->s, &m, err), -ECONNABORTED, "%s", err);
+	cr_assert(strstr(err, "the destination reported an error") && strstr(err, what), "%s", err);
+	cr_assert_eq(src->s.state, PROTO_ST_DEAD);
+}
+
+Test(session, out_of_order_frame_ends_both_sides)
+{
+	struct src src;
+	struct dest_run d;
+	pthread_t t;
+
+	start(&src, &d, &t, 0);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err), 0);
+	/* the source's own session refuses to send it ... */
+	struct proto_msg m = {.type = PROTO_RESUME};
+	cr_assert_eq(proto_session_send(&src.s, &m, err), -EPROTO);
+	cr_assert(strstr(err, "may not send RESUME in state negotiated"), "%s", err);
+	/* ... and the destination refuses it when sent anyway */
+	raw_frame(&src, PROTO_RESUME, 0, NULL, 0);
+	expect_peer_error(&src, "source sent RESUME, out of order in state negotiated");
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, -EPROTO);
+	cr_assert(strstr(d.err, "out of order"), "%s", d.err);
+	finish(&src, &d, t);
+}
+
+Test(session, corrupted_frame_ends_both_sides)
+{
+	struct src src;
+	struct dest_run d;
+	uint8_t frame[PROTO_FRAME_HDR_LEN + 8] = {0};
+	struct proto_frame_hdr h = {.type = PROTO_PING, .len = 8, .crc = 0x12345678};
+	int fd[2];
+	pthread_t t;
+
+	/* A frame whose payload checksum is wrong, written under the connection. */
+	memset(&src, 0, sizeof src);
+	memset(&d, 0, sizeof d);
+	socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
+	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d.conn, err), 0);
+	pthread_create(&t, NULL, dest_main, &d);
+	proto_frame_hdr_encode(&h, frame);
+	cr_assert_eq(write(fd[0], frame, sizeof frame), (ssize_t)sizeof frame);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, -EPROTO);
+	cr_assert(strstr(d.err, "PING frame of 8 bytes: payload checksum mismatch"), "%s", d.err);
+	/* the destination told the peer before closing */
+	{
+		uint8_t reply[512];
+		ssize_t n = read(fd[0], reply, sizeof reply);
+		struct proto_frame_hdr rh;
+
+		cr_assert_gt(n, PROTO_FRAME_HDR_LEN);
+		cr_assert_eq(proto_frame_hdr_parse(reply, &rh, err), 0);
+		cr_assert_eq(rh.type, PROTO_ERROR);
+		cr_assert(memmem(reply, (size_t)n, "checksum mismatch", 17));
+	}
+	close(fd[0]);
+	proto_session_release(&d.s);
+	proto_conn_close(d.conn);
+}
+
+Test(session, huge_frame_is_refused_before_allocation)
+{
+	struct src src;
+	struct dest_run d;
+	uint8_t frame[PROTO_FRAME_HDR_LEN];
+	struct proto_frame_hdr h = {.type = PROTO_HELLO, .len = 0xfffffff0u};
+	int fd[2];
+	pthread_t t;
+
+	memset(&src, 0, sizeof src);
+	memset(&d, 0, sizeof d);
+	socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
+	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d.conn, err), 0);
+	pthread_create(&t, NULL, dest_main, &d);
+	proto_frame_hdr_encode(&h, frame);
+	cr_assert_eq(write(fd[0], frame, sizeof frame), (ssize_t)sizeof frame);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, -EMSGSIZE);
+	cr_assert(strstr(d.err, "HELLO frame of 4294967280 bytes is larger than the limit"), "%s",
+		  d.err);
+	close(fd[0]);
+	proto_session_release(&d.s);
+	proto_conn_close(d.conn);
+}
+
+Test(session, truncated_frame_and_silent_peer)
+{
+	struct proto_conn *a, *b;
+	struct proto_frame_hdr h;
+	struct proto_buf buf;
+	uint8_t frame[PROTO_FRAME_HDR_LEN];
+	struct proto_frame_hdr fh = {.type = PROTO_PING, .len = 8};
+	int fd[2];
+
+	proto_buf_init(&buf);
+	/* a silent peer: the receive times out */
+	conn_pair(&a, &b, 200);
+	cr_assert_eq(proto_conn_recv(b, &h, &buf, err), -ETIMEDOUT);
+	cr_assert(strstr(err, "timed out"), "%s", err);
+	/* a clean close before a frame */
+	proto_conn_close(a);
+	cr_assert_eq(proto_conn_recv(b, &h, &buf, err), -ECONNRESET);
+	cr_assert_str_eq(err, "connection closed by peer");
+	proto_conn_close(b);
+	/* a close in the middle of a frame */
+	socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
+	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 1000, &b, err), 0);
+	proto_frame_hdr_encode(&fh, frame);
+	cr_assert_eq(write(fd[0], frame, sizeof frame), (ssize_t)sizeof frame);
+	cr_assert_eq(write(fd[0], "abc", 3), 3);
+	close(fd[0]);
+	cr_assert_eq(proto_conn_recv(b, &h, &buf, err), -ECONNRESET);
+	cr_assert(strstr(err, "in the middle of a frame (3 of 8 bytes)"), "%s", err);
+	proto_conn_close(b);
+	proto_buf_release(&buf);
+}
+
+Test(session, page_outside_guest_memory_ends_both_sides)
+{
+	struct src src;
+	struct dest_run d;
+	struct proto_pages_enc *e;
+	struct proto_page p[2];
+	pthread_t t;
+
+	start(&src, &d, &t, 0);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err), 0);
+	preflight(&src, 0);
+	cr_assert_eq(proto_pages_enc_new(NULL, &e, err), 0);
+	p[0] = (struct proto_page){0, src.mem + PROTO_PAGE_SIZE * 2};
+	p[1] = (struct proto_page){MEM, src.mem + PROTO_PAGE_SIZE * 3};
+	cr_assert_eq(proto_session_send_pages(&src.s, e, 1, p, 2, err), 0, "%s", err);
+	expect_peer_error(&src, "page at gpa 0x400000 is outside guest memory (0x400000 bytes)");
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, -EPROTO);
+	proto_pages_enc_free(e);
+	finish(&src, &d, t);
+}
+
+Test(session, cancel_from_the_source)
+{
+	struct src src;
+	struct dest_run d;
+	struct proto_msg m = {.type = PROTO_CANCEL, .u.reason = {ECANCELED, "operator cancel"}};
+	pthread_t t;
+
+	start(&src, &d, &t, 0);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err), 0);
+	preflight(&src, 0);
+	send_msg(&src, &m);
+	cr_assert_eq(src.s.state, PROTO_ST_CLOSED);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, 0, "%s", d.err);
+	cr_assert(d.cancelled);
+	cr_assert_eq(d.s.state, PROTO_ST_CLOSED);
+	cr_assert(strstr(d.s.why, "cancelled by the source: operator cancel"), "%s", d.s.why);
+	finish(&src, &d, t);
+}
+
+Test(session, ping_is_answered_inside_recv)
+{
+	struct src src;
+	struct dest_run d;
+	struct proto_msg m = {.type = PROTO_PING, .u.nonce = 5};
+	pthread_t t;
+
+	start(&src, &d, &t, 0);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err), 0);
+	send_msg(&src, &m);
+	preflight(&src, 0); /* the PONG is skipped by recv */
+	m = (struct proto_msg){.type = PROTO_CANCEL, .u.reason = {ECANCELED, "x"}};
+	send_msg(&src, &m);
+	finish(&src, &d, t);
+}
+
+/* The in-doubt question on a new connection: did you resume session X? */
+static void *resolve_dest(void *arg)
+{
+	struct dest_run *d = arg;
+	struct proto_msg m, r = {.type = PROTO_RESOLVE_REPLY};
+
+	proto_session_init(&d->s, d->conn, PROTO_DEST);
+	if ((d->rc = proto_session_accept(&d->s, d->err)) < 0 ||
+	    (d->rc = proto_session_ack(&d->s, 0, d->err)) < 0 ||
+	    (d->rc = proto_session_recv(&d->s, &m, d->err)) < 0)
+		return NULL;
+	memcpy(r.u.resolve_reply.session_id, m.u.resolve.session_id, PROTO_ID_LEN);
+	r.u.resolve_reply.outcome =
+	    m.u.resolve.session_id[0] == 0x42 ? PROTO_OUTCOME_RESUMED : PROTO_OUTCOME_UNKNOWN;
+	r.u.resolve_reply.detail = "from the durable record";
+	d->rc = proto_session_send(&d->s, &r, d->err);
+	return NULL;
+}
+
+Test(session, resolve_asks_about_a_session)
+{
+	struct src src;
+	struct dest_run d;
+	struct proto_msg m = {.type = PROTO_RESOLVE}, r;
+	uint8_t id[PROTO_ID_LEN];
+	pthread_t t;
+
+	memset(&src, 0, sizeof src);
+	memset(&d, 0, sizeof d);
+	conn_pair(&src.conn, &d.conn, 5000);
+	pthread_create(&t, NULL, resolve_dest, &d);
+	proto_session_init(&src.s, src.conn, PROTO_SOURCE);
+	memset(id, 0x42, sizeof id);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_RESOLVE, 0, id, NULL, 0, err), 0, "%s",
+		     err);
+	cr_assert_eq(src.s.state, PROTO_ST_RESOLVE);
+	memcpy(m.u.resolve.session_id, id, sizeof id);
+	send_msg(&src, &m);
+	expect(&src, PROTO_RESOLVE_REPLY, &r);
+	cr_assert_eq(r.u.resolve_reply.outcome, PROTO_OUTCOME_RESUMED);
+	cr_assert_arr_eq(r.u.resolve_reply.session_id, id, PROTO_ID_LEN);
+	cr_assert_eq(src.s.state, PROTO_ST_CLOSED);
+	proto_msg_release(&r);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, 0, "%s", d.err);
+	cr_assert_eq(d.s.role, PROTO_ROLE_RESOLVE);
+	proto_session_release(&src.s);
+	proto_session_release(&d.s);
+	proto_conn_close(src.conn);
+	proto_conn_close(d.conn);
+}
