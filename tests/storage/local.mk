@@ -10,6 +10,9 @@ storage_shell_tests = \
 	tests/storage/test-http-norange.sh \
 	tests/storage/test-http-hostile.sh \
 	tests/storage/test-plugin-raw.sh \
+	tests/storage/test-plugin-vhd.sh \
+	tests/storage/test-plugin-vhdx.sh \
+	tests/storage/test-plugin-chain.sh \
 	tests/storage/test-plugin-url.sh \
 	tests/storage/test-mirror-raw.sh \
 	tests/storage/test-mirror-vhd.sh \

@@ -9,8 +9,12 @@
 qemu_fmt() { [ "$1" = vhd ] && echo vpc || echo "$1"; }
 
 # make_image FILE FMT: a 32 MiB image of FMT (skips if this build lacks it).
+# A VHD's size is rounded up to whole CHS geometry, so that QEMU, which sizes
+# VHDs from their geometry, sees the same disk.
 make_image() {
-	"$SMOVE" disk create --size 32M "$1" 2>"$T/create.err" || {
+	round=""
+	[ "$2" = vhd ] && round=--chs-round
+	"$SMOVE" disk create --size 32M $round "$1" 2>"$T/create.err" || {
 		grep -q 'this build cannot' "$T/create.err" && skip "no $2 support in this build"
 		cat "$T/create.err" >&2
 		fail "cannot create $1"
@@ -57,12 +61,16 @@ sparse_scenario() {
 	fmt=$1
 	requires qemu-img qemu-io
 	cd "$T"
-	"$SMOVE" disk create --size 64G "src.$fmt" 2>create.err || {
+	# Scattered 1 MiB runs allocate 100 blocks of 32 MiB in a VHDX, all read
+	# and found mostly zero: 3 GiB to read. The quick run uses 1 MiB blocks.
+	bs=""
+	[ "$fmt" = vhdx ] && [ "${SMOVE_TEST_FULL:-}" != 1 ] && bs="--block-size 1M"
+	"$SMOVE" disk create --size 64G $bs "src.$fmt" 2>create.err || {
 		grep -q 'this build cannot' create.err && skip "no $fmt support in this build"
 		cat create.err >&2
 		fail "cannot create src.$fmt"
 	}
-	"$SMOVE" disk create --size 64G "dst.$fmt"
+	"$SMOVE" disk create --size 64G $bs "dst.$fmt"
 	q=$(qemu_fmt "$fmt")
 	/usr/bin/python3 -c '
 import random
@@ -91,7 +99,22 @@ print(sum(e["length"] for e in json.load(sys.stdin) if e["type"] == "data"))')
 		fail "smove counted $sent bytes sent, nbdkit $wire"
 	used=$(du -k "dst.$fmt" | cut -f1)
 	[ "$used" -le $((110 * 1024 + 32 * 1024)) ] || fail "dst.$fmt uses $used KiB: not sparse"
-	qemu-img compare -f "$q" -F "$q" "src.$fmt" "dst.$fmt" >/dev/null ||
-		fail "the copy differs (qemu-img compare)"
+	if [ "$fmt" = raw ] || [ "${SMOVE_TEST_FULL:-}" = 1 ]; then
+		# QEMU maps a VHDX as all data: comparing 64 GiB takes long.
+		qemu-img compare -f "$q" -F "$q" "src.$fmt" "dst.$fmt" >/dev/null ||
+			fail "the copy differs (qemu-img compare)"
+	else
+		# libvhdi reads back every run written, and between them.
+		/usr/bin/python3 - "src.$fmt" "dst.$fmt" writes <<'PY' || fail "the copy differs (libvhdi)"
+import sys, pyvhdi
+a, b = pyvhdi.file(), pyvhdi.file()
+a.open(sys.argv[1]); b.open(sys.argv[2])
+offs = [int(l.split()[3]) for l in open(sys.argv[3])]
+for off in offs + [o + (1 << 20) for o in offs] + [o + (5 << 20) for o in offs]:
+    off = min(off, a.get_media_size() - (1 << 20))
+    a.seek_offset(off, 0); b.seek_offset(off, 0)
+    assert a.read_buffer(1 << 20) == b.read_buffer(1 << 20), off
+PY
+	fi
 	echo "$fmt: $data bytes of data in the map, $wire bytes on the wire, $used KiB used"
 }
