@@ -552,7 +552,7 @@ int proto_session_send(struct proto_session *s, const struct proto_msg *m, char 
 int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err);
 /* Ends the session because of a fault the caller found (a gpa outside memory,
  * a bad blob): sends ERROR with the reason (best effort) and moves to DEAD.
- * Returns -code, with the reason in err. */
+ * Returns -code, with the reason in err (the arguments may point into err). */
 int proto_session_fail(struct proto_session *s, int code, char *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 

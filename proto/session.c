@@ -78,13 +78,15 @@ static void send_error(struct proto_session *s, int code, const char *text)
 
 int proto_session_fail(struct proto_session *s, int code, char *err, const char *fmt, ...)
 {
+	char text[PROTO_ERR_LEN]; /* the arguments may point into err */
 	va_list ap;
 
 	if (code <= 0)
 		code = EPROTO;
 	va_start(ap, fmt);
-	vsnprintf(err, PROTO_ERR_LEN, fmt, ap);
+	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
+	memcpy(err, text, sizeof text);
 	send_error(s, code, err);
 	return -code;
 }

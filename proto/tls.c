@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -309,6 +310,10 @@ static int handshake_error(struct proto_tls *t, int rc, char *err)
 			       ? "the peer must use TLS with a key from the same PSK file"
 			       : "the peer must use TLS with a certificate signed by the same CA";
 
+	if (rc == GNUTLS_E_CERTIFICATE_REQUIRED || rc == GNUTLS_E_NO_CERTIFICATE_FOUND)
+		return proto_error(err, EACCES,
+				   "TLS handshake failed: the peer presented no certificate signed "
+				   "by this side's CA (ca-cert.pem)");
 	if (rc == GNUTLS_E_UNEXPECTED_PACKET_LENGTH || rc == GNUTLS_E_UNEXPECTED_PACKET ||
 	    rc == GNUTLS_E_UNSUPPORTED_VERSION_PACKET)
 		return proto_error(err, EACCES,
@@ -316,6 +321,15 @@ static int handshake_error(struct proto_tls *t, int rc, char *err)
 				   "TLS; %s)",
 				   gnutls_strerror(rc), hint);
 	return proto_error(err, EACCES, "TLS handshake failed: %s (%s)", gnutls_strerror(rc), hint);
+}
+
+/* Writes with MSG_NOSIGNAL: a peer that closed must not raise SIGPIPE in the
+ * process that links this library (gnutls's default push uses writev). */
+static ssize_t push_nosignal(gnutls_transport_ptr_t ptr, const giovec_t *iov, int n)
+{
+	struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+
+	return sendmsg((int)(intptr_t)ptr, &mh, MSG_NOSIGNAL);
 }
 
 int tls_handshake(struct proto_tls *t, int fd, int64_t deadline, gnutls_session_t *out,
@@ -345,6 +359,7 @@ int tls_handshake(struct proto_tls *t, int fd, int64_t deadline, gnutls_session_
 	if (!t->psk && !server && t->hostname)
 		gnutls_server_name_set(s, GNUTLS_NAME_DNS, t->hostname, strlen(t->hostname));
 	gnutls_transport_set_int(s, fd);
+	gnutls_transport_set_vec_push_function(s, push_nosignal);
 	gnutls_handshake_set_timeout(s, 0);
 	for (;;) {
 		rc = gnutls_handshake(s);

@@ -1,7 +1,9 @@
 # tests/proto/: the wire formats (JSON, the migration protocol).
 if HAVE_CRITERION
 proto_unit_tests = tests/proto/test-json tests/proto/test-messages tests/proto/test-session \
-	tests/proto/test-pages
+	tests/proto/test-pages \
+	tests/proto/test-tls \
+	tests/proto/test-channels
 check_PROGRAMS += $(proto_unit_tests)
 TESTS += $(proto_unit_tests)
 sanitizer_tests += $(proto_unit_tests)
@@ -16,4 +18,13 @@ EXTRA_DIST += tests/proto/harness.h
 if HAVE_CRITERION
 tests_proto_test_pages_CFLAGS = $(unit_cflags) $(ZLIB_CFLAGS)
 tests_proto_test_pages_LDADD = proto/libproto.la $(ZLIB_LIBS) $(unit_ldadd)
+endif
+if HAVE_CRITERION
+tests_proto_test_tls_CFLAGS = $(unit_cflags)
+tests_proto_test_tls_LDADD = proto/libproto.la $(unit_ldadd)
+endif
+EXTRA_DIST += tests/proto/make-tls-creds.sh
+if HAVE_CRITERION
+tests_proto_test_channels_CFLAGS = $(unit_cflags)
+tests_proto_test_channels_LDADD = proto/libproto.la $(unit_ldadd)
 endif

@@ -470,3 +470,45 @@ Test(session, resolve_asks_about_a_session)
 	proto_conn_close(src.conn);
 	proto_conn_close(d.conn);
 }
+
+Test(net, addresses_listen_connect_and_loopback)
+{
+	char path[] = "/tmp/smove-net.XXXXXX", addr[64];
+	int l, c, s;
+
+	cr_assert(proto_addr_is_loopback("127.0.0.1:1"));
+	cr_assert(proto_addr_is_loopback("127.3.2.1:80"));
+	cr_assert(proto_addr_is_loopback("localhost:10809"));
+	cr_assert(proto_addr_is_loopback("[::1]:5"));
+	cr_assert(proto_addr_is_loopback("unix:/run/x.sock"));
+	cr_assert(proto_addr_is_loopback("/run/x.sock"));
+	cr_assert_not(proto_addr_is_loopback("0.0.0.0:1"));
+	cr_assert_not(proto_addr_is_loopback("127.0.0.1.example.com:1"));
+	cr_assert_not(proto_addr_is_loopback("10.250.0.1:7000"));
+	cr_assert_not(proto_addr_is_loopback(":7000"));
+
+	cr_assert_eq(proto_listen("nohost", &l, err), -EINVAL);
+	cr_assert(strstr(err, "nohost: expected HOST:PORT"), "%s", err);
+	cr_assert_eq(proto_listen("127.0.0.1:http", &l, err), -EINVAL);
+	/* a Unix socket */
+	cr_assert(mkdtemp(path));
+	snprintf(addr, sizeof addr, "unix:%s/s", path);
+	cr_assert_eq(proto_listen(addr, &l, err), 0, "%s", err);
+	cr_assert_eq(proto_accept(l, 10, &s, err), -ETIMEDOUT);
+	cr_assert_eq(proto_connect(addr, 1000, &c, err), 0, "%s", err);
+	cr_assert_eq(proto_accept(l, 1000, &s, err), 0, "%s", err);
+	close(c);
+	close(s);
+	close(l);
+	snprintf(addr, sizeof addr, "%s/s", path);
+	unlink(addr);
+	cr_assert_eq(proto_connect(addr, 1000, &c, err), -ENOENT);
+	cr_assert(strstr(err, "cannot connect: No such file"), "%s", err);
+	rmdir(path);
+	/* TCP: a port nobody listens on */
+	cr_assert_eq(proto_listen("127.0.0.1:0", &l, err), 0);
+	snprintf(addr, sizeof addr, "127.0.0.1:%d", proto_local_port(l));
+	close(l);
+	cr_assert_eq(proto_connect(addr, 1000, &c, err), -ECONNREFUSED, "%s", err);
+	cr_assert(strstr(err, "Connection refused"), "%s", err);
+}
