@@ -116,16 +116,17 @@ int vhdx_log_find_active(const uint8_t *log, uint32_t len, const uint8_t guid[16
 {
 	uint32_t n_sect = len / SECTOR, visited = 0, pos = 0;
 	uint8_t *log2 = malloc(2 * (size_t)len);
-	uint32_t *run = malloc(sizeof *run * (n_sect ? n_sect : 1));
+	size_t cap = n_sect ? n_sect : 1;
+	uint32_t *run = malloc(sizeof *run * cap), *tails = malloc(sizeof *tails * cap);
+	uint64_t *flushed = malloc(sizeof *flushed * cap), *last = malloc(sizeof *last * cap);
 	struct entry e, head;
 	char w[VHD_ERR_LEN];
 	int found = 0;
 
 	why[0] = '\0';
-	if (!log2 || !run) {
-		free(log2);
-		free(run);
-		return -ENOMEM;
+	if (!log2 || !run || !tails || !flushed || !last) {
+		found = -ENOMEM;
+		goto out;
 	}
 	memcpy(log2, log, len);
 	memcpy(log2 + len, log, len);
@@ -142,7 +143,8 @@ int vhdx_log_find_active(const uint8_t *log, uint32_t len, const uint8_t guid[16
 			continue;
 		}
 		/* The run of entries following this one with sequence numbers +1. */
-		run[n++] = pos;
+		run[n] = pos;
+		tails[n] = e.tail, flushed[n] = e.flushed, last[n++] = e.last;
 		head = e;
 		for (;;) {
 			uint32_t q = (pos + total) % len;
@@ -155,20 +157,35 @@ int vhdx_log_find_active(const uint8_t *log, uint32_t len, const uint8_t guid[16
 					snprintf(why, whylen, "%s", w);
 				break;
 			}
-			run[n++] = q;
+			run[n] = q;
+			tails[n] = f.tail, flushed[n] = f.flushed, last[n++] = f.last;
 			head = f;
 			total += l;
 		}
-		/* Valid from the head's tail to the head, if the tail is in the run. */
-		for (uint32_t j = 0; j < n; j++) {
-			if (run[j] != head.tail)
+		/* The sequence of the newest head whose tail is in the run, from its
+		 * tail to it: a newer entry whose tail is not ends the run before it. */
+		for (uint32_t h = n; h-- > 0;) {
+			uint32_t tail = tails[h];
+			uint64_t seq = head.seq - (n - 1 - h);
+			uint32_t j = 0;
+
+			while (j <= h && run[j] != tail)
+				j++;
+			if (j > h) {
+				if (!why[0])
+					snprintf(
+					    why, whylen,
+					    "the log entry at 0x%x (sequence %llu) names as its "
+					    "tail 0x%x, which is not in its sequence",
+					    run[h], (unsigned long long)seq, tail);
 				continue;
-			if (!found || head.seq > out->head_seq) {
+			}
+			if (!found || seq > out->head_seq) {
 				out->start = run[j];
-				out->count = n - j;
-				out->head_seq = head.seq;
-				out->flushed = head.flushed;
-				out->last = head.last;
+				out->count = h - j + 1;
+				out->head_seq = seq;
+				out->flushed = flushed[h];
+				out->last = last[h];
 				found = 1;
 			}
 			break;
@@ -176,8 +193,12 @@ int vhdx_log_find_active(const uint8_t *log, uint32_t len, const uint8_t guid[16
 		visited += total / SECTOR;
 		pos = (pos + total) % len;
 	}
+out:
 	free(log2);
 	free(run);
+	free(tails);
+	free(flushed);
+	free(last);
 	return found;
 }
 

@@ -263,11 +263,15 @@ int vhdx_read_metadata(struct vhdx *v, char *err)
 		return vhd_disk_error(v->d, err, EINVAL,
 				      "physical sector size %u is neither 512 nor 4096",
 				      v->physical_sector);
-	if (v->virtual_size == 0 || v->virtual_size > VHDX_MAX_DISK_SIZE ||
-	    v->virtual_size % v->logical_sector)
+	if (v->virtual_size == 0 || v->virtual_size > VHDX_MAX_DISK_SIZE)
 		return vhd_disk_error(v->d, err, EINVAL,
-				      "virtual size %llu is not a multiple of the %u-byte "
-				      "sectors between 1 sector and 64 TiB",
+				      "virtual size %llu is beyond the VHDX limits (1 sector to "
+				      "64 TiB)",
+				      (unsigned long long)v->virtual_size);
+	if (v->virtual_size % v->logical_sector)
+		return vhd_disk_error(v->d, err, EINVAL,
+				      "virtual size %llu is not a multiple of the %u-byte logical "
+				      "sector",
 				      (unsigned long long)v->virtual_size, v->logical_sector);
 	if (!v->has_parent)
 		return 0;
