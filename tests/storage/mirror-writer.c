@@ -120,7 +120,7 @@ static void *writer(void *opaque)
 		uint64_t off, len, op = rnd(&seed) % 10;
 		int where, r;
 
-		if (n % 16 == 0)
+		if (n % 16 == 0 || write_rate > 0)
 			mirror_get_progress(job, &p);
 		pick(&seed, p.cursor, &off, &len, &where);
 		if (op < 8) {

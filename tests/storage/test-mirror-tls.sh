@@ -10,7 +10,7 @@ requires psktool
 psktool -u alice -p "$T/keys.psk" >/dev/null
 NBDKIT_ARGS="--tls=require --tls-psk=$T/keys.psk"
 mirror_scenario raw raw --tls-psk "$T/keys.psk" --tls-username alice --connections 2 \
-	--writers 2 --write-rate 4000000 --bandwidth 64000000 --timeout 60
+	--writers 2 --write-rate 1000000 --bandwidth 200000000 --timeout 60
 grep -q '^connections=2$' "$T/out" || fail "expected 2 connections: $(cat "$T/out")"
 # mirror-writer forces synchronous mode after 4 passes (then a 5th copies the
 # rest): 4 or fewer means the dirty set shrank below the threshold by itself.
