@@ -2,3 +2,11 @@
 # by `make check`; each prints its numbers beside the peer's and the ratio.
 bench_scripts =
 EXTRA_DIST += $(bench_scripts)
+# bench/vm.sh: smove's VM (memory bandwidth in ring 3, virtio-blk throughput)
+# against the host.
+bench_scripts += bench/vm.sh
+EXTRA_PROGRAMS = bench/vm-memhost
+bench_vm_memhost_SOURCES = bench/vm-memhost.c memsync/guest/mem.c
+bench_vm_memhost_CPPFLAGS = $(AM_CPPFLAGS) -DGUEST_HOST_BUILD
+bench_vm_memhost_CFLAGS = $(AM_CFLAGS) -O2
+CLEANFILES += bench/vm-memhost

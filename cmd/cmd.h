@@ -31,6 +31,8 @@ int run_subcommand(const char *prog, const struct subcommand *table, int argc, c
 
 int cmd_disk(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int cmd_run(int argc, char **argv);
+int cmd_ps(int argc, char **argv);
 
 /* Messages: "smove: ..." on standard error. */
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -19,6 +19,8 @@ static const char smove_help[] =
 
 static const struct subcommand commands[] = {
     {"disk", cmd_disk, "inspect, create, convert and check VHD, VHDX and raw images"},
+    {"run", cmd_run, "run a virtual machine until its guest stops"},
+    {"ps", cmd_ps, "list the virtual machines running on this host"},
     {"demo", cmd_demo, "show what smove does, on generated images"},
     {NULL, NULL, NULL},
 };

@@ -1,1 +1,18 @@
-# tests/memsync/: tests of the memsync work.
+# tests/memsync/: smove's VM, its test guest, `smove run` and `smove ps`.
+# Tests that need /dev/kvm skip (77) without it.
+check_PROGRAMS += tests/memsync/test-vm
+tests_memsync_test_vm_LDADD = $(memsync_libs)
+tests_memsync_test_vm_DEPENDENCIES = memsync/libmemsync.la memsync/guest/guest.elf
+memsync_shell_tests = \
+	tests/memsync/test-vm-dirty-bitmap.sh tests/memsync/test-vm-dirty-ring.sh \
+	tests/memsync/test-vm-tamper.sh tests/memsync/test-vm-restore.sh \
+	tests/memsync/test-run-disk-raw.sh tests/memsync/test-control.sh tests/memsync/test-ps.sh \
+	tests/memsync/test-disk-lock.sh tests/memsync/test-run-bad-config.sh \
+	tests/memsync/test-run-config.sh tests/memsync/test-run-disk-vhdx.sh \
+	tests/memsync/test-run-disk-vhd.sh tests/memsync/test-vm-backend.sh \
+	tests/memsync/test-vm-throttle.sh
+TESTS += $(memsync_shell_tests)
+EXTRA_DIST += $(memsync_shell_tests) tests/memsync/ctl.py
+# Robustness: bad configurations and bad control-socket input, under ASan/UBSan.
+sanitizer_tests += tests/memsync/test-run-bad-config.sh tests/memsync/test-control.sh
+EXTRA_DIST += tests/memsync/check-records.py

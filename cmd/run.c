@@ -1,0 +1,332 @@
+/* cmd/run.c: `smove run`, a VM in this process until its guest stops. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <libgen.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cmd/cmd.h"
+#include "memsync/memsync.h"
+
+static const char help[] =
+    "Usage: smove run --name NAME [OPTIONS]\n"
+    "       smove run --config VM.json [OPTIONS]\n"
+    "\n"
+    "Run a virtual machine in this process until its guest stops. Options given\n"
+    "with --config override the file's fields.\n"
+    "\n"
+    "  -n, --name NAME            the VM's name, unique on this host\n"
+    "  -g, --guest IMAGE          the guest ELF (default: the installed test guest)\n"
+    "  -a, --cmdline TEXT         the guest's command line\n"
+    "  -m, --memory SIZE          guest memory (default 256M)\n"
+    "  -c, --cpus N               vCPUs (default 1)\n"
+    "  -d, --disk FILE[,readonly][,format=FMT]  a virtio-blk disk (repeatable)\n"
+    "  -s, --control SOCKET       the control socket (default RUNDIR/NAME.sock)\n"
+    "  -o, --console FILE         append the console to FILE (default: standard output)\n"
+    "  -l, --dirty-log MODE       bitmap or ring (default bitmap)\n"
+    "  -f, --config FILE          read the configuration from a JSON file\n"
+    "  -j, --json                 print events as JSON lines (console to standard error)\n"
+    "  -h, --help                 show this help\n"
+    "\n"
+    "RUNDIR is $SMOVE_RUNTIME_DIR, or /run/smove. The exit status is 0 when the\n"
+    "guest stops with success, 1 when it reports a failure or the VM fails.\n";
+
+static const char *default_guest(char *buf, size_t len)
+{
+	char exe[PATH_MAX];
+	ssize_t n;
+
+	if (access(SMOVE_GUEST_PATH, R_OK) == 0)
+		return SMOVE_GUEST_PATH;
+	/* Run from the build tree: cmd/smove beside memsync/guest/guest.elf. */
+	n = readlink("/proc/self/exe", exe, sizeof(exe) - 1);
+	if (n > 0) {
+		exe[n] = 0;
+		snprintf(buf, len, "%s/../memsync/guest/guest.elf", dirname(exe));
+		if (access(buf, R_OK) == 0)
+			return buf;
+	}
+	return SMOVE_GUEST_PATH;
+}
+
+static int read_file(const char *path, char **out, size_t *len)
+{
+	FILE *f = fopen(path, "r");
+	char *buf = malloc(1 << 20);
+	size_t n;
+
+	if (!f || !buf) {
+		if (f)
+			fclose(f);
+		free(buf);
+		return -errno;
+	}
+	n = fread(buf, 1, (1 << 20) - 1, f);
+	fclose(f);
+	if (n == (1 << 20) - 1) {
+		free(buf);
+		return -EFBIG;
+	}
+	buf[n] = 0;
+	*out = buf;
+	*len = n;
+	return 0;
+}
+
+static int parse_disk(const char *prog, char *arg, struct vm_config *c)
+{
+	char *path = strtok(arg, ","), *opt, err[VM_ERR_LEN];
+	enum vhd_format fmt = VHD_FORMAT_AUTO;
+	bool ro = false;
+
+	if (!path)
+		return usage_error(prog, "--disk needs a file");
+	while ((opt = strtok(NULL, ","))) {
+		if (strcmp(opt, "readonly") == 0)
+			ro = true;
+		else if (strncmp(opt, "format=", 7) != 0 || vhd_format_parse(opt + 7, &fmt) < 0)
+			return usage_error(prog, "unknown disk option '%s' (readonly, format=FMT)",
+					   opt);
+	}
+	if (vm_config_add_disk(c, path, fmt, ro, err) < 0) {
+		msg("%s", err);
+		return EXIT_USAGE;
+	}
+	return 0;
+}
+
+static int set_str(char **dst, const char *s)
+{
+	free(*dst);
+	*dst = strdup(s);
+	return *dst ? 0 : -ENOMEM;
+}
+
+static void *signal_thread(void *arg)
+{
+	sigset_t set;
+	int sig;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	if (sigwait(&set, &sig) == 0)
+		vm_stop(arg);
+	return NULL;
+}
+
+static int report(struct vm *vm, int r, int guest_exit, const char *err, bool json)
+{
+	const struct vm_config *c = vm_get_config(vm);
+	struct vm_status st;
+	struct proto_json j;
+
+	vm_status(vm, &st);
+	if (json) {
+		proto_json_init(&j);
+		proto_json_obj_begin(&j);
+		proto_json_kv_str(&j, "event", "stopped");
+		proto_json_kv_str(&j, "name", c->name);
+		proto_json_kv_str(&j, "reason", r < 0 ? "error" : r == 1 ? "stopped" : "guest");
+		if (r == 0)
+			proto_json_kv_int(&j, "guest_exit", guest_exit);
+		if (r < 0)
+			proto_json_kv_str(&j, "error", err);
+		if (st.guest_valid)
+			proto_json_kv_str(&j, "guest_message", st.guest_message);
+		proto_json_kv_double(&j, "uptime_s", (double)st.uptime_ns / 1e9);
+		proto_json_obj_end(&j);
+		print_json(&j);
+		proto_json_release(&j);
+	}
+	if (r < 0) {
+		msg("%s", err);
+		return EXIT_FAILURE;
+	}
+	if (r == 1) {
+		if (!json)
+			msg("%s: stopped", c->name);
+		return EXIT_SUCCESS;
+	}
+	if (guest_exit != 0) {
+		msg("%s: the guest reported a failure (exit %d)%s%s", c->name, guest_exit,
+		    st.guest_valid ? ": " : "", st.guest_valid ? st.guest_message : "");
+		return EXIT_FAILURE;
+	}
+	if (!json)
+		msg("%s: the guest stopped: %s", c->name, st.guest_valid ? st.guest_message : "ok");
+	return EXIT_SUCCESS;
+}
+
+static int run_vm(struct vm_config *c, bool json)
+{
+	char err[VM_ERR_LEN], sock[PATH_MAX];
+	struct vm_registry *reg = NULL;
+	struct vm_control *ctl = NULL;
+	struct vm *vm = NULL;
+	pthread_t sigthread;
+	sigset_t set;
+	int r, guest_exit = -1;
+
+	if (!c->control) {
+		snprintf(sock, sizeof(sock), "%s/%s.sock", vm_runtime_dir(), c->name);
+		if (set_str(&c->control, sock) < 0)
+			return EXIT_FAILURE;
+	}
+	if (vm_config_check(c, err) < 0) {
+		msg("%s", err);
+		return EXIT_USAGE;
+	}
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (vm_registry_add(c->name, c->control, &reg, err) < 0 ||
+	    vm_create(c, 0, json ? 2 : 1, &vm, err) < 0 ||
+	    vm_control_start(vm, c->control, &ctl, err) < 0 || vm_start(vm, err) < 0) {
+		msg("%s", err);
+		vm_control_stop(ctl);
+		vm_free(vm);
+		vm_registry_remove(reg);
+		return EXIT_FAILURE;
+	}
+	pthread_create(&sigthread, NULL, signal_thread, vm);
+	pthread_detach(sigthread);
+	if (json) {
+		struct proto_json j;
+
+		proto_json_init(&j);
+		proto_json_obj_begin(&j);
+		proto_json_kv_str(&j, "event", "started");
+		proto_json_kv_str(&j, "name", c->name);
+		proto_json_kv_int(&j, "pid", getpid());
+		proto_json_kv_str(&j, "control", c->control);
+		proto_json_obj_end(&j);
+		print_json(&j);
+		proto_json_release(&j);
+		fflush(stdout);
+	}
+	r = vm_wait(vm, &guest_exit, err);
+	vm_control_stop(ctl);
+	r = report(vm, r, guest_exit, err, json);
+	vm_free(vm);
+	vm_registry_remove(reg);
+	return r;
+}
+
+int cmd_run(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"name", required_argument, NULL, 'n'},
+	    {"guest", required_argument, NULL, 'g'},
+	    {"cmdline", required_argument, NULL, 'a'},
+	    {"memory", required_argument, NULL, 'm'},
+	    {"cpus", required_argument, NULL, 'c'},
+	    {"disk", required_argument, NULL, 'd'},
+	    {"control", required_argument, NULL, 's'},
+	    {"console", required_argument, NULL, 'o'},
+	    {"dirty-log", required_argument, NULL, 'l'},
+	    {"config", required_argument, NULL, 'f'},
+	    {"json", no_argument, NULL, 'j'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	const char *prog = "smove run";
+	struct vm_config c;
+	char err[VM_ERR_LEN], guestbuf[PATH_MAX], *text = NULL;
+	bool json = false;
+	int opt, r = 0;
+	size_t len = 0;
+
+	vm_config_init(&c);
+	/* --config first, so that the other options override its fields. */
+	for (int i = 1; i < argc - 1; i++)
+		if (strcmp(argv[i], "--config") == 0 || strcmp(argv[i], "-f") == 0) {
+			if ((r = read_file(argv[i + 1], &text, &len)) < 0) {
+				msg("%s: %s", argv[i + 1], strerror(-r));
+				return EXIT_FAILURE;
+			}
+			r = vm_config_from_json(text, len, &c, err);
+			free(text);
+			if (r < 0) {
+				msg("%s: %s", argv[i + 1], err);
+				return EXIT_FAILURE;
+			}
+		}
+	while ((opt = getopt_long(argc, argv, "+n:g:a:m:c:d:s:o:l:f:jh", longopts, NULL)) != -1) {
+		uint64_t v;
+
+		switch (opt) {
+		case 'n':
+			r = set_str(&c.name, optarg);
+			break;
+		case 'g':
+			r = set_str(&c.guest, optarg);
+			break;
+		case 'a':
+			r = set_str(&c.cmdline, optarg);
+			break;
+		case 'm':
+			if (parse_size(optarg, &v) < 0)
+				r = usage_error(prog, "invalid memory size '%s'", optarg);
+			c.memory = v;
+			break;
+		case 'c':
+			if (parse_size(optarg, &v) < 0 || v < 1 || v > VM_MAX_VCPUS)
+				r = usage_error(prog, "--cpus must be between 1 and %d",
+						VM_MAX_VCPUS);
+			else
+				c.cpus = (unsigned)v;
+			break;
+		case 'd':
+			r = parse_disk(prog, optarg, &c);
+			break;
+		case 's':
+			r = set_str(&c.control, optarg);
+			break;
+		case 'o':
+			r = set_str(&c.console, optarg);
+			break;
+		case 'l':
+			if (vm_dirty_mode_parse(optarg, &c.dirty_mode) < 0)
+				r = usage_error(prog, "--dirty-log must be bitmap or ring");
+			break;
+		case 'f':
+			break;
+		case 'j':
+			json = true;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			vm_config_release(&c);
+			return EXIT_SUCCESS;
+		default:
+			r = EXIT_USAGE;
+		}
+		if (r) {
+			vm_config_release(&c);
+			return r < 0 ? EXIT_FAILURE : r;
+		}
+	}
+	if (optind != argc) {
+		vm_config_release(&c);
+		return usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	}
+	if (!c.name) {
+		vm_config_release(&c);
+		return usage_error(prog, "--name (or a configuration with a name) is required");
+	}
+	if (!c.guest && set_str(&c.guest, default_guest(guestbuf, sizeof(guestbuf))) < 0)
+		return EXIT_FAILURE;
+	r = run_vm(&c, json);
+	vm_config_release(&c);
+	return r;
+}

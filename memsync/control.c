@@ -1,0 +1,434 @@
+/* memsync/control.c: the VM's control socket (docs/control-socket.md). A Unix
+ * stream socket; each request is one line holding a JSON object
+ * {"cmd": NAME, ...}, each reply one line {"ok": true, ...} or
+ * {"ok": false, "error": "..."}. Built-in commands: status, pause, resume,
+ * stop; others are registered (the migration adds migrate). One thread serves
+ * every client with poll(); a bad request (not JSON, too long, unknown
+ * command) gets an error reply and the VM runs on. Also the client side:
+ * vm_control_request. */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "memsync/internal.h"
+
+#define MAX_CLIENTS  16
+#define MAX_LINE     65536
+#define MAX_COMMANDS 16
+
+struct client {
+	int fd;
+	size_t n;
+	bool discarding; /* the current line is too long: dropped up to its newline */
+	char buf[MAX_LINE];
+};
+
+struct command {
+	const char *name;
+	vm_control_fn fn;
+	void *opaque;
+};
+
+struct vm_control {
+	struct vm *vm;
+	char *path;
+	int listen_fd, wake[2];
+	pthread_t thread;
+	pthread_mutex_t lock; /* the command table */
+	unsigned ncommands;
+	struct command commands[MAX_COMMANDS];
+	struct client *clients[MAX_CLIENTS];
+};
+
+/* ---- built-in commands ----------------------------------------------------------- */
+
+static int cmd_status(void *opaque, struct vm *vm, const struct proto_json_value *req,
+		      struct proto_json *j, char *err)
+{
+	static const char *const gstates[] = {"boot", "running", "done", "failed"};
+	const struct vm_config *c = vm_get_config(vm);
+	struct vm_status st;
+
+	vm_status(vm, &st);
+	proto_json_kv_str(j, "name", c->name);
+	proto_json_kv_int(j, "pid", getpid());
+	proto_json_kv_str(j, "state", vm_run_state_name(st.state));
+	proto_json_kv_uint(j, "memory", c->memory);
+	proto_json_kv_uint(j, "cpus", c->cpus);
+	proto_json_kv_str(j, "dirty_log", vm_dirty_mode_name(c->dirty_mode));
+	proto_json_kv_double(j, "uptime_s", (double)st.uptime_ns / 1e9);
+	proto_json_kv_double(j, "last_pause_ms", (double)st.last_pause_ns / 1e6);
+	proto_json_kv_uint(j, "throttle", st.throttle);
+	proto_json_key(j, "disks");
+	proto_json_arr_begin(j);
+	for (unsigned i = 0; i < c->ndisks; i++) {
+		proto_json_obj_begin(j);
+		proto_json_kv_str(j, "path", c->disks[i].path);
+		proto_json_kv_bool(j, "readonly", c->disks[i].readonly);
+		proto_json_obj_end(j);
+	}
+	proto_json_arr_end(j);
+	if (st.guest_valid) {
+		proto_json_key(j, "guest");
+		proto_json_obj_begin(j);
+		proto_json_kv_str(j, "state",
+				  st.guest_state < 4 ? gstates[st.guest_state] : "unknown");
+		proto_json_kv_uint(j, "heartbeat", st.heartbeat);
+		proto_json_kv_double(j, "max_gap_ms", (double)st.max_gap_ns / 1e6);
+		proto_json_kv_str(j, "message", st.guest_message);
+		proto_json_obj_end(j);
+	}
+	return 0;
+}
+
+static int cmd_pause(void *opaque, struct vm *vm, const struct proto_json_value *req,
+		     struct proto_json *j, char *err)
+{
+	uint64_t ns;
+	int r = vm_pause(vm, &ns, err);
+
+	if (r == 0)
+		proto_json_kv_double(j, "pause_ms", (double)ns / 1e6);
+	return r;
+}
+
+static int cmd_resume(void *opaque, struct vm *vm, const struct proto_json_value *req,
+		      struct proto_json *j, char *err)
+{
+	return vm_resume(vm, err);
+}
+
+static int cmd_stop(void *opaque, struct vm *vm, const struct proto_json_value *req,
+		    struct proto_json *j, char *err)
+{
+	vm_stop(vm);
+	return 0;
+}
+
+int vm_control_register(struct vm_control *c, const char *cmd, vm_control_fn fn, void *opaque)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->ncommands == MAX_COMMANDS)
+		r = -ENOSPC;
+	else
+		c->commands[c->ncommands++] = (struct command){cmd, fn, opaque};
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* ---- the server ------------------------------------------------------------------------ */
+
+static void send_line(int fd, const char *s)
+{
+	size_t len = strlen(s), off = 0;
+
+	while (off < len) {
+		ssize_t w = send(fd, s + off, len - off, MSG_NOSIGNAL);
+
+		if (w < 0 && errno == EINTR)
+			continue;
+		if (w <= 0)
+			return; /* a client that does not read loses its reply */
+		off += (size_t)w;
+	}
+	send(fd, "\n", 1, MSG_NOSIGNAL);
+}
+
+static void reply_error(int fd, const char *msg)
+{
+	struct proto_json j;
+	const char *s;
+
+	proto_json_init(&j);
+	proto_json_obj_begin(&j);
+	proto_json_kv_bool(&j, "ok", false);
+	proto_json_kv_str(&j, "error", msg);
+	proto_json_obj_end(&j);
+	if ((s = proto_json_finish(&j)))
+		send_line(fd, s);
+	proto_json_release(&j);
+}
+
+static void handle_line(struct vm_control *c, int fd, const char *line, size_t len)
+{
+	struct proto_json_value *req;
+	const char *cmd, *s;
+	char err[VM_ERR_LEN] = "", perr[PROTO_ERR_LEN];
+	struct command found = {0};
+	struct proto_json j;
+	int r;
+
+	if (proto_json_parse(line, len, &req, perr) < 0) {
+		char msg[PROTO_ERR_LEN + 32];
+
+		snprintf(msg, sizeof(msg), "request is not valid JSON: %s", perr);
+		reply_error(fd, msg);
+		return;
+	}
+	if (proto_json_get_str(req, "cmd", &cmd, perr) < 0) {
+		reply_error(fd, "request must be a JSON object with a \"cmd\" string");
+		proto_json_free(req);
+		return;
+	}
+	pthread_mutex_lock(&c->lock);
+	for (unsigned i = 0; i < c->ncommands; i++)
+		if (strcmp(c->commands[i].name, cmd) == 0)
+			found = c->commands[i];
+	pthread_mutex_unlock(&c->lock);
+	if (!found.fn) {
+		snprintf(err, sizeof(err), "unknown command '%.64s'", cmd);
+		reply_error(fd, err);
+		proto_json_free(req);
+		return;
+	}
+	proto_json_init(&j);
+	proto_json_obj_begin(&j);
+	proto_json_kv_bool(&j, "ok", true);
+	r = found.fn(found.opaque, c->vm, req, &j, err);
+	proto_json_obj_end(&j);
+	if (r < 0)
+		reply_error(fd, err[0] ? err : strerror(-r));
+	else if ((s = proto_json_finish(&j)))
+		send_line(fd, s);
+	else
+		reply_error(fd, "out of memory");
+	proto_json_release(&j);
+	proto_json_free(req);
+}
+
+/* Reads what the client sent; false when it has gone. */
+static bool client_read(struct vm_control *c, struct client *cl)
+{
+	ssize_t got = recv(cl->fd, cl->buf + cl->n, sizeof(cl->buf) - cl->n, 0);
+	size_t start = 0;
+
+	if (got <= 0)
+		return got < 0 && (errno == EINTR || errno == EAGAIN);
+	cl->n += (size_t)got;
+	for (size_t i = 0; i < cl->n; i++) {
+		if (cl->buf[i] != '\n')
+			continue;
+		if (!cl->discarding && i > start)
+			handle_line(c, cl->fd, cl->buf + start, i - start);
+		cl->discarding = false;
+		start = i + 1;
+	}
+	memmove(cl->buf, cl->buf + start, cl->n - start);
+	cl->n -= start;
+	if (cl->n == sizeof(cl->buf)) {
+		if (!cl->discarding)
+			reply_error(cl->fd, "request line longer than 65536 bytes");
+		cl->discarding = true;
+		cl->n = 0;
+	}
+	return true;
+}
+
+static void accept_client(struct vm_control *c)
+{
+	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+
+	if (fd < 0)
+		return;
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (!c->clients[i] && (c->clients[i] = calloc(1, sizeof(struct client)))) {
+			c->clients[i]->fd = fd;
+			return;
+		}
+	reply_error(fd, "too many control clients");
+	close(fd);
+}
+
+static void drop_client(struct vm_control *c, int i)
+{
+	close(c->clients[i]->fd);
+	free(c->clients[i]);
+	c->clients[i] = NULL;
+}
+
+static void *control_thread(void *arg)
+{
+	struct vm_control *c = arg;
+
+	for (;;) {
+		struct pollfd p[MAX_CLIENTS + 2] = {{c->wake[0], POLLIN, 0},
+						    {c->listen_fd, POLLIN, 0}};
+		int idx[MAX_CLIENTS], n = 2;
+
+		for (int i = 0; i < MAX_CLIENTS; i++)
+			if (c->clients[i]) {
+				idx[n - 2] = i;
+				p[n++] = (struct pollfd){c->clients[i]->fd, POLLIN, 0};
+			}
+		if (poll(p, (nfds_t)n, -1) < 0)
+			continue;
+		if (p[0].revents)
+			break;
+		if (p[1].revents & POLLIN)
+			accept_client(c);
+		for (int k = 2; k < n; k++)
+			if (p[k].revents && !client_read(c, c->clients[idx[k - 2]]))
+				drop_client(c, idx[k - 2]);
+	}
+	for (int i = 0; i < MAX_CLIENTS; i++)
+		if (c->clients[i])
+			drop_client(c, i);
+	return NULL;
+}
+
+static int unix_address(const char *path, struct sockaddr_un *sa, char *err)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	if (strlen(path) >= sizeof(sa->sun_path))
+		return vm_error(err, ENAMETOOLONG, "%s: socket path longer than %zu bytes", path,
+				sizeof(sa->sun_path) - 1);
+	strcpy(sa->sun_path, path);
+	return 0;
+}
+
+/* A socket for path; connected when *connected (else only created). */
+static int unix_socket(const char *path, struct sockaddr_un *sa, bool *connected, char *err)
+{
+	int fd, r = unix_address(path, sa, err);
+
+	if (r < 0)
+		return r;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return vm_error(err, errno, "socket: %s", strerror(errno));
+	*connected = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) == 0;
+	return fd;
+}
+
+static int listen_on(const char *path, char *err)
+{
+	struct sockaddr_un sa;
+	bool connected;
+	int r, fd = unix_socket(path, &sa, &connected, err);
+
+	if (fd < 0)
+		return fd;
+	if (connected) {
+		close(fd);
+		return vm_error(err, EADDRINUSE, "%s: another VM answers on this control socket",
+				path);
+	}
+	unlink(path); /* a leftover of a process that died */
+	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
+		r = vm_error(err, errno, "%s: cannot listen: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+void vm_control_stop(struct vm_control *c)
+{
+	if (!c)
+		return;
+	if (c->thread) {
+		(void)!write(c->wake[1], "x", 1);
+		pthread_join(c->thread, NULL);
+	}
+	if (c->listen_fd >= 0) {
+		close(c->listen_fd);
+		unlink(c->path);
+	}
+	if (c->wake[0] >= 0) {
+		close(c->wake[0]);
+		close(c->wake[1]);
+	}
+	pthread_mutex_destroy(&c->lock);
+	free(c->path);
+	free(c);
+}
+
+int vm_control_start(struct vm *vm, const char *path, struct vm_control **out, char *err)
+{
+	struct vm_control *c = calloc(1, sizeof(*c));
+	int r;
+
+	if (!c || !(c->path = strdup(path))) {
+		free(c);
+		return vm_error(err, ENOMEM, "out of memory");
+	}
+	c->vm = vm;
+	c->listen_fd = c->wake[0] = c->wake[1] = -1;
+	pthread_mutex_init(&c->lock, NULL);
+	vm_control_register(c, "status", cmd_status, NULL);
+	vm_control_register(c, "pause", cmd_pause, NULL);
+	vm_control_register(c, "resume", cmd_resume, NULL);
+	vm_control_register(c, "stop", cmd_stop, NULL);
+	if ((r = listen_on(path, err)) < 0)
+		goto fail;
+	c->listen_fd = r;
+	if (pipe2(c->wake, O_CLOEXEC) < 0) {
+		r = vm_error(err, errno, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	if ((r = pthread_create(&c->thread, NULL, control_thread, c))) {
+		c->thread = 0;
+		r = vm_error(err, r, "cannot start the control thread: %s", strerror(r));
+		goto fail;
+	}
+	*out = c;
+	return 0;
+fail:
+	vm_control_stop(c);
+	return r;
+}
+
+/* ---- the client ------------------------------------------------------------------------ */
+
+int vm_control_request(const char *path, const char *request, char **reply, int timeout_ms,
+		       char *err)
+{
+	struct sockaddr_un sa;
+	char buf[MAX_LINE];
+	size_t n = 0;
+	bool connected;
+	int r, fd = unix_socket(path, &sa, &connected, err);
+
+	if (fd < 0)
+		return fd;
+	if (!connected) {
+		r = vm_error(err, errno, "%s: cannot connect: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	send_line(fd, request);
+	while (n < sizeof(buf) - 1) {
+		struct pollfd p = {fd, POLLIN, 0};
+		ssize_t got;
+
+		if (poll(&p, 1, timeout_ms) <= 0) {
+			close(fd);
+			return vm_error(err, ETIMEDOUT, "%s: no reply within %d ms", path,
+					timeout_ms);
+		}
+		got = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
+		if (got <= 0)
+			break;
+		n += (size_t)got;
+		if (memchr(buf, '\n', n))
+			break;
+	}
+	close(fd);
+	buf[n] = 0;
+	if (!strchr(buf, '\n'))
+		return vm_error(err, EPROTO, "%s: the VM closed the connection without a reply",
+				path);
+	*strchr(buf, '\n') = 0;
+	if (!(*reply = strdup(buf)))
+		return vm_error(err, ENOMEM, "out of memory");
+	return 0;
+}

@@ -1,0 +1,6 @@
+#!/bin/sh
+# The dirty log (bitmap with manual protect) holds exactly the pages the guest
+# reports having written, round after round, plus the VMM's own writes.
+. "$abs_top_srcdir/tests/functions.sh"
+requires_kvm
+"$abs_top_builddir/tests/memsync/test-vm" dirty bitmap
