@@ -255,6 +255,10 @@ static int start_copies(struct mirror_conn *c)
 		if (!mirror_claim(job, max_gran, max_zero, &first, &count, &zero)) {
 			req->next = c->free_reqs;
 			c->free_reqs = req;
+			/* Declared under the same lock as the failed claim, so that a
+			 * writer that dirties a granule now sees it and wakes us. */
+			c->idle = true;
+			job->idle++;
 			pthread_mutex_unlock(&job->lock);
 			return -1;
 		}
@@ -404,12 +408,15 @@ void *mirror_conn_main(void *opaque)
 		pthread_mutex_unlock(&job->lock);
 	}
 	for (;;) {
+		/* Asked of libnbd outside the job lock; a dead connection has
+		 * completed all its commands (with errors). */
+		bool quiet = dead(c) || nbd_aio_in_flight(c->h) <= 0;
+
 		pthread_mutex_lock(&job->lock);
 		struct dest_req *reqs = c->queue;
 		c->queue = NULL;
 		c->queue_tail = &c->queue;
-		bool in_flight = c->copies || nbd_aio_in_flight(c->h) > 0;
-		if (job->stopping && !reqs && (!in_flight || dead(c))) {
+		if (job->stopping && !reqs && quiet) {
 			pthread_mutex_unlock(&job->lock);
 			break;
 		}
@@ -421,16 +428,13 @@ void *mirror_conn_main(void *opaque)
 			submit_dest(c, reqs);
 			reqs = next;
 		}
-		int timeout = start_copies(c);
-
-		pthread_mutex_lock(&job->lock);
-		bool idle = c->copies == 0 && !c->queue && nbd_aio_in_flight(c->h) <= 0;
-		job->idle += idle;
-		pthread_mutex_unlock(&job->lock);
-		wait_events(c, timeout);
-		pthread_mutex_lock(&job->lock);
-		job->idle -= idle;
-		pthread_mutex_unlock(&job->lock);
+		wait_events(c, start_copies(c));
+		if (c->idle) {
+			pthread_mutex_lock(&job->lock);
+			job->idle--;
+			c->idle = false;
+			pthread_mutex_unlock(&job->lock);
+		}
 	}
 	while (c->free_reqs) {
 		struct copy_req *req = c->free_reqs;

@@ -83,6 +83,7 @@ struct mirror_conn {
 	struct dest_req *queue; /* user requests not yet submitted (job->lock) */
 	struct dest_req **queue_tail;
 	unsigned copies;	    /* copy requests in flight (job->lock) */
+	bool idle;		    /* counted in job->idle (job->lock) */
 	struct copy_req *free_reqs; /* owned by the thread */
 };
 

@@ -358,7 +358,18 @@ int main(int argc, char **argv)
 	for (unsigned i = 0; i < nwriters; i++)
 		pthread_join(threads[i], NULL);
 
-	int r = synced_at ? mirror_complete(job, err) : mirror_wait_synced(job, err);
+	int r;
+	if (synced_at) {
+		r = mirror_complete(job, err);
+	} else if (p.state == MIRROR_FAILED) {
+		r = mirror_wait_synced(job, err); /* returns the failure */
+	} else {
+		mirror_cancel(job, err);
+		fprintf(stderr,
+			"mirror-writer: not synced after %.0f s (%s, pass %u, %llu dirty)\n",
+			timeout, mirror_state_name(p.state), p.pass, (unsigned long long)p.dirty);
+		r = -ETIMEDOUT;
+	}
 	mirror_get_progress(job, &p);
 	printf("connections=%u\n", p.connections);
 	printf("state=%s\npasses=%u\ncopied=%llu\nsent=%llu\nmirrored=%llu\nwriter_errors=%lu\n",
@@ -392,10 +403,6 @@ int main(int argc, char **argv)
 	}
 	if (r < 0) {
 		fprintf(stderr, "mirror-writer: %s\n", err);
-		return 1;
-	}
-	if (!synced_at) {
-		fprintf(stderr, "mirror-writer: not synced after %.0f s\n", timeout);
 		return 1;
 	}
 	mirror_free(job);
