@@ -1,7 +1,12 @@
 # bench/: benchmarks against real peers, run by hand (`bench/NAME.sh`), never
 # by `make check`; each prints its numbers beside the peer's and the ratio.
-bench_scripts =
+bench_scripts = bench/proto.sh
+# bench/vpc-convert.sh: smove disk convert against qemu-img convert on VHD.
+bench_scripts += bench/vpc-convert.sh
 EXTRA_DIST += $(bench_scripts)
+# bench/proto.sh: page-transfer throughput against a raw loopback socket.
+noinst_PROGRAMS += bench/proto-bench
+bench_proto_bench_LDADD = proto/libproto.la $(PTHREAD_LIBS)
 # bench/vm.sh: smove's VM (memory bandwidth in ring 3, virtio-blk throughput)
 # against the host.
 bench_scripts += bench/vm.sh

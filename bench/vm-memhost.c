@@ -1,6 +1,7 @@
 /* bench/vm-memhost.c: the test guest's memory-pattern loop (memsync/guest/mem.c,
- * built for the host) over SIZE bytes, PASSES times, as bench/vm.sh compares it
- * with the same loop in a guest. Prints the milliseconds taken. */
+ * built for the host) over SIZE MiB, PASSES times, as bench/vm.sh compares it
+ * with the same loop in a guest. Prints the microseconds that passes 2 and
+ * later took (the first touches the pages). */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,11 +20,14 @@ int main(int argc, char **argv)
 	if (mem == MAP_FAILED)
 		return 1;
 	clock_gettime(CLOCK_MONOTONIC, &a);
-	for (uint64_t gen = 1; gen <= passes; gen++)
+	for (uint64_t gen = 1; gen <= passes; gen++) {
+		if (gen == 2) /* after first touch, as the guest measures */
+			clock_gettime(CLOCK_MONOTONIC, &a);
 		for (uint64_t off = 0; off < size; off += 4096)
 			pattern_fill((uint64_t *)(mem + off), off, gen);
+	}
 	clock_gettime(CLOCK_MONOTONIC, &b);
 	printf("%.0f\n",
-	       (double)(b.tv_sec - a.tv_sec) * 1e3 + (double)(b.tv_nsec - a.tv_nsec) / 1e6);
+	       (double)(b.tv_sec - a.tv_sec) * 1e6 + (double)(b.tv_nsec - a.tv_nsec) / 1e3);
 	return 0;
 }

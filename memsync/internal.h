@@ -109,6 +109,7 @@ struct vcpu {
 	struct kvm_dirty_gfn *ring; /* dirty ring (VM_DIRTY_RING), ring_entries long */
 	uint32_t ring_next;	    /* next entry to harvest */
 	atomic_bool throttle_due;   /* the throttler kicked: sleep this slice's share */
+	uint64_t run_since_ns;	    /* when the vCPU last started running (throttling) */
 	bool parked;
 };
 

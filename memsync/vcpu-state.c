@@ -229,9 +229,20 @@ int vm_machine_load(struct vm *vm, const struct vm_machine_state *s, char *err)
 	}
 	if ((r = vm_ioctl(vm, KVM_SET_PIT2, (void *)s->pit, "KVM_SET_PIT2", err)) < 0)
 		return r;
-	/* The guest's clock continues from the saved value: the time the VM spent
-	 * paused or in transit does not show as a jump. */
+	/* kvmclock continues from the saved value, advanced by the real time that
+	 * passed since it was saved (KVM_CLOCK_REALTIME, when the saving host gave
+	 * it): the guest's clock neither goes back nor loses the time the VM spent
+	 * paused or in transit, which is what its heartbeat then shows as downtime.
+	 * The two hosts' CLOCK_REALTIME must agree (NTP). Without a realtime stamp
+	 * the clock resumes at the saved value. */
 	memcpy(&clock, s->clock, sizeof(clock));
+	if (clock.flags & KVM_CLOCK_REALTIME) {
+		struct kvm_clock_data rt = {
+		    .clock = clock.clock, .flags = KVM_CLOCK_REALTIME, .realtime = clock.realtime};
+
+		if (ioctl(vm->vm_fd, KVM_SET_CLOCK, &rt) == 0)
+			return 0;
+	}
 	clock.flags = 0;
 	return vm_ioctl(vm, KVM_SET_CLOCK, &clock, "KVM_SET_CLOCK", err);
 }

@@ -205,15 +205,32 @@ static void park(struct vcpu *v)
 	__atomic_store_n(&v->run->immediate_exit, 0, __ATOMIC_SEQ_CST);
 }
 
-/* Throttling: the throttler thread (vm.c) kicks every vCPU out of KVM_RUN once
- * per 10 ms slice, even a guest that never exits; the vCPU then sleeps percent %
- * of the slice and runs the rest. */
+/* Throttling at percent %: for each stretch of time the vCPU ran, it sleeps
+ * percent / (100 - percent) times as long, so the share holds however late the
+ * kicks come. The throttler thread (vm.c) kicks every vCPU out of KVM_RUN about
+ * once per 10 ms, even a guest that never exits. */
 static void throttle(struct vcpu *v)
 {
 	unsigned pct = atomic_load(&v->vm->throttle);
+	uint64_t now = vm_now_ns(), ran;
 
-	if (atomic_exchange(&v->throttle_due, false) && pct)
-		sleep_us(pct * 100ull);
+	if (!pct || v->run_since_ns == 0) {
+		v->run_since_ns = now;
+		return;
+	}
+	if (!atomic_exchange(&v->throttle_due, false))
+		return;
+	ran = now - v->run_since_ns;
+	if (ran > 100000000)
+		ran = 100000000;
+	/* Kicks interrupt the sleep: sleep on until the end, unless pausing. */
+	for (uint64_t end = now + ran * pct / (100 - pct); now < end; now = vm_now_ns()) {
+		if (atomic_load((_Atomic bool *)&v->vm->pause_req) ||
+		    atomic_load((_Atomic bool *)&v->vm->stop_req))
+			break;
+		sleep_us((end - now + 999) / 1000);
+	}
+	v->run_since_ns = vm_now_ns();
 }
 
 void *vm_vcpu_thread(void *arg)
@@ -226,6 +243,7 @@ void *vm_vcpu_thread(void *arg)
 			break;
 		if (atomic_load((_Atomic bool *)&vm->pause_req)) {
 			park(v);
+			v->run_since_ns = 0;
 			continue;
 		}
 		throttle(v);

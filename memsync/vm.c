@@ -497,8 +497,10 @@ void vm_status(struct vm *vm, struct vm_status *st)
 		st->guest_state = v->state;
 		st->heartbeat = v->cpu[0].heartbeat;
 		st->max_gap_ns = v->cpu[0].max_gap_ns;
+		/* Guest-written text: printable ASCII only reaches a report. */
 		for (size_t i = 0; i + 1 < sizeof(st->guest_message) && v->message[i]; i++)
-			st->guest_message[i] = v->message[i];
+			st->guest_message[i] =
+			    v->message[i] >= 0x20 && v->message[i] < 0x7f ? v->message[i] : '?';
 	}
 }
 

@@ -76,11 +76,11 @@ int proto_conn_open(int fd, struct proto_tls *tls, enum proto_side side, int tim
 		goto fail;
 	}
 	if (tls) {
-		rc = tls_handshake(tls, fd, io_deadline(c->timeout_ms), &c->tls, &c->identity, err);
+		rc = tls_handshake(tls, side, fd, io_deadline(c->timeout_ms), &c->tls, &c->identity,
+				   err);
 		if (rc < 0)
 			goto fail;
 	}
-	(void)side;
 	*out = c;
 	return 0;
 fail:
@@ -217,7 +217,7 @@ int conn_send_frame(struct proto_conn *c, unsigned type, unsigned flags, struct 
 		return proto_error(err, EMSGSIZE, "%s of %llu bytes is larger than the limit of %u",
 				   proto_type_name(type), (unsigned long long)len, PROTO_FRAME_MAX);
 	h.len = (uint32_t)len;
-	h.crc = proto_crc32_iov(iov + 1, n - 1);
+	h.crc = proto_crc32c_iov(iov + 1, n - 1);
 	proto_frame_hdr_encode(&h, hdr);
 	iov[0].iov_base = hdr;
 	iov[0].iov_len = sizeof hdr;
@@ -239,6 +239,18 @@ int proto_conn_send(struct proto_conn *c, unsigned type, unsigned flags, const s
 	if (v != local)
 		free(v);
 	return rc;
+}
+
+int proto_conn_poll(struct proto_conn *c, int timeout_ms, char *err)
+{
+	int rc;
+
+	if (c->tls && gnutls_record_check_pending(c->tls) > 0)
+		return 1;
+	rc = io_wait(c->fd, POLLIN, io_deadline(timeout_ms), "poll", err);
+	if (rc == -ETIMEDOUT)
+		return 0;
+	return rc < 0 ? rc : 1;
 }
 
 /* Reads exactly len bytes into p before the deadline. */

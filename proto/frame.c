@@ -2,7 +2,6 @@
  * CRC, header CRC), its checks, and the names of message types. Reading and
  * writing frames on a socket is in proto/conn.c; payloads in messages.c. */
 #include <errno.h>
-#include <zlib.h>
 
 #include "proto/endian.h"
 #include "proto/proto.h"
@@ -39,28 +38,18 @@ const char *proto_type_name(unsigned type)
 	return type_names[type];
 }
 
-uint32_t proto_crc32_iov(const struct iovec *iov, int n)
+uint32_t proto_crc32c_iov(const struct iovec *iov, int n)
 {
-	uLong crc = crc32(0, Z_NULL, 0);
+	uint32_t crc = 0;
 
-	for (int i = 0; i < n; i++) {
-		const uint8_t *p = iov[i].iov_base;
-		size_t left = iov[i].iov_len;
-
-		while (left) { /* zlib's length is a uInt */
-			uInt chunk = left > (1u << 30) ? 1u << 30 : (uInt)left;
-
-			crc = crc32(crc, p, chunk);
-			p += chunk;
-			left -= chunk;
-		}
-	}
-	return (uint32_t)crc;
+	for (int i = 0; i < n; i++)
+		crc = proto_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+	return crc;
 }
 
 static uint32_t header_crc(const uint8_t *h)
 {
-	return (uint32_t)crc32(crc32(0, Z_NULL, 0), h, 16);
+	return proto_crc32c(0, h, 16);
 }
 
 void proto_frame_hdr_encode(const struct proto_frame_hdr *h, uint8_t out[PROTO_FRAME_HDR_LEN])
@@ -113,7 +102,7 @@ int proto_frame_hdr_parse(const uint8_t in[PROTO_FRAME_HDR_LEN], struct proto_fr
 int proto_frame_check(const struct proto_frame_hdr *h, const uint8_t *payload, char *err)
 {
 	struct iovec iov = {.iov_base = (void *)payload, .iov_len = h->len};
-	uint32_t crc = proto_crc32_iov(&iov, 1);
+	uint32_t crc = proto_crc32c_iov(&iov, 1);
 
 	if (crc != h->crc)
 		return proto_error(err, EPROTO,

@@ -29,7 +29,7 @@ int io_wait(int fd, short events, int64_t deadline, const char *what, char *err)
 /* tls.c: the TLS handshake on a connected non-blocking fd; on success the
  * session and the peer's identity (allocated; NULL if none). */
 #include <gnutls/gnutls.h>
-int tls_handshake(struct proto_tls *t, int fd, int64_t deadline, gnutls_session_t *out,
-		  char **identity, char *err);
+int tls_handshake(struct proto_tls *t, enum proto_side side, int fd, int64_t deadline,
+		  gnutls_session_t *out, char **identity, char *err);
 
 #endif

@@ -401,8 +401,8 @@ bool proto_valid_disk_name(const char *name);
 /* ---- Frames --------------------------------------------------------------------
  * A frame is a 20-byte header then `len` bytes of payload:
  *   be32 magic "SMOV" | be16 type | be16 flags | be32 len | be32 crc | be32 hcrc
- * crc is CRC-32 (zlib's polynomial) of the payload; hcrc is CRC-32 of the first
- * 16 header bytes, so that a corrupted length is refused before any allocation. */
+ * crc is the CRC-32C of the payload; hcrc is the CRC-32C of the first 16
+ * header bytes, so that a corrupted length is refused before any allocation. */
 
 struct proto_frame_hdr {
 	uint16_t type, flags;
@@ -415,8 +415,11 @@ int proto_frame_hdr_parse(const uint8_t in[PROTO_FRAME_HDR_LEN], struct proto_fr
 			  char *err);
 /* Checks the payload's CRC against the header's. */
 int proto_frame_check(const struct proto_frame_hdr *h, const uint8_t *payload, char *err);
-/* CRC-32 of a payload held in pieces. */
-uint32_t proto_crc32_iov(const struct iovec *iov, int n);
+/* CRC-32C (Castagnoli; hardware-assisted when the CPU has SSE4.2), chained
+ * like zlib's crc32: proto_crc32c(0, p, n) is the standard value. */
+uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
+/* CRC-32C of a payload held in pieces. */
+uint32_t proto_crc32c_iov(const struct iovec *iov, int n);
 
 /* ---- Transport: connections, addresses, TLS ----------------------------------
  * A connection owns a connected stream socket (TCP or Unix), optionally with
@@ -463,6 +466,10 @@ void proto_conn_stats(const struct proto_conn *c, uint64_t *sent, uint64_t *rece
 /* Sends one frame whose payload is the concatenation of iov[0..n). */
 int proto_conn_send(struct proto_conn *c, unsigned type, unsigned flags, const struct iovec *iov,
 		    int n, char *err);
+/* 1 when data (a frame, an end of stream or an error) is waiting to be
+ * received, 0 when none came within timeout_ms (0: just look): lets a sender
+ * notice a CANCEL or ERROR from its peer between batches. */
+int proto_conn_poll(struct proto_conn *c, int timeout_ms, char *err);
 /* Receives one frame into buf (payload only), checked with proto_frame_hdr_parse
  * and proto_frame_check. A clean end of stream before a header: -ECONNRESET
  * with "connection closed by peer". */
@@ -522,6 +529,8 @@ struct proto_session {
 	struct proto_hello peer; /* destination: the peer's HELLO */
 	struct proto_buf rx, tx;
 	uint32_t tx_round, tx_batches; /* MEM_BATCH sent in round tx_round */
+	uint32_t reached;	       /* bit st: the session was in state st */
+	bool peer_cancelled;	       /* the peer sent CANCEL */
 	char why[PROTO_ERR_LEN];       /* CLOSED/DEAD: the reason */
 };
 
@@ -550,6 +559,12 @@ int proto_session_send(struct proto_session *s, const struct proto_msg *m, char 
  * returns -EPROTO; a peer's ERROR returns -ECONNABORTED with its reason; a
  * CANCEL is returned as a message (state CLOSED). Release m after use. */
 int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err);
+/* The source's verdict at any moment, above all after a failure: RESUMED once
+ * RUNNING arrived (the destination owns the VM); UNKNOWN when RESUME was sent
+ * but neither RUNNING nor the destination's CANCEL arrived (in doubt: keep
+ * the VM paused and its files, and ask later with a RESOLVE session);
+ * NOT_RESUMED otherwise (roll back: resume the VM here). */
+enum proto_outcome proto_session_outcome(const struct proto_session *s);
 /* Ends the session because of a fault the caller found (a gpa outside memory,
  * a bad blob): sends ERROR with the reason (best effort) and moves to DEAD.
  * Returns -code, with the reason in err (the arguments may point into err). */

@@ -109,6 +109,7 @@ int session_check_send(struct proto_session *s, unsigned type, bool go, char *er
 				   proto_state_name(s->state));
 	}
 	s->state = (enum proto_state)next;
+	s->reached |= 1u << next;
 	return 0;
 }
 
@@ -199,6 +200,9 @@ int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err)
 			return rc;
 		}
 		s->state = (enum proto_state)next;
+		s->reached |= 1u << next;
+		if (h.type == PROTO_CANCEL)
+			s->peer_cancelled = true;
 		if (h.type == PROTO_PING) {
 			struct proto_msg pong = {.type = PROTO_PONG, .u.nonce = m->u.nonce};
 
@@ -219,6 +223,15 @@ int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err)
 }
 
 /* ---- the HELLO exchange -------------------------------------------------------- */
+
+enum proto_outcome proto_session_outcome(const struct proto_session *s)
+{
+	if (s->reached & 1u << PROTO_ST_RUNNING)
+		return PROTO_OUTCOME_RESUMED;
+	if ((s->reached & 1u << PROTO_ST_IN_DOUBT) && !s->peer_cancelled)
+		return PROTO_OUTCOME_UNKNOWN;
+	return PROTO_OUTCOME_NOT_RESUMED;
+}
 
 int proto_session_hello(struct proto_session *s, enum proto_role role, uint64_t features,
 			const uint8_t *session_id, const uint8_t *token, uint16_t channel,

@@ -17,8 +17,12 @@
 
 #include "proto/internal.h"
 
-#define PRIORITY_PSK  "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:+ECDHE-PSK:+DHE-PSK:+PSK"
-#define PRIORITY_X509 "NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1"
+/* TLS 1.2 and 1.3 only; AES-GCM first: gnutls's NORMAL put ChaCha20 first
+ * here, which ran at 0.5 GB/s where AES-128-GCM runs at 3.5 GB/s. */
+#define PRIORITY_X509                                                                              \
+	"NORMAL:-VERS-SSL3.0:-VERS-TLS1.0:-VERS-TLS1.1:-CIPHER-ALL:+AES-128-GCM:+AES-256-GCM:"     \
+	"+CHACHA20-POLY1305:%SERVER_PRECEDENCE"
+#define PRIORITY_PSK PRIORITY_X509 ":+ECDHE-PSK:+DHE-PSK:+PSK"
 
 struct psk_user {
 	char *name;
@@ -332,14 +336,18 @@ static ssize_t push_nosignal(gnutls_transport_ptr_t ptr, const giovec_t *iov, in
 	return sendmsg((int)(intptr_t)ptr, &mh, MSG_NOSIGNAL);
 }
 
-int tls_handshake(struct proto_tls *t, int fd, int64_t deadline, gnutls_session_t *out,
-		  char **identity, char *err)
+int tls_handshake(struct proto_tls *t, enum proto_side side, int fd, int64_t deadline,
+		  gnutls_session_t *out, char **identity, char *err)
 {
 	bool server = t->side == PROTO_DEST;
 	gnutls_session_t s;
 	int rc;
 
 	*identity = NULL;
+	if (side != t->side)
+		return proto_error(err, EINVAL, "TLS credentials made for the %s used by the %s",
+				   server ? "destination" : "source",
+				   server ? "source" : "destination");
 	rc = gnutls_init(&s, (server ? GNUTLS_SERVER : GNUTLS_CLIENT) | GNUTLS_NONBLOCK);
 	if (rc < 0)
 		return proto_error(err, ENOMEM, "TLS: %s", gnutls_strerror(rc));

@@ -116,6 +116,7 @@ int vhd_io_open_stream(int fd, const char *name, uint64_t size, struct vhd_io **
 		return vhd_error(err, ENOMEM, "out of memory");
 	}
 	s->io.ops = &stream_ops;
+	s->io.sequential = true;
 	s->fd = fd;
 	s->size = size;
 	*out = &s->io;

@@ -75,8 +75,9 @@ struct vhd_io_ops {
 /* Backends embed this struct as their first member. */
 struct vhd_io {
 	const struct vhd_io_ops *ops;
-	char *name;    /* for messages: the path or URL, owned, freed by vhd_io_close */
-	bool readonly; /* pwrite/zero/truncate fail with -EROFS */
+	char *name;	 /* for messages: the path or URL, owned, freed by vhd_io_close */
+	bool readonly;	 /* pwrite/zero/truncate fail with -EROFS */
+	bool sequential; /* writes must come in increasing order (a stream) */
 };
 
 enum {

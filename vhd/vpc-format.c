@@ -242,7 +242,7 @@ void vpc_creator_text(const struct vpc_footer *f, char out[16])
 
 uint32_t vpc_bitmap_size(uint32_t block_size)
 {
-	uint32_t bytes = block_size / VPC_SECTOR / 8;
+	uint32_t bytes = (block_size / VPC_SECTOR + 7) / 8;
 
 	return (bytes + VPC_SECTOR - 1) / VPC_SECTOR * VPC_SECTOR;
 }

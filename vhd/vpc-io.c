@@ -9,7 +9,8 @@
  *   1. A new block is written past the end of the file: first the footer at
  *      the new end (so the file always ends with a footer), then the block's
  *      bitmap over the old footer, then its data. Its BAT entry changes in
- *      memory only. Until step 4 nothing on disk points at the block.
+ *      memory only. Until step 4 nothing on disk points at the block (and a
+ *      flush waits for the data of new blocks still being written).
  *   2. A write that sets bits in an existing block writes its data first and
  *      then sets the bits in a copy of the bitmap held in memory ("dirty").
  *      Until step 4, the bits on disk are the old ones: the sectors read as
@@ -300,8 +301,10 @@ int vpc_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *err
 /* ---- writes ---------------------------------------------------------------- */
 
 /* Writes buf (or zeros when buf is NULL) at [i0, i1) of an unallocated block,
- * allocating it at the end of the file (step 1 above). Lock held. */
-static int allocate(struct vhd_disk *d, const struct seg *g, const uint8_t *buf, char *err)
+ * allocating it at the end of the file (step 1 above); without with_data the
+ * caller writes the data itself (see write_segment). Lock held. */
+static int allocate(struct vhd_disk *d, const struct seg *g, const uint8_t *buf, bool with_data,
+		    char *err)
 {
 	struct vpc *s = vpc_of(d);
 	uint64_t at = s->next_alloc, end = at + s->bitmap_size + s->block_size;
@@ -319,7 +322,9 @@ static int allocate(struct vhd_disk *d, const struct seg *g, const uint8_t *buf,
 	r = vhd_io_pwrite(d->io, s->footer_raw, VPC_SECTOR, end, err);
 	if (r == 0)
 		r = vhd_io_pwrite(d->io, bm, s->bitmap_size, at, err);
-	if (r == 0 && buf)
+	if (r == 0 && !with_data)
+		; /* the caller's job */
+	else if (r == 0 && buf)
 		r = vhd_io_pwrite(d->io, buf, g->bytes,
 				  data_offset(s, (uint32_t)(at / VPC_SECTOR), g->i0), err);
 	else if (r == 0)
@@ -394,7 +399,7 @@ static int write_new_sectors(struct vhd_disk *d, const struct seg *g, const uint
 		buf = wide;
 	}
 	if (r == 0 && !wb) {
-		r = allocate(d, &w, buf, err);
+		r = allocate(d, &w, buf, true, err);
 	} else if (r == 0) {
 		if (buf)
 			r = vhd_io_pwrite(d->io, buf, w.bytes, data_offset(s, e, w.i0), err);
@@ -426,6 +431,23 @@ static int write_segment(struct vhd_disk *d, const struct seg *g, const uint8_t 
 	if (e != VPC_UNUSED && !full_get(s, g->b)) {
 		r = read_window(d, g, wb, err);
 		need_bits = r == 0 && !all_set(wb, g->i0 - g->ws, g->i1 - g->ws);
+	}
+	if (r == 0 && e == VPC_UNUSED && buf && !s->differencing) {
+		/* A new block of a dynamic disk: its metadata under the lock, its
+		 * data after, in parallel with other writers. vpc_flush waits for
+		 * such writes before it takes the BAT entry to the disk. */
+		r = allocate(d, g, buf, false, err);
+		e = s->bat[g->b];
+		s->inflight += r == 0;
+		pthread_mutex_unlock(&s->lock);
+		if (r < 0)
+			return r;
+		r = vhd_io_pwrite(d->io, buf, g->bytes, data_offset(s, e, g->i0), err);
+		pthread_mutex_lock(&s->lock);
+		if (--s->inflight == 0)
+			pthread_cond_broadcast(&s->idle);
+		pthread_mutex_unlock(&s->lock);
+		return r;
 	}
 	if (r == 0 && (e == VPC_UNUSED || (need_bits && s->differencing))) {
 		r = write_new_sectors(d, g, e == VPC_UNUSED ? NULL : wb, e, buf, err);
@@ -694,6 +716,8 @@ int vpc_flush(struct vhd_disk *d, char *err)
 		return vhd_io_flush(d->io, err);
 	pthread_mutex_lock(&s->flush_lock);
 	pthread_mutex_lock(&s->lock);
+	while (s->inflight) /* new blocks whose data is still being written */
+		pthread_cond_wait(&s->idle, &s->lock);
 	r = collect(d, &p, &n, err);
 	upto = s->gen;
 	pthread_mutex_unlock(&s->lock);

@@ -387,6 +387,7 @@ static void vpc_close(struct vhd_disk *d)
 	vpc_io_release(s);
 	pthread_mutex_destroy(&s->lock);
 	pthread_mutex_destroy(&s->flush_lock);
+	pthread_cond_destroy(&s->idle);
 	free(s);
 	d->priv = NULL;
 }
@@ -401,6 +402,7 @@ static int vpc_open(struct vhd_disk *d, char *err)
 		return vhd_disk_error(d, err, ENOMEM, "out of memory");
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_mutex_init(&s->flush_lock, NULL);
+	pthread_cond_init(&s->idle, NULL);
 	d->priv = s;
 	r = vhd_io_size(d->io, &size, err);
 	if (r == 0)

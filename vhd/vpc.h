@@ -203,6 +203,8 @@ struct vpc {
 	uint64_t next_alloc;	 /* file offset of the next block (where the footer is) */
 	struct vpc_dirty *dirty; /* open-addressing table, dirty_cap slots */
 	uint32_t dirty_cap, dirty_used;
+	int inflight;	     /* new blocks whose data is being written unlocked */
+	pthread_cond_t idle; /* signalled when inflight drops to 0 */
 
 	/* Serialises flushes (taken before lock). */
 	pthread_mutex_t flush_lock;

@@ -13,6 +13,8 @@
  *   0x8000 TSS + I/O-permission bitmap, GUEST_TSS_STRIDE per vCPU
  *   0x40000 ring-0 stacks, GUEST_STACK0_SIZE per vCPU
  *   0x100000 the guest image; page tables at the top of the first RAM range.
+ * The guest's multiboot entry (entry.S, multiboot.c: for QEMU) builds the same
+ * layout itself, with its page tables inside the image.
  */
 #ifndef SMOVE_GUEST_ABI_H
 #define SMOVE_GUEST_ABI_H

@@ -120,7 +120,10 @@ void gsnprintf(char *buf, size_t len, const char *fmt, ...)
 	buf[o.pos] = 0;
 }
 
-/* Each byte is one exit to the VMM (tens of microseconds): keep lines short. */
+static volatile uint32_t console_lock;
+
+/* Each byte is one exit to the VMM (tens of microseconds): keep lines short.
+ * A line goes out whole, not interleaved with another vCPU's. */
 void gprintf(const char *fmt, ...)
 {
 	char buf[256];
@@ -130,8 +133,11 @@ void gprintf(const char *fmt, ...)
 	va_start(ap, fmt);
 	vformat(&o, fmt, ap);
 	va_end(ap);
+	while (__atomic_exchange_n(&console_lock, 1, __ATOMIC_ACQUIRE))
+		__asm__ volatile("pause");
 	for (size_t i = 0; i < o.pos; i++)
 		outb(GUEST_PORT_UART, (uint8_t)buf[i]);
+	__atomic_store_n(&console_lock, 0, __ATOMIC_RELEASE);
 }
 
 static uint32_t crc_table[256];

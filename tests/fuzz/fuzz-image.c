@@ -1,8 +1,8 @@
 /* tests/fuzz/fuzz-image.c: feeds arbitrary bytes to the image parsers as a
  * container. Built two ways: with libFuzzer (clang -fsanitize=fuzzer) for
- * coverage-guided runs, and as a plain program (FUZZ_STANDALONE) that replays
- * files named on its command line, so that the corpus also runs under the gcc
- * sanitizer build. The whole input must be handled without a crash, a hang or
+ * coverage-guided runs, and as a plain program (with tests/fuzz/replay-main.c)
+ * that replays files named on its command line, so that the corpus also runs
+ * under the gcc sanitizer build. The whole input must be handled without a crash, a hang or
  * a leak: opened (or refused with a message), described, mapped, read, written
  * and checked. */
 #include <errno.h>
@@ -84,29 +84,3 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	}
 	return 0;
 }
-
-#ifdef FUZZ_STANDALONE
-int main(int argc, char **argv)
-{
-	for (int i = 1; i < argc; i++) {
-		FILE *f = fopen(argv[i], "rb");
-		uint8_t *buf;
-		long n;
-
-		if (!f || fseek(f, 0, SEEK_END) < 0 || (n = ftell(f)) < 0) {
-			perror(argv[i]);
-			return 1;
-		}
-		rewind(f);
-		buf = malloc((size_t)n + 1);
-		if (!buf || fread(buf, 1, (size_t)n, f) != (size_t)n) {
-			perror(argv[i]);
-			return 1;
-		}
-		fclose(f);
-		LLVMFuzzerTestOneInput(buf, (size_t)n);
-		free(buf);
-	}
-	return 0;
-}
-#endif

@@ -10,9 +10,17 @@ memsync_shell_tests = \
 	tests/memsync/test-disk-lock.sh tests/memsync/test-run-bad-config.sh \
 	tests/memsync/test-run-config.sh tests/memsync/test-run-disk-vhdx.sh \
 	tests/memsync/test-run-disk-vhd.sh tests/memsync/test-vm-backend.sh \
-	tests/memsync/test-vm-throttle.sh
+	tests/memsync/test-vm-throttle.sh tests/memsync/test-qemu-guest.sh
 TESTS += $(memsync_shell_tests)
 EXTRA_DIST += $(memsync_shell_tests) tests/memsync/ctl.py
 # Robustness: bad configurations and bad control-socket input, under ASan/UBSan.
 sanitizer_tests += tests/memsync/test-run-bad-config.sh tests/memsync/test-control.sh
 EXTRA_DIST += tests/memsync/check-records.py
+
+if HAVE_CRITERION
+check_PROGRAMS += tests/memsync/test-state-blob
+TESTS += tests/memsync/test-state-blob
+sanitizer_tests += tests/memsync/test-state-blob
+tests_memsync_test_state_blob_CFLAGS = $(unit_cflags)
+tests_memsync_test_state_blob_LDADD = $(memsync_libs) $(unit_ldadd)
+endif

@@ -45,6 +45,14 @@ static void sleep_ms(unsigned ms)
 	nanosleep(&ts, NULL);
 }
 
+static double now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec * 1e3 + (double)ts.tv_nsec / 1e6;
+}
+
 static volatile struct guest_status *status(struct vm *vm)
 {
 	return vm_gpa_to_hva(vm, GUEST_STATUS_GPA, sizeof(struct guest_status));
@@ -210,6 +218,7 @@ static int test_restore(const char *disk)
 	struct vm_config c, c2;
 	struct vm *vm, *vm2;
 	uint8_t *state, *ram, *vstate;
+	char *json;
 	size_t len, vlen;
 	uint64_t hb;
 	int guest_exit = -1;
@@ -223,7 +232,9 @@ static int test_restore(const char *disk)
 	CHECK(vm_pause(vm, NULL, err));
 	vm_disk_drain(vm);
 	hb = status(vm)->cpu[0].heartbeat;
+	double t0 = now_ms();
 	CHECK(vm_state_save(vm, &state, &len, err));
+	printf("restore: state saved in %.1f ms\n", now_ms() - t0);
 	/* The typed vCPU state round-trips, and a damaged blob is refused. */
 	CHECK(vm_vcpu_save(vm, 1, vs, err));
 	CHECK(vm_vcpu_state_encode(vs, &vstate, &vlen, err));
@@ -238,14 +249,25 @@ static int test_restore(const char *disk)
 	for (unsigned i = 0; i < vm_nslots(vm); i++)
 		memcpy(ram + vm_slot(vm, i)->memfd_offset, vm_slot(vm, i)->hva,
 		       vm_slot(vm, i)->size);
-	CHECK(vm_config_copy(&c2, vm_get_config(vm), err));
+	/* The destination gets the configuration as JSON, CPUID set included. */
+	CHECK(vm_config_to_json(vm_get_config(vm), &json, err));
+	vm_config_init(&c2);
+	CHECK(vm_config_from_json(json, strlen(json), &c2, err));
+	if (c2.ncpuid == 0 || c2.ncpuid != vm_get_config(vm)->ncpuid ||
+	    memcmp(c2.cpuid, vm_get_config(vm)->cpuid, c2.ncpuid * sizeof(c2.cpuid[0])) != 0)
+		die("restore: the CPUID set did not survive the JSON round trip");
+	t0 = now_ms();
 	vm_free(vm); /* releases the disk for the new VM */
+	printf("restore: old VM freed in %.1f ms\n", now_ms() - t0);
+	sleep_ms(300); /* "in transit": the guest's clock must show it */
 
+	t0 = now_ms();
 	CHECK(vm_create(&c2, VM_CREATE_INCOMING, -1, &vm2, err));
 	CHECK(vm_start(vm2, err));
 	for (unsigned i = 0; i < vm_nslots(vm2); i++)
 		CHECK(vm_write_guest(vm2, vm_slot(vm2, i)->gpa, ram + vm_slot(vm2, i)->memfd_offset,
 				     vm_slot(vm2, i)->size, err));
+	printf("restore: new VM created and RAM written in %.1f ms\n", now_ms() - t0);
 	CHECK(vm_state_load(vm2, state, len, err));
 	CHECK(vm_resume(vm2, err));
 	if (vm_wait(vm2, &guest_exit, err) != 0 || guest_exit != GUEST_EXIT_OK)
@@ -254,12 +276,19 @@ static int test_restore(const char *disk)
 	if (status(vm2)->cpu[0].heartbeat <= hb)
 		die("restore: the heartbeat did not continue (%llu before)",
 		    (unsigned long long)hb);
+	/* kvmclock went on over the time the VM was away (300 ms and more), not wildly. */
+	if (status(vm2)->cpu[0].max_gap_ns < 300000000ull ||
+	    status(vm2)->cpu[0].max_gap_ns > 20000000000ull)
+		die("restore: the guest saw a longest heartbeat gap of %.1f ms, expected the "
+		    "downtime (300 ms or a little more)",
+		    (double)status(vm2)->cpu[0].max_gap_ns / 1e6);
 	printf("restore: guest finished after restore: %s; heartbeat %llu -> %llu, longest gap "
 	       "%.1f ms, state %zu bytes\n",
 	       (const char *)status(vm2)->message, (unsigned long long)hb,
 	       (unsigned long long)status(vm2)->cpu[0].heartbeat,
 	       (double)status(vm2)->cpu[0].max_gap_ns / 1e6, len);
 	free(state);
+	free(json);
 	free(vstate);
 	free(ram);
 	free(vs);

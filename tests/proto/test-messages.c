@@ -5,7 +5,6 @@
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
-#include <zlib.h>
 
 #include "proto/proto.h"
 
@@ -438,8 +437,10 @@ Test(frames, payload_checksum_is_checked)
 	struct iovec iov = {payload, sizeof payload};
 	struct proto_frame_hdr fh = {.type = PROTO_PING, .len = sizeof payload};
 
-	fh.crc = proto_crc32_iov(&iov, 1);
-	cr_assert_eq(fh.crc, (uint32_t)crc32(0, payload, sizeof payload));
+	fh.crc = proto_crc32c_iov(&iov, 1);
+	cr_assert_eq(proto_crc32c(0, "123456789", 9), 0xe3069283u, "the CRC-32C check value");
+	cr_assert_eq(proto_crc32c(proto_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+	cr_assert_eq(fh.crc, proto_crc32c(0, payload, sizeof payload));
 	cr_assert_eq(proto_frame_check(&fh, payload, err), 0);
 	payload[3] ^= 0x40;
 	cr_assert_eq(proto_frame_check(&fh, payload, err), -EPROTO);

@@ -18,16 +18,24 @@ struct src {
 	uint8_t *mem;
 };
 
-static void start(struct src *src, struct dest_run *d, pthread_t *t, uint64_t grant)
+/* dest_max: the highest version the destination speaks (0: current). */
+static void start_v(struct src *src, struct dest_run *d, pthread_t *t, uint64_t grant,
+		    uint16_t dest_max)
 {
 	memset(d, 0, sizeof *d);
 	memset(src, 0, sizeof *src);
 	conn_pair(&src->conn, &d->conn, 5000);
 	d->grant = grant;
+	d->max_version = dest_max;
 	pthread_create(t, NULL, dest_main, d);
 	proto_session_init(&src->s, src->conn, PROTO_SOURCE);
 	src->mem = malloc(MEM);
 	fill_memory(src->mem, MEM, 3);
+}
+
+static void start(struct src *src, struct dest_run *d, pthread_t *t, uint64_t grant)
+{
+	start_v(src, d, t, grant, 0);
 }
 
 static void finish(struct src *src, struct dest_run *d, pthread_t t)
@@ -136,11 +144,15 @@ static void switchover_and_commit(struct src *src)
 	m.u.state_end = (struct proto_state_end){2, 1};
 	send_msg(src, &m);
 	expect(src, PROTO_SWITCHOVER_READY, NULL);
+	cr_assert_eq(proto_session_outcome(&src->s), PROTO_OUTCOME_NOT_RESUMED);
 	m.type = PROTO_RESUME;
 	send_msg(src, &m);
 	cr_assert_eq(src->s.state, PROTO_ST_IN_DOUBT);
+	cr_assert_eq(proto_session_outcome(&src->s), PROTO_OUTCOME_UNKNOWN);
 	expect(src, PROTO_RESUMING, NULL);
+	cr_assert_eq(proto_session_outcome(&src->s), PROTO_OUTCOME_UNKNOWN);
 	expect(src, PROTO_RUNNING, &r);
+	cr_assert_eq(proto_session_outcome(&src->s), PROTO_OUTCOME_RESUMED);
 	cr_assert_eq(r.u.running.heartbeat, 7);
 	m.type = PROTO_COMMIT;
 	send_msg(src, &m);
@@ -148,20 +160,22 @@ static void switchover_and_commit(struct src *src)
 	cr_assert_eq(src->s.state, PROTO_ST_CLOSED);
 }
 
-static void migrate(uint16_t src_max, bool compress, unsigned want_version)
+static void migrate(uint16_t src_max, uint16_t dest_max, bool compress, unsigned want_version)
 {
 	struct src src;
 	struct dest_run d;
 	struct proto_pages_stats st;
 	pthread_t t;
 
-	start(&src, &d, &t, PROTO_FEATURES_V2);
+	start_v(&src, &d, &t, PROTO_FEATURES_V2, dest_max);
 	if (src_max)
 		src.s.max_version = src_max;
 	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE,
 					 compress ? PROTO_FEATURES_V2 : 0, NULL, NULL, 0, err),
 		     0, "%s", err);
 	cr_assert_eq(src.s.version, want_version);
+	if (want_version < 2)
+		cr_assert_eq(src.s.features, 0, "version 1 has no features");
 	preflight(&src, 0);
 	send_memory(&src, compress, &st);
 	switchover_and_commit(&src);
@@ -193,12 +207,12 @@ static void migrate(uint16_t src_max, bool compress, unsigned want_version)
 
 Test(session, v2_migration)
 {
-	migrate(0, false, 2);
+	migrate(0, 0, false, 2);
 }
 
 Test(session, v2_migration_compressed)
 {
-	migrate(0, true, 2);
+	migrate(0, 0, true, 2);
 }
 
 /* The built-in version-1 encoder: a source that speaks only version 1 (its
@@ -206,7 +220,29 @@ Test(session, v2_migration_compressed)
  * version-2 destination. */
 Test(session, v1_source_is_accepted)
 {
-	migrate(1, true, 1);
+	migrate(1, 0, true, 1);
+}
+
+/* And the other way round: this source, asked to compress, meets a
+ * destination that speaks only version 1, and speaks version 1 to it. */
+Test(session, v1_destination_gets_version_1)
+{
+	migrate(0, 1, true, 1);
+}
+
+Test(session, channels_need_version_2)
+{
+	struct src src;
+	struct dest_run d;
+	uint8_t id[PROTO_ID_LEN] = {1};
+	pthread_t t;
+
+	start(&src, &d, &t, PROTO_FEATURES_V2);
+	src.s.max_version = 1;
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_CHANNEL, 0, id, id, 1, err),
+		     -ECONNABORTED);
+	cr_assert(strstr(err, "channels need protocol version 2 (negotiated 1)"), "%s", err);
+	finish(&src, &d, t);
 }
 
 Test(session, v3_source_is_refused_on_both_sides)
@@ -268,65 +304,73 @@ Test(session, out_of_order_frame_ends_both_sides)
 	finish(&src, &d, t);
 }
 
+/* Writes `len` raw bytes under the destination's connection and lets it read
+ * them to its end; returns the fd the destination's answers arrive on. */
+static int raw_to_dest(struct dest_run *d, const void *bytes, size_t len)
+{
+	pthread_t t;
+	int fd[2];
+
+	memset(d, 0, sizeof *d);
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, fd), 0);
+	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d->conn, err), 0);
+	pthread_create(&t, NULL, dest_main, d);
+	cr_assert_eq(write(fd[0], bytes, len), (ssize_t)len);
+	pthread_join(t, NULL);
+	proto_session_release(&d->s);
+	proto_conn_close(d->conn);
+	return fd[0];
+}
+
 Test(session, corrupted_frame_ends_both_sides)
 {
-	struct src src;
 	struct dest_run d;
-	uint8_t frame[PROTO_FRAME_HDR_LEN + 8] = {0};
-	struct proto_frame_hdr h = {.type = PROTO_PING, .len = 8, .crc = 0x12345678};
-	int fd[2];
-	pthread_t t;
+	uint8_t frame[PROTO_FRAME_HDR_LEN + 8] = {0}, reply[512];
+	struct proto_frame_hdr h = {.type = PROTO_PING, .len = 8, .crc = 0x12345678}, rh;
+	int fd;
+	ssize_t n;
 
 	/* A frame whose payload checksum is wrong, written under the connection. */
-	memset(&src, 0, sizeof src);
-	memset(&d, 0, sizeof d);
-	socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
-	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d.conn, err), 0);
-	pthread_create(&t, NULL, dest_main, &d);
 	proto_frame_hdr_encode(&h, frame);
-	cr_assert_eq(write(fd[0], frame, sizeof frame), (ssize_t)sizeof frame);
-	pthread_join(t, NULL);
+	fd = raw_to_dest(&d, frame, sizeof frame);
 	cr_assert_eq(d.rc, -EPROTO);
 	cr_assert(strstr(d.err, "PING frame of 8 bytes: payload checksum mismatch"), "%s", d.err);
 	/* the destination told the peer before closing */
-	{
-		uint8_t reply[512];
-		ssize_t n = read(fd[0], reply, sizeof reply);
-		struct proto_frame_hdr rh;
-
-		cr_assert_gt(n, PROTO_FRAME_HDR_LEN);
-		cr_assert_eq(proto_frame_hdr_parse(reply, &rh, err), 0);
-		cr_assert_eq(rh.type, PROTO_ERROR);
-		cr_assert(memmem(reply, (size_t)n, "checksum mismatch", 17));
-	}
-	close(fd[0]);
-	proto_session_release(&d.s);
-	proto_conn_close(d.conn);
+	n = read(fd, reply, sizeof reply);
+	cr_assert_gt(n, PROTO_FRAME_HDR_LEN);
+	cr_assert_eq(proto_frame_hdr_parse(reply, &rh, err), 0);
+	cr_assert_eq(rh.type, PROTO_ERROR);
+	cr_assert(memmem(reply, (size_t)n, "checksum mismatch", 17));
+	close(fd);
 }
 
 Test(session, huge_frame_is_refused_before_allocation)
 {
-	struct src src;
 	struct dest_run d;
 	uint8_t frame[PROTO_FRAME_HDR_LEN];
 	struct proto_frame_hdr h = {.type = PROTO_HELLO, .len = 0xfffffff0u};
-	int fd[2];
-	pthread_t t;
 
-	memset(&src, 0, sizeof src);
-	memset(&d, 0, sizeof d);
-	socketpair(AF_UNIX, SOCK_STREAM, 0, fd);
-	cr_assert_eq(proto_conn_open(fd[1], NULL, PROTO_DEST, 5000, &d.conn, err), 0);
-	pthread_create(&t, NULL, dest_main, &d);
 	proto_frame_hdr_encode(&h, frame);
-	cr_assert_eq(write(fd[0], frame, sizeof frame), (ssize_t)sizeof frame);
-	pthread_join(t, NULL);
+	close(raw_to_dest(&d, frame, sizeof frame));
 	cr_assert_eq(d.rc, -EMSGSIZE);
 	cr_assert(strstr(d.err, "HELLO frame of 4294967280 bytes is larger than the limit"), "%s",
 		  d.err);
-	close(fd[0]);
-	proto_session_release(&d.s);
-	proto_conn_close(d.conn);
+}
+
+Test(session, garbage_and_unknown_types_are_refused)
+{
+	struct dest_run d;
+	uint8_t frame[PROTO_FRAME_HDR_LEN];
+	struct proto_frame_hdr h = {.type = 77};
+	static const char http[] = "GET / HTTP/1.1\r\nHost: x\r\n\r\n";
+
+	close(raw_to_dest(&d, http, sizeof http - 1));
+	cr_assert_eq(d.rc, -EPROTO);
+	cr_assert(strstr(d.err, "bad frame magic 0x47455420"), "%s", d.err);
+	proto_frame_hdr_encode(&h, frame);
+	close(raw_to_dest(&d, frame, sizeof frame));
+	cr_assert_eq(d.rc, -EPROTO);
+	cr_assert(strstr(d.err, "unknown frame type 77"), "%s", d.err);
 }
 
 Test(session, truncated_frame_and_silent_peer)
@@ -401,6 +445,73 @@ Test(session, cancel_from_the_source)
 	cr_assert_eq(d.s.state, PROTO_ST_CLOSED);
 	cr_assert(strstr(d.s.why, "cancelled by the source: operator cancel"), "%s", d.s.why);
 	finish(&src, &d, t);
+}
+
+/* A destination that answers go, then cancels when told through a pipe. */
+struct cancel_dest {
+	struct dest_run d;
+	int go_fd;
+};
+
+static void *cancel_dest(void *arg)
+{
+	struct cancel_dest *c = arg;
+	struct proto_session *s = &c->d.s;
+	struct proto_msg m, r = {.type = PROTO_PREFLIGHT_REPLY, .u.preflight_reply.go = true};
+	char byte;
+
+	proto_session_init(s, c->d.conn, PROTO_DEST);
+	if ((c->d.rc = proto_session_accept(s, c->d.err)) < 0 ||
+	    (c->d.rc = proto_session_ack(s, 0, c->d.err)) < 0 ||
+	    (c->d.rc = proto_session_recv(s, &m, c->d.err)) < 0)
+		return NULL;
+	proto_msg_release(&m);
+	if ((c->d.rc = proto_session_send(s, &r, c->d.err)) < 0)
+		return NULL;
+	if (read(c->go_fd, &byte, 1) != 1)
+		abort();
+	r = (struct proto_msg){.type = PROTO_CANCEL, .u.reason = {ECANCELED, "disk full"}};
+	c->d.rc = proto_session_send(s, &r, c->d.err);
+	return NULL;
+}
+
+Test(session, the_source_notices_a_cancel_between_batches)
+{
+	struct src src;
+	struct cancel_dest c;
+	struct proto_msg m = {.type = PROTO_PREFLIGHT};
+	pthread_t t;
+	int go[2];
+
+	memset(&src, 0, sizeof src);
+	memset(&c, 0, sizeof c);
+	cr_assert_eq(pipe(go), 0);
+	c.go_fd = go[0];
+	conn_pair(&src.conn, &c.d.conn, 5000);
+	pthread_create(&t, NULL, cancel_dest, &c);
+	proto_session_init(&src.s, src.conn, PROTO_SOURCE);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err), 0);
+	m.u.preflight = (struct proto_preflight){
+	    .vm_name = "vm", .config_json = "{}", .mem_size = MEM, .vcpus = 1, .cpu_vendor = "v"};
+	send_msg(&src, &m);
+	expect(&src, PROTO_PREFLIGHT_REPLY, NULL);
+	cr_assert_eq(proto_conn_poll(src.conn, 0, err), 0, "nothing waiting yet");
+	cr_assert_eq(write(go[1], "x", 1), 1);
+	cr_assert_eq(proto_conn_poll(src.conn, 2000, err), 1);
+	expect(&src, PROTO_CANCEL, &m);
+	cr_assert_str_eq(m.u.reason.text, "disk full");
+	proto_msg_release(&m);
+	cr_assert_eq(src.s.state, PROTO_ST_CLOSED);
+	cr_assert(strstr(src.s.why, "cancelled by the destination: disk full"), "%s", src.s.why);
+	cr_assert_eq(proto_session_outcome(&src.s), PROTO_OUTCOME_NOT_RESUMED);
+	pthread_join(t, NULL);
+	cr_assert_eq(c.d.rc, 0, "%s", c.d.err);
+	close(go[0]);
+	close(go[1]);
+	proto_session_release(&src.s);
+	proto_session_release(&c.d.s);
+	proto_conn_close(src.conn);
+	proto_conn_close(c.d.conn);
 }
 
 Test(session, ping_is_answered_inside_recv)
@@ -511,4 +622,72 @@ Test(net, addresses_listen_connect_and_loopback)
 	close(l);
 	cr_assert_eq(proto_connect(addr, 1000, &c, err), -ECONNREFUSED, "%s", err);
 	cr_assert(strstr(err, "Connection refused"), "%s", err);
+}
+
+/* The connection breaks right after RESUME: the source is in doubt. */
+static void *die_after_resume(void *arg)
+{
+	struct dest_run *d = arg;
+	struct proto_session *s = &d->s;
+	struct proto_msg m;
+	static const unsigned answer[] = {PROTO_PREFLIGHT_REPLY, 0, 0, PROTO_SWITCHOVER_READY, 0};
+
+	proto_session_init(s, d->conn, PROTO_DEST);
+	if ((d->rc = proto_session_accept(s, d->err)) < 0 ||
+	    (d->rc = proto_session_ack(s, 0, d->err)) < 0)
+		return NULL;
+	/* PREFLIGHT, ROUND_END, VCPU_STATE, STATE_END, RESUME */
+	for (unsigned i = 0; i < 5; i++) {
+		if ((d->rc = proto_session_recv(s, &m, d->err)) < 0)
+			return NULL;
+		proto_msg_release(&m);
+		if (answer[i]) {
+			struct proto_msg r = {.type = (uint16_t)answer[i]};
+
+			r.u.preflight_reply.go = answer[i] == PROTO_PREFLIGHT_REPLY;
+			if ((d->rc = proto_session_send(s, &r, d->err)) < 0)
+				return NULL;
+		}
+	}
+	return NULL; /* RESUME received: vanish without answering */
+}
+
+Test(session, connection_lost_after_resume_leaves_the_source_in_doubt)
+{
+	struct src src;
+	struct dest_run d;
+	struct proto_msg m = {.type = PROTO_PREFLIGHT};
+	static const uint8_t blob[8];
+	pthread_t t;
+
+	memset(&src, 0, sizeof src);
+	memset(&d, 0, sizeof d);
+	conn_pair(&src.conn, &d.conn, 5000);
+	pthread_create(&t, NULL, die_after_resume, &d);
+	proto_session_init(&src.s, src.conn, PROTO_SOURCE);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err), 0);
+	m.u.preflight = (struct proto_preflight){
+	    .vm_name = "vm", .config_json = "{}", .mem_size = MEM, .vcpus = 1, .cpu_vendor = "v"};
+	send_msg(&src, &m);
+	expect(&src, PROTO_PREFLIGHT_REPLY, NULL);
+	m = (struct proto_msg){.type = PROTO_ROUND_END,
+			       .u.round_end = {.round = 1, .nchannels = 1}};
+	send_msg(&src, &m);
+	m = (struct proto_msg){.type = PROTO_VCPU_STATE, .u.blob = {0, NULL, blob, sizeof blob}};
+	send_msg(&src, &m);
+	m = (struct proto_msg){.type = PROTO_STATE_END, .u.state_end = {1, 0}};
+	send_msg(&src, &m);
+	expect(&src, PROTO_SWITCHOVER_READY, NULL);
+	m = (struct proto_msg){.type = PROTO_RESUME};
+	send_msg(&src, &m);
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, 0, "%s", d.err);
+	proto_conn_close(d.conn); /* the destination vanishes */
+	d.conn = NULL;
+	cr_assert_eq(proto_session_recv(&src.s, &m, err), -ECONNRESET, "%s", err);
+	cr_assert_eq(src.s.state, PROTO_ST_DEAD);
+	cr_assert_eq(proto_session_outcome(&src.s), PROTO_OUTCOME_UNKNOWN);
+	proto_session_release(&src.s);
+	proto_session_release(&d.s);
+	proto_conn_close(src.conn);
 }

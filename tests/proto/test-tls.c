@@ -277,6 +277,18 @@ Test(tls, bad_credential_files_are_reported)
 	cr_assert(strstr(err, "ca-cert.pem"), "%s", err);
 	cr_assert_eq(proto_tls_new_x509(path("rogue"), NULL, PROTO_DEST, &t, err), -ENOENT);
 	cr_assert(strstr(err, "server-cert.pem"), "%s", err);
+	/* the destination's credentials on the source's end */
+	{
+		struct proto_conn *c;
+		int sv[2];
+
+		cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+		t = psk("keys.psk", NULL, PROTO_DEST);
+		cr_assert_eq(proto_conn_open(sv[0], t, PROTO_SOURCE, 1000, &c, err), -EINVAL);
+		cr_assert(strstr(err, "made for the destination used by the source"), "%s", err);
+		close(sv[1]);
+		proto_tls_free(t);
+	}
 }
 
 Test(tls, per_migration_psk_file_is_readable_by_nbdkit_format)

@@ -21,3 +21,14 @@ clean-local: clean-vpc-corpus
 clean-vpc-corpus:
 	rm -f tests/data/broken/vpc-*.vhd
 .PHONY: clean-vpc-corpus
+
+if HAVE_CRITERION
+vpc_unit_tests = tests/vpc/test-vpc-format tests/vpc/test-vpc-crash
+check_PROGRAMS += $(vpc_unit_tests)
+TESTS += $(vpc_unit_tests)
+sanitizer_tests += $(vpc_unit_tests)
+tests_vpc_test_vpc_format_CFLAGS = $(unit_cflags)
+tests_vpc_test_vpc_format_LDADD = vhd/libvhd.la $(unit_ldadd)
+tests_vpc_test_vpc_crash_CFLAGS = $(unit_cflags)
+tests_vpc_test_vpc_crash_LDADD = vhd/libvhd.la $(unit_ldadd)
+endif

@@ -68,6 +68,10 @@ grep -q "Parent filename.*: mid.vhd" vi.txt || fail "libvhdi sees another parent
 "$SMOVE" disk info layers/top.vhd | grep -q "^parent: *layers/mid.vhd (id $mid_id)" ||
 	fail "info does not show the parent"
 
+# The block top trimmed is leaked space: a note, not a problem.
+"$SMOVE" disk check layers/top.vhd | grep -q '^note: .*belong to no block' ||
+	fail "check does not note the space trim left"
+
 # The map of the chain: data where any layer holds it.
 "$SMOVE" disk map layers/top.vhd >/dev/null
 "$SMOVE" disk map --json layers/mid.vhd | grep -q '"type":"data"' || fail "map of mid"

@@ -20,6 +20,9 @@ for sub in dynamic fixed; do
 	q=$(vsize exact-$sub.vhd)
 	[ "$q" -lt 104857600 ] && [ "$q" -gt 104000000 ] || fail "$sub: QEMU sees $q bytes"
 	vhdiinfo exact-$sub.vhd | grep -q '(104857600 bytes)' || fail "$sub: libvhdi size"
+	# ... and QEMU too when told to use the footer's size (docs/formats.md).
+	qemu-img info --image-opts driver=vpc,force_size_calc=current_size,file.filename=exact-$sub.vhd |
+		grep -q '(104857600 bytes)' || fail "$sub: QEMU with force_size_calc"
 	"$SMOVE" disk info exact-$sub.vhd | grep -q '^creator: *smov 1.0' || fail "$sub: creator"
 
 	# --chs-round: the next CHS-exact size, the same for every reader.

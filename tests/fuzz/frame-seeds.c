@@ -1,0 +1,231 @@
+/* tests/fuzz/frame-seeds.c: `frame-seeds DIR` writes seeds for the frame
+ * fuzzer (tests/fuzz/fuzz-frame.c): byte streams that real source sessions
+ * send (v2 and v1 migrations with plain and compressed pages, a channel, a
+ * resolve, a cancel, a corrupted frame), captured from a socketpair while
+ * the destination's answers are fed in advance. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+
+static char err[PROTO_ERR_LEN];
+static uint8_t mem[16 * PROTO_PAGE_SIZE];
+
+static void check(int rc, const char *what)
+{
+	if (rc < 0) {
+		fprintf(stderr, "frame-seeds: %s: %s\n", what, err);
+		exit(1);
+	}
+}
+
+struct capture {
+	struct proto_conn *src, *dst;
+	int dst_fd;
+	struct proto_session s;
+	unsigned version;
+};
+
+static void feed(struct capture *c, struct proto_msg *m)
+{
+	struct proto_buf b;
+	struct iovec iov;
+
+	proto_buf_init(&b);
+	check(proto_msg_encode(m, c->version, &b, err), "encode");
+	iov.iov_base = b.data;
+	iov.iov_len = b.len;
+	check(proto_conn_send(c->dst, m->type, 0, &iov, 1, err), "feed");
+	proto_buf_release(&b);
+}
+
+static void feed_type(struct capture *c, unsigned type)
+{
+	struct proto_msg m = {.type = (uint16_t)type};
+
+	feed(c, &m);
+}
+
+static void open_capture(struct capture *c, unsigned version, enum proto_role role,
+			 uint64_t features)
+{
+	static const uint8_t id[PROTO_ID_LEN] = "fuzz-session-id";
+	struct proto_msg ack = {.type = PROTO_HELLO_ACK};
+	int sv[2];
+
+	memset(c, 0, sizeof *c);
+	c->version = version;
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	c->dst_fd = sv[1];
+	check(proto_conn_open(sv[0], NULL, PROTO_SOURCE, 1000, &c->src, err), "open");
+	check(proto_conn_open(dup(sv[1]), NULL, PROTO_DEST, 1000, &c->dst, err), "open");
+	ack.u.hello_ack.version = (uint16_t)version;
+	ack.u.hello_ack.features = features;
+	memcpy(ack.u.hello_ack.session_id, id, PROTO_ID_LEN);
+	ack.u.hello_ack.software = "smove seeds";
+	feed(c, &ack);
+	proto_session_init(&c->s, c->src, PROTO_SOURCE);
+	c->s.max_version = (uint16_t)version;
+	check(proto_session_hello(&c->s, role, features, id, id, role == PROTO_ROLE_CHANNEL, err),
+	      "hello");
+}
+
+static void send_msg(struct capture *c, struct proto_msg *m)
+{
+	check(proto_session_send(&c->s, m, err), proto_type_name(m->type));
+}
+
+static void recv_msg(struct capture *c)
+{
+	struct proto_msg m;
+
+	check(proto_session_recv(&c->s, &m, err), "recv");
+	proto_msg_release(&m);
+}
+
+/* Writes what the source sent, behind the options byte, to DIR/NAME. */
+static void save(struct capture *c, const char *dir, const char *name, uint8_t opts, int corrupt_at)
+{
+	static uint8_t buf[1 << 20];
+	size_t n = 1;
+	char path[4096];
+	ssize_t r;
+	FILE *f;
+
+	buf[0] = opts;
+	fcntl(c->dst_fd, F_SETFL, O_NONBLOCK);
+	while (n < sizeof buf && (r = read(c->dst_fd, buf + n, sizeof buf - n)) > 0)
+		n += (size_t)r;
+	if (corrupt_at > 0 && (size_t)corrupt_at < n)
+		buf[corrupt_at] ^= 0x5a;
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	f = fopen(path, "wb");
+	if (!f || fwrite(buf, 1, n, f) != n || fclose(f) != 0) {
+		perror(path);
+		exit(1);
+	}
+	proto_session_release(&c->s);
+	proto_conn_close(c->src);
+	proto_conn_close(c->dst);
+	close(c->dst_fd);
+}
+
+static void preflight(struct capture *c)
+{
+	struct proto_disk disks[2] = {{"a.vhdx", "vhdx", 1 << 20, 4096, 1 << 20},
+				      {"b.raw", "raw", 1 << 20, 0, 0}};
+	struct proto_cpuid_entry cpuid = {1, 0, 0, 0xa20f12, 0x800, 0x7ed8320b, 0x178bfbff};
+	struct proto_msg m = {.type = PROTO_PREFLIGHT}, r = {.type = PROTO_PREFLIGHT_REPLY};
+
+	r.u.preflight_reply.go = true;
+	feed(c, &r);
+	m.u.preflight = (struct proto_preflight){.vm_name = "vm",
+						 .config_json = "{\"memory\":65536,\"vcpus\":1}",
+						 .mem_size = sizeof mem,
+						 .vcpus = 1,
+						 .cpu_vendor = "AuthenticAMD",
+						 .ncpuid = 1,
+						 .cpuid = &cpuid,
+						 .ndisks = 2,
+						 .disks = disks,
+						 .features = PROTO_FEATURES_V2,
+						 .channels = 1};
+	send_msg(c, &m);
+	recv_msg(c);
+}
+
+static void pages(struct capture *c, uint32_t round, bool compress)
+{
+	struct proto_pages_opts o = {.compress = compress};
+	struct proto_pages_enc *e;
+	struct proto_page p[6];
+
+	for (unsigned i = 0; i < 6; i++) {
+		p[i].gpa = (uint64_t)(i * 2 + round) * PROTO_PAGE_SIZE;
+		p[i].data = mem + (i % 3) * PROTO_PAGE_SIZE; /* page 0 is zero */
+	}
+	check(proto_pages_enc_new(&o, &e, err), "encoder");
+	check(proto_session_send_pages(&c->s, e, round, p, 6, err), "pages");
+	proto_pages_enc_free(e);
+}
+
+static void migration(const char *dir, unsigned version, const char *name)
+{
+	struct capture c;
+	struct proto_msg m;
+	uint8_t blob[24] = "SMVCPU state blob";
+
+	open_capture(&c, version, PROTO_ROLE_MIGRATE, version >= 2 ? PROTO_FEATURES_V2 : 0);
+	preflight(&c);
+	feed_type(&c, PROTO_SWITCHOVER_READY);
+	feed_type(&c, PROTO_RESUMING);
+	m = (struct proto_msg){.type = PROTO_RUNNING, .u.running = {1, 5}};
+	feed(&c, &m);
+	feed_type(&c, PROTO_DONE);
+	pages(&c, 1, false);
+	pages(&c, 1, true);
+	m = (struct proto_msg){.type = PROTO_ROUND_END};
+	m.u.round_end = (struct proto_round_end){
+	    .round = 1, .nchannels = 1, .batches = {2}, .pages = 12, .zero_pages = 4};
+	send_msg(&c, &m);
+	m = (struct proto_msg){.type = PROTO_PING, .u.nonce = 1};
+	send_msg(&c, &m);
+	m = (struct proto_msg){.type = PROTO_VCPU_STATE, .u.blob = {0, NULL, blob, sizeof blob}};
+	send_msg(&c, &m);
+	m = (struct proto_msg){.type = PROTO_DEVICE_STATE,
+			       .u.blob = {0, "uart0", blob, sizeof blob / 2}};
+	send_msg(&c, &m);
+	m = (struct proto_msg){.type = PROTO_STATE_END, .u.state_end = {1, 1}};
+	send_msg(&c, &m);
+	recv_msg(&c);
+	m = (struct proto_msg){.type = PROTO_RESUME};
+	send_msg(&c, &m);
+	recv_msg(&c);
+	recv_msg(&c);
+	m = (struct proto_msg){.type = PROTO_COMMIT};
+	send_msg(&c, &m);
+	save(&c, dir, name, version >= 2 ? 1 : 3, -1);
+}
+
+int main(int argc, char **argv)
+{
+	struct capture c;
+	struct proto_msg m;
+
+	if (argc != 2) {
+		fprintf(stderr, "usage: frame-seeds DIR\n");
+		return 2;
+	}
+	for (unsigned i = 0; i < sizeof mem; i++)
+		mem[i] = i < PROTO_PAGE_SIZE ? 0 : (uint8_t)(i / 7);
+	migration(argv[1], 2, "v2-migration");
+	migration(argv[1], 1, "v1-migration");
+
+	open_capture(&c, 2, PROTO_ROLE_CHANNEL, PROTO_FEATURES_V2);
+	pages(&c, 1, true);
+	save(&c, argv[1], "channel", 1, -1);
+
+	open_capture(&c, 2, PROTO_ROLE_RESOLVE, 0);
+	m = (struct proto_msg){.type = PROTO_RESOLVE};
+	memcpy(m.u.resolve.session_id, "fuzz-session-id", PROTO_ID_LEN);
+	send_msg(&c, &m);
+	save(&c, argv[1], "resolve", 1, -1);
+
+	open_capture(&c, 2, PROTO_ROLE_MIGRATE, 0);
+	preflight(&c);
+	m = (struct proto_msg){.type = PROTO_CANCEL, .u.reason = {ECANCELED, "operator"}};
+	send_msg(&c, &m);
+	save(&c, argv[1], "cancel", 1, -1);
+
+	/* the checksums kept: a payload byte flipped after HELLO */
+	open_capture(&c, 2, PROTO_ROLE_MIGRATE, 0);
+	preflight(&c);
+	save(&c, argv[1], "corrupt", 0, 120);
+	return 0;
+}

@@ -1,0 +1,195 @@
+/* tests/fuzz/fuzz-frame.c: feeds arbitrary bytes to the migration protocol's
+ * receiver. The first input byte holds options; the rest is a byte stream as
+ * a source would send it:
+ *   bit 0: recompute every frame's header and payload CRCs (so that mutations
+ *          reach the decoders instead of stopping at a checksum)
+ *   bit 1: the destination speaks only protocol version 1
+ * Each frame is parsed and its payload decoded for both versions (MEM_BATCH
+ * also applied to a small guest memory), then the whole stream is received
+ * by a real destination session over a socketpair, which answers, applies
+ * pages and ends (DEAD with a reason, or at the end of the stream). Nothing
+ * may crash, leak or hang. Built with libFuzzer and as a replay program
+ * (tests/fuzz/replay-main.c). */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "proto/proto.h"
+
+#define FUZZ_MEM (64u * PROTO_PAGE_SIZE)
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+static void put_be32(uint8_t *p, uint32_t v)
+{
+	p[0] = (uint8_t)(v >> 24);
+	p[1] = (uint8_t)(v >> 16);
+	p[2] = (uint8_t)(v >> 8);
+	p[3] = (uint8_t)v;
+}
+
+static uint32_t get_be32(const uint8_t *p)
+{
+	return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Rewrites the payload CRC and the header CRC of every frame in place. */
+static void fix_crcs(uint8_t *p, size_t size)
+{
+	size_t off = 0;
+
+	while (size - off >= PROTO_FRAME_HDR_LEN) {
+		uint8_t *h = p + off;
+		uint32_t len = get_be32(h + 8);
+		size_t avail = size - off - PROTO_FRAME_HDR_LEN;
+		size_t n = len < avail ? len : avail;
+
+		put_be32(h + 12, proto_crc32c(0, h + PROTO_FRAME_HDR_LEN, n));
+		put_be32(h + 16, proto_crc32c(0, h, 16));
+		off += PROTO_FRAME_HDR_LEN + n;
+	}
+}
+
+static int count_page(void *opaque, uint64_t gpa, const void *page, char *err)
+{
+	(*(unsigned *)opaque)++;
+	return 0;
+}
+
+/* Every frame on its own: header, checksum, payload for both versions. */
+static void decode_frames(const uint8_t *p, size_t size, struct proto_buf *scratch)
+{
+	static uint8_t mem[FUZZ_MEM];
+	char err[PROTO_ERR_LEN];
+	size_t off = 0;
+
+	while (size - off >= PROTO_FRAME_HDR_LEN) {
+		struct proto_frame_hdr h;
+		const uint8_t *payload = p + off + PROTO_FRAME_HDR_LEN;
+		size_t avail = size - off - PROTO_FRAME_HDR_LEN;
+
+		if (proto_frame_hdr_parse(p + off, &h, err) < 0 || h.len > avail)
+			return;
+		proto_frame_check(&h, payload, err);
+		for (unsigned v = PROTO_VERSION_MIN; v <= PROTO_VERSION_CURRENT; v++) {
+			struct proto_msg m;
+			unsigned n = 0;
+
+			if (proto_msg_decode(h.type, h.flags, payload, h.len, v, &m, err) < 0)
+				continue;
+			if (m.type == PROTO_MEM_BATCH) {
+				proto_mem_batch_copy(&m.u.mem_batch, mem, sizeof mem, scratch, err);
+				proto_mem_batch_apply(&m.u.mem_batch, 1ull << 40, scratch,
+						      count_page, &n, err);
+			}
+			proto_msg_release(&m);
+		}
+		off += PROTO_FRAME_HDR_LEN + h.len;
+	}
+}
+
+/* The whole stream through a destination session. */
+static void receive_stream(const uint8_t *p, size_t size, bool v1, struct proto_buf *scratch)
+{
+	static uint8_t mem[FUZZ_MEM];
+	struct proto_conn *c;
+	struct proto_session s;
+	char err[PROTO_ERR_LEN];
+	int sv[2], rc;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	{
+		int big = 4 << 20;
+
+		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	}
+	if (size && write(sv[0], p, size) != (ssize_t)size) {
+		close(sv[0]);
+		close(sv[1]);
+		return; /* larger than the socket buffers: frames alone were checked */
+	}
+	shutdown(sv[0], SHUT_WR);
+	if (proto_conn_open(sv[1], NULL, PROTO_DEST, 200, &c, err) < 0)
+		abort();
+	proto_session_init(&s, c, PROTO_DEST);
+	if (v1)
+		s.max_version = 1;
+	rc = proto_session_accept(&s, err);
+	if (rc == 0 && s.role == PROTO_ROLE_CHANNEL) {
+		memcpy(s.token, s.peer.token, PROTO_ID_LEN);
+		s.features = PROTO_FEATURES_V2;
+	}
+	if (rc == 0)
+		rc = proto_session_ack(&s, PROTO_FEATURES_V2, err);
+	while (rc == 0) {
+		struct proto_msg m;
+
+		rc = proto_session_recv(&s, &m, err);
+		if (rc < 0)
+			break;
+		if (m.type == PROTO_MEM_BATCH) {
+			char why[PROTO_ERR_LEN];
+
+			rc = proto_mem_batch_copy(&m.u.mem_batch, mem, sizeof mem, scratch, why);
+			if (rc < 0)
+				proto_session_fail(&s, EPROTO, err, "%s", why);
+		} else if (m.type == PROTO_PREFLIGHT) {
+			struct proto_msg r = {.type = PROTO_PREFLIGHT_REPLY};
+
+			r.u.preflight_reply.go = m.u.preflight.ndisks < 3;
+			r.u.preflight_reply.nreasons = !r.u.preflight_reply.go;
+			r.u.preflight_reply.reasons = (char *[]){"too many disks"};
+			rc = proto_session_send(&s, &r, err);
+		} else if (m.type == PROTO_STATE_END) {
+			struct proto_msg r = {.type = PROTO_SWITCHOVER_READY};
+
+			rc = proto_session_send(&s, &r, err);
+		} else if (m.type == PROTO_RESUME) {
+			struct proto_msg r = {.type = PROTO_RESUMING};
+
+			rc = proto_session_send(&s, &r, err);
+			r = (struct proto_msg){.type = PROTO_RUNNING, .u.running = {1, 1}};
+			if (rc == 0)
+				rc = proto_session_send(&s, &r, err);
+		} else if (m.type == PROTO_COMMIT) {
+			struct proto_msg r = {.type = PROTO_DONE};
+
+			rc = proto_session_send(&s, &r, err);
+		}
+		proto_msg_release(&m);
+	}
+	if (getenv("FUZZ_FRAME_VERBOSE")) /* to check what seeds reach */
+		fprintf(stderr, "session ended in state %s: %s\n", proto_state_name(s.state),
+			rc < 0 ? err : s.why);
+	proto_session_release(&s);
+	proto_conn_close(c);
+	close(sv[0]);
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct proto_buf scratch;
+	uint8_t *p;
+	unsigned opts;
+
+	if (size < 1)
+		return 0;
+	opts = data[0];
+	p = malloc(size);
+	if (!p)
+		return 0;
+	memcpy(p, data + 1, size - 1);
+	if (opts & 1)
+		fix_crcs(p, size - 1);
+	proto_buf_init(&scratch);
+	decode_frames(p, size - 1, &scratch);
+	receive_stream(p, size - 1, opts & 2, &scratch);
+	proto_buf_release(&scratch);
+	free(p);
+	return 0;
+}
