@@ -3,6 +3,8 @@
 bench_scripts = bench/proto.sh
 # bench/vpc-convert.sh: smove disk convert against qemu-img convert on VHD.
 bench_scripts += bench/vpc-convert.sh
+# bench/convert.sh: smove disk convert against qemu-img convert, VHDX <-> VHD and raw.
+bench_scripts += bench/convert.sh
 EXTRA_DIST += $(bench_scripts)
 # bench/proto.sh: page-transfer throughput against a raw loopback socket.
 noinst_PROGRAMS += bench/proto-bench

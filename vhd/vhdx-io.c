@@ -97,8 +97,10 @@ static int lookup(struct vhdx *v, uint64_t off, uint64_t len, struct piece *p, c
 	p->where = block_where(v, st);
 	p->file_off = VHDX_BAT_OFFSET(e) + in;
 	if (p->where == IN_BITMAP) {
+		/* In sectors of the chunk's bitmap; off need not be sector aligned
+		 * (a map request), so the run is cut from where off falls. */
 		uint64_t c = b / v->chunk_ratio, ls = v->logical_sector;
-		uint64_t first = ((b % v->chunk_ratio) * bs + in) / ls;
+		uint64_t pos = (b % v->chunk_ratio) * bs + in, first = pos / ls;
 		uint8_t *bits;
 		int r = vhdx_sb_get(v, c, false, &bits, err);
 
@@ -108,7 +110,9 @@ static int lookup(struct vhdx *v, uint64_t off, uint64_t len, struct piece *p, c
 			p->where = IN_PARENT;
 			return 0;
 		}
-		p->len = bit_run(bits, first, p->len / ls) * ls;
+		uint64_t run = bit_run(bits, first, (pos + p->len + ls - 1) / ls - first);
+		if ((first + run) * ls - pos < p->len)
+			p->len = (first + run) * ls - pos;
 		p->where = bit_get(bits, first) ? IN_FILE : IN_PARENT;
 		return 0;
 	}

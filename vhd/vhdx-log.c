@@ -412,8 +412,11 @@ static int commit_entry(struct vhdx *v, uint8_t *buf, const struct vhdx_dirty_se
 	r = write_circular(v, buf, len, v->log_head, err);
 	if (r == 0)
 		r = vhd_io_flush(v->io, err); /* durability point: the entry is in the log */
-	if (r == 0 && memcmp(v->hdr.log_guid, v->session_log_guid, 16) != 0)
+	if (r == 0 && memcmp(v->hdr.log_guid, v->session_log_guid, 16) != 0) {
+		pthread_mutex_lock(&v->lock); /* v->hdr is read under it */
 		r = vhdx_update_headers(v, false, v->session_log_guid, err);
+		pthread_mutex_unlock(&v->lock);
+	}
 	for (uint32_t i = 0; i < n && r == 0; i++)
 		r = vhd_io_pwrite(v->io, s[i].data, SECTOR, s[i].file_offset, err);
 	if (r == 0)

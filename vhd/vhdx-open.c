@@ -196,12 +196,14 @@ static int vhdx_info(struct vhd_disk *d, struct vhd_info *info, char *err)
 	info->subformat = v->has_parent	       ? VHD_SUB_DIFFERENCING
 			  : v->leave_allocated ? VHD_SUB_FIXED
 					       : VHD_SUB_DYNAMIC;
+	pthread_mutex_lock(&v->lock);
+	vhdx_guid_to_uuid(v->hdr.data_write_guid, info->uuid);
+	pthread_mutex_unlock(&v->lock);
 	info->block_size = v->block_size;
 	info->logical_sector = v->logical_sector;
 	info->physical_sector = v->physical_sector;
-	/* The id is the data write GUID: it is what a child records as its parent's
-	 * identity, so a chain's ids match when its links are good. */
-	vhdx_guid_to_uuid(v->hdr.data_write_guid, info->uuid);
+	/* The id (above) is the data write GUID: it is what a child records as its
+	 * parent's identity, so a chain's ids match when its links are good. */
 	copy_utf8(info->creator, sizeof info->creator, v->creator);
 	info->log_replayed = v->log_replayed;
 	info->leave_blocks_allocated = v->leave_allocated;

@@ -64,6 +64,139 @@ static void exercise_writes(struct vhd_disk *d)
 	exercise_reads(d);
 }
 
+/* Inputs that start with "SPARSE01" describe a larger container that is
+ * mostly zeros: VHDX puts its structures at multiples of 1 MiB, past what a
+ * fuzzer input holds. After the magic: a little-endian u32 size (at most
+ * SPARSE_MAX), then records of a u32 offset, a u16 length and that many bytes,
+ * laid over zeros (cut at the size; a truncated record is dropped). Such a
+ * container lives in a buffer from calloc, read and written in place, so
+ * that its zeros cost nothing until they are touched. */
+#define SPARSE_MAX	(16u << 20)
+#define SPARSE_GROW_MAX (64u << 20) /* writes may grow it this far */
+
+struct sparse_io {
+	struct vhd_io io;
+	uint8_t *buf;
+	size_t size;
+};
+
+static struct sparse_io *sparse_of(struct vhd_io *io)
+{
+	return (struct sparse_io *)io;
+}
+
+static int sp_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off, char *err)
+{
+	struct sparse_io *s = sparse_of(io);
+
+	if (off > s->size || len > s->size - off)
+		return vhd_error(err, EIO, "%s: read past the end", io->name);
+	memcpy(buf, s->buf + off, len);
+	return 0;
+}
+
+static int sp_truncate(struct vhd_io *io, uint64_t size, char *err)
+{
+	struct sparse_io *s = sparse_of(io);
+	uint8_t *p;
+
+	if (size > SPARSE_GROW_MAX)
+		return vhd_error(err, EFBIG, "%s: larger than the fuzzer allows", io->name);
+	p = realloc(s->buf, size ? size : 1);
+	if (!p)
+		return vhd_error(err, ENOMEM, "%s: out of memory", io->name);
+	if (size > s->size)
+		memset(p + s->size, 0, size - s->size);
+	s->buf = p;
+	s->size = size;
+	return 0;
+}
+
+static int sp_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_t off, char *err)
+{
+	struct sparse_io *s = sparse_of(io);
+	int r;
+
+	if (off + len > s->size && (r = sp_truncate(io, off + len, err)) < 0)
+		return r;
+	memcpy(s->buf + off, buf, len);
+	return 0;
+}
+
+static int sp_flush(struct vhd_io *io, char *err)
+{
+	return 0;
+}
+
+static int sp_size(struct vhd_io *io, uint64_t *size, char *err)
+{
+	*size = sparse_of(io)->size;
+	return 0;
+}
+
+static void sp_close(struct vhd_io *io)
+{
+	free(sparse_of(io)->buf);
+	free(io);
+}
+
+static const struct vhd_io_ops sparse_ops = {
+    .pread = sp_pread,
+    .pwrite = sp_pwrite,
+    .flush = sp_flush,
+    .size = sp_size,
+    .truncate = sp_truncate,
+    .close = sp_close,
+};
+
+/* The container of a sparse input as a byte-I/O handle; NULL if the input is
+ * not sparse (or memory ran out). */
+static struct vhd_io *open_sparse(const uint8_t *in, size_t len, bool readonly)
+{
+	struct sparse_io *s;
+	size_t p = 12;
+
+	if (len < 12 || memcmp(in, "SPARSE01", 8) != 0 || !(s = calloc(1, sizeof *s)))
+		return NULL;
+	s->size = (size_t)(in[8] | in[9] << 8 | in[10] << 16 | (uint32_t)in[11] << 24);
+	if (s->size > SPARSE_MAX)
+		s->size = SPARSE_MAX;
+	s->buf = calloc(1, s->size ? s->size : 1);
+	s->io.ops = &sparse_ops;
+	s->io.name = strdup("fuzz.img");
+	s->io.readonly = readonly;
+	if (!s->buf || !s->io.name) {
+		free(s->io.name);
+		free(s->buf);
+		free(s);
+		return NULL;
+	}
+	while (p + 6 <= len) {
+		size_t off =
+		    (size_t)(in[p] | in[p + 1] << 8 | in[p + 2] << 16 | (uint32_t)in[p + 3] << 24);
+		size_t n = (size_t)(in[p + 4] | in[p + 5] << 8);
+
+		p += 6;
+		if (n > len - p)
+			break;
+		if (off < s->size)
+			memcpy(s->buf + off, in + p, n < s->size - off ? n : s->size - off);
+		p += n;
+	}
+	return &s->io;
+}
+
+static int open_input(const uint8_t *data, size_t size, bool readonly, struct vhd_io **io,
+		      char *err)
+{
+	bool sparse = size >= 8 && memcmp(data, "SPARSE01", 8) == 0;
+
+	if (!sparse)
+		return vhd_io_open_memory(data, size, "fuzz.img", readonly, io, err);
+	*io = open_sparse(data, size, readonly);
+	return *io ? 0 : -ENOMEM;
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	struct vhd_open_opts ro = {.readonly = true, .open_parent = no_parent_files};
@@ -72,13 +205,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vhd_disk *d;
 	char err[VHD_ERR_LEN];
 
-	if (vhd_io_open_memory(data, size, "fuzz.img", true, &io, err) == 0 &&
-	    vhd_open_io(io, &ro, &d, err) == 0) {
+	if (open_input(data, size, true, &io, err) == 0 && vhd_open_io(io, &ro, &d, err) == 0) {
 		exercise_reads(d);
 		vhd_close(d);
 	}
-	if (vhd_io_open_memory(data, size, "fuzz.img", false, &io, err) == 0 &&
-	    vhd_open_io(io, &rw, &d, err) == 0) {
+	if (open_input(data, size, false, &io, err) == 0 && vhd_open_io(io, &rw, &d, err) == 0) {
 		exercise_writes(d);
 		vhd_close(d);
 	}

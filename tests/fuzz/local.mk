@@ -31,5 +31,5 @@ fuzz_tests = tests/fuzz/test-replay-image.sh tests/fuzz/test-fuzz-image.sh \
 	tests/fuzz/test-replay-frame.sh tests/fuzz/test-fuzz-frame.sh
 TESTS += $(fuzz_tests)
 sanitizer_tests += tests/fuzz/test-replay-image.sh tests/fuzz/test-replay-frame.sh
-EXTRA_DIST += $(fuzz_tests) tests/fuzz/fuzz-lib.sh tests/fuzz/make-seeds.sh \
+EXTRA_DIST += $(fuzz_tests) tests/fuzz/fuzz-lib.sh tests/fuzz/make-seeds.sh tests/fuzz/sparse-seed.py \
 	$(wildcard $(srcdir)/tests/fuzz/seeds-image/*) $(wildcard $(srcdir)/tests/fuzz/seeds-frame/*)

@@ -150,6 +150,15 @@ Test(vhdx_io, writes_zeroes_and_trims_in_a_differencing_disk)
 	expect(d, 1536, MB - 1536, 0x55, "after the write");
 	cr_assert_eq(type_at(d, 0), VHD_EXTENT_ABSENT);
 	cr_assert_eq(type_at(d, 512), VHD_EXTENT_DATA);
+	/* A map need not be sector aligned. */
+	struct vhd_extents e;
+	vhd_extents_init(&e);
+	cr_assert_eq(vhd_map(d, 100, 2000, VHD_MAP_LAYER, &e, err), 0, "%s", err);
+	cr_assert_eq(e.n, 3);
+	cr_assert(e.v[0].offset == 100 && e.v[0].length == 412 && e.v[0].type == VHD_EXTENT_ABSENT);
+	cr_assert(e.v[1].offset == 512 && e.v[1].length == 1024 && e.v[1].type == VHD_EXTENT_DATA);
+	cr_assert(e.v[2].offset == 1536 && e.v[2].length == 564);
+	vhd_extents_release(&e);
 	/* Into unmapped space the block had: the rest is the parent's too. */
 	fill(d, 3 * MB + 4096, 512, 0x78);
 	expect(d, 3 * MB, 4096, 0x55, "unmapped, before");
