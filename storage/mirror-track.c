@@ -148,6 +148,7 @@ static bool end_of_pass(struct mirror_job *job)
 	    (dirty_bytes <= job->opts.sync_threshold || job->pass >= job->opts.max_passes)) {
 		job->sync = true;
 		mirror_set_state(job, MIRROR_SYNCING);
+		mirror_check_synced(job); /* nothing may be left to copy at all */
 	}
 	if (find_claimable(job, 0) >= job->ngran)
 		return false;

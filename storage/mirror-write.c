@@ -87,6 +87,9 @@ static int write_sync(struct mirror_job *job, const struct write_op *w, char *er
 		job->mirrored += w->len;
 	if (r < 0) /* the source holds who knows what: copy it again */
 		mirror_mark_dirty(job, w->len, w->off);
+	/* Dirty granules the copier skipped while we wrote are claimable again. */
+	if (job->idle)
+		mirror_wake_all(job);
 	pthread_cond_broadcast(&job->cond);
 	pthread_mutex_unlock(&job->lock);
 	return r;

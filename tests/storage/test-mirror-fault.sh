@@ -25,7 +25,7 @@ for when in bulk synced; do
 		cat out err >&2
 		fail "$when: mirror-writer failed"
 	}
-	grep -q "^killed_in=$when" out || fail "$when: the server was not killed then: $(cat out)"
+	grep -q "^killed_in=$when" out || fail "$when: the server was not killed then: $(cat out err)"
 	grep -q '^state=failed$' out || fail "$when: the job did not fail: $(cat out)"
 	grep -q '^writer_errors=0$' out || fail "$when: the writer saw an error"
 	grep -Eq "^error=nbd\+unix:.*(destination|connection).*" out ||
