@@ -157,6 +157,13 @@ struct mirror_opts {
 				  * 0 = 64 MiB */
 	unsigned max_passes;	 /* ... or after this many passes; 0 = 8 */
 	bool verify;		 /* mirror_complete compares both sides */
+	/* A bandwidth budget shared with other traffic (a migration's memory):
+	 * called under the job's lock before each data copy request with 0 ("may
+	 * one start?") and once it started with its length (charged). Returns the
+	 * milliseconds to wait before the next request may start, 0 for none.
+	 * NULL: only .bandwidth applies. Like .bandwidth, never the user's writes. */
+	int (*limit)(void *limit_opaque, uint64_t bytes);
+	void *limit_opaque;
 	/* Called from the thread blocked in mirror_wait_synced or mirror_complete,
 	 * every progress_interval seconds (0 = 0.1) and at each state change. */
 	mirror_progress_fn progress;
