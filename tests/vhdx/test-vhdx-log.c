@@ -518,3 +518,59 @@ Test(crash, a_log_that_wrapped_around, .init = setup, .fini = teardown)
 	memimg_free(&m);
 	memimg_free(&base);
 }
+
+/* A flush with more dirty BAT sectors than one log entry holds (126) commits
+ * them in several entries; a crash at (every fifth of) its writes leaves each
+ * block in its old state or its new one. 300 whole-block zeroes of blocks
+ * 512 MiB apart dirty 300 BAT sectors and allocate nothing. */
+#define SPREAD	  300
+#define STRIDE	  (512ull << 20)
+#define HUGE_DISK (SPREAD * STRIDE)
+
+static void spread_zeroes(struct vhd_disk *d)
+{
+	for (uint64_t i = 0; i < SPREAD; i++)
+		cr_assert_eq(vhd_zero(d, MB, i * STRIDE, VHD_ZERO_MAY_TRIM, err), 0, "%s", err);
+	vhd_flush(d, err);
+}
+
+Test(crash, a_flush_that_needs_several_log_entries, .init = setup, .fini = teardown)
+{
+	const struct scenario s = {
+	    "several entries", VHD_SUB_DYNAMIC, none, spread_zeroes, 0, 512, false};
+	struct vhd_create_opts o = {.format = VHD_FORMAT_VHDX, .size = HUGE_DISK, .block_size = MB};
+	struct memimg base = MEMIMG_INIT, m = MEMIMG_INIT;
+	struct vhd_extents e;
+	struct vhd_disk *d;
+	long total;
+
+	cr_assert_eq(memimg_create(&base, &o, err), 0, "%s", err);
+	memimg_copy(&m, &base);
+	total = run_op(&s, &m, -1, false);
+	cr_assert_gt(total, SPREAD, "%ld writes", total);
+	cr_log_info("several entries: %ld writes", total);
+	for (long k = 0; k <= total; k += k % 5 == 4 || k > total - 8 ? 1 : 5) {
+		int zeroed = 0;
+
+		memimg_copy(&m, &base);
+		run_op(&s, &m, k, k % 2);
+		cr_assert_eq(memimg_open(&m, NULL, &d, err), 0, "crash after %ld: %s", k, err);
+		for (uint64_t i = 0; i < SPREAD; i++) {
+			vhd_extents_init(&e);
+			cr_assert_eq(vhd_map(d, i * STRIDE, MB, VHD_MAP_LAYER, &e, err), 0, "%s",
+				     err);
+			cr_assert_eq(e.n, 1, "crash after %ld: block %llu is in pieces", k,
+				     (unsigned long long)i);
+			zeroed += e.v[0].type == VHD_EXTENT_ZERO;
+			cr_assert(e.v[0].type == VHD_EXTENT_ZERO ||
+				  e.v[0].type == VHD_EXTENT_ABSENT);
+			vhd_extents_release(&e);
+		}
+		vhd_close(d);
+		cr_assert(k < total || zeroed == SPREAD, "after the whole flush: %d zeroed",
+			  zeroed);
+		cr_assert_eq(check_image(&m), 0, "crash after write %ld", k);
+	}
+	memimg_free(&m);
+	memimg_free(&base);
+}
