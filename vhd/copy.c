@@ -15,7 +15,7 @@
 #define COPY_CHUNK	(4u << 20)   /* bytes read per request */
 #define COPY_MAP_WINDOW (1ull << 32) /* bytes of the disk mapped at a time */
 #define ZERO_GRAIN	4096u	     /* zero runs shorter than this are written */
-#define COPY_WORKERS	4
+#define COPY_WORKERS	2
 #define COPY_QUEUE	(2 * COPY_WORKERS)
 
 struct chunk {

@@ -211,10 +211,16 @@ def main():
         relink(sys.argv[2], sys.argv[3])
         return
     images = corpus() if cmd == "corpus" else seeds()
-    os.makedirs(sys.argv[2], exist_ok=True)
+    out = sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    # Each file appears whole (written beside the directory, then renamed):
+    # tests that run in parallel may be reading the directory.
+    parent = os.path.dirname(os.path.abspath(out))
     for name, data in images.items():
-        with open(os.path.join(sys.argv[2], "vpc-%s.vhd" % name), "wb") as f:
+        tmp = os.path.join(parent, ".vpc-%s.%d.tmp" % (name, os.getpid()))
+        with open(tmp, "wb") as f:
             f.write(data)
+        os.replace(tmp, os.path.join(out, "vpc-%s.vhd" % name))
 
 
 if __name__ == "__main__":
