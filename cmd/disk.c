@@ -20,6 +20,7 @@ static const struct subcommand disk_commands[] = {
     {"create", cmd_disk_create, "create an empty fixed, dynamic or differencing image"},
     {"convert", cmd_disk_convert, "copy an image into another format, sparsely"},
     {"check", cmd_disk_check, "check an image's structure"},
+    {"mirror", cmd_disk_mirror, "copy an image to an NBD export with the mirror engine"},
     {NULL, NULL, NULL},
 };
 

@@ -9,6 +9,7 @@ int cmd_disk_map(int argc, char **argv);
 int cmd_disk_create(int argc, char **argv);
 int cmd_disk_convert(int argc, char **argv);
 int cmd_disk_check(int argc, char **argv);
+int cmd_disk_mirror(int argc, char **argv);
 
 /* Opens an image named on the command line: a path, or an nbd://, nbds://,
  * nbd+unix://, http:// or https:// URL (SMOVE_CA_FILE names the CA

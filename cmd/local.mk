@@ -7,6 +7,7 @@ cmd_smove_SOURCES += cmd/disk.h cmd/disk.c cmd/disk-info.c cmd/disk-map.c \
 	cmd/disk-create.c cmd/disk-convert.c cmd/disk-check.c
 # smove disk mirror (storage/); URLs in every disk command
 cmd_smove_LDADD += storage/libstorage.la vhd/libvhd.la
+cmd_smove_SOURCES += cmd/disk-mirror.c
 # smove run, ps (memsync/)
 cmd_smove_SOURCES += cmd/run.c cmd/ps.c
 cmd_smove_CPPFLAGS = $(AM_CPPFLAGS) -DSMOVE_GUEST_PATH='"$(pkgdatadir)/guest.elf"'

@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -300,21 +301,79 @@ static int recv_exact(struct proto_conn *c, uint8_t *p, size_t len, int64_t dead
 	return 0;
 }
 
-int proto_conn_recv(struct proto_conn *c, struct proto_frame_hdr *h, struct proto_buf *buf,
-		    char *err)
+int conn_recv_header(struct proto_conn *c, struct proto_frame_hdr *h, int64_t *deadline, char *err)
 {
 	uint8_t hdr[PROTO_FRAME_HDR_LEN];
-	int64_t deadline;
 	int rc;
 
 	/* The wait for a frame to begin is bounded too: a silent peer is dead. */
-	deadline = io_deadline(c->timeout_ms);
-	rc = recv_exact(c, hdr, sizeof hdr, deadline, true, err);
+	*deadline = io_deadline(c->timeout_ms);
+	rc = recv_exact(c, hdr, sizeof hdr, *deadline, true, err);
 	if (rc < 0)
 		return rc;
-	rc = proto_frame_hdr_parse(hdr, h, err);
-	if (rc < 0)
-		return rc;
+	return proto_frame_hdr_parse(hdr, h, err);
+}
+
+int conn_recv_bytes(struct proto_conn *c, void *p, size_t len, int64_t deadline, char *err)
+{
+	return recv_exact(c, p, len, deadline, false, err);
+}
+
+int conn_recv_iov(struct proto_conn *c, struct iovec *iov, int n, int64_t deadline, char *err)
+{
+	size_t total = 0, got = 0;
+
+	if (c->tls) { /* gnutls copies out of its record buffer anyway */
+		for (int i = 0; i < n; i++) {
+			int rc =
+			    recv_exact(c, iov[i].iov_base, iov[i].iov_len, deadline, false, err);
+
+			if (rc < 0)
+				return rc;
+		}
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		total += iov[i].iov_len;
+	while (n > 0) {
+		ssize_t r = readv(c->fd, iov, n > IOV_MAX ? IOV_MAX : n);
+
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0 && errno == EAGAIN) {
+			int rc = io_wait(c->fd, POLLIN, deadline, "receive", err);
+
+			if (rc < 0)
+				return rc;
+			continue;
+		}
+		if (r < 0)
+			return proto_error(err, errno, "receive: %s", strerror(errno));
+		if (r == 0)
+			return proto_error(err, ECONNRESET,
+					   "connection closed by peer in the middle of a frame "
+					   "(%zu of %zu bytes of page data)",
+					   got, total);
+		got += (size_t)r;
+		c->received += (uint64_t)r;
+		while (n > 0 && (size_t)r >= iov->iov_len) {
+			r -= (ssize_t)iov->iov_len;
+			iov++;
+			n--;
+		}
+		if (n > 0) {
+			iov->iov_base = (uint8_t *)iov->iov_base + r;
+			iov->iov_len -= (size_t)r;
+		}
+	}
+	return 0;
+}
+
+int conn_recv_payload(struct proto_conn *c, const struct proto_frame_hdr *h, struct proto_buf *buf,
+		      int64_t deadline, char *err)
+{
+	int rc;
+
 	if (proto_buf_reserve(buf, h->len ? h->len : 1) < 0)
 		return proto_error(err, ENOMEM, "%s frame of %u bytes: out of memory",
 				   proto_type_name(h->type), h->len);
@@ -323,4 +382,13 @@ int proto_conn_recv(struct proto_conn *c, struct proto_frame_hdr *h, struct prot
 		return rc;
 	buf->len = h->len;
 	return proto_frame_check(h, buf->data, err);
+}
+
+int proto_conn_recv(struct proto_conn *c, struct proto_frame_hdr *h, struct proto_buf *buf,
+		    char *err)
+{
+	int64_t deadline;
+	int rc = conn_recv_header(c, h, &deadline, err);
+
+	return rc < 0 ? rc : conn_recv_payload(c, h, buf, deadline, err);
 }

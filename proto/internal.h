@@ -9,6 +9,9 @@
 /* pages.c: decodes a MEM_BATCH payload into a view (checks layout only; the
  * addresses are checked against guest memory by proto_mem_batch_apply). */
 int pages_decode(struct wire_rd *r, unsigned flags, unsigned version, struct proto_mem_batch *b);
+/* The same without the page data: the batch header and entries only. */
+int pages_decode_head(struct wire_rd *r, unsigned flags, unsigned version,
+		      struct proto_mem_batch *b);
 
 /* conn.c: sends a frame whose payload is iov[1..n); iov[0] is filled with the
  * frame header (and the pieces may be modified by partial writes). */
@@ -20,6 +23,25 @@ int conn_send_frame(struct proto_conn *c, unsigned type, unsigned flags, struct 
  * marks the session dead and returns rc. */
 int session_check_send(struct proto_session *s, unsigned type, bool go, char *err);
 int session_broken(struct proto_session *s, int rc, const char *err);
+
+/* conn.c: receiving a frame in steps: the header (checked; it sets the
+ * frame's deadline), then the payload into buf (CRC checked), or raw bytes
+ * and gathered pieces (the caller checks the CRC). */
+int conn_recv_header(struct proto_conn *c, struct proto_frame_hdr *h, int64_t *deadline, char *err);
+int conn_recv_payload(struct proto_conn *c, const struct proto_frame_hdr *h, struct proto_buf *buf,
+		      int64_t deadline, char *err);
+int conn_recv_bytes(struct proto_conn *c, void *p, size_t len, int64_t deadline, char *err);
+int conn_recv_iov(struct proto_conn *c, struct iovec *iov, int n, int64_t deadline, char *err);
+
+/* pages-recv.c: MEM_BATCH received into s->target. pages_recv_head reads the
+ * batch header and entries (the whole payload when compressed or malformed)
+ * and decodes them into m; pages_recv_apply then writes the pages into guest
+ * memory (reading uncompressed data straight into it), ordered by the
+ * target's rounds, and checks the frame's CRC. */
+int pages_recv_head(struct proto_session *s, const struct proto_frame_hdr *h, int64_t deadline,
+		    struct proto_msg *m, char *err);
+int pages_recv_apply(struct proto_session *s, const struct proto_frame_hdr *h, int64_t deadline,
+		     struct proto_msg *m, char *err);
 
 /* conn.c: a deadline timeout_ms from now (-1: none), and waiting until fd is
  * ready for `events` (POLLIN/POLLOUT) before it: -ETIMEDOUT with a message. */

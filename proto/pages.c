@@ -200,7 +200,8 @@ int proto_session_send_pages(struct proto_session *s, struct proto_pages_enc *e,
 	return 0;
 }
 
-int pages_decode(struct wire_rd *r, unsigned flags, unsigned version, struct proto_mem_batch *b)
+int pages_decode_head(struct wire_rd *r, unsigned flags, unsigned version,
+		      struct proto_mem_batch *b)
 {
 	bool v1 = version < 2;
 	uint32_t ndata = 0;
@@ -246,11 +247,21 @@ int pages_decode(struct wire_rd *r, unsigned flags, unsigned version, struct pro
 		b->ndata = ndata;
 	else if (ndata != b->ndata)
 		return wire_fail(r, "%u data pages announced, entries list %u", b->ndata, ndata);
+	return 0;
+}
+
+int pages_decode(struct wire_rd *r, unsigned flags, unsigned version, struct proto_mem_batch *b)
+{
+	int rc = pages_decode_head(r, flags, version, b);
+
+	if (rc < 0)
+		return rc;
 	b->data_len = (size_t)(r->end - r->p);
 	b->data = wire_bytes(r, b->data_len, "page data");
-	if (!b->compressed && b->data_len != (size_t)ndata * PROTO_PAGE_SIZE)
-		return wire_fail(r, "%zu bytes of page data for %u data pages", b->data_len, ndata);
-	if (b->compressed && ndata == 0)
+	if (!b->compressed && b->data_len != (size_t)b->ndata * PROTO_PAGE_SIZE)
+		return wire_fail(r, "%zu bytes of page data for %u data pages", b->data_len,
+				 b->ndata);
+	if (b->compressed && b->ndata == 0)
 		return wire_fail(r, "compressed batch without data pages");
 	return r->rc;
 }

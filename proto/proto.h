@@ -300,6 +300,7 @@ struct proto_mem_batch {
 	uint32_t entry_len;	/* 8 (v2) or 16 (v1) */
 	const uint8_t *data;	/* view */
 	size_t data_len;
+	bool applied; /* already written to the session's target (data is NULL) */
 };
 
 #define PROTO_ROUND_FINAL 0x1u /* ROUND_END flag: the vCPUs are paused, last round */
@@ -515,6 +516,8 @@ const char *proto_state_name(enum proto_state st);
 int proto_state_next(enum proto_state st, enum proto_role role, enum proto_side from, unsigned type,
 		     bool go);
 
+struct proto_mem_target;
+
 struct proto_session {
 	struct proto_conn *conn; /* not owned */
 	enum proto_side side;
@@ -528,10 +531,12 @@ struct proto_session {
 	uint8_t token[PROTO_ID_LEN];
 	struct proto_hello peer; /* destination: the peer's HELLO */
 	struct proto_buf rx, tx;
-	uint32_t tx_round, tx_batches; /* MEM_BATCH sent in round tx_round */
-	uint32_t reached;	       /* bit st: the session was in state st */
-	bool peer_cancelled;	       /* the peer sent CANCEL */
-	char why[PROTO_ERR_LEN];       /* CLOSED/DEAD: the reason */
+	uint32_t tx_round, tx_batches;	       /* MEM_BATCH sent in round tx_round */
+	const struct proto_mem_target *target; /* destination: proto_session_set_target */
+	struct proto_buf scratch;	       /* decompressed pages */
+	uint32_t reached;		       /* bit st: the session was in state st */
+	bool peer_cancelled;		       /* the peer sent CANCEL */
+	char why[PROTO_ERR_LEN];	       /* CLOSED/DEAD: the reason */
 };
 
 void proto_session_init(struct proto_session *s, struct proto_conn *conn, enum proto_side side);
@@ -617,6 +622,31 @@ int proto_mem_batch_apply(const struct proto_mem_batch *b, uint64_t mem_size,
 /* The same into one flat mapping of mem_size bytes (zero pages are cleared). */
 int proto_mem_batch_copy(const struct proto_mem_batch *b, void *mem, uint64_t mem_size,
 			 struct proto_buf *scratch, char *err);
+
+/* ---- Receiving pages straight into guest memory (destination) -------------------
+ * With a target set, proto_session_recv applies every MEM_BATCH itself and
+ * returns it with `applied` set: an uncompressed batch is read from the
+ * socket straight into the guest pages (one copy fewer), a compressed one is
+ * inflated into them; the batch header and every gpa are checked before any
+ * page is written, and the frame's CRC after (a batch that fails it has
+ * already been written: the migration then fails and the destination
+ * discards its copy, as after any error). With `rounds`, the session calls
+ * proto_rounds_batch_begin/_end around the writes (channel = s->channel),
+ * and aborts the rounds with the reason when a receive fails (but not when a
+ * CHANNEL session's stream ends cleanly between frames: -ECONNRESET, the
+ * normal end of a channel; a missing batch then shows in proto_rounds_end). */
+struct proto_mem_target {
+	uint64_t mem_size;
+	uint8_t *base; /* one mapping of mem_size bytes, or NULL to use page() */
+	/* The host address of the 4 KiB guest page at gpa (< mem_size), or NULL
+	 * when it is not mapped (the batch is then refused). */
+	void *(*page)(void *opaque, uint64_t gpa);
+	void *opaque;
+	struct proto_rounds *rounds; /* NULL: a single connection, in order */
+	int timeout_ms;		     /* for proto_rounds_batch_begin (0: PROTO_TIMEOUT_MS) */
+};
+/* t must stay valid while the session receives (NULL: off). */
+void proto_session_set_target(struct proto_session *s, const struct proto_mem_target *t);
 
 /* ---- Rounds across channels (receiver) -------------------------------------------
  * Ordering rule: a page may be sent again in a later round on another channel,

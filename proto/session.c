@@ -22,6 +22,7 @@ void proto_session_init(struct proto_session *s, struct proto_conn *conn, enum p
 	s->max_version = PROTO_VERSION_CURRENT;
 	proto_buf_init(&s->rx);
 	proto_buf_init(&s->tx);
+	proto_buf_init(&s->scratch);
 }
 
 void proto_session_release(struct proto_session *s)
@@ -33,6 +34,7 @@ void proto_session_release(struct proto_session *s)
 	memset(&s->peer, 0, sizeof s->peer);
 	proto_buf_release(&s->rx);
 	proto_buf_release(&s->tx);
+	proto_buf_release(&s->scratch);
 }
 
 static const char *side_name(enum proto_side side)
@@ -161,36 +163,65 @@ static int check_msg(struct proto_session *s, const struct proto_msg *m, char *e
 	return 0;
 }
 
+/* A failed receive: a fault of the peer's data gets an ERROR back; a broken
+ * connection just ends the session. Either way the rounds of a target wake. */
+static int recv_failed(struct proto_session *s, int rc, char *err)
+{
+	if (s->target && s->target->rounds)
+		proto_rounds_abort(s->target->rounds, err);
+	if (rc == -ECONNRESET || rc == -ETIMEDOUT || rc == -EIO || rc == -EPIPE || rc == -ECANCELED)
+		return session_broken(s, rc, err);
+	send_error(s, -rc, err);
+	return rc;
+}
+
+/* Reads the payload of a frame whose header is h into m. */
+static int recv_msg(struct proto_session *s, const struct proto_frame_hdr *h, int64_t deadline,
+		    struct proto_msg *m, char *err)
+{
+	bool direct = h->type == PROTO_MEM_BATCH && s->target;
+	int rc;
+
+	if (direct)
+		rc = pages_recv_head(s, h, deadline, m, err);
+	else if ((rc = conn_recv_payload(s->conn, h, &s->rx, deadline, err)) == 0)
+		rc = proto_msg_decode(h->type, h->flags, s->rx.data, h->len, wire_version(s), m,
+				      err);
+	if (rc == 0)
+		rc = check_msg(s, m, err);
+	if (rc == 0 && direct)
+		rc = pages_recv_apply(s, h, deadline, m, err);
+	if (rc < 0)
+		proto_msg_release(m);
+	return rc;
+}
+
 int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err)
 {
 	enum proto_side peer = s->side == PROTO_SOURCE ? PROTO_DEST : PROTO_SOURCE;
 	struct proto_frame_hdr h;
+	int64_t deadline;
 	int rc, next;
 
 	memset(m, 0, sizeof *m);
 	for (;;) {
 		if (s->state == PROTO_ST_DEAD || s->state == PROTO_ST_CLOSED)
 			return proto_error(err, EPIPE, "the session has ended (%s)", s->why);
-		rc = proto_conn_recv(s->conn, &h, &s->rx, err);
-		if (rc == -EPROTO || rc == -EMSGSIZE) {
-			send_error(s, -rc, err);
-			return rc;
-		}
+		rc = conn_recv_header(s->conn, &h, &deadline, err);
+		if (rc == -ECONNRESET && s->state == PROTO_ST_CHANNEL)
+			return session_broken(s, rc, err); /* a channel's end: not a fault */
 		if (rc < 0)
-			return session_broken(s, rc, err);
+			return recv_failed(s, rc, err);
 		if (proto_state_next(s->state, s->role, peer, h.type, true) < 0 &&
-		    proto_state_next(s->state, s->role, peer, h.type, false) < 0)
-			return proto_session_fail(
-			    s, EPROTO, err, "%s sent %s, out of order in state %s", side_name(peer),
-			    proto_type_name(h.type), proto_state_name(s->state));
-		rc = proto_msg_decode(h.type, h.flags, s->rx.data, h.len, wire_version(s), m, err);
-		if (rc == 0)
-			rc = check_msg(s, m, err);
-		if (rc < 0) {
-			proto_msg_release(m);
-			send_error(s, -rc, err);
-			return rc;
+		    proto_state_next(s->state, s->role, peer, h.type, false) < 0) {
+			rc = proto_error(err, EPROTO, "%s sent %s, out of order in state %s",
+					 side_name(peer), proto_type_name(h.type),
+					 proto_state_name(s->state));
+			return recv_failed(s, rc, err);
 		}
+		rc = recv_msg(s, &h, deadline, m, err);
+		if (rc < 0)
+			return recv_failed(s, rc, err);
 		next = proto_state_next(s->state, s->role, peer, h.type, is_go(m));
 		if (h.type == PROTO_ERROR) {
 			rc = proto_error(err, ECONNABORTED, "the %s reported an error: %s",
@@ -221,8 +252,6 @@ int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err)
 		return 0;
 	}
 }
-
-/* ---- the HELLO exchange -------------------------------------------------------- */
 
 enum proto_outcome proto_session_outcome(const struct proto_session *s)
 {

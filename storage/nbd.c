@@ -191,14 +191,14 @@ static int nbd_io_zero(struct vhd_io *io, uint64_t len, uint64_t off, bool punch
 struct extent_walk {
 	struct vhd_io *io;
 	uint64_t off, end; /* the next offset expected, the end of the request */
-	int (*found)(void *opaque, uint64_t off, uint64_t len, bool is_data);
-	void *opaque;
+	struct vhd_extents runs;
 	int r;
 	char *err;
 };
 
 /* One block-status reply: pairs of (length, flags). A server's answer is
- * clipped to what was asked; an empty extent is an error (it would never end). */
+ * clipped to what was asked; an empty extent is an error (it would never end).
+ * The runs are only collected here: libnbd holds the handle during the call. */
 static int on_extents(void *opaque, const char *context, uint64_t offset, uint32_t *entries,
 		      size_t n, int *error)
 {
@@ -223,9 +223,12 @@ static int on_extents(void *opaque, const char *context, uint64_t offset, uint32
 		}
 		if (len > w->end - w->off)
 			len = w->end - w->off;
-		w->r = w->found(w->opaque, w->off, len, !(entries[i + 1] & LIBNBD_STATE_ZERO));
-		if (w->r < 0)
+		bool zero = entries[i + 1] & LIBNBD_STATE_ZERO;
+		if (vhd_extents_append(&w->runs, w->off, len,
+				       zero ? VHD_EXTENT_ABSENT : VHD_EXTENT_DATA) < 0) {
+			w->r = vhd_error(w->err, ENOMEM, "%s: out of memory", w->io->name);
 			return 0;
+		}
 		w->off += len;
 	}
 	return 0;
@@ -236,29 +239,35 @@ static int nbd_io_extents(struct vhd_io *io, uint64_t off, uint64_t len,
 			  void *opaque, char *err)
 {
 	struct nbd_io *n = nio(io);
-	struct extent_walk w = {io, off, off + len, found, opaque, 0, err};
+	struct extent_walk w = {.io = io, .off = off, .end = off + len, .err = err};
 	int r = check_range(io, len, off, err);
 
 	if (r < 0)
 		return r;
 	if (!n->has_extents)
 		return len ? found(opaque, off, len, true) : 0;
-	while (w.off < w.end) {
+	vhd_extents_init(&w.runs);
+	while (r == 0 && w.off < w.end) {
 		uint64_t before = w.off, ask = w.end - w.off;
 
 		if (ask > (1u << 30))
 			ask = 1u << 30;
+		w.runs.n = 0;
 		if (nbd_block_status(n->h, ask, w.off,
 				     (nbd_extent_callback){.callback = on_extents, .user_data = &w},
 				     0) < 0)
-			return storage_nbd_error(err, io->name, "block status");
-		if (w.r < 0)
-			return w.r;
-		if (w.off == before)
-			return vhd_error(err, EPROTO, "%s: server sent no extent for offset 0x%llx",
-					 io->name, (unsigned long long)before);
+			r = storage_nbd_error(err, io->name, "block status");
+		else if (w.r < 0)
+			r = w.r;
+		else if (w.off == before)
+			r = vhd_error(err, EPROTO, "%s: server sent no extent for offset 0x%llx",
+				      io->name, (unsigned long long)before);
+		for (size_t i = 0; r == 0 && i < w.runs.n; i++)
+			r = found(opaque, w.runs.v[i].offset, w.runs.v[i].length,
+				  w.runs.v[i].type == VHD_EXTENT_DATA);
 	}
-	return 0;
+	vhd_extents_release(&w.runs);
+	return r;
 }
 
 static void nbd_io_close(struct vhd_io *io)
@@ -280,38 +289,43 @@ static const struct vhd_io_ops nbd_ops = {
     .close = nbd_io_close,
 };
 
+int storage_nbd_io_wrap(struct nbd_handle *h, const char *name, bool readonly, struct vhd_io **out,
+			char *err)
+{
+	struct nbd_io *n = calloc(1, sizeof *n);
+	int64_t size = nbd_get_size(h);
+
+	*out = NULL;
+	if (size < 0) {
+		nbd_close(h);
+		free(n);
+		return storage_nbd_error(err, name, "export size");
+	}
+	if (!n || !(n->io.name = strdup(name))) {
+		nbd_close(h);
+		free(n);
+		return vhd_error(err, ENOMEM, "%s: out of memory", name);
+	}
+	n->io.ops = &nbd_ops;
+	n->h = h;
+	n->size = (uint64_t)size;
+	n->max_request = storage_nbd_max_request(h);
+	n->io.readonly = readonly || nbd_is_read_only(h) == 1;
+	n->can_zero = nbd_can_zero(h) == 1;
+	n->can_flush = nbd_can_flush(h) == 1;
+	n->has_extents = nbd_can_meta_context(h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
+	*out = &n->io;
+	return 0;
+}
+
 int storage_io_open_nbd(const char *uri, const struct storage_opts *o, bool readonly,
 			struct vhd_io **out, char *err)
 {
-	struct nbd_io *n = calloc(1, sizeof *n);
-	int64_t size;
-	int r;
+	struct nbd_handle *h;
+	int r = storage_nbd_connect(uri, o ? &o->tls : NULL, true, &h, err);
 
 	*out = NULL;
-	if (!n || !(n->io.name = strdup(uri))) {
-		free(n);
-		return vhd_error(err, ENOMEM, "%s: out of memory", uri);
-	}
-	r = storage_nbd_connect(uri, o ? &o->tls : NULL, true, &n->h, err);
-	if (r < 0) {
-		free(n->io.name);
-		free(n);
+	if (r < 0)
 		return r;
-	}
-	n->io.ops = &nbd_ops;
-	*out = &n->io; /* from here vhd_io_close cleans up */
-	size = nbd_get_size(n->h);
-	if (size < 0) {
-		r = storage_nbd_error(err, uri, "export size");
-		vhd_io_close(&n->io);
-		*out = NULL;
-		return r;
-	}
-	n->size = (uint64_t)size;
-	n->max_request = storage_nbd_max_request(n->h);
-	n->io.readonly = readonly || nbd_is_read_only(n->h) == 1;
-	n->can_zero = nbd_can_zero(n->h) == 1;
-	n->can_flush = nbd_can_flush(n->h) == 1;
-	n->has_extents = nbd_can_meta_context(n->h, LIBNBD_CONTEXT_BASE_ALLOCATION) == 1;
-	return 0;
+	return storage_nbd_io_wrap(h, uri, readonly, out, err);
 }

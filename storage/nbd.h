@@ -14,6 +14,11 @@
 int storage_nbd_connect(const char *uri, const struct storage_tls *tls, bool want_extents,
 			struct nbd_handle **out, char *err);
 
+/* A connected handle as byte I/O (nbd.c's backend), which takes it over
+ * (closing it even on failure). */
+int storage_nbd_io_wrap(struct nbd_handle *h, const char *name, bool readonly, struct vhd_io **out,
+			char *err);
+
 /* Fills err with "SUBJECT: WHAT: libnbd's last error" and returns its -errno. */
 int storage_nbd_error(char *err, const char *subject, const char *what);
 

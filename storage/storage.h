@@ -137,6 +137,7 @@ struct mirror_progress {
 	uint64_t total;	       /* bytes the job has had to copy so far (grows with writes) */
 	uint64_t done;	       /* of those, bytes copied (data and zeroes) */
 	uint64_t dirty;	       /* bytes waiting to be copied now */
+	uint64_t cursor;       /* disk offset the copy has reached in this pass */
 	uint64_t bytes_sent;   /* data bytes sent to the destination (write payloads) */
 	uint64_t bytes_zeroed; /* bytes made zero by write-zeroes requests (no payload) */
 	uint64_t mirrored;     /* bytes written synchronously on behalf of the user */

@@ -1,8 +1,9 @@
 /* tests/fuzz/frame-seeds.c: `frame-seeds DIR` writes seeds for the frame
  * fuzzer (tests/fuzz/fuzz-frame.c): byte streams that real source sessions
- * send (v2 and v1 migrations with plain and compressed pages, a channel, a
- * resolve, a cancel, a corrupted frame), captured from a socketpair while
- * the destination's answers are fed in advance. */
+ * send (v2 and v1 migrations with plain and compressed pages, received
+ * through a copy or straight into guest memory, a channel, a resolve, a
+ * cancel, a corrupted frame), captured from a socketpair while the
+ * destination's answers are fed in advance. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -155,7 +156,7 @@ static void pages(struct capture *c, uint32_t round, bool compress)
 	proto_pages_enc_free(e);
 }
 
-static void migration(const char *dir, unsigned version, const char *name)
+static void migration(const char *dir, unsigned version, const char *name, uint8_t opts)
 {
 	struct capture c;
 	struct proto_msg m;
@@ -190,7 +191,7 @@ static void migration(const char *dir, unsigned version, const char *name)
 	recv_msg(&c);
 	m = (struct proto_msg){.type = PROTO_COMMIT};
 	send_msg(&c, &m);
-	save(&c, dir, name, version >= 2 ? 1 : 3, -1);
+	save(&c, dir, name, opts, -1);
 }
 
 int main(int argc, char **argv)
@@ -204,8 +205,9 @@ int main(int argc, char **argv)
 	}
 	for (unsigned i = 0; i < sizeof mem; i++)
 		mem[i] = i < PROTO_PAGE_SIZE ? 0 : (uint8_t)(i / 7);
-	migration(argv[1], 2, "v2-migration");
-	migration(argv[1], 1, "v1-migration");
+	migration(argv[1], 2, "v2-migration", 1);
+	migration(argv[1], 1, "v1-migration", 3);
+	migration(argv[1], 2, "v2-into-target", 5); /* received straight into memory */
 
 	open_capture(&c, 2, PROTO_ROLE_CHANNEL, PROTO_FEATURES_V2);
 	pages(&c, 1, true);

@@ -4,6 +4,8 @@
  *   bit 0: recompute every frame's header and payload CRCs (so that mutations
  *          reach the decoders instead of stopping at a checksum)
  *   bit 1: the destination speaks only protocol version 1
+ *   bit 2: the destination receives pages through a target (straight into
+ *          guest memory, ordered by a rounds tracker)
  * Each frame is parsed and its payload decoded for both versions (MEM_BATCH
  * also applied to a small guest memory), then the whole stream is received
  * by a real destination session over a socketpair, which answers, applies
@@ -92,9 +94,10 @@ static void decode_frames(const uint8_t *p, size_t size, struct proto_buf *scrat
 }
 
 /* The whole stream through a destination session. */
-static void receive_stream(const uint8_t *p, size_t size, bool v1, struct proto_buf *scratch)
+static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct proto_buf *scratch)
 {
 	static uint8_t mem[FUZZ_MEM];
+	struct proto_mem_target target = {.mem_size = sizeof mem, .base = mem, .timeout_ms = 10};
 	struct proto_conn *c;
 	struct proto_session s;
 	char err[PROTO_ERR_LEN];
@@ -117,8 +120,10 @@ static void receive_stream(const uint8_t *p, size_t size, bool v1, struct proto_
 	if (proto_conn_open(sv[1], NULL, PROTO_DEST, 200, &c, err) < 0)
 		abort();
 	proto_session_init(&s, c, PROTO_DEST);
-	if (v1)
+	if (opts & 2)
 		s.max_version = 1;
+	if ((opts & 4) && proto_rounds_new(2, &target.rounds, err) == 0)
+		proto_session_set_target(&s, &target);
 	rc = proto_session_accept(&s, err);
 	if (rc == 0 && s.role == PROTO_ROLE_CHANNEL) {
 		memcpy(s.token, s.peer.token, PROTO_ID_LEN);
@@ -132,7 +137,13 @@ static void receive_stream(const uint8_t *p, size_t size, bool v1, struct proto_
 		rc = proto_session_recv(&s, &m, err);
 		if (rc < 0)
 			break;
-		if (m.type == PROTO_MEM_BATCH) {
+		if (m.type == PROTO_ROUND_END && target.rounds) {
+			char why[PROTO_ERR_LEN];
+
+			rc = proto_rounds_end(target.rounds, &m.u.round_end, 10, why);
+			if (rc < 0)
+				proto_session_fail(&s, -rc, err, "%s", why);
+		} else if (m.type == PROTO_MEM_BATCH && !m.u.mem_batch.applied) {
 			char why[PROTO_ERR_LEN];
 
 			rc = proto_mem_batch_copy(&m.u.mem_batch, mem, sizeof mem, scratch, why);
@@ -167,6 +178,7 @@ static void receive_stream(const uint8_t *p, size_t size, bool v1, struct proto_
 		fprintf(stderr, "session ended in state %s: %s\n", proto_state_name(s.state),
 			rc < 0 ? err : s.why);
 	proto_session_release(&s);
+	proto_rounds_free(target.rounds);
 	proto_conn_close(c);
 	close(sv[0]);
 }
@@ -188,7 +200,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fix_crcs(p, size - 1);
 	proto_buf_init(&scratch);
 	decode_frames(p, size - 1, &scratch);
-	receive_stream(p, size - 1, opts & 2, &scratch);
+	receive_stream(p, size - 1, opts, &scratch);
 	proto_buf_release(&scratch);
 	free(p);
 	return 0;

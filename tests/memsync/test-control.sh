@@ -1,7 +1,8 @@
 #!/bin/sh
-# The control socket while the guest's heartbeat runs: status, pause (the
-# heartbeat stops), resume (it goes on), bad input (garbage, a huge line, an
-# unknown command, wrong types) answered with errors while the VM keeps
+# The control socket while the guest's heartbeat runs and it rewrites and
+# checks a memory pattern: status, pause (the heartbeat stops), resume (it goes
+# on, and the guest's invariants still hold), bad input (garbage, a huge line,
+# an unknown command, wrong types) answered with errors while the VM keeps
 # running, then stop: `smove run` exits 0 and leaves no socket behind.
 . "$abs_top_srcdir/tests/functions.sh"
 requires_kvm
@@ -9,7 +10,7 @@ export SMOVE_RUNTIME_DIR="$T/run"
 ctl() { /usr/bin/python3 "$abs_top_srcdir/tests/memsync/ctl.py" "$T/ctl.sock" "$@"; }
 field() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.stdin.readline()); print(eval(sys.argv[1]))' "$1"; }
 "$SMOVE" run --name ctl --memory 64M --control "$T/ctl.sock" --console "$T/console" \
-	--guest "$abs_top_builddir/memsync/guest/guest.elf" --cmdline "cpu0=idle hb=10" &
+	--guest "$abs_top_builddir/memsync/guest/guest.elf" --cmdline "mem=16M passes=0 hb=10" &
 pid=$!
 on_exit "kill $pid 2>/dev/null || true"
 for i in $(seq 100); do [ -S "$T/ctl.sock" ] && break; sleep 0.1; done
@@ -35,6 +36,8 @@ ctl 'garbage' '{"cmd":' '[1,2]' '{"cmd":42}' '{"cmd":"launch"}' @200000 \
 grep -q 'unknown command' "$T/replies" || fail "no unknown-command error"
 grep -q 'longer than 65536' "$T/replies" || fail "no error for the huge line"
 tail -1 "$T/replies" | field 'd["state"]' | grep -q running || fail "VM not running after bad input"
+[ "$(ctl | field 'd["guest"]["state"]')" = running ] || fail "the guest reports a failure"
+grep -q "mem pass 32 ok" "$T/console" || fail "the memory program did not go on"
 # A client that connects and goes away does no harm.
 /usr/bin/python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.send(b"{\"cmd\"")' "$T/ctl.sock"
 ctl '{"cmd":"stop"}' | field 'd["ok"]' | grep -q True || fail "stop failed"

@@ -20,6 +20,8 @@ struct dest_run {
 	struct proto_conn *conn;
 	uint16_t max_version; /* 0: current */
 	uint64_t grant;	      /* features granted (masked by the peer's wish) */
+	bool direct;	      /* receive pages through a target (straight into mem) */
+	struct proto_mem_target target;
 	/* results */
 	int rc;
 	char err[PROTO_ERR_LEN];
@@ -55,6 +57,11 @@ static inline int dest_handle(struct dest_run *d, struct proto_msg *m, struct pr
 
 		d->mem_size = m->u.preflight.mem_size;
 		d->mem = calloc(1, d->mem_size);
+		if (d->direct) {
+			d->target =
+			    (struct proto_mem_target){.mem_size = d->mem_size, .base = d->mem};
+			proto_session_set_target(s, &d->target);
+		}
 		r.u.preflight_reply.go = true;
 		rc = proto_session_send(s, &r, d->err);
 		for (uint32_t i = 0; rc == 0 && i < m->u.preflight.ndisks; i++) {
@@ -77,6 +84,12 @@ static inline int dest_handle(struct dest_run *d, struct proto_msg *m, struct pr
 	case PROTO_MEM_BATCH:
 		d->batches++;
 		d->compressed += m->u.mem_batch.compressed;
+		if (m->u.mem_batch.applied != d->direct) {
+			rc = proto_session_fail(s, EPROTO, d->err, "applied is %d", d->direct);
+			break;
+		}
+		if (d->direct)
+			break;
 		rc = proto_mem_batch_copy(&m->u.mem_batch, d->mem, d->mem_size, scratch, why);
 		if (rc < 0)
 			rc = proto_session_fail(s, -rc, d->err, "%s", why);

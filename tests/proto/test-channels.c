@@ -92,6 +92,11 @@ static void *chan_recv(void *arg)
 			proto_rounds_abort(ch->rounds, ch->err);
 			break;
 		}
+		if (m.u.mem_batch.applied) { /* by the session, into its target */
+			proto_msg_release(&m);
+			ch->applied++;
+			continue;
+		}
 		rc = proto_rounds_batch_begin(ch->rounds, ch->index, m.u.mem_batch.round, 5000,
 					      ch->err);
 		if (rc == 0)
@@ -134,7 +139,9 @@ static void *main_recv(void *arg)
 			proto_rounds_abort(md->rounds, md->err);
 			break;
 		}
-		if (m.type == PROTO_MEM_BATCH) {
+		if (m.type == PROTO_MEM_BATCH && m.u.mem_batch.applied) {
+			rc = 0;
+		} else if (m.type == PROTO_MEM_BATCH) {
 			rc = proto_rounds_batch_begin(md->rounds, 0, m.u.mem_batch.round, 5000,
 						      md->err);
 			if (rc == 0)
@@ -254,8 +261,9 @@ static void close_chan(struct chan *ch)
 	proto_conn_close(ch->dconn);
 }
 
-static void run(bool compress)
+static void run(bool compress, bool direct)
 {
+	struct proto_mem_target target = {.mem_size = MEM};
 	struct proto_session src;
 	struct proto_conn *sconn;
 	struct main_dest md;
@@ -270,6 +278,10 @@ static void run(bool compress)
 	fill_memory(mem, MEM, 1);
 	open_main(&src, &sconn, &md, compress);
 	cr_assert_eq(proto_rounds_new(NCHAN + 1, &md.rounds, err), 0);
+	target.base = md.d.mem;
+	target.rounds = md.rounds;
+	if (direct)
+		proto_session_set_target(&md.d.s, &target);
 	for (unsigned c = 0; c <= NCHAN; c++) {
 		ch[c].index = c;
 		ch[c].mem = mem;
@@ -281,6 +293,8 @@ static void run(bool compress)
 		cr_assert_eq(join(&ch[c], &src, &md.d.s, src.token, err, derr), 0, "%s / %s", err,
 			     derr);
 		cr_assert_eq(ch[c].s.state, PROTO_ST_CHANNEL);
+		if (direct)
+			proto_session_set_target(&ch[c].d, &target);
 		pthread_create(&rt[c], NULL, chan_recv, &ch[c]);
 	}
 	pthread_create(&mt, NULL, main_recv, &md);
@@ -339,12 +353,19 @@ static void run(bool compress)
 
 Test(channels, four_channels_reassemble_exactly)
 {
-	run(false);
+	run(false, false);
 }
 
 Test(channels, four_channels_compressed)
 {
-	run(true);
+	run(true, false);
+}
+
+/* The sessions apply the pages themselves, ordered by the rounds. */
+Test(channels, four_channels_into_a_target)
+{
+	run(false, true);
+	run(true, true);
 }
 
 Test(channels, wrong_token_is_refused)

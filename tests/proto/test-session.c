@@ -19,6 +19,9 @@ struct src {
 };
 
 /* dest_max: the highest version the destination speaks (0: current). */
+static bool direct; /* the destination receives pages through a target */
+static void page_outside_memory(void);
+
 static void start_v(struct src *src, struct dest_run *d, pthread_t *t, uint64_t grant,
 		    uint16_t dest_max)
 {
@@ -27,6 +30,7 @@ static void start_v(struct src *src, struct dest_run *d, pthread_t *t, uint64_t 
 	conn_pair(&src->conn, &d->conn, 5000);
 	d->grant = grant;
 	d->max_version = dest_max;
+	d->direct = direct;
 	pthread_create(t, NULL, dest_main, d);
 	proto_session_init(&src->s, src->conn, PROTO_SOURCE);
 	src->mem = malloc(MEM);
@@ -210,6 +214,22 @@ Test(session, v2_migration)
 	migrate(0, 0, false, 2);
 }
 
+/* The same with the destination receiving straight into guest memory. */
+Test(session, v2_migration_into_a_target)
+{
+	direct = true;
+	migrate(0, 0, false, 2);
+	migrate(0, 0, true, 2);
+	migrate(1, 0, false, 1);
+	migrate(0, 1, true, 1);
+}
+
+Test(session, page_outside_guest_memory_with_a_target)
+{
+	direct = true;
+	page_outside_memory();
+}
+
 Test(session, v2_migration_compressed)
 {
 	migrate(0, 0, true, 2);
@@ -326,7 +346,7 @@ Test(session, corrupted_frame_ends_both_sides)
 {
 	struct dest_run d;
 	uint8_t frame[PROTO_FRAME_HDR_LEN + 8] = {0}, reply[512];
-	struct proto_frame_hdr h = {.type = PROTO_PING, .len = 8, .crc = 0x12345678}, rh;
+	struct proto_frame_hdr h = {.type = PROTO_HELLO, .len = 8, .crc = 0x12345678}, rh;
 	int fd;
 	ssize_t n;
 
@@ -334,7 +354,7 @@ Test(session, corrupted_frame_ends_both_sides)
 	proto_frame_hdr_encode(&h, frame);
 	fd = raw_to_dest(&d, frame, sizeof frame);
 	cr_assert_eq(d.rc, -EPROTO);
-	cr_assert(strstr(d.err, "PING frame of 8 bytes: payload checksum mismatch"), "%s", d.err);
+	cr_assert(strstr(d.err, "HELLO frame of 8 bytes: payload checksum mismatch"), "%s", d.err);
 	/* the destination told the peer before closing */
 	n = read(fd, reply, sizeof reply);
 	cr_assert_gt(n, PROTO_FRAME_HDR_LEN);
@@ -405,7 +425,7 @@ Test(session, truncated_frame_and_silent_peer)
 	proto_buf_release(&buf);
 }
 
-Test(session, page_outside_guest_memory_ends_both_sides)
+static void page_outside_memory(void)
 {
 	struct src src;
 	struct dest_run d;
@@ -425,6 +445,11 @@ Test(session, page_outside_guest_memory_ends_both_sides)
 	cr_assert_eq(d.rc, -EPROTO);
 	proto_pages_enc_free(e);
 	finish(&src, &d, t);
+}
+
+Test(session, page_outside_guest_memory_ends_both_sides)
+{
+	page_outside_memory();
 }
 
 Test(session, cancel_from_the_source)
@@ -690,4 +715,42 @@ Test(session, connection_lost_after_resume_leaves_the_source_in_doubt)
 	proto_session_release(&src.s);
 	proto_session_release(&d.s);
 	proto_conn_close(src.conn);
+}
+
+/* A batch read straight into guest memory is still checked against its CRC. */
+Test(session, corrupted_batch_into_a_target_ends_both_sides)
+{
+	struct src src;
+	struct dest_run d;
+	static uint8_t frame[PROTO_FRAME_HDR_LEN + 24 + PROTO_PAGE_SIZE];
+	uint8_t *p = frame + PROTO_FRAME_HDR_LEN;
+	struct proto_frame_hdr h = {.type = PROTO_MEM_BATCH, .len = 24 + PROTO_PAGE_SIZE};
+	pthread_t t;
+	int sv[2];
+
+	memset(&src, 0, sizeof src);
+	memset(&d, 0, sizeof d);
+	d.direct = true;
+	cr_assert_eq(socketpair(AF_UNIX, SOCK_STREAM, 0, sv), 0);
+	cr_assert_eq(proto_conn_open(dup(sv[0]), NULL, PROTO_SOURCE, 5000, &src.conn, err), 0);
+	cr_assert_eq(proto_conn_open(sv[1], NULL, PROTO_DEST, 5000, &d.conn, err), 0);
+	pthread_create(&t, NULL, dest_main, &d);
+	proto_session_init(&src.s, src.conn, PROTO_SOURCE);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err), 0);
+	preflight(&src, 0);
+	/* round 1, channel 0, 1 page, 1 data page, gpa 0x3000, then the page */
+	p[3] = 1;
+	p[11] = 1;
+	p[15] = 1;
+	p[22] = 0x30;
+	memset(p + 24, 0xab, PROTO_PAGE_SIZE);
+	h.crc = proto_crc32c(0, p, h.len) ^ 1;
+	proto_frame_hdr_encode(&h, frame);
+	cr_assert_eq(write(sv[0], frame, sizeof frame), (ssize_t)sizeof frame);
+	expect_peer_error(&src, "MEM_BATCH frame of 4120 bytes: payload checksum mismatch");
+	pthread_join(t, NULL);
+	cr_assert_eq(d.rc, -EPROTO);
+	cr_assert_eq(d.mem[0x3000], 0xab, "the page was read in place before the check");
+	close(sv[0]);
+	finish(&src, &d, t);
 }

@@ -1,7 +1,7 @@
 # tests/storage/: the NBD and HTTP backends, the nbdkit plugin and the mirror
 # engine, against real peers (nbdkit, nginx, qemu-img, qemu-io, nbdcopy).
 EXTRA_DIST += tests/storage/servers.sh tests/storage/hostile-http.py \
-	tests/storage/plugin-clients.sh
+	tests/storage/plugin-clients.sh tests/storage/mirror-scenario.sh
 
 storage_shell_tests = \
 	tests/storage/test-nbd-url.sh \
@@ -10,11 +10,22 @@ storage_shell_tests = \
 	tests/storage/test-http-norange.sh \
 	tests/storage/test-http-hostile.sh \
 	tests/storage/test-plugin-raw.sh \
-	tests/storage/test-plugin-url.sh
+	tests/storage/test-plugin-vhd.sh \
+	tests/storage/test-plugin-vhdx.sh \
+	tests/storage/test-plugin-chain.sh \
+	tests/storage/test-plugin-url.sh \
+	tests/storage/test-mirror-raw.sh \
+	tests/storage/test-mirror-vhd.sh \
+	tests/storage/test-mirror-vhdx.sh \
+	tests/storage/test-mirror-tls.sh \
+	tests/storage/test-mirror-fault.sh \
+	tests/storage/test-mirror-sparse-raw.sh \
+	tests/storage/test-mirror-sparse-vhdx.sh
 TESTS += $(storage_shell_tests)
 EXTRA_DIST += $(storage_shell_tests)
 # Bad input from servers: again under the sanitizers.
-sanitizer_tests += tests/storage/test-http-hostile.sh tests/storage/test-http-norange.sh
+sanitizer_tests += tests/storage/test-http-hostile.sh tests/storage/test-http-norange.sh \
+	tests/storage/test-mirror-fault.sh
 
 if HAVE_CRITERION
 check_PROGRAMS += tests/storage/test-storage-io
@@ -22,3 +33,7 @@ TESTS += tests/storage/test-storage-io
 tests_storage_test_storage_io_CFLAGS = $(unit_cflags)
 tests_storage_test_storage_io_LDADD = storage/libstorage.la vhd/libvhd.la $(unit_ldadd)
 endif
+
+# The mirror engine under a writer (driven by the test-mirror-*.sh scripts).
+check_PROGRAMS += tests/storage/mirror-writer
+tests_storage_mirror_writer_LDADD = storage/libstorage.la vhd/libvhd.la $(PTHREAD_LIBS)

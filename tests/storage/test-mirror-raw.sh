@@ -1,0 +1,8 @@
+#!/bin/sh
+# The mirror engine under two writer threads writing at full speed, raw to raw
+# (tests/storage/mirror-scenario.sh): the destination equals the source.
+. "$abs_top_srcdir/tests/functions.sh"
+. "$abs_top_srcdir/tests/storage/servers.sh"
+. "$abs_top_srcdir/tests/storage/mirror-scenario.sh"
+mirror_scenario raw raw --writers 2 --bandwidth 64000000 --timeout 60
+echo PASS
