@@ -88,6 +88,19 @@ static int cmd_status(void *opaque, struct vm *vm, const struct proto_json_value
 	return 0;
 }
 
+static int cmd_config(void *opaque, struct vm *vm, const struct proto_json_value *req,
+		      struct proto_json *j, char *err)
+{
+	char *json;
+	int r = vm_config_to_json(vm_get_config(vm), &json, err);
+
+	if (r == 0) {
+		proto_json_kv_str(j, "config", json);
+		free(json);
+	}
+	return r;
+}
+
 static int cmd_pause(void *opaque, struct vm *vm, const struct proto_json_value *req,
 		     struct proto_json *j, char *err)
 {
@@ -404,6 +417,7 @@ int vm_control_start(struct vm *vm, const char *path, struct vm_control **out, c
 	c->listen_fd = c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	vm_control_register(c, "status", cmd_status, NULL);
+	vm_control_register(c, "config", cmd_config, NULL);
 	vm_control_register(c, "pause", cmd_pause, NULL);
 	vm_control_register(c, "resume", cmd_resume, NULL);
 	vm_control_register(c, "stop", cmd_stop, NULL);

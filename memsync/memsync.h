@@ -374,6 +374,12 @@ void vm_migrator_free(struct vm_migrator *mm);
 /* A source process that ended while its migration was in doubt leaves
  * RUNDIR/NAME.migration: true (and the destination in `to`) when NAME has one. */
 bool vm_migrate_leftover(const char *name, char *to, size_t len);
+struct vm_leftover {
+	char name[VM_NAME_MAX + 1];
+	char to[256];
+};
+/* Every such record in the runtime directory (malloc'ed list). */
+int vm_migrate_leftover_list(struct vm_leftover **out, size_t *n, char *err);
 /* Settles such a leftover by asking the destination (the line callback gets
  * the events): the result code; RESUMED deletes the disk files named in it. */
 int vm_migrate_resolve_leftover(const char *name, void (*line)(void *opaque, const char *line),

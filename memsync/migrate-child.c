@@ -15,6 +15,7 @@
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "memsync/migrate.h"
@@ -95,15 +96,35 @@ int mig_child_call(struct mig_child *c, const char *line, const void *payload, s
 	return 0;
 }
 
+/* Waits up to ms for the child; true when it has been reaped. */
+static bool reaped(pid_t pid, int ms)
+{
+	struct timespec ts = {0, 1000000};
+
+	for (int i = 0; i <= ms; i++) {
+		pid_t r = waitpid(pid, NULL, WNOHANG);
+
+		if (r == pid || (r < 0 && errno != EINTR))
+			return true;
+		nanosleep(&ts, NULL);
+	}
+	return false;
+}
+
 void mig_child_kill(struct mig_child *c)
 {
-	if (c->pid > 0) {
+	char err[VM_ERR_LEN];
+
+	/* Asked first, so that it unregisters itself; killed if it does not go. */
+	if (c->pid > 0 && c->fd >= 0)
+		mig_child_call(c, "{\"cmd\":\"abort\"}", NULL, 0, NULL, 2000, err);
+	if (c->fd >= 0)
+		close(c->fd);
+	if (c->pid > 0 && !reaped(c->pid, 3000)) {
 		kill(c->pid, SIGKILL);
 		while (waitpid(c->pid, NULL, 0) < 0 && errno == EINTR)
 			;
 	}
-	if (c->fd >= 0)
-		close(c->fd);
 	c->pid = 0;
 	c->fd = -1;
 }

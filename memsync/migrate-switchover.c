@@ -13,6 +13,7 @@
  * Before RESUME any failure rolls back (the caller resumes the VM here);
  * after RESUME without RUNNING the VM stays paused with all its files: in
  * doubt, until `smove move --resolve` asks the destination. */
+#include <dirent.h>
 #include <errno.h>
 #include <libgen.h>
 #include <stdio.h>
@@ -294,6 +295,39 @@ bool vm_migrate_leftover(const char *name, char *to, size_t len)
 	if (to)
 		snprintf(to, len, "%s", r.to);
 	return true;
+}
+
+int vm_migrate_leftover_list(struct vm_leftover **out, size_t *n, char *err)
+{
+	DIR *d = opendir(vm_runtime_dir());
+	struct vm_leftover *v = NULL;
+	struct dirent *e;
+
+	*out = NULL;
+	*n = 0;
+	if (!d)
+		return errno == ENOENT
+			   ? 0
+			   : vm_error(err, errno, "%s: %s", vm_runtime_dir(), strerror(errno));
+	while ((e = readdir(d))) {
+		size_t len = strlen(e->d_name);
+		struct vm_leftover *bigger;
+		char name[VM_NAME_MAX + 1];
+
+		if (len <= 10 || len - 10 > VM_NAME_MAX ||
+		    strcmp(e->d_name + len - 10, ".migration") != 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(len - 10), e->d_name);
+		if (!(bigger = realloc(v, (*n + 1) * sizeof(*v))))
+			break;
+		v = bigger;
+		snprintf(v[*n].name, sizeof(v[*n].name), "%s", name);
+		if (vm_migrate_leftover(name, v[*n].to, sizeof(v[*n].to)))
+			(*n)++;
+	}
+	closedir(d);
+	*out = v;
+	return 0;
 }
 
 struct line_sink {

@@ -152,23 +152,36 @@ int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *
 	return 0;
 }
 
+/* Each listed point stalls once per process: a later migration of the same
+ * VM goes through (so that a test can cancel one and then migrate). */
 bool mig_test_stall(const char *where)
 {
+	static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+	static char used[512];
 	const char *v = getenv("SMOVE_TEST_STALL");
 	size_t n = strlen(where);
+	bool hit = false;
 
-	for (const char *p = v; p && *p;) {
+	for (const char *p = v; p && *p && !hit;) {
 		const char *e = strchr(p, ',');
 		size_t l = e ? (size_t)(e - p) : strlen(p);
 
-		if (l == n && memcmp(p, where, n) == 0) {
-			fprintf(stderr, "smove: test hook: stalling at %s (pid %d)\n", where,
-				(int)getpid());
-			return true;
-		}
+		hit = l == n && memcmp(p, where, n) == 0;
 		p = e ? e + 1 : NULL;
 	}
-	return false;
+	if (!hit)
+		return false;
+	pthread_mutex_lock(&lock);
+	hit = !strstr(used, where) && strlen(used) + n + 2 < sizeof(used);
+	if (hit) {
+		strcat(used, where);
+		strcat(used, ",");
+	}
+	pthread_mutex_unlock(&lock);
+	if (hit)
+		fprintf(stderr, "smove: test hook: stalling at %s (pid %d)\n", where,
+			(int)getpid());
+	return hit;
 }
 
 void mig_stall_forever(const char *where)
