@@ -20,6 +20,7 @@
 #define DEF_MAX_IN_FLIGHT  16
 #define DEF_SYNC_THRESHOLD (64ull << 20)
 #define DEF_MAX_PASSES	   8
+#define DEF_FLUSH_INTERVAL (128ull << 20)
 #define DEF_INTERVAL	   0.1
 #define MAX_CONNECTIONS	   16
 
@@ -97,6 +98,8 @@ static int set_options(struct mirror_job *job, const struct mirror_opts *o, char
 		m->request_size = DEF_REQUEST_SIZE;
 	if (!m->max_in_flight)
 		m->max_in_flight = DEF_MAX_IN_FLIGHT;
+	if (!m->flush_interval)
+		m->flush_interval = DEF_FLUSH_INTERVAL;
 	if (!m->sync_threshold)
 		m->sync_threshold = DEF_SYNC_THRESHOLD;
 	if (!m->max_passes)

@@ -118,6 +118,7 @@ struct mirror_job {
 
 	/* Progress. */
 	uint64_t total, done, sent, zeroed, mirrored;
+	uint64_t unflushed; /* data sent since the last early flush */
 	double start, rate, rate_t0;
 	uint64_t rate_done0;
 

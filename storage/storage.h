@@ -150,13 +150,17 @@ typedef void (*mirror_progress_fn)(void *opaque, const struct mirror_progress *p
 
 struct mirror_opts {
 	uint64_t bandwidth;	 /* cap on the copier in bytes/s; 0 = none */
-	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 64 */
+	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 16 */
 	uint32_t request_size;	 /* bytes per copy request; 0 = 1 MiB */
 	uint32_t granularity;	 /* bytes per dirty-bitmap bit (power of 2); 0 = 64 KiB */
 	uint64_t sync_threshold; /* go synchronous at or below this many dirty bytes;
 				  * 0 = 64 MiB */
 	unsigned max_passes;	 /* ... or after this many passes; 0 = 8 */
 	bool verify;		 /* mirror_complete compares both sides */
+	/* Ask the destination to flush after this many bytes of data (0 = 128 MiB),
+	 * so that its disk writes back during the copy and mirror_complete's final
+	 * flush is short. */
+	uint64_t flush_interval;
 	/* Called from the thread blocked in mirror_wait_synced or mirror_complete,
 	 * every progress_interval seconds (0 = 0.1) and at each state change. */
 	mirror_progress_fn progress;
