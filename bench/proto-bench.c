@@ -3,11 +3,13 @@
  *   proto-bench raw MIB
  *       a sender thread write()s MIB MiB in 1 MiB pieces, a receiver thread
  *       read()s them into a buffer: the kernel's loopback speed, no protocol
- *   proto-bench pages MIB [--tls] [--compress] [--channels N]
+ *   proto-bench pages MIB [--tls] [--compress] [--copy] [--channels N]
  *       guest memory of MIB MiB (1/8 zero pages, the rest half random bytes,
  *       half zero) sent as MEM_BATCH of 256 pages: encode, send, receive,
- *       decode and copy into the destination's memory, over the main
- *       connection plus N channels (one thread each side); checked equal.
+ *       check and write into the destination's memory (read straight into
+ *       it through a session target; --copy: received into a buffer, then
+ *       applied), over the main connection plus N channels (one thread each
+ *       side); checked equal at the end.
  * Prints one line: "GB/s <guest bytes per second / 1e9> wire <payload bytes>". */
 #include <errno.h>
 #include <pthread.h>
@@ -163,6 +165,10 @@ static void *recv_batches(void *arg)
 				die("round end", e->err);
 			break;
 		}
+		if (m.u.mem_batch.applied) { /* by the session, straight into dmem */
+			proto_msg_release(&m);
+			continue;
+		}
 		if (proto_rounds_batch_begin(e->rounds, e->index, 1, 60000, e->err) < 0 ||
 		    proto_mem_batch_copy(&m.u.mem_batch, e->dmem, e->mem_size, &scratch, e->err) <
 			0)
@@ -263,7 +269,7 @@ static void preflight(struct end *src, struct end *dst, size_t mem_size, unsigne
 	proto_msg_release(&m);
 }
 
-static void run_pages(size_t mem_size, bool tls, bool compress, unsigned channels)
+static void run_pages(size_t mem_size, bool tls, bool compress, bool copy, unsigned channels)
 {
 	size_t npages = mem_size / PROTO_PAGE_SIZE;
 	unsigned n = channels + 1;
@@ -271,6 +277,7 @@ static void run_pages(size_t mem_size, bool tls, bool compress, unsigned channel
 	uint8_t *mem = malloc(mem_size), *dmem = calloc(1, mem_size);
 	struct proto_tls *ct = NULL, *st = NULL;
 	struct proto_pages_opts o = {.compress = compress};
+	struct proto_mem_target target = {.mem_size = mem_size, .base = dmem, .timeout_ms = 60000};
 	struct proto_rounds *rounds;
 	struct proto_msg re = {.type = PROTO_ROUND_END};
 	pthread_t *ts = calloc(n, sizeof *ts), *tr = calloc(n, sizeof *tr);
@@ -294,6 +301,7 @@ static void run_pages(size_t mem_size, bool tls, bool compress, unsigned channel
 	}
 	if (proto_rounds_new(n, &rounds, err) < 0)
 		die("rounds", err);
+	target.rounds = rounds;
 	for (unsigned c = 0; c < n; c++) {
 		src[c] = (struct end){.index = c, .mem = mem, .npages = npages, .nchan = n};
 		dst[c] =
@@ -304,6 +312,8 @@ static void run_pages(size_t mem_size, bool tls, bool compress, unsigned channel
 			     channels, PROTO_FEATURES_V2);
 		if (c == 0)
 			preflight(&src[0], &dst[0], mem_size, channels);
+		if (!copy)
+			proto_session_set_target(&dst[c].s, &target);
 	}
 	t0 = now();
 	for (unsigned c = 0; c < n; c++) {
@@ -349,18 +359,21 @@ static void run_pages(size_t mem_size, bool tls, bool compress, unsigned channel
 
 int main(int argc, char **argv)
 {
-	bool tls = false, compress = false;
+	bool tls = false, compress = false, copy = false;
 	unsigned channels = 0;
 	size_t mib;
 
 	if (argc < 3)
-		die("usage", "proto-bench raw|pages MIB [--tls] [--compress] [--channels N]");
+		die("usage",
+		    "proto-bench raw|pages MIB [--tls] [--compress] [--copy] [--channels N]");
 	mib = strtoul(argv[2], NULL, 10);
 	for (int i = 3; i < argc; i++) {
 		if (strcmp(argv[i], "--tls") == 0)
 			tls = true;
 		else if (strcmp(argv[i], "--compress") == 0)
 			compress = true;
+		else if (strcmp(argv[i], "--copy") == 0)
+			copy = true;
 		else if (strcmp(argv[i], "--channels") == 0 && i + 1 < argc)
 			channels = (unsigned)strtoul(argv[++i], NULL, 10);
 		else
@@ -371,6 +384,6 @@ int main(int argc, char **argv)
 	if (strcmp(argv[1], "raw") == 0)
 		run_raw(mib << 20);
 	else
-		run_pages(mib << 20, tls, compress, channels);
+		run_pages(mib << 20, tls, compress, copy, channels);
 	return 0;
 }

@@ -1,8 +1,8 @@
 #!/bin/sh
 # bench/proto.sh [MIB]: throughput of smove's page transfer (MEM_BATCH:
-# encode, send, receive, check, decode, copy into the destination's memory)
-# over TCP loopback, plain, with TLS-PSK and with compression, on 1 and 4+1
-# connections, against the raw loopback socket moving the same bytes between
+# encode, send, receive straight into the destination's memory, check; once
+# also received into a buffer and copied) over TCP loopback, plain, with
+# TLS-PSK and with compression, on 1 and 4+1 connections, against the raw loopback socket moving the same bytes between
 # two threads (write(2) to read(2) into memory) and `dd` through a pipe, in
 # the same run. Each case runs 3 times; the median is printed, with the
 # ratio to the raw socket. Run from the build directory or set BUILD.
@@ -32,7 +32,8 @@ printf '%-32s %8s %10s\n' "case ($mib MiB guest memory)" "GB/s" "vs raw"
 printf '%-32s %8s %10s\n' "raw TCP loopback socket" "$raw" "1.00"
 printf '%-32s %8s %10s\n' "dd | dd through a pipe" "$dd_gbs" \
 	"$(awk -v a="$dd_gbs" -v b="$raw" 'BEGIN { printf "%.2f", a / b }')"
-for c in "plain, 1 connection|" "plain, 4+1 connections|--channels 4" \
+for c in "plain, 1 connection|" "plain, 1 conn., copying|--copy" \
+	"plain, 4+1 connections|--channels 4" \
 	"TLS-PSK, 1 connection|--tls" "TLS-PSK, 4+1 connections|--tls --channels 4" \
 	"zlib, 1 connection|--compress" "zlib, 4+1 connections|--compress --channels 4"; do
 	label=${c%%|*}

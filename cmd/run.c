@@ -108,6 +108,10 @@ static int set_str(char **dst, const char *s)
 	return *dst ? 0 : -ENOMEM;
 }
 
+/* The VM that SIGINT, SIGTERM and SIGHUP stop, NULL once it is being freed. */
+static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
+static struct vm *running;
+
 static void *signal_thread(void *arg)
 {
 	sigset_t set;
@@ -117,8 +121,12 @@ static void *signal_thread(void *arg)
 	sigaddset(&set, SIGINT);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGHUP);
-	if (sigwait(&set, &sig) == 0)
-		vm_stop(arg);
+	while (sigwait(&set, &sig) == 0) {
+		pthread_mutex_lock(&running_lock);
+		if (running)
+			vm_stop(running);
+		pthread_mutex_unlock(&running_lock);
+	}
 	return NULL;
 }
 
@@ -198,7 +206,8 @@ static int run_vm(struct vm_config *c, bool json)
 		vm_registry_remove(reg);
 		return EXIT_FAILURE;
 	}
-	pthread_create(&sigthread, NULL, signal_thread, vm);
+	running = vm;
+	pthread_create(&sigthread, NULL, signal_thread, NULL);
 	pthread_detach(sigthread);
 	if (json) {
 		struct proto_json j;
@@ -217,6 +226,9 @@ static int run_vm(struct vm_config *c, bool json)
 	r = vm_wait(vm, &guest_exit, err);
 	vm_control_stop(ctl);
 	r = report(vm, r, guest_exit, err, json);
+	pthread_mutex_lock(&running_lock);
+	running = NULL;
+	pthread_mutex_unlock(&running_lock);
 	vm_free(vm);
 	vm_registry_remove(reg);
 	return r;

@@ -6,7 +6,7 @@ vhd_libvhd_la_SOURCES = \
 	vhd/io.c vhd/io-file.c vhd/io-stream.c vhd/io-memory.c \
 	vhd/raw.c vhd/utf16.c
 # The VHD format (Microsoft Virtual PC).
-vhd_libvhd_la_SOURCES += vhd/vpc.h vhd/vpc-format.c vhd/vpc-open.c vhd/vpc-io.c \
+vhd_libvhd_la_SOURCES += vhd/vpc.h vhd/vpc-format.c vhd/vpc-open.c vhd/vpc-io.c vhd/vpc-meta.c \
 	vhd/vpc-check.c vhd/vpc-create.c
 # The VHDX format (Hyper-V).
 vhd_libvhd_la_SOURCES += vhd/vhdx.h vhd/crc32c.c vhd/vhdx-header.c vhd/vhdx-metadata.c \

@@ -204,6 +204,7 @@ struct vpc {
 	struct vpc_dirty *dirty; /* open-addressing table, dirty_cap slots */
 	uint32_t dirty_cap, dirty_used;
 	int inflight;	     /* new blocks whose data is being written unlocked */
+	bool flush_waiting;  /* a flush waits for inflight to drop to 0 */
 	pthread_cond_t idle; /* signalled when inflight drops to 0 */
 
 	/* Serialises flushes (taken before lock). */
@@ -215,14 +216,22 @@ static inline struct vpc *vpc_of(struct vhd_disk *d)
 	return d->priv;
 }
 
+/* vpc-meta.c: dirty bitmaps (lock held for all four) and the flush. */
+struct vpc_dirty *vpc_dirty_find(struct vpc *s, uint32_t b);
+void vpc_dirty_delete(struct vpc *s, struct vpc_dirty *e);
+/* The dirty copy of block b's bitmap, loaded from disk when there is none. */
+int vpc_dirty_get(struct vhd_disk *d, uint32_t b, struct vpc_dirty **out, char *err);
+/* Sets BAT entry b in memory and marks its sector for the next flush. */
+void vpc_bat_changed(struct vpc *s, uint32_t b, uint32_t entry);
+int vpc_flush(struct vhd_disk *d, char *err);
+void vpc_io_release(struct vpc *s);
+
 /* vpc-io.c */
 int vpc_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *err);
 int vpc_pwrite(struct vhd_disk *d, const void *buf, size_t len, uint64_t off, char *err);
 int vpc_zero(struct vhd_disk *d, uint64_t len, uint64_t off, unsigned flags, char *err);
 int vpc_trim(struct vhd_disk *d, uint64_t len, uint64_t off, char *err);
-int vpc_flush(struct vhd_disk *d, char *err);
 int vpc_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents *out, char *err);
-void vpc_io_release(struct vpc *s);
 
 /* vpc-open.c */
 int vpc_read_footers(struct vhd_disk *d, uint64_t size, char *err);

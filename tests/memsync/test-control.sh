@@ -14,11 +14,17 @@ field() { /usr/bin/python3 -c 'import json,sys; d=json.loads(sys.stdin.readline(
 pid=$!
 on_exit "kill $pid 2>/dev/null || true"
 for i in $(seq 100); do [ -S "$T/ctl.sock" ] && break; sleep 0.1; done
+# advances N: the heartbeat goes beyond N within 10 s (however loaded the host).
+advances() {
+	for i in $(seq 100); do
+		[ "$(ctl | field 'd["guest"]["heartbeat"]')" -gt "$1" ] && return 0
+		sleep 0.1
+	done
+	return 1
+}
 sleep 0.3
 hb1=$(ctl | field 'd["guest"]["heartbeat"]')
-sleep 0.3
-hb2=$(ctl | field 'd["guest"]["heartbeat"]')
-[ "$hb2" -gt "$hb1" ] || fail "heartbeat does not advance ($hb1, $hb2)"
+advances "$hb1" || fail "heartbeat does not advance from $hb1"
 ctl '{"cmd":"pause"}' | field 'd["ok"] and d["pause_ms"] >= 0' | grep -q True || fail "pause failed"
 [ "$(ctl | field 'd["state"]')" = paused ] || fail "state is not paused"
 hb3=$(ctl | field 'd["guest"]["heartbeat"]')
@@ -26,9 +32,7 @@ sleep 0.5
 hb4=$(ctl | field 'd["guest"]["heartbeat"]')
 [ "$hb3" = "$hb4" ] || fail "heartbeat moved while paused ($hb3, $hb4)"
 ctl '{"cmd":"resume"}' | field 'd["ok"]' | grep -q True || fail "resume failed"
-sleep 0.3
-hb5=$(ctl | field 'd["guest"]["heartbeat"]')
-[ "$hb5" -gt "$hb4" ] || fail "heartbeat did not resume ($hb4, $hb5)"
+advances "$hb4" || fail "heartbeat did not resume after $hb4"
 # Bad input, all on one connection: each gets an error reply.
 ctl 'garbage' '{"cmd":' '[1,2]' '{"cmd":42}' '{"cmd":"launch"}' @200000 \
 	'{"cmd":"status"}' >"$T/replies"
@@ -37,6 +41,7 @@ grep -q 'unknown command' "$T/replies" || fail "no unknown-command error"
 grep -q 'longer than 65536' "$T/replies" || fail "no error for the huge line"
 tail -1 "$T/replies" | field 'd["state"]' | grep -q running || fail "VM not running after bad input"
 [ "$(ctl | field 'd["guest"]["state"]')" = running ] || fail "the guest reports a failure"
+for i in $(seq 100); do grep -q "mem pass 32 ok" "$T/console" && break; sleep 0.1; done
 grep -q "mem pass 32 ok" "$T/console" || fail "the memory program did not go on"
 # A client that connects and goes away does no harm.
 /usr/bin/python3 -c 'import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); s.send(b"{\"cmd\"")' "$T/ctl.sock"

@@ -447,6 +447,44 @@ Test(frames, payload_checksum_is_checked)
 	cr_assert(strstr(err, "payload checksum mismatch"), "%s", err);
 }
 
+/* A bitwise CRC-32C, the reference for the table and SSE4.2 versions. */
+static uint32_t crc32c_bitwise(const uint8_t *p, size_t n)
+{
+	uint32_t c = 0xffffffff;
+
+	while (n--) {
+		c ^= *p++;
+		for (int k = 0; k < 8; k++)
+			c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+	}
+	return ~c;
+}
+
+Test(frames, crc32c_matches_the_bitwise_reference)
+{
+	static uint8_t buf[3 * 8192 * 2 + 4096 + 64];
+	uint64_t x = 7;
+
+	for (size_t i = 0; i < sizeof buf; i++) {
+		x = x * 6364136223846793005ull + 1442695040888963407ull;
+		buf[i] = (uint8_t)(x >> 56);
+	}
+	/* lengths around the interleaved block sizes, at every alignment */
+	static const size_t lens[] = {0,   1,	 7,    8,     9,     255,   256,   767,	 768,
+				      769, 1000, 4096, 24575, 24576, 24577, 49152, 53000};
+	for (size_t l = 0; l < sizeof lens / sizeof lens[0]; l++)
+		for (size_t off = 0; off < 9; off++) {
+			uint32_t want = crc32c_bitwise(buf + off, lens[l]);
+
+			cr_assert_eq(proto_crc32c(0, buf + off, lens[l]), want, "len %zu off %zu",
+				     lens[l], off);
+			/* and chained in two pieces */
+			cr_assert_eq(proto_crc32c(proto_crc32c(0, buf + off, lens[l] / 3),
+						  buf + off + lens[l] / 3, lens[l] - lens[l] / 3),
+				     want);
+		}
+}
+
 /* ---- the state graph -------------------------------------------------------- */
 
 Test(states, the_happy_path_and_out_of_order_messages)

@@ -10,6 +10,7 @@ BAT at 3 MiB, blocks from 4 MiB; 1 MiB blocks, a 4 MiB disk with data in
 blocks 0 and 2 (their first 64 KiB 0x11 and 0x22 bytes). Files are written
 sparse.
 """
+import os
 import struct
 import sys
 import uuid
@@ -226,13 +227,18 @@ def cases():
 
 
 def write_sparse(path, img):
-    with open(path, "wb") as f:
+    """Writes img sparse; the file appears whole (written beside the
+    directory, then renamed): tests that run in parallel may be reading it."""
+    tmp = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(path))),
+                       ".%s.%d.tmp" % (os.path.basename(path), os.getpid()))
+    with open(tmp, "wb") as f:
         for off in range(0, len(img), 64 * KIB):
             chunk = img[off:off + 64 * KIB]
             if chunk.count(0) != len(chunk):
                 f.seek(off)
                 f.write(chunk)
         f.truncate(len(img))
+    os.replace(tmp, path)
 
 
 def main():

@@ -99,7 +99,7 @@ static int m_flush(struct vhd_io *io, char *err)
 {
 	struct memimg *m = img(io);
 
-	if (m->writes_left != 0)
+	if (m->writes_left != 0 && m->track)
 		snapshot(m);
 	return 0;
 }
@@ -162,6 +162,7 @@ void memimg_copy(struct memimg *dst, const struct memimg *src)
 	dst->size = src->size;
 	dst->writes_left = -1;
 	dst->tear = false;
+	dst->track = false;
 	snapshot(dst);
 }
 

@@ -21,6 +21,7 @@ struct memimg {
 	long writes_left; /* < 0: no crash */
 	long writes;	  /* writes that reached the image */
 	bool tear;	  /* the first write after the crash keeps half its sectors */
+	bool track;	  /* keep `durable` up to date (costs a copy per flush) */
 	uint8_t *durable; /* the image as of the last flush (or the open) */
 	size_t durable_size;
 };
@@ -30,7 +31,8 @@ struct vhd_io *memimg_io(struct memimg *m, const char *name);
 int memimg_create(struct memimg *m, const struct vhd_create_opts *o, char *err);
 int memimg_open(struct memimg *m, const struct vhd_open_opts *o, struct vhd_disk **d, char *err);
 void memimg_copy(struct memimg *dst, const struct memimg *src);
-/* Replaces the image with its state as of the last flush. */
+/* Replaces the image with its state as of the last flush (m->track must
+ * have been set since the open). */
 void memimg_lose_unflushed(struct memimg *m);
 void memimg_free(struct memimg *m);
 

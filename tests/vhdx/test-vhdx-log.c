@@ -387,6 +387,7 @@ static void crash_all_points(const struct scenario *s)
 			bool replayed;
 
 			memimg_copy(&m, &base);
+			m.track = model == 2;
 			run_op(s, &m, k, model == 1);
 			if (model == 2)
 				memimg_lose_unflushed(&m);
@@ -465,4 +466,111 @@ Test(replay, read_only_in_memory_read_write_into_the_file, .init = setup, .fini 
 	memimg_free(&m);
 	memimg_free(&base);
 	memimg_free(&kept);
+}
+
+/* Hundreds of commits in one session wrap the log around several times; a
+ * crash at any write of the last one still leaves an image that replays. */
+#define CYCLES 80 /* 160 commits of 8 KiB: the 1 MiB log wraps */
+
+static void many_commits(struct vhd_disk *d)
+{
+	for (int i = 0; i < CYCLES; i++) {
+		fill(d, MB, 4096, 0x10 + i % 100);
+		vhd_flush(d, err);
+		vhd_trim(d, MB, MB, err);
+		vhd_flush(d, err);
+	}
+	fill(d, MB, 4096, 0xee);
+	vhd_flush(d, err);
+}
+
+Test(crash, a_log_that_wrapped_around, .init = setup, .fini = teardown)
+{
+	const struct scenario s = {"wrapped log", VHD_SUB_DYNAMIC, none, many_commits, MB, 4096,
+				   false};
+	struct memimg base = MEMIMG_INIT, m = MEMIMG_INIT;
+	uint8_t got[4096], ro[4096];
+	long total, last_op;
+
+	base_image(&s, &base);
+	memimg_copy(&m, &base);
+	total = run_op(&s, &m, -1, false);
+	cr_assert_gt(total, 3 * 2 * CYCLES, "%ld writes: not a commit per flush?", total);
+	/* The last cycle and the final write take fewer than 16 writes. */
+	last_op = total - 16;
+	for (long k = last_op; k <= total; k++) {
+		for (int model = 0; model < 2; model++) {
+			memimg_copy(&m, &base);
+			run_op(&s, &m, k, model == 1);
+			read_range(&m, true, &s, ro, NULL);
+			read_range(&m, false, &s, got, NULL);
+			cr_assert_eq(memcmp(ro, got, sizeof got), 0, "crash after write %ld", k);
+			/* Old or new: the last cycles' data, trimmed (zeros), the final. */
+			cr_assert(!memcmp(got, got + 1, sizeof got - 1) &&
+				      (got[0] == 0 || got[0] == 0xee ||
+				       got[0] == 0x10 + (CYCLES - 2) % 100 ||
+				       got[0] == 0x10 + (CYCLES - 1) % 100),
+				  "crash after write %ld%s: neither old nor new (0x%02x)", k,
+				  model ? " (torn)" : "", got[0]);
+			cr_assert_eq(check_image(&m), 0, "crash after write %ld", k);
+		}
+	}
+	memimg_free(&m);
+	memimg_free(&base);
+}
+
+/* A flush with more dirty BAT sectors than one log entry holds (126) commits
+ * them in several entries; a crash at (every fifth of) its writes leaves each
+ * block in its old state or its new one. 300 whole-block zeroes of blocks
+ * 512 MiB apart dirty 300 BAT sectors and allocate nothing. */
+#define SPREAD	  300
+#define STRIDE	  (512ull << 20)
+#define HUGE_DISK (SPREAD * STRIDE)
+
+static void spread_zeroes(struct vhd_disk *d)
+{
+	for (uint64_t i = 0; i < SPREAD; i++)
+		cr_assert_eq(vhd_zero(d, MB, i * STRIDE, VHD_ZERO_MAY_TRIM, err), 0, "%s", err);
+	vhd_flush(d, err);
+}
+
+Test(crash, a_flush_that_needs_several_log_entries, .init = setup, .fini = teardown)
+{
+	const struct scenario s = {
+	    "several entries", VHD_SUB_DYNAMIC, none, spread_zeroes, 0, 512, false};
+	struct vhd_create_opts o = {.format = VHD_FORMAT_VHDX, .size = HUGE_DISK, .block_size = MB};
+	struct memimg base = MEMIMG_INIT, m = MEMIMG_INIT;
+	struct vhd_extents e;
+	struct vhd_disk *d;
+	long total;
+
+	cr_assert_eq(memimg_create(&base, &o, err), 0, "%s", err);
+	memimg_copy(&m, &base);
+	total = run_op(&s, &m, -1, false);
+	cr_assert_gt(total, SPREAD, "%ld writes", total);
+	cr_log_info("several entries: %ld writes", total);
+	for (long k = 0; k <= total; k += k % 5 == 4 || k > total - 8 ? 1 : 5) {
+		int zeroed = 0;
+
+		memimg_copy(&m, &base);
+		run_op(&s, &m, k, k % 2);
+		cr_assert_eq(memimg_open(&m, NULL, &d, err), 0, "crash after %ld: %s", k, err);
+		for (uint64_t i = 0; i < SPREAD; i++) {
+			vhd_extents_init(&e);
+			cr_assert_eq(vhd_map(d, i * STRIDE, MB, VHD_MAP_LAYER, &e, err), 0, "%s",
+				     err);
+			cr_assert_eq(e.n, 1, "crash after %ld: block %llu is in pieces", k,
+				     (unsigned long long)i);
+			zeroed += e.v[0].type == VHD_EXTENT_ZERO;
+			cr_assert(e.v[0].type == VHD_EXTENT_ZERO ||
+				  e.v[0].type == VHD_EXTENT_ABSENT);
+			vhd_extents_release(&e);
+		}
+		vhd_close(d);
+		cr_assert(k < total || zeroed == SPREAD, "after the whole flush: %d zeroed",
+			  zeroed);
+		cr_assert_eq(check_image(&m), 0, "crash after write %ld", k);
+	}
+	memimg_free(&m);
+	memimg_free(&base);
 }
