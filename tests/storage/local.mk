@@ -35,6 +35,10 @@ check_PROGRAMS += tests/storage/test-storage-io
 TESTS += tests/storage/test-storage-io
 tests_storage_test_storage_io_CFLAGS = $(unit_cflags)
 tests_storage_test_storage_io_LDADD = storage/libstorage.la vhd/libvhd.la $(unit_ldadd)
+check_PROGRAMS += tests/storage/test-mirror-api
+TESTS += tests/storage/test-mirror-api
+tests_storage_test_mirror_api_CFLAGS = $(unit_cflags)
+tests_storage_test_mirror_api_LDADD = storage/libstorage.la vhd/libvhd.la $(unit_ldadd)
 endif
 
 # The mirror engine under a writer (driven by the test-mirror-*.sh scripts).
