@@ -171,7 +171,10 @@ struct mirror_opts {
 struct mirror_job;
 
 /* Connects to the destination and starts copying in the background. opts may
- * be NULL. On failure nothing was started and src was not touched. */
+ * be NULL. On failure nothing was started and src was not touched. It returns
+ * once connected (the source's map is read by the background threads), so a
+ * user that writes can hold its writes during the call and send them through
+ * the job from its return: no write may reach src directly in between. */
 int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 		 const struct mirror_opts *opts, struct mirror_job **out, char *err);
 
