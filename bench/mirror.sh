@@ -2,6 +2,8 @@
 # bench/mirror.sh: smove's mirror engine against nbdcopy, as ratios.
 #  1. Throughput: a 4 GiB disk holding 2 GiB of data (1 MiB runs, every other
 #     MiB) copied to a fresh image served by `nbdkit smove` on loopback TCP,
+#     with the images in memory (/dev/shm: the engines, not the disk, are
+#     measured) and then on disk (raw only: the flush to stable storage counts),
 #     by `nbdcopy --destination-is-zero --flush` and by `smove disk mirror`
 #     (one connection, and four like nbdcopy's multi-conn default). Both end
 #     with the data on the destination's stable storage (nbdcopy flushes only
@@ -12,17 +14,20 @@
 #  2. The latency synchronous mirroring adds to a writer: random 4 KiB writes
 #     to the source alone, then through a synchronous mirror job
 #     (bench/mirror-latency.c).
-# Run from the build directory (or set abs_top_builddir). RUNS=N (default 3)
+# Run from the build directory (or set abs_top_builddir). RUNS=N (default 5)
 # repeats each measurement and prints the median.
 set -eu
 B=${abs_top_builddir:-$(pwd)}
 SMOVE=$B/cmd/smove
 PLUGIN=$B/storage/nbdkit/.libs/nbdkit-smove-plugin.so
 LAT=$B/bench/mirror-latency
-RUNS=${RUNS:-3}
+RUNS=${RUNS:-5}
 [ -x "$LAT" ] || make -C "$B" bench/mirror-latency >/dev/null
-T=$(mktemp -d "${TMPDIR:-/var/tmp}/smove-bench.XXXXXX")
-trap 'for p in "$T"/*.pid; do [ -e "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$T"' EXIT
+SHM=/dev/shm
+[ -d "$SHM" ] && [ "$(df -k --output=avail "$SHM" | tail -1)" -gt 12000000 ] || SHM=/var/tmp
+T=$(mktemp -d "$SHM/smove-bench.XXXXXX")
+DISK=$(mktemp -d "${TMPDIR:-/var/tmp}/smove-bench.XXXXXX")
+trap 'for p in "$T"/*.pid; do [ -e "$p" ] && kill "$(cat "$p")" 2>/dev/null; done; rm -rf "$T" "$DISK"' EXIT
 median() { sort -n | awk '{v[NR]=$1} END {print v[int((NR+1)/2)]}'; }
 now() { date +%s.%N; }
 port() { /usr/bin/python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
@@ -54,15 +59,15 @@ PY
 "$SMOVE" disk convert -q "$T/src.raw" "$T/src.vhdx"
 DATA=2147483648
 
-# copy TOOL FMT: one timed copy into a fresh FMT image; prints MiB/s.
+# copy TOOL FMT DIR: one timed copy into a fresh FMT image in DIR; prints MiB/s.
 copy() {
-	tool=$1 fmt=$2
-	rm -f "$T/dst.$fmt"
-	"$SMOVE" disk create --size 4G "$T/dst.$fmt"
-	serve dst "$T/dst.$fmt"
+	tool=$1 fmt=$2 dir=$3
+	rm -f "$dir/dst.$fmt"
+	"$SMOVE" disk create --size 4G "$dir/dst.$fmt"
+	serve dst "$dir/dst.$fmt"
 	dst=$uri
 	src=$T/src.$fmt
-	if [ "$tool" = nbdcopy ] && [ "$fmt" != raw ]; then
+	if [ "$tool" != "${tool#nbdcopy}" ] && [ "$fmt" != raw ]; then
 		serve src "$src"
 		src=$uri
 	fi
@@ -77,35 +82,44 @@ copy() {
 	[ -e "$T/src.pid" ] && unserve src
 	unserve dst
 	if [ ! -e "$T/checked-$tool-$fmt" ]; then
-		"$SMOVE" disk convert -q "$T/dst.$fmt" "$T/check.raw"
+		"$SMOVE" disk convert -q "$dir/dst.$fmt" "$T/check.raw"
 		cmp "$T/src.raw" "$T/check.raw" || { echo "$tool $fmt: the copy differs" >&2; exit 1; }
 		rm -f "$T/check.raw"
 		touch "$T/checked-$tool-$fmt"
 	fi
+	rm -f "$dir/dst.$fmt"
 	echo "$t0 $t1" | awk -v d=$DATA '{printf "%.0f\n", d / 1048576 / ($2 - $1)}'
 }
 
-echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores"
-for fmt in raw vhdx; do
+# compare LABEL FMT DIR: RUNS rounds of every tool, then the medians.
+compare() {
+	label=$1 fmt=$2 dir=$3
 	for i in $(seq "$RUNS"); do
 		for tool in nbdcopy nbdcopy-noflush smove smove4; do
-			copy $tool $fmt >>"$T/$tool-$fmt"
+			copy $tool "$fmt" "$dir" >>"$T/$label-$tool-$fmt"
 		done
 	done
-	n=$(median <"$T/nbdcopy-$fmt")
-	printf "%-5s nbdcopy without --flush (data may still be in the page cache): %s MiB/s\n" \
-		"$fmt" "$(median <"$T/nbdcopy-noflush-$fmt")"
+	n=$(median <"$T/$label-nbdcopy-$fmt")
 	for tool in smove smove4; do
-		s=$(median <"$T/$tool-$fmt")
+		s=$(median <"$T/$label-$tool-$fmt")
 		conns=1
 		[ "$tool" = smove4 ] && conns=4
-		printf "%-5s 2 GiB of 4 GiB: smove (%d conn) %5s MiB/s   nbdcopy %5s MiB/s   ratio %s   (runs: smove %s / nbdcopy %s)\n" \
-			"$fmt" "$conns" "$s" "$n" "$(echo "$s $n" | awk '{printf "%.2f", $1/$2}')" \
-			"$(tr '\n' ' ' <"$T/$tool-$fmt")" "$(tr '\n' ' ' <"$T/nbdcopy-$fmt")"
+		printf "%-6s %-5s smove (%d conn) %5s MiB/s   nbdcopy --flush %5s MiB/s   ratio %s   (runs: %s/ %s)\n" \
+			"$label" "$fmt" "$conns" "$s" "$n" "$(echo "$s $n" | awk '{printf "%.2f", $1/$2}')" \
+			"$(tr '\n' ' ' <"$T/$label-$tool-$fmt")" "$(tr '\n' ' ' <"$T/$label-nbdcopy-$fmt")"
 	done
-done
+	printf "%-6s %-5s nbdcopy without --flush (data possibly not on stable storage): %s MiB/s\n" \
+		"$label" "$fmt" "$(median <"$T/$label-nbdcopy-noflush-$fmt")"
+}
 
-# Latency of synchronous mirroring, 4 KiB random writes to a raw source.
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg) on $(nproc) cores; memory: $T, disk: $DISK"
+compare memory raw "$T"
+compare memory vhdx "$T"
+compare disk raw "$DISK"
+echo "load: $(cut -d' ' -f1-3 /proc/loadavg)"
+
+# Latency of synchronous mirroring, 4 KiB random writes to a raw source (in
+# memory, like the destination: the mirror's cost, not the disk's).
 "$SMOVE" disk create --size 1G "$T/lat.raw"
 for i in $(seq "$RUNS"); do
 	rm -f "$T/ldst.raw"
