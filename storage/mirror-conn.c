@@ -433,6 +433,10 @@ void *mirror_conn_main(void *opaque)
 	struct mirror_job *job = c->job;
 	char err[VHD_ERR_LEN];
 
+	pthread_mutex_lock(&job->lock);
+	while (job->held && !job->stopping)
+		pthread_cond_wait(&job->cond, &job->lock);
+	pthread_mutex_unlock(&job->lock);
 	if (c->index == 0) {
 		int r = map_source(job, err);
 

@@ -255,6 +255,7 @@ int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 	job->request_size = rs >> job->shift << job->shift;
 	if (!job->request_size)
 		job->request_size = 1u << job->shift;
+	job->held = job->opts.hold;
 	job->start = job->rate_t0 = job->tokens_t = mirror_now();
 	for (unsigned i = 0; i < job->nconns; i++) {
 		r = -pthread_create(&job->conns[i].thread, NULL, mirror_conn_main, &job->conns[i]);
@@ -270,6 +271,14 @@ int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 	}
 	*out = job;
 	return 0;
+}
+
+void mirror_run(struct mirror_job *job)
+{
+	pthread_mutex_lock(&job->lock);
+	job->held = false;
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
 }
 
 /* ---- progress and waiting ---- */

@@ -107,6 +107,7 @@ struct mirror_job {
 	uint64_t pass_claims; /* runs claimed in this pass */
 	unsigned pass;
 	enum mirror_state state;
+	bool held;     /* opts.hold until mirror_run */
 	bool mapped;   /* the source's map has been read */
 	bool sync;     /* user writes go to both sides */
 	bool stopping; /* connections finish what is in flight and exit */

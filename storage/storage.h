@@ -156,6 +156,7 @@ struct mirror_opts {
 	uint64_t sync_threshold; /* go synchronous at or below this many dirty bytes;
 				  * 0 = 64 MiB */
 	unsigned max_passes;	 /* ... or after this many passes; 0 = 8 */
+	bool hold;		 /* connect, but copy nothing before mirror_run */
 	bool verify;		 /* mirror_complete compares both sides */
 	/* Ask the destination to flush after this many bytes of data (0 = 128 MiB),
 	 * so that its disk writes back during the copy and mirror_complete's final
@@ -177,6 +178,11 @@ struct mirror_job;
  * the job from its return: no write may reach src directly in between. */
 int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 		 const struct mirror_opts *opts, struct mirror_job **out, char *err);
+/* With opts.hold, starts the copy that mirror_start prepared. Meanwhile the
+ * job takes writes already (they go to the source and are marked dirty), so
+ * a user can start a held job, route its writes through it, then run it:
+ * no write slips by between mirror_start and the routing. */
+void mirror_run(struct mirror_job *job);
 
 /* The disk user's writes: to the source, and as the state requires to the
  * destination too (see above). Same arguments and result as vhd_pwrite,

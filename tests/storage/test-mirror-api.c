@@ -208,3 +208,29 @@ Test(mirror_api, unfit_destinations_are_refused_at_start)
 	cr_assert(strstr(err, "nonexistent: cannot connect"), "%s", err);
 	vhd_close(src);
 }
+
+Test(mirror_api, a_held_job_takes_writes_before_it_runs)
+{
+	struct vhd_disk *src = make_source(16 * MiB, 0);
+	struct mirror_opts o = {.hold = true, .verify = true};
+	struct mirror_job *job;
+	struct mirror_progress p;
+	uint8_t b[8192];
+
+	start_server("memory 16M");
+	cr_assert_eq(mirror_start(src, &(struct mirror_dest){.uri = uri}, &o, &job, err), 0, "%s",
+		     err);
+	memset(b, 0x5c, sizeof b);
+	cr_assert_eq(mirror_pwrite(job, b, sizeof b, 3 * MiB - 100, err), 0, "%s", err);
+	usleep(100000);
+	mirror_get_progress(job, &p);
+	cr_assert_eq(p.state, MIRROR_MAPPING);
+	cr_assert_eq(p.done, 0);
+	cr_assert_eq(p.dirty, 2 * 65536); /* the write straddles two granules */
+	mirror_run(job);
+	cr_assert_eq(mirror_complete(job, err), 0, "%s", err);
+	mirror_get_progress(job, &p);
+	cr_assert_eq(p.bytes_sent, 2 * 65536);
+	mirror_free(job);
+	vhd_close(src);
+}
