@@ -20,7 +20,7 @@
 #define DEF_MAX_IN_FLIGHT  16
 #define DEF_SYNC_THRESHOLD (64ull << 20)
 #define DEF_MAX_PASSES	   8
-#define DEF_FLUSH_INTERVAL (128ull << 20)
+#define DEF_FLUSH_INTERVAL (64ull << 20)
 #define DEF_INTERVAL	   0.1
 #define MAX_CONNECTIONS	   16
 

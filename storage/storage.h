@@ -158,7 +158,7 @@ struct mirror_opts {
 	unsigned max_passes;	 /* ... or after this many passes; 0 = 8 */
 	bool hold;		 /* connect, but copy nothing before mirror_run */
 	bool verify;		 /* mirror_complete compares both sides */
-	/* Ask the destination to flush after this many bytes of data (0 = 128 MiB),
+	/* Ask the destination to flush after this many bytes of data (0 = 64 MiB),
 	 * so that its disk writes back during the copy and mirror_complete's final
 	 * flush is short. */
 	uint64_t flush_interval;
