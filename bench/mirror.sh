@@ -127,9 +127,11 @@ for i in $(seq "$RUNS"); do
 	serve ldst "$T/ldst.raw"
 	"$LAT" "$T/lat.raw" "$uri" 2000 4096 >"$T/lat-$i"
 	unserve ldst
-	awk '/^direct/ {d=$3} /^mirrored/ {m=$3} END {print d, m}' "$T/lat-$i" >>"$T/lat"
+	awk '/^direct/ {d=$3} /^nbd/ {b=$3} /^mirrored/ {m=$3} END {print d, b, m}' "$T/lat-$i" >>"$T/lat"
 done
-d=$(cut -d' ' -f1 "$T/lat" | median) m=$(cut -d' ' -f2 "$T/lat" | median)
-printf "4 KiB write latency (median of medians): source alone %s us, synchronous mirror %s us (+%s us, x%s)\n" \
-	"$d" "$m" "$(echo "$d $m" | awk '{printf "%.1f", $2-$1}')" "$(echo "$d $m" | awk '{printf "%.1f", $2/$1}')"
+d=$(cut -d' ' -f1 "$T/lat" | median) b=$(cut -d' ' -f2 "$T/lat" | median)
+m=$(cut -d' ' -f3 "$T/lat" | median)
+printf "4 KiB write latency (median of medians): source alone %s us, destination alone (NBD round trip) %s us, synchronous mirror %s us (+%s us over the source, +%s us over both)\n" \
+	"$d" "$b" "$m" "$(echo "$d $m" | awk '{printf "%.1f", $2-$1}')" \
+	"$(echo "$d $b $m" | awk '{x = $1 > $2 ? $1 : $2; printf "%.1f", $3-x}')"
 cat "$T/lat-$RUNS" | sed 's/^/  last run (mean, p50, p99 us): /'

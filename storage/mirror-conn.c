@@ -1,10 +1,14 @@
 /* storage/mirror-conn.c: one thread per NBD connection of a mirror job. It
- * owns its libnbd handle (no other thread calls libnbd on it) and runs an
- * event loop over the handle's socket and an eventfd: it issues the copier's
- * requests (claimed runs read from the source, written with nbd_aio_pwrite
- * or nbd_aio_zero, many in flight) and the destination half of the user's
- * synchronous writes, queued by mirror-write.c. Connection 0 first reads the
- * source's map. What is copied, and when, is decided in mirror-track.c. */
+ * runs an event loop over the handle's socket and an eventfd, which is where
+ * every reply arrives and every completion callback runs. It issues the
+ * copier's requests (claimed runs read from the source, written with
+ * nbd_aio_pwrite or nbd_aio_zero, many in flight); the destination half of a
+ * user's synchronous write is issued by the writer's own thread (libnbd is
+ * thread-safe), which saves a thread switch on the write's path, and wakes the
+ * loop only if the request could not be sent at once. No libnbd call is made
+ * with job->lock held (callbacks take it inside libnbd's handle lock).
+ * Connection 0 first reads the source's map. What is copied, and when, is
+ * decided in mirror-track.c. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -329,11 +333,15 @@ static int dest_part_done(void *opaque, int *error)
 {
 	struct dest_req *r = opaque;
 	struct mirror_job *job = r->job;
+	struct mirror_conn *c = r->conn;
 
 	pthread_mutex_lock(&job->lock);
 	if (*error && !r->error)
 		r->error = *error;
 	if (--r->pending == 0) {
+		/* The writer may free r once it sees done: nothing of r after. */
+		if (--c->direct == 0 && job->stopping)
+			mirror_wake(c); /* its loop may be waiting for this one */
 		r->done = true;
 		pthread_cond_broadcast(&job->cond);
 	}
@@ -379,14 +387,20 @@ static void submit_dest(struct mirror_conn *c, struct dest_req *r)
 	dest_part_done(r, &none);
 }
 
-void mirror_conn_submit(struct mirror_job *job, struct dest_req *r)
+void mirror_conn_pick(struct mirror_job *job, struct dest_req *r)
 {
-	struct mirror_conn *c = &job->conns[job->rr++ % job->nconns];
+	r->conn = &job->conns[job->rr++ % job->nconns];
+	r->conn->direct++;
+}
 
-	r->next = NULL;
-	*c->queue_tail = r;
-	c->queue_tail = &r->next;
-	mirror_wake(c);
+void mirror_conn_issue(struct dest_req *r)
+{
+	struct mirror_conn *c = r->conn;
+
+	submit_dest(c, r);
+	/* Not all sent: the connection's loop must wait for POLLOUT too. */
+	if (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE)
+		mirror_wake(c);
 }
 
 /* ---- the event loop ---- */
@@ -455,21 +469,11 @@ void *mirror_conn_main(void *opaque)
 		bool quiet = dead(c) || nbd_aio_in_flight(c->h) <= 0;
 
 		pthread_mutex_lock(&job->lock);
-		struct dest_req *reqs = c->queue;
-		c->queue = NULL;
-		c->queue_tail = &c->queue;
-		if (job->stopping && !reqs && quiet) {
+		if (job->stopping && quiet && !c->direct) {
 			pthread_mutex_unlock(&job->lock);
 			break;
 		}
 		pthread_mutex_unlock(&job->lock);
-
-		while (reqs) {
-			struct dest_req *next = reqs->next;
-
-			submit_dest(c, reqs);
-			reqs = next;
-		}
 		wait_events(c, start_copies(c));
 		if (c->idle) {
 			pthread_mutex_lock(&job->lock);
@@ -493,6 +497,5 @@ int mirror_conn_open(struct mirror_conn *c, char *err)
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->wake_fd < 0)
 		return vhd_error(err, errno, "eventfd: %m");
-	c->queue_tail = &c->queue;
 	return 0;
 }

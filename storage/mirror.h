@@ -60,7 +60,7 @@ struct dest_req {
 	unsigned pending;
 	int error;
 	bool done;
-	struct dest_req *next; /* in a connection's queue */
+	struct mirror_conn *conn; /* where it is issued */
 };
 
 /* A claimed run of granules being copied. */
@@ -79,9 +79,8 @@ struct mirror_conn {
 	struct nbd_handle *h;
 	pthread_t thread;
 	bool started;
-	int wake_fd;		/* an eventfd: new requests, or stop */
-	struct dest_req *queue; /* user requests not yet submitted (job->lock) */
-	struct dest_req **queue_tail;
+	int wake_fd;		    /* an eventfd: new requests, or stop */
+	unsigned direct;	    /* user requests issued here, not completed (job->lock) */
 	unsigned copies;	    /* copy requests in flight (job->lock) */
 	bool idle;		    /* counted in job->idle (job->lock) */
 	struct copy_req *free_reqs; /* owned by the thread */
@@ -167,8 +166,11 @@ double mirror_now(void);
 /* ---- mirror-conn.c ---- */
 int mirror_conn_open(struct mirror_conn *c, char *err); /* its eventfd */
 void *mirror_conn_main(void *opaque);
-/* Queues a user's request on a connection and wakes it. Caller holds the lock. */
-void mirror_conn_submit(struct mirror_job *job, struct dest_req *r);
+/* Chooses the connection for a user's request (caller holds the lock), then
+ * issues it from the caller's thread (without the lock); completion sets
+ * r->done and broadcasts job->cond. */
+void mirror_conn_pick(struct mirror_job *job, struct dest_req *r);
+void mirror_conn_issue(struct dest_req *r);
 
 /* ---- mirror-verify.c ---- */
 /* Compares source and destination (connections stopped, both flushed). */
