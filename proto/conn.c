@@ -314,6 +314,11 @@ int conn_recv_header(struct proto_conn *c, struct proto_frame_hdr *h, int64_t *d
 	return proto_frame_hdr_parse(hdr, h, err);
 }
 
+int64_t conn_deadline(const struct proto_conn *c)
+{
+	return io_deadline(c->timeout_ms);
+}
+
 int conn_recv_bytes(struct proto_conn *c, void *p, size_t len, int64_t deadline, char *err)
 {
 	return recv_exact(c, p, len, deadline, false, err);

@@ -32,6 +32,8 @@ int conn_recv_payload(struct proto_conn *c, const struct proto_frame_hdr *h, str
 		      int64_t deadline, char *err);
 int conn_recv_bytes(struct proto_conn *c, void *p, size_t len, int64_t deadline, char *err);
 int conn_recv_iov(struct proto_conn *c, struct iovec *iov, int n, int64_t deadline, char *err);
+/* A new deadline for the rest of a frame, one timeout from now. */
+int64_t conn_deadline(const struct proto_conn *c);
 
 /* pages-recv.c: MEM_BATCH received into s->target. pages_recv_head reads the
  * batch header and entries (the whole payload when compressed or malformed)

@@ -178,6 +178,7 @@ int pages_recv_apply(struct proto_session *s, const struct proto_frame_hdr *h, i
 					     t->timeout_ms ? t->timeout_ms : PROTO_TIMEOUT_MS, err);
 		if (rc < 0)
 			return rc;
+		deadline = conn_deadline(s->conn); /* the wait for the round is not the peer's */
 	}
 	if (b->data) /* the whole payload was read (compressed) */
 		rc = proto_mem_batch_apply(b, t->mem_size, &s->scratch, write_page, (void *)t, err);

@@ -232,7 +232,8 @@ struct vhd_info {
 	uint32_t block_size;	  /* 0 for raw and fixed VHD */
 	uint32_t logical_sector;  /* 512 or 4096 */
 	uint32_t physical_sector; /* 512 or 4096 */
-	uint8_t uuid[16];	  /* VHD unique id / VHDX virtual disk id; zero for raw */
+	uint8_t uuid[16]; /* VHD unique id / VHDX data write GUID (what children link to); zero for
+			     raw */
 	bool has_parent;
 	uint8_t parent_uuid[16];
 	char parent_path[4096]; /* as the locator names it, "" if none */
