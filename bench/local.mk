@@ -17,3 +17,9 @@ bench_vm_memhost_SOURCES = bench/vm-memhost.c memsync/guest/mem.c
 bench_vm_memhost_CPPFLAGS = $(AM_CPPFLAGS) -DGUEST_HOST_BUILD
 bench_vm_memhost_CFLAGS = $(AM_CFLAGS) -O2
 CLEANFILES += bench/vm-memhost
+# bench/mirror.sh: the mirror engine against nbdcopy (throughput), and the
+# latency synchronous mirroring adds to a writer (bench/mirror-latency).
+bench_scripts += bench/mirror.sh
+EXTRA_PROGRAMS += bench/mirror-latency
+bench_mirror_latency_LDADD = storage/libstorage.la vhd/libvhd.la $(PTHREAD_LIBS)
+CLEANFILES += bench/mirror-latency

@@ -3,13 +3,12 @@
  * named in DISK_EXPORT, authenticated with the pre-shared key it sent.
  *
  * The VM's virtio-blk requests reach the mirror through a router installed
- * as the disk's backend (struct vm_blk_ops) before the job starts: every
- * write the guest makes between the router's installation and the job's
- * start is logged and, once the job exists, replayed through it (under the
- * router's lock, so that no newer write can overtake the replay), so that no
- * write escapes the mirror without pausing the guest. Clearing the router's
- * job sends later writes to the disk alone, which is how a cancel stops the
- * mirror while the guest runs on. */
+ * as the disk's backend (struct vm_blk_ops). The job is started held (it
+ * connects and takes writes, but copies nothing), the router installed, then
+ * the job run: a write made before the routing is on the disk before the
+ * copy reads it, so none escapes the mirror, and the guest never pauses.
+ * Clearing the router's job sends later writes to the disk alone, which is how
+ * a cancel stops the mirror while the guest runs on. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -19,44 +18,7 @@
 
 #include "memsync/migrate.h"
 
-enum {
-	EARLY_WRITE,
-	EARLY_ZERO,
-	EARLY_TRIM
-};
-#define EARLY_MAX 4096
-
 /* ---- the router ------------------------------------------------------------------ */
-
-static void log_early(struct mig_disk *d, uint64_t off, uint64_t len, unsigned kind, unsigned flags)
-{
-	if (d->nearly == d->capearly) {
-		size_t cap = d->capearly ? d->capearly * 2 : 64;
-		void *p = cap <= EARLY_MAX ? realloc(d->early, cap * sizeof(*d->early)) : NULL;
-
-		if (!p) { /* too many: the envelope of them all, replayed as data */
-			uint64_t lo = off, hi = off + len;
-
-			for (size_t i = 0; i < d->nearly; i++) {
-				lo = d->early[i].off < lo ? d->early[i].off : lo;
-				if (d->early[i].off + d->early[i].len > hi)
-					hi = d->early[i].off + d->early[i].len;
-			}
-			d->nearly = 1;
-			d->early[0].off = lo;
-			d->early[0].len = hi - lo;
-			d->early[0].kind = EARLY_WRITE;
-			return;
-		}
-		d->early = p;
-		d->capearly = cap;
-	}
-	d->early[d->nearly].off = off;
-	d->early[d->nearly].len = len;
-	d->early[d->nearly].kind = kind;
-	d->early[d->nearly].flags = flags;
-	d->nearly++;
-}
 
 static int r_pread(void *h, void *buf, size_t len, uint64_t off, char *err)
 {
@@ -71,13 +33,8 @@ static int r_pwrite(void *h, const void *buf, size_t len, uint64_t off, char *er
 	int r;
 
 	pthread_mutex_lock(&d->lock);
-	if (d->job) {
-		r = mirror_pwrite(d->job, buf, len, off, err);
-	} else {
-		r = vhd_pwrite(d->disk, buf, len, off, err);
-		if (r == 0 && d->logging)
-			log_early(d, off, len, EARLY_WRITE, 0);
-	}
+	r = d->job ? mirror_pwrite(d->job, buf, len, off, err)
+		   : vhd_pwrite(d->disk, buf, len, off, err);
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
@@ -95,8 +52,6 @@ static int r_zero(void *h, uint64_t len, uint64_t off, unsigned flags, char *err
 			 : mirror_zero(d->job, len, off, zf, err);
 	else
 		r = trim ? vhd_trim(d->disk, len, off, err) : vhd_zero(d->disk, len, off, zf, err);
-	if (r == 0 && !d->job && d->logging)
-		log_early(d, off, len, trim ? EARLY_TRIM : EARLY_ZERO, zf);
 	pthread_mutex_unlock(&d->lock);
 	return r;
 }
@@ -114,42 +69,6 @@ static int r_flush(void *h, char *err)
 
 static const struct vm_blk_ops router_ops = {r_pread, r_pwrite, r_zero, r_flush};
 
-/* Replays the early writes through the job (d->lock held). */
-static int replay(struct mig_disk *d, char *err)
-{
-	uint8_t *buf = NULL;
-	int r = 0;
-
-	for (size_t i = 0; i < d->nearly && r == 0; i++) {
-		uint64_t off = d->early[i].off, len = d->early[i].len;
-
-		if (d->early[i].kind == EARLY_TRIM) {
-			r = mirror_trim(d->job, len, off, err);
-			continue;
-		}
-		if (d->early[i].kind == EARLY_ZERO) {
-			r = mirror_zero(d->job, len, off, d->early[i].flags, err);
-			continue;
-		}
-		while (len && r == 0) {
-			size_t n = len < (1u << 20) ? (size_t)len : (1u << 20);
-
-			if (!buf && !(buf = malloc(1u << 20)))
-				return vm_error(err, ENOMEM, "out of memory");
-			r = vhd_pread(d->disk, buf, n, off, err);
-			if (r == 0)
-				r = mirror_pwrite(d->job, buf, n, off, err);
-			off += n;
-			len -= n;
-		}
-	}
-	free(buf);
-	free(d->early);
-	d->early = NULL;
-	d->nearly = d->capearly = 0;
-	return r;
-}
-
 /* ---- starting ------------------------------------------------------------------------ */
 
 static void export_uri(const struct proto_disk_export *x, char *out, size_t len)
@@ -165,7 +84,8 @@ static void export_uri(const struct proto_disk_export *x, char *out, size_t len)
 static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 {
 	struct mirror_opts mo = {.limit = m->o.bandwidth ? mig_limit_charge : NULL,
-				 .limit_opaque = &m->limit};
+				 .limit_opaque = &m->limit,
+				 .hold = true};
 	struct mirror_dest dest = {0};
 	struct mirror_job *job;
 	char uri[4096];
@@ -185,18 +105,14 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	export_uri(&d->exp, uri, sizeof(uri));
 	dest.uri = uri;
 	dest.connections = 4;
-	d->logging = true;
+	if ((r = mirror_start(d->disk, &dest, &mo, &job, err)) < 0)
+		return r;
+	d->job = job;
 	if ((r = vm_disk_set_ops(m->vm, d->index, &router_ops, d, NULL, err)) < 0)
 		return r;
 	d->routed = true;
-	if ((r = mirror_start(d->disk, &dest, &mo, &job, err)) < 0)
-		return r;
-	pthread_mutex_lock(&d->lock);
-	d->job = job;
-	d->logging = false;
-	r = replay(d, err);
-	pthread_mutex_unlock(&d->lock);
-	return r;
+	mirror_run(job);
+	return 0;
 }
 
 int mig_storage_start(struct mig_source *m, char *err)
@@ -299,7 +215,6 @@ static struct mirror_job *unroute(struct mig_disk *d)
 	pthread_mutex_lock(&d->lock);
 	job = d->job;
 	d->job = NULL;
-	d->logging = false;
 	pthread_mutex_unlock(&d->lock);
 	return job;
 }
@@ -361,7 +276,6 @@ void mig_storage_release(struct mig_source *m)
 
 		if (d->psk_file[0])
 			unlink(d->psk_file);
-		free(d->early);
 		free(d->exp.host);
 		free(d->exp.socket);
 		free(d->exp.export_name);

@@ -145,15 +145,9 @@ struct mig_disk {
 	struct proto_disk_export exp;
 	bool have_exp;
 	struct mirror_job *job;
-	/* The router between the VM's virtio-blk and the mirror: it logs the
-	 * writes made before the job exists, so that none escapes it. */
+	/* The router between the VM's virtio-blk and the mirror: its job. */
 	pthread_mutex_t lock;
-	bool routed, logging;
-	struct {
-		uint64_t off, len;
-		unsigned kind, flags;
-	} * early;
-	size_t nearly, capearly;
+	bool routed;
 };
 
 struct mig_worker;

@@ -1,10 +1,14 @@
 /* storage/mirror-conn.c: one thread per NBD connection of a mirror job. It
- * owns its libnbd handle (no other thread calls libnbd on it) and runs an
- * event loop over the handle's socket and an eventfd: it issues the copier's
- * requests (claimed runs read from the source, written with nbd_aio_pwrite
- * or nbd_aio_zero, many in flight) and the destination half of the user's
- * synchronous writes, queued by mirror-write.c. Connection 0 first reads the
- * source's map. What is copied, and when, is decided in mirror-track.c. */
+ * runs an event loop over the handle's socket and an eventfd, which is where
+ * every reply arrives and every completion callback runs. It issues the
+ * copier's requests (claimed runs read from the source, written with
+ * nbd_aio_pwrite or nbd_aio_zero, many in flight); the destination half of a
+ * user's synchronous write is issued by the writer's own thread (libnbd is
+ * thread-safe), which saves a thread switch on the write's path, and wakes the
+ * loop only if the request could not be sent at once. No libnbd call is made
+ * with job->lock held (callbacks take it inside libnbd's handle lock).
+ * Connection 0 first reads the source's map. What is copied, and when, is
+ * decided in mirror-track.c. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -108,6 +112,34 @@ static int copy_part_done(void *opaque, int *error)
 	return 1;
 }
 
+static int early_flush_done(void *opaque, int *error)
+{
+	struct mirror_job *job = opaque;
+
+	if (*error) {
+		pthread_mutex_lock(&job->lock);
+		mirror_fail(job, *error, "%s: flushing the destination failed: %s", job->uri,
+			    strerror(*error));
+		pthread_mutex_unlock(&job->lock);
+	}
+	return 1;
+}
+
+/* Asks the destination to write back what it has so far, while the copy goes
+ * on: its disk works in parallel with the network, and the final flush of
+ * mirror_complete (in a migration, part of the downtime) finds little left.
+ * Not a durability point: writes still in flight may or may not be covered. */
+static void early_flush(struct mirror_conn *c)
+{
+	nbd_completion_callback cb = {.callback = early_flush_done, .user_data = c->job};
+
+	if (nbd_aio_flush(c->h, cb, 0) < 0) {
+		int e = submit_error(c);
+
+		early_flush_done(c->job, &e);
+	}
+}
+
 /* Issues one command for [off, off+len) of a copy request: data from buf, or
  * zeroes (buf NULL). A command that cannot be issued counts as failed. */
 static void copy_part(struct mirror_conn *c, struct copy_req *req, const uint8_t *buf, uint64_t len,
@@ -117,12 +149,20 @@ static void copy_part(struct mirror_conn *c, struct copy_req *req, const uint8_t
 	nbd_completion_callback cb = {.callback = copy_part_done, .user_data = req};
 	int64_t cookie;
 
+	bool flush = false;
+
 	pthread_mutex_lock(&job->lock);
 	req->pending++;
-	if (buf)
+	if (buf) {
 		job->sent += len;
-	else
+		job->unflushed += len;
+		if (job->dest_can_flush && job->unflushed >= job->opts.flush_interval) {
+			job->unflushed = 0;
+			flush = true;
+		}
+	} else {
 		job->zeroed += len;
+	}
 	pthread_mutex_unlock(&job->lock);
 	if (buf)
 		cookie = nbd_aio_pwrite(c->h, buf, len, off, cb, 0);
@@ -135,6 +175,8 @@ static void copy_part(struct mirror_conn *c, struct copy_req *req, const uint8_t
 
 		copy_part_done(req, &e);
 	}
+	if (flush)
+		early_flush(c);
 }
 
 enum {
@@ -294,11 +336,15 @@ static int dest_part_done(void *opaque, int *error)
 {
 	struct dest_req *r = opaque;
 	struct mirror_job *job = r->job;
+	struct mirror_conn *c = r->conn;
 
 	pthread_mutex_lock(&job->lock);
 	if (*error && !r->error)
 		r->error = *error;
 	if (--r->pending == 0) {
+		/* The writer may free r once it sees done: nothing of r after. */
+		if (--c->direct == 0 && job->stopping)
+			mirror_wake(c); /* its loop may be waiting for this one */
 		r->done = true;
 		pthread_cond_broadcast(&job->cond);
 	}
@@ -344,14 +390,20 @@ static void submit_dest(struct mirror_conn *c, struct dest_req *r)
 	dest_part_done(r, &none);
 }
 
-void mirror_conn_submit(struct mirror_job *job, struct dest_req *r)
+void mirror_conn_pick(struct mirror_job *job, struct dest_req *r)
 {
-	struct mirror_conn *c = &job->conns[job->rr++ % job->nconns];
+	r->conn = &job->conns[job->rr++ % job->nconns];
+	r->conn->direct++;
+}
 
-	r->next = NULL;
-	*c->queue_tail = r;
-	c->queue_tail = &r->next;
-	mirror_wake(c);
+void mirror_conn_issue(struct dest_req *r)
+{
+	struct mirror_conn *c = r->conn;
+
+	submit_dest(c, r);
+	/* Not all sent: the connection's loop must wait for POLLOUT too. */
+	if (nbd_aio_get_direction(c->h) & LIBNBD_AIO_DIRECTION_WRITE)
+		mirror_wake(c);
 }
 
 /* ---- the event loop ---- */
@@ -398,6 +450,10 @@ void *mirror_conn_main(void *opaque)
 	struct mirror_job *job = c->job;
 	char err[VHD_ERR_LEN];
 
+	pthread_mutex_lock(&job->lock);
+	while (job->held && !job->stopping)
+		pthread_cond_wait(&job->cond, &job->lock);
+	pthread_mutex_unlock(&job->lock);
 	if (c->index == 0) {
 		int r = map_source(job, err);
 
@@ -416,21 +472,11 @@ void *mirror_conn_main(void *opaque)
 		bool quiet = dead(c) || nbd_aio_in_flight(c->h) <= 0;
 
 		pthread_mutex_lock(&job->lock);
-		struct dest_req *reqs = c->queue;
-		c->queue = NULL;
-		c->queue_tail = &c->queue;
-		if (job->stopping && !reqs && quiet) {
+		if (job->stopping && quiet && !c->direct) {
 			pthread_mutex_unlock(&job->lock);
 			break;
 		}
 		pthread_mutex_unlock(&job->lock);
-
-		while (reqs) {
-			struct dest_req *next = reqs->next;
-
-			submit_dest(c, reqs);
-			reqs = next;
-		}
 		wait_events(c, start_copies(c));
 		if (c->idle) {
 			pthread_mutex_lock(&job->lock);
@@ -454,6 +500,5 @@ int mirror_conn_open(struct mirror_conn *c, char *err)
 	c->wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 	if (c->wake_fd < 0)
 		return vhd_error(err, errno, "eventfd: %m");
-	c->queue_tail = &c->queue;
 	return 0;
 }

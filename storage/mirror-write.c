@@ -71,8 +71,9 @@ static int write_sync(struct mirror_job *job, const struct write_op *w, char *er
 
 	mirror_set_writing(job, w->len, w->off, true);
 	mirror_set_written(job, w->len, w->off);
-	mirror_conn_submit(job, &d);
+	mirror_conn_pick(job, &d);
 	pthread_mutex_unlock(&job->lock);
+	mirror_conn_issue(&d);
 	r = source_op(job, w, true, err); /* while the destination works too */
 	pthread_mutex_lock(&job->lock);
 	while (!d.done)

@@ -20,6 +20,7 @@
 #define DEF_MAX_IN_FLIGHT  16
 #define DEF_SYNC_THRESHOLD (64ull << 20)
 #define DEF_MAX_PASSES	   8
+#define DEF_FLUSH_INTERVAL (64ull << 20)
 #define DEF_INTERVAL	   0.1
 #define MAX_CONNECTIONS	   16
 
@@ -97,6 +98,8 @@ static int set_options(struct mirror_job *job, const struct mirror_opts *o, char
 		m->request_size = DEF_REQUEST_SIZE;
 	if (!m->max_in_flight)
 		m->max_in_flight = DEF_MAX_IN_FLIGHT;
+	if (!m->flush_interval)
+		m->flush_interval = DEF_FLUSH_INTERVAL;
 	if (!m->sync_threshold)
 		m->sync_threshold = DEF_SYNC_THRESHOLD;
 	if (!m->max_passes)
@@ -252,6 +255,7 @@ int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 	job->request_size = rs >> job->shift << job->shift;
 	if (!job->request_size)
 		job->request_size = 1u << job->shift;
+	job->held = job->opts.hold;
 	job->start = job->rate_t0 = job->tokens_t = mirror_now();
 	for (unsigned i = 0; i < job->nconns; i++) {
 		r = -pthread_create(&job->conns[i].thread, NULL, mirror_conn_main, &job->conns[i]);
@@ -267,6 +271,14 @@ int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 	}
 	*out = job;
 	return 0;
+}
+
+void mirror_run(struct mirror_job *job)
+{
+	pthread_mutex_lock(&job->lock);
+	job->held = false;
+	pthread_cond_broadcast(&job->cond);
+	pthread_mutex_unlock(&job->lock);
 }
 
 /* ---- progress and waiting ---- */

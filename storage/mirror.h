@@ -60,7 +60,7 @@ struct dest_req {
 	unsigned pending;
 	int error;
 	bool done;
-	struct dest_req *next; /* in a connection's queue */
+	struct mirror_conn *conn; /* where it is issued */
 };
 
 /* A claimed run of granules being copied. */
@@ -79,9 +79,8 @@ struct mirror_conn {
 	struct nbd_handle *h;
 	pthread_t thread;
 	bool started;
-	int wake_fd;		/* an eventfd: new requests, or stop */
-	struct dest_req *queue; /* user requests not yet submitted (job->lock) */
-	struct dest_req **queue_tail;
+	int wake_fd;		    /* an eventfd: new requests, or stop */
+	unsigned direct;	    /* user requests issued here, not completed (job->lock) */
 	unsigned copies;	    /* copy requests in flight (job->lock) */
 	bool idle;		    /* counted in job->idle (job->lock) */
 	struct copy_req *free_reqs; /* owned by the thread */
@@ -107,6 +106,7 @@ struct mirror_job {
 	uint64_t pass_claims; /* runs claimed in this pass */
 	unsigned pass;
 	enum mirror_state state;
+	bool held;     /* opts.hold until mirror_run */
 	bool mapped;   /* the source's map has been read */
 	bool sync;     /* user writes go to both sides */
 	bool stopping; /* connections finish what is in flight and exit */
@@ -118,6 +118,7 @@ struct mirror_job {
 
 	/* Progress. */
 	uint64_t total, done, sent, zeroed, mirrored;
+	uint64_t unflushed; /* data sent since the last early flush */
 	double start, rate, rate_t0;
 	uint64_t rate_done0;
 
@@ -165,8 +166,11 @@ double mirror_now(void);
 /* ---- mirror-conn.c ---- */
 int mirror_conn_open(struct mirror_conn *c, char *err); /* its eventfd */
 void *mirror_conn_main(void *opaque);
-/* Queues a user's request on a connection and wakes it. Caller holds the lock. */
-void mirror_conn_submit(struct mirror_job *job, struct dest_req *r);
+/* Chooses the connection for a user's request (caller holds the lock), then
+ * issues it from the caller's thread (without the lock); completion sets
+ * r->done and broadcasts job->cond. */
+void mirror_conn_pick(struct mirror_job *job, struct dest_req *r);
+void mirror_conn_issue(struct dest_req *r);
 
 /* ---- mirror-verify.c ---- */
 /* Compares source and destination (connections stopped, both flushed). */

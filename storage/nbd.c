@@ -115,6 +115,16 @@ static int check_range(struct vhd_io *io, uint64_t len, uint64_t off, char *err)
 	return 0;
 }
 
+/* "NAME: read of 0x100000 bytes at offset 0x2000: libnbd's message" */
+static int request_error(char *err, const char *name, const char *what, uint64_t len, uint64_t off)
+{
+	char w[96];
+
+	snprintf(w, sizeof w, "%s of 0x%llx bytes at offset 0x%llx", what, (unsigned long long)len,
+		 (unsigned long long)off);
+	return storage_nbd_error(err, name, w);
+}
+
 static int nbd_io_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off, char *err)
 {
 	struct nbd_io *n = nio(io);
@@ -124,7 +134,7 @@ static int nbd_io_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off, 
 		size_t c = len < n->max_request ? len : n->max_request;
 
 		if (nbd_pread(n->h, buf, c, off, 0) < 0)
-			return storage_nbd_error(err, io->name, "read");
+			return request_error(err, io->name, "read", c, off);
 		buf = (char *)buf + c;
 		len -= c;
 		off += c;
@@ -141,7 +151,7 @@ static int nbd_io_pwrite(struct vhd_io *io, const void *buf, size_t len, uint64_
 		size_t c = len < n->max_request ? len : n->max_request;
 
 		if (nbd_pwrite(n->h, buf, c, off, 0) < 0)
-			return storage_nbd_error(err, io->name, "write");
+			return request_error(err, io->name, "write", c, off);
 		buf = (const char *)buf + c;
 		len -= c;
 		off += c;

@@ -150,12 +150,13 @@ typedef void (*mirror_progress_fn)(void *opaque, const struct mirror_progress *p
 
 struct mirror_opts {
 	uint64_t bandwidth;	 /* cap on the copier in bytes/s; 0 = none */
-	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 64 */
+	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 16 */
 	uint32_t request_size;	 /* bytes per copy request; 0 = 1 MiB */
 	uint32_t granularity;	 /* bytes per dirty-bitmap bit (power of 2); 0 = 64 KiB */
 	uint64_t sync_threshold; /* go synchronous at or below this many dirty bytes;
 				  * 0 = 64 MiB */
 	unsigned max_passes;	 /* ... or after this many passes; 0 = 8 */
+	bool hold;		 /* connect, but copy nothing before mirror_run */
 	bool verify;		 /* mirror_complete compares both sides */
 	/* A bandwidth budget shared with other traffic (a migration's memory):
 	 * called under the job's lock before each data copy request with 0 ("may
@@ -164,6 +165,10 @@ struct mirror_opts {
 	 * NULL: only .bandwidth applies. Like .bandwidth, never the user's writes. */
 	int (*limit)(void *limit_opaque, uint64_t bytes);
 	void *limit_opaque;
+	/* Ask the destination to flush after this many bytes of data (0 = 64 MiB),
+	 * so that its disk writes back during the copy and mirror_complete's final
+	 * flush is short. */
+	uint64_t flush_interval;
 	/* Called from the thread blocked in mirror_wait_synced or mirror_complete,
 	 * every progress_interval seconds (0 = 0.1) and at each state change. */
 	mirror_progress_fn progress;
@@ -174,9 +179,17 @@ struct mirror_opts {
 struct mirror_job;
 
 /* Connects to the destination and starts copying in the background. opts may
- * be NULL. On failure nothing was started and src was not touched. */
+ * be NULL. On failure nothing was started and src was not touched. It returns
+ * once connected (the source's map is read by the background threads), so a
+ * user that writes can hold its writes during the call and send them through
+ * the job from its return: no write may reach src directly in between. */
 int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 		 const struct mirror_opts *opts, struct mirror_job **out, char *err);
+/* With opts.hold, starts the copy that mirror_start prepared. Meanwhile the
+ * job takes writes already (they go to the source and are marked dirty), so
+ * a user can start a held job, route its writes through it, then run it:
+ * no write slips by between mirror_start and the routing. */
+void mirror_run(struct mirror_job *job);
 
 /* The disk user's writes: to the source, and as the state requires to the
  * destination too (see above). Same arguments and result as vhd_pwrite,

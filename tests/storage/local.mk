@@ -1,6 +1,6 @@
 # tests/storage/: the NBD and HTTP backends, the nbdkit plugin and the mirror
 # engine, against real peers (nbdkit, nginx, qemu-img, qemu-io, nbdcopy).
-EXTRA_DIST += tests/storage/servers.sh tests/storage/hostile-http.py \
+EXTRA_DIST += tests/storage/servers.sh tests/storage/hostile-http.py tests/storage/hostile-nbd.py \
 	tests/storage/plugin-clients.sh tests/storage/mirror-scenario.sh
 
 storage_shell_tests = \
@@ -9,6 +9,8 @@ storage_shell_tests = \
 	tests/storage/test-https.sh \
 	tests/storage/test-http-norange.sh \
 	tests/storage/test-http-hostile.sh \
+	tests/storage/test-nbd-hostile.sh \
+	tests/storage/test-broken-remote.sh \
 	tests/storage/test-plugin-raw.sh \
 	tests/storage/test-plugin-vhd.sh \
 	tests/storage/test-plugin-vhdx.sh \
@@ -25,6 +27,7 @@ TESTS += $(storage_shell_tests)
 EXTRA_DIST += $(storage_shell_tests)
 # Bad input from servers: again under the sanitizers.
 sanitizer_tests += tests/storage/test-http-hostile.sh tests/storage/test-http-norange.sh \
+	tests/storage/test-nbd-hostile.sh tests/storage/test-broken-remote.sh \
 	tests/storage/test-mirror-fault.sh
 
 if HAVE_CRITERION
@@ -32,6 +35,10 @@ check_PROGRAMS += tests/storage/test-storage-io
 TESTS += tests/storage/test-storage-io
 tests_storage_test_storage_io_CFLAGS = $(unit_cflags)
 tests_storage_test_storage_io_LDADD = storage/libstorage.la vhd/libvhd.la $(unit_ldadd)
+check_PROGRAMS += tests/storage/test-mirror-api
+TESTS += tests/storage/test-mirror-api
+tests_storage_test_mirror_api_CFLAGS = $(unit_cflags)
+tests_storage_test_mirror_api_LDADD = storage/libstorage.la vhd/libvhd.la $(unit_ldadd)
 endif
 
 # The mirror engine under a writer (driven by the test-mirror-*.sh scripts).

@@ -88,29 +88,35 @@ CONF
 # itself is not instrumented, so the plugin's runtime is preloaded into it.
 PLUGIN="$abs_top_builddir/storage/nbdkit/.libs/nbdkit-smove-plugin.so"
 start_plugin() {
+	try_plugin "$@" || {
+		cat "$T/$1.log" >&2
+		fail "nbdkit smove did not start: $*"
+	}
+}
+
+# try_plugin NAME PARAMS...: the same, but returns nbdkit's failure (its
+# messages are in $T/NAME.log) instead of failing the test.
+try_plugin() {
 	requires nbdkit
-	name=$1
+	_pn=$1
 	shift
-	set -- -U "$T/$name.sock" -P "$T/$name.pid" ${NBDKIT_ARGS:-} "$PLUGIN" "$@"
+	set -- -U "$T/$_pn.sock" -P "$T/$_pn.pid" ${NBDKIT_ARGS:-} "$PLUGIN" "$@"
 	if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
 		set -- env LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
 			ASAN_OPTIONS=detect_leaks=0 nbdkit "$@"
 	else
 		set -- nbdkit "$@"
 	fi
-	"$@" 2>>"$T/$name.log" || {
-		cat "$T/$name.log" >&2
-		fail "nbdkit smove did not start: $*"
-	}
-	on_exit "stop_plugin $name"
-	nbd_uri="nbd+unix:///?socket=$T/$name.sock"
+	"$@" 2>>"$T/$_pn.log" || return 1
+	on_exit "stop_plugin $_pn"
+	nbd_uri="nbd+unix:///?socket=$T/$_pn.sock"
 }
 
 # stop_plugin NAME: stops it and waits until it has exited (and flushed).
 stop_plugin() {
 	[ -e "$T/$1.pid" ] || return 0
-	pid=$(cat "$T/$1.pid")
-	kill "$pid" 2>/dev/null || :
-	for _ in $(seq 200); do kill -0 "$pid" 2>/dev/null || break; sleep 0.05; done
+	_pp=$(cat "$T/$1.pid")
+	kill "$_pp" 2>/dev/null || :
+	for _ in $(seq 200); do kill -0 "$_pp" 2>/dev/null || break; sleep 0.05; done
 	rm -f "$T/$1.pid"
 }

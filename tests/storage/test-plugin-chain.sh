@@ -1,8 +1,9 @@
 #!/bin/sh
 # A differencing VHDX (and VHD) served with its chain: by nbdkit smove from
 # files, and from a web server (nginx) where the parent is found at the
-# child's URL; writes through the plugin land in the child only. Every read
-# is compared with smove's own flattening of the local files.
+# child's URL; writes through the plugin land in the child only; the mirror
+# engine flattens the chain. Every read is compared with smove's own
+# flattening of the local files.
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/storage/servers.sh"
 requires qemu-io nbdcopy nbdinfo
@@ -33,6 +34,14 @@ for fmt in vhdx vhd; do
 	"$SMOVE" disk convert -q "www/child.$fmt" "flat2-$fmt.raw"
 	cmp -s "flat-$fmt.raw" "flat2-$fmt.raw" && fail "$fmt: the write through the plugin is lost"
 	mv "flat2-$fmt.raw" "flat-$fmt.raw"
+
+	# The mirror engine flattens the chain into a fresh image.
+	"$SMOVE" disk create --size 64M --chs-round "mirror.$fmt"
+	start_plugin "m$fmt" "file=$T/mirror.$fmt"
+	"$SMOVE" disk mirror -q --verify "www/child.$fmt" "$nbd_uri"
+	stop_plugin "m$fmt"
+	"$SMOVE" disk convert -q "mirror.$fmt" "mirror-$fmt.raw"
+	cmp "flat-$fmt.raw" "mirror-$fmt.raw" || fail "$fmt: the mirrored chain differs"
 done
 
 # From a web server: the parent is fetched at the child's URL's directory.
