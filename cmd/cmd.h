@@ -31,6 +31,7 @@ int run_subcommand(const char *prog, const struct subcommand *table, int argc, c
 
 int cmd_disk(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
+int demo_disk(int argc, char **argv); /* `smove demo disk` */
 int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

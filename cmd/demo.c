@@ -1,4 +1,4 @@
-/* cmd/demo.c: `smove demo`, the disk layer at work on generated images: create
+/* cmd/demo.c: `smove demo disk`, the disk layer at work on generated images: create
  * a dynamic VHDX, write data into it, convert it to VHD and back and to raw,
  * show info and maps, and verify that every copy holds the same disk. */
 #include <getopt.h>
@@ -10,7 +10,7 @@
 #include "cmd/cmd.h"
 #include "cmd/disk.h"
 
-static const char help[] = "Usage: smove demo [--dir DIR] [--keep]\n"
+static const char help[] = "Usage: smove demo disk [--dir DIR] [--keep]\n"
 			   "\n"
 			   "Show the disk layer at work on generated images: create a dynamic\n"
 			   "VHDX, write data, convert it to VHD, back to VHDX and to raw, show\n"
@@ -188,7 +188,7 @@ static int run(char *err)
 	return 0;
 }
 
-int cmd_demo(int argc, char **argv)
+int demo_disk(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"dir", required_argument, NULL, 'd'},
@@ -213,11 +213,11 @@ int cmd_demo(int argc, char **argv)
 			fputs(help, stdout);
 			return EXIT_SUCCESS;
 		default:
-			return usage_error("smove demo", "unknown option");
+			return usage_error("smove demo disk", "unknown option");
 		}
 	}
 	if (optind != argc)
-		return usage_error("smove demo", "unexpected argument '%s'", argv[optind]);
+		return usage_error("smove demo disk", "unexpected argument '%s'", argv[optind]);
 	if (!dir && !(dir = mkdtemp(tmpl))) {
 		msg("cannot create a directory under /tmp: %m");
 		return EXIT_FAILURE;

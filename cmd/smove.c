@@ -23,7 +23,7 @@ static const struct subcommand commands[] = {
     {"ps", cmd_ps, "list the virtual machines running on this host"},
     {"serve", cmd_serve, "accept live migrations into a storage directory"},
     {"move", cmd_move, "move a running virtual machine to another host, live"},
-    {"demo", cmd_demo, "show what smove does, on generated images"},
+    {"demo", cmd_demo, "show a live migration on this machine (or the disk layer)"},
     {NULL, NULL, NULL},
 };
 

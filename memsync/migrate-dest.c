@@ -320,12 +320,15 @@ static int resume(struct mig_incoming *inc, char *err)
 	 * (and the temporary names are completed after a crash from here on). */
 	if ((r = set_state(inc, MIG_REC_RESUMING, err)) < 0)
 		return r;
-	if ((r = mig_child_call(&inc->child, "{\"cmd\":\"resume\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
-				err)) < 0)
-		return 1; /* it may run: the record says so, the source will ask */
+	/* RESUMING goes right before the resume itself, so that the source's
+	 * measure of the downtime ends when the VM resumes (the reply from the VM
+	 * process, whose vCPUs now compete with it for the CPU, may come later). */
 	inc->t_resumed = mig_now();
-	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
-		return 1;
+	r = proto_session_send(&inc->s, &m, err);
+	if (mig_child_call(&inc->child, "{\"cmd\":\"resume\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
+			   err) < 0 ||
+	    r < 0)
+		return 1; /* it may run: the record says so, the source will ask */
 	/* The names, out of the downtime: the disks were flushed through the
 	 * exports before the last round, the rename makes them final. */
 	for (unsigned i = 0; i < inc->nexp; i++) {

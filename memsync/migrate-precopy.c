@@ -20,10 +20,12 @@
  * running, vCPUs are throttled (20 %, then +10 % a round, as QEMU's
  * auto-converge); at 99 % for 5 rounds, or after max_rounds, it fails. */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "memsync/migrate.h"
 
@@ -158,18 +160,15 @@ static int send_chunk(struct mig_worker *w, uint64_t first, uint64_t last)
 			uint64_t p = g - m->slot_first[i];
 			const uint8_t *hva = sl->hva + p * VM_PAGE_SIZE;
 
-			if (!m->round_all) {
-				uint64_t word = m->bitmap[i][p / 64];
+			uint64_t word = m->bitmap[i][p / 64];
 
-				if (!word) {
-					g |= 63; /* skip the rest of an empty word */
-					continue;
-				}
-				if (!(word & (1ull << (p % 64))))
-					continue;
-			} else if (proto_page_is_zero(hva)) {
+			if (!word) {
+				g |= 63; /* skip the rest of an empty word */
 				continue;
 			}
+			if (!(word & (1ull << (p % 64))) ||
+			    (m->round_all && proto_page_is_zero(hva)))
+				continue;
 			r = add_page(w, sl->memfd_offset + p * VM_PAGE_SIZE, hva, copy);
 		}
 	}
@@ -221,6 +220,8 @@ static void *worker_thread(void *arg)
 	pthread_mutex_unlock(&m->wlock);
 	return NULL;
 }
+
+static int wait_disks(struct mig_source *m, char *err);
 
 /* Sends round m->round on every connection, then its ROUND_END. */
 static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, double *elapsed,
@@ -279,6 +280,8 @@ static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, doubl
 	m->bytes_mem += bytes - bytes0;
 	m->pages_sent += pages - pages0;
 	m->round_bytes = bytes - bytes0;
+	if ((flags & PROTO_ROUND_FINAL) && (r = wait_disks(m, err)) < 0)
+		return r;
 	return proto_session_send(&m->s, &re, err);
 }
 
@@ -325,6 +328,37 @@ static void round_event(struct mig_source *m, double elapsed, uint64_t dirty, do
 	mig_event_end(&m->ev, &j);
 }
 
+/* Round 1's pages: those the memfd holds at all. A page never written is a
+ * hole, which reading would allocate (shmem): SEEK_DATA skips the holes. */
+static void present_pages(struct mig_source *m)
+{
+	int fd = vm_memfd(m->vm);
+
+	for (unsigned i = 0; i < vm_nslots(m->vm); i++) {
+		const struct vm_slot *sl = vm_slot(m->vm, i);
+		off_t pos = (off_t)sl->memfd_offset, end = pos + (off_t)sl->size;
+
+		memset(m->bitmap[i], 0, (sl->size / VM_PAGE_SIZE + 63) / 64 * sizeof(uint64_t));
+		while (pos < end) {
+			off_t data = lseek(fd, pos, SEEK_DATA), hole;
+
+			if (data < 0) /* ENXIO: no data after pos; others: assume all */
+				data = errno == ENXIO ? end : pos;
+			if (data >= end)
+				break;
+			hole = lseek(fd, data, SEEK_HOLE);
+			if (hole < 0 || hole > end)
+				hole = end;
+			for (uint64_t p = (uint64_t)(data - (off_t)sl->memfd_offset) / VM_PAGE_SIZE;
+			     p < (uint64_t)(hole - (off_t)sl->memfd_offset + VM_PAGE_SIZE - 1) /
+				     VM_PAGE_SIZE;
+			     p++)
+				m->bitmap[i][p / 64] |= 1ull << (p % 64);
+			pos = hole;
+		}
+	}
+}
+
 int mig_precopy(struct mig_source *m, char *err)
 {
 	double last_fetch, target = (double)m->o.downtime_ms / 1e3;
@@ -335,6 +369,7 @@ int mig_precopy(struct mig_source *m, char *err)
 	if ((r = vm_dirty_log_start(m->vm, err)) < 0)
 		return r;
 	last_fetch = mig_now();
+	present_pages(m);
 	m->round_all = true;
 	for (m->round = 1;; m->round++) {
 		double elapsed, now, dirty_rate, predicted;
@@ -349,6 +384,9 @@ int mig_precopy(struct mig_source *m, char *err)
 			m->bandwidth = (double)m->round_bytes / (elapsed > 1e-6 ? elapsed : 1e-6);
 		dirty_rate = (double)dirty * VM_PAGE_SIZE / (now - last_fetch);
 		last_fetch = now;
+		/* What is written back now is not left for the switchover, whose
+		 * flush costs about as much again. */
+		m->switch_ns = MIG_SWITCH_COST_NS + mig_storage_preflush(m);
 		predicted =
 		    (double)dirty * VM_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
 		round_event(m, elapsed, (uint64_t)dirty, dirty_rate, predicted * 1e3);
@@ -376,20 +414,65 @@ int mig_precopy(struct mig_source *m, char *err)
 	}
 }
 
+struct completion {
+	struct mig_source *m;
+	double start;
+	int rc;
+	char err[VM_ERR_LEN];
+};
+
+static void *complete_disks(void *arg)
+{
+	struct completion *c = arg;
+
+	c->rc = mig_storage_complete(c->m, c->err);
+	c->m->t_disks_ms = (mig_now() - c->start) * 1e3;
+	return NULL;
+}
+
+/* The last round, with the VM paused and its disks drained. The mirrors are
+ * completed (both sides flushed) meanwhile, in a thread: ROUND_END FINAL,
+ * after which the destination ends its exports, waits for them. */
 int mig_precopy_final(struct mig_source *m, char *err)
 {
+	struct completion c = {.m = m, .start = mig_now()};
+	pthread_t t;
 	double elapsed;
 	int64_t dirty = fetch_dirty(m, true, err);
 	int r;
 
 	if (dirty < 0)
 		return (int)dirty;
+	if ((r = pthread_create(&t, NULL, complete_disks, &c)))
+		return vm_error(err, r, "cannot start a thread: %s", strerror(r));
+	m->final_disks = t;
+	m->final_c = &c;
 	m->paused = true;
 	m->round++;
 	r = run_round(m, PROTO_ROUND_FINAL, 0, &elapsed, err);
-	if (r == 0)
+	if (m->final_c) { /* run_round failed before waiting */
+		pthread_join(t, NULL);
+		m->final_c = NULL;
+	}
+	if (r == 0 && c.rc < 0)
+		r = vm_error(err, -c.rc, "%s", c.err);
+	if (r == 0) {
+		m->bytes_disk = mig_storage_bytes(m);
 		round_event(m, elapsed, 0, 0, 0);
+	}
 	return r;
+}
+
+/* Before ROUND_END FINAL: the disks' completion. */
+static int wait_disks(struct mig_source *m, char *err)
+{
+	struct completion *c = m->final_c;
+
+	if (!c)
+		return 0;
+	pthread_join(m->final_disks, NULL);
+	m->final_c = NULL;
+	return c->rc < 0 ? vm_error(err, -c->rc, "%s", c->err) : 0;
 }
 
 int mig_stall_point(struct mig_source *m, const char *where, char *err)

@@ -35,9 +35,9 @@ void mig_record_path(const char *dir, const char *id, char *out, size_t len)
 }
 
 /* A record is one 512-byte block (JSON padded with spaces): rewritten in
- * place with a single pwrite and fdatasync, a write of one sector that the
- * device performs whole. The first version is created through a temporary
- * file and a rename, so that the file never exists half-written. */
+ * place with a single direct, synchronous pwrite (or pwrite and fdatasync), a
+ * write of one sector that the device performs whole. The first version is created through a
+ * temporary file and a rename, so that the file never exists half-written. */
 #define RECORD_SIZE 512
 
 int mig_record_write(const char *dir, const struct mig_record *r, char *err)
@@ -68,6 +68,23 @@ int mig_record_write(const char *dir, const struct mig_record *r, char *err)
 	memcpy(block, s, strlen(s));
 	block[RECORD_SIZE - 1] = '\n';
 	proto_json_release(&j);
+	/* Direct and synchronous: one sector written through with FUA, no cache
+	 * flush of the whole device (file systems without O_DIRECT: fdatasync). */
+	fd = open(path, O_WRONLY | O_CLOEXEC | O_DIRECT | O_DSYNC);
+	if (fd >= 0) {
+		void *aligned;
+
+		if (posix_memalign(&aligned, 4096, RECORD_SIZE) == 0) {
+			memcpy(aligned, block, RECORD_SIZE);
+			rc = pwrite(fd, aligned, RECORD_SIZE, 0) == RECORD_SIZE ? 0 : -errno;
+			free(aligned);
+			if (rc == 0) {
+				close(fd);
+				return 0;
+			}
+		}
+		close(fd);
+	}
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
 		return mig_write_durable(path, block, sizeof(block), err);

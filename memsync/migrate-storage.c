@@ -87,6 +87,7 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 				 .limit_opaque = &m->limit,
 				 .hold = true};
 	struct mirror_dest dest = {0};
+	struct storage_opts so = {0};
 	struct mirror_job *job;
 	char uri[4096];
 	int r;
@@ -112,7 +113,28 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 		return r;
 	d->routed = true;
 	mirror_run(job);
+	/* A connection of its own to ask the export to flush before the pause
+	 * (multi-conn: a flush on one covers the writes completed on all). */
+	so.tls = dest.tls;
+	if (storage_io_open_nbd(uri, &so, false, &d->flush_io, err) < 0)
+		d->flush_io = NULL; /* then the switchover's flush does it all */
 	return 0;
+}
+
+uint64_t mig_storage_preflush(struct mig_source *m)
+{
+	double t = mig_now();
+	char err[VM_ERR_LEN];
+
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		struct mig_disk *d = &m->disks[i];
+
+		if (d->job)
+			mirror_flush(d->job, err);
+		if (d->flush_io)
+			vhd_io_flush(d->flush_io, err);
+	}
+	return (uint64_t)((mig_now() - t) * 1e9);
 }
 
 int mig_storage_start(struct mig_source *m, char *err)
@@ -274,6 +296,8 @@ void mig_storage_release(struct mig_source *m)
 	for (unsigned i = 0; i < m->ndisks; i++) {
 		struct mig_disk *d = &m->disks[i];
 
+		vhd_io_close(d->flush_io);
+		d->flush_io = NULL;
 		if (d->psk_file[0])
 			unlink(d->psk_file);
 		free(d->exp.host);

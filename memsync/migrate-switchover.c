@@ -160,7 +160,6 @@ int mig_switchover(struct mig_source *m, char *err)
 {
 	struct mig_source_record rec;
 	struct proto_msg msg = {.type = PROTO_RESUME};
-	double t;
 	int r;
 
 	mig_event_phase(&m->ev, "switchover", NULL);
@@ -169,16 +168,12 @@ int mig_switchover(struct mig_source *m, char *err)
 	fill_record(m, &rec);
 	if ((r = mig_source_record_write(&rec, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
+	mig_storage_preflush(m); /* less for the final flush, in the pause */
 	vm_resume_block(m->vm, "a migration is switching over");
 	m->t_pause = mig_now();
 	if ((r = vm_pause(m->vm, &m->pause_ns, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
 	vm_disk_drain(m->vm);
-	t = mig_now();
-	if ((r = mig_storage_complete(m, err)) < 0)
-		return VM_MIGRATE_ROLLED_BACK;
-	m->bytes_disk = mig_storage_bytes(m);
-	m->t_disks_ms = (mig_now() - t) * 1e3;
 	if ((r = mig_precopy_final(m, err)) < 0 || (r = send_state(m, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
 	m->t_sent_ms = (mig_now() - m->t_pause) * 1e3;

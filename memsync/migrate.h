@@ -145,6 +145,7 @@ struct mig_disk {
 	struct proto_disk_export exp;
 	bool have_exp;
 	struct mirror_job *job;
+	struct vhd_io *flush_io; /* its own NBD connection, for flushes before the pause */
 	/* The router between the VM's virtio-blk and the mirror: its job. */
 	pthread_mutex_t lock;
 	bool routed;
@@ -176,7 +177,7 @@ struct mig_source {
 	uint32_t round;		     /* the round being sent */
 	_Atomic uint64_t next_chunk; /* the senders' shared cursor */
 	atomic_bool wfail;	     /* a sender failed: the others stop */
-	bool round_all;		     /* round 1: every non-zero page, no bitmap */
+	bool round_all;		     /* round 1: the pages present, zero ones skipped */
 	bool paused;		     /* the final round: no snapshot copies needed */
 	pthread_mutex_t wlock;	     /* the channel threads' rounds */
 	pthread_cond_t wcond;
@@ -185,6 +186,8 @@ struct mig_source {
 	unsigned wdone;
 	uint64_t round_bytes;
 	double last_ping;
+	pthread_t final_disks; /* the switchover: completing the mirrors */
+	struct completion *final_c;
 	/* measurements */
 	double t_start, t_pause, t_resumed;
 	double t_disks_ms, t_sent_ms; /* into the switchover: disks completed, all sent */
@@ -205,6 +208,9 @@ int mig_storage_complete(struct mig_source *m, char *err);
 /* Stops every mirror, the VM's disks back on their own backend. */
 void mig_storage_cancel(struct mig_source *m);
 void mig_storage_release(struct mig_source *m);
+/* Flushes both sides of every disk while the guest runs (so that the
+ * switchover's final flush finds little); returns how long that took. */
+uint64_t mig_storage_preflush(struct mig_source *m);
 uint64_t mig_storage_bytes(struct mig_source *m);
 
 /* migrate-precopy.c */

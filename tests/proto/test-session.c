@@ -555,6 +555,34 @@ Test(session, ping_is_answered_inside_recv)
 	finish(&src, &d, t);
 }
 
+/* A source that pings to keep a quiet phase alive notices its peer's messages
+ * with proto_session_poll, which skips the PONGs instead of blocking; the
+ * dry-run feature is granted like any other. */
+Test(session, poll_skips_pongs_without_blocking)
+{
+	struct src src;
+	struct dest_run d;
+	struct proto_msg m = {.type = PROTO_PING, .u.nonce = 7};
+	pthread_t t;
+
+	start(&src, &d, &t, PROTO_FEAT_DRY_RUN);
+	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, PROTO_FEAT_DRY_RUN, NULL, NULL,
+					 0, err),
+		     0, "%s", err);
+	cr_assert_eq(src.s.features, PROTO_FEAT_DRY_RUN);
+	preflight(&src, 0);
+	cr_assert_eq(proto_session_poll(&src.s, &m, err), 0, "nothing waiting yet");
+	m = (struct proto_msg){.type = PROTO_PING, .u.nonce = 7};
+	send_msg(&src, &m);
+	send_msg(&src, &m);
+	cr_assert_eq(proto_conn_poll(src.conn, 2000, err), 1, "a PONG arrives");
+	cr_assert_eq(proto_session_poll(&src.s, &m, err), 0, "PONGs alone are nothing: %s", err);
+	cr_assert_eq(src.s.state, PROTO_ST_STORAGE);
+	m = (struct proto_msg){.type = PROTO_CANCEL, .u.reason = {ECANCELED, "x"}};
+	send_msg(&src, &m);
+	finish(&src, &d, t);
+}
+
 /* The in-doubt question on a new connection: did you resume session X? */
 static void *resolve_dest(void *arg)
 {

@@ -1,0 +1,407 @@
+/* cmd/demo-migrate.c: `smove demo`, a live migration between two smove
+ * instances on this machine, told for a person: a `smove serve` on loopback
+ * (the destination), a `smove run` of the test guest with a VHDX disk (the
+ * source), `smove move` between them while the guest rewrites and checks its
+ * memory and writes checksummed disk records, then the guest's own verdict on
+ * the destination and its disk read back from the host. Each side is this
+ * executable in a process of its own, with a runtime directory of its own.
+ * Without /dev/kvm it shows the disk layer instead (`smove demo disk`). */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <limits.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+#include <zlib.h>
+
+#include "cmd/cmd.h"
+#include "memsync/guest/abi.h"
+#include "memsync/memsync.h"
+
+static const char help[] =
+    "Usage: smove demo [--dir DIR] [--keep]\n"
+    "       smove demo disk [--dir DIR] [--keep]\n"
+    "\n"
+    "Show a live migration between two smove instances on this machine: a\n"
+    "'smove serve' on loopback and a 'smove run' of the test guest with a VHDX\n"
+    "disk, moved while it writes memory and disk; then the guest's verdict on\n"
+    "the destination. 'smove demo disk' shows the disk layer alone.\n"
+    "\n"
+    "  -d, --dir DIR  work in DIR (default: a new directory under /tmp)\n"
+    "  -k, --keep     keep the files afterwards\n"
+    "  -h, --help     show this help\n";
+
+#define DISK_SIZE    (64ull << 20)
+#define RECORDS_SIZE (16ull << 20)
+
+struct demo {
+	char dir[PATH_MAX], exe[PATH_MAX];
+	char src[PATH_MAX + 8], dst[PATH_MAX + 8], store[PATH_MAX + 8];
+	char disk[PATH_MAX + 16], console[PATH_MAX + 16], log[PATH_MAX + 16], addr[128];
+	pid_t serve, vm;
+};
+
+static void step(int n, const char *what)
+{
+	printf("\n== %d. %s\n", n, what);
+	fflush(stdout);
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000};
+
+	nanosleep(&ts, NULL);
+}
+
+/* Runs this executable with args in a process whose runtime directory is
+ * rundir; its standard output goes to out (-1: ours), its standard error to
+ * log (NULL: ours). */
+static pid_t spawn(struct demo *d, const char *rundir, char *const args[], int out, const char *log)
+{
+	pid_t pid;
+
+	fflush(stdout);
+	pid = fork();
+	if (pid == 0) {
+		int fd = log ? open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644) : -1;
+
+		setenv("SMOVE_RUNTIME_DIR", rundir, 1);
+		if (out >= 0)
+			dup2(out, STDOUT_FILENO);
+		if (fd >= 0)
+			dup2(fd, STDERR_FILENO);
+		execv(d->exe, args);
+		_exit(127);
+	}
+	return pid;
+}
+
+static bool file_has(const char *path, const char *text)
+{
+	char *buf = malloc(1 << 20);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd >= 0 && buf ? read(fd, buf, (1 << 20) - 1) : -1;
+	bool found = false;
+
+	if (n > 0) {
+		buf[n] = 0;
+		found = strstr(buf, text) != NULL;
+	}
+	if (fd >= 0)
+		close(fd);
+	free(buf);
+	return found;
+}
+
+/* How often text occurs in path after its first skip bytes. */
+static unsigned count(const char *path, const char *text, long skip)
+{
+	FILE *f = fopen(path, "re");
+	char line[512];
+	unsigned n = 0;
+
+	if (!f)
+		return 0;
+	fseek(f, skip, SEEK_SET);
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, text) != NULL;
+	fclose(f);
+	return n;
+}
+
+static long file_size(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long n = 0;
+
+	if (f && fseek(f, 0, SEEK_END) == 0)
+		n = ftell(f);
+	if (f)
+		fclose(f);
+	return n;
+}
+
+/* One reply field of the VM's status, as a number (-1 if absent). */
+static double status_num(const char *sock, const char *obj, const char *key, char *state,
+			 size_t slen)
+{
+	char *reply, err[VM_ERR_LEN], perr[PROTO_ERR_LEN];
+	struct proto_json_value *v;
+	const struct proto_json_value *o, *x;
+	const char *s;
+	double r = -1;
+
+	if (vm_control_request(sock, "{\"cmd\":\"status\"}", &reply, 5000, err) < 0)
+		return -1;
+	if (proto_json_parse(reply, strlen(reply), &v, perr) == 0) {
+		o = obj ? proto_json_get(v, obj) : v;
+		x = o ? proto_json_get(o, key) : NULL;
+		if (x && x->type == PROTO_JSON_NUMBER)
+			r = x->num;
+		if (state && proto_json_get_str(o ? o : v, "state", &s, perr) == 0)
+			snprintf(state, slen, "%s", s);
+		proto_json_free(v);
+	}
+	free(reply);
+	return r;
+}
+
+/* ---- the steps ------------------------------------------------------------------------ */
+
+static int start_serve(struct demo *d)
+{
+	char *args[] = {d->exe,	     "serve",  "--listen", "127.0.0.1:0",
+			"--storage", d->store, "--json",   NULL};
+	char line[512] = "";
+	int p[2];
+	ssize_t n;
+
+	step(1, "the destination: smove serve on loopback");
+	if (pipe(p) < 0)
+		return -1;
+	d->serve = spawn(d, d->dst, args, p[1], d->log);
+	close(p[1]);
+	n = read(p[0], line, sizeof(line) - 1); /* {"event":"listening","address":"..."} */
+	close(p[0]);
+	if (n <= 0 ||
+	    sscanf(line, "{\"event\":\"listening\",\"address\":\"%127[^\"]", d->addr) != 1)
+		return -1;
+	printf("   smove serve --listen %s --storage %s\n", d->addr, d->store);
+	return 0;
+}
+
+static int start_vm(struct demo *d)
+{
+	char cmdline[] = "mem=16M passes=0 disk=16M diskpasses=0 cpu0=mem cpu1=disk hb=5 hbprint=0";
+	char *args[] = {d->exe,	     "run",	 "--name",    "demo",	"--memory",
+			"256M",	     "--cpus",	 "2",	      "--disk", d->disk,
+			"--console", d->console, "--cmdline", cmdline,	NULL};
+	struct vhd_create_opts co = {.format = VHD_FORMAT_VHDX, .size = DISK_SIZE};
+	char err[VHD_ERR_LEN], sock[PATH_MAX + 32];
+
+	step(2, "the source: smove run of the test guest");
+	if (vhd_create(d->disk, &co, err) < 0) {
+		msg("%s", err);
+		return -1;
+	}
+	printf("   a 64 MiB dynamic VHDX disk, 256 MiB of memory, 2 vCPUs: vCPU 0 rewrites and\n"
+	       "   checks a 16 MiB memory pattern, vCPU 1 writes checksummed records to the\n"
+	       "   disk and checks them, both for ever; a heartbeat every 5 ms\n");
+	d->vm = spawn(d, d->src, args, -1, d->log);
+	snprintf(sock, sizeof(sock), "%s/demo.sock", d->src);
+	for (int i = 0; i < 600 && !file_has(d->console, "disk 0 pass 1 ok"); i++)
+		sleep_ms(100);
+	if (!file_has(d->console, "disk 0 pass 1 ok"))
+		return -1;
+	printf("   the guest runs: %u memory passes and %u disk passes checked so far\n",
+	       count(d->console, "mem pass", 0), count(d->console, "disk 0 pass", 0));
+	return 0;
+}
+
+static int move(struct demo *d, long *console_at)
+{
+	char *args[] = {d->exe, "move", "demo", "--to", d->addr, "--downtime-ms", "20", NULL};
+	pid_t pid;
+	int status;
+
+	step(3, "smove move demo --to the destination, while the guest works");
+	*console_at = file_size(d->console);
+	pid = spawn(d, d->src, args, -1, NULL);
+	while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
+		;
+	while (waitpid(d->vm, NULL, 0) < 0 && errno == EINTR)
+		;
+	d->vm = 0;
+	return WIFEXITED(status) && WEXITSTATUS(status) == 0 ? 0 : -1;
+}
+
+static int on_destination(struct demo *d, long console_at)
+{
+	char sock[PATH_MAX + 32], console[PATH_MAX + 32], state[32] = "", gstate[32] = "";
+	double gap;
+	unsigned mem, disk;
+
+	step(4, "on the destination");
+	snprintf(sock, sizeof(sock), "%s/demo.sock", d->dst);
+	snprintf(console, sizeof(console), "%s/demo/console.log", d->store);
+	status_num(sock, NULL, "uptime_s", state, sizeof(state));
+	printf("   smove ps there: demo is %s (its files in %s/demo)\n", state, d->store);
+	for (int i = 0; i < 300 && (count(console, "disk 0 pass", console_at) < 2 ||
+				    count(console, "mem pass", console_at) < 1);
+	     i++)
+		sleep_ms(100);
+	mem = count(console, "mem pass", console_at);
+	disk = count(console, "disk 0 pass", console_at);
+	gap = status_num(sock, "guest", "max_gap_ms", gstate, sizeof(gstate));
+	printf("   the guest, since it arrived: %u memory passes and %u disk passes checked,\n"
+	       "   every page and record intact; state: %s; its longest pause between two\n"
+	       "   heartbeats: %.1f ms\n",
+	       mem, disk, gstate, gap);
+	if (strcmp(gstate, "running") != 0 || file_has(console, "FAIL"))
+		return -1;
+	printf("   the source's files: %s\n", access(d->disk, F_OK) < 0
+						  ? "gone (deleted after the destination confirmed)"
+						  : "STILL THERE");
+	return access(d->disk, F_OK) < 0 && mem > 0 && disk > 0 ? 0 : -1;
+}
+
+/* Stops the VM there and reads its disk back through smove's VHDX reader. */
+static int check_disk(struct demo *d)
+{
+	char sock[PATH_MAX + 32], path[PATH_MAX + 32], reg[PATH_MAX + 32], *reply;
+	char err[VHD_ERR_LEN];
+	struct vhd_open_opts oo = {.readonly = true};
+	struct vhd_disk *disk;
+	uint8_t rec[GUEST_RECORD_SIZE];
+	unsigned good = 0, bad = 0;
+
+	step(5, "the destination's disk, read from the host");
+	snprintf(sock, sizeof(sock), "%s/demo.sock", d->dst);
+	snprintf(reg, sizeof(reg), "%s/demo.json", d->dst);
+	if (vm_control_request(sock, "{\"cmd\":\"stop\"}", &reply, 5000, err) == 0)
+		free(reply);
+	for (int i = 0; i < 100 && access(reg, F_OK) == 0; i++)
+		sleep_ms(100);
+	snprintf(path, sizeof(path), "%s/demo/disk.vhdx", d->store);
+	if (vhd_open(path, &oo, &disk, err) < 0) {
+		msg("%s", err);
+		return -1;
+	}
+	for (uint64_t b = 0; b < RECORDS_SIZE / GUEST_RECORD_SIZE; b++) {
+		struct guest_record_header h;
+		uint32_t crc;
+
+		if (vhd_pread(disk, rec, sizeof(rec), b * GUEST_RECORD_SIZE, err) < 0)
+			break;
+		memcpy(&h, rec, sizeof(h));
+		crc = h.crc;
+		memset(rec + offsetof(struct guest_record_header, crc), 0, sizeof(crc));
+		if (h.magic == GUEST_RECORD_MAGIC && h.block == b && h.gen >= 1 &&
+		    (uint32_t)crc32(0, rec, sizeof(rec)) == crc)
+			good++;
+		else
+			bad++;
+	}
+	vhd_close(disk);
+	printf("   %s: %u records, %u intact, %u damaged\n", path, good + bad, good, bad);
+	return bad == 0 && good > 0 ? 0 : -1;
+}
+
+static void clean_up(struct demo *d, bool keep)
+{
+	char cmd[4 * PATH_MAX];
+
+	if (d->vm > 0) {
+		kill(d->vm, SIGTERM);
+		waitpid(d->vm, NULL, 0);
+	}
+	if (d->serve > 0) {
+		kill(d->serve, SIGTERM);
+		waitpid(d->serve, NULL, 0);
+	}
+	if (!keep) { /* what the demo made, and DIR if that leaves it empty */
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s' '%s' '%s'", d->src, d->dst, d->store);
+		if (system(cmd) != 0)
+			msg("%s: could not remove its files", d->dir);
+		unlink(d->disk);
+		unlink(d->console);
+		unlink(d->log);
+		rmdir(d->dir);
+	}
+}
+
+static int demo(struct demo *d, bool keep)
+{
+	long console_at = 0;
+	int r;
+
+	printf("smove demo: a live migration between two smove instances on this machine,\n"
+	       "in %s\n",
+	       d->dir);
+	printf("(the two smove processes log to %s)\n", d->log);
+	r = start_serve(d);
+	if (r == 0)
+		r = start_vm(d);
+	if (r == 0)
+		r = move(d, &console_at);
+	if (r == 0)
+		r = on_destination(d, console_at);
+	if (r == 0)
+		r = check_disk(d);
+	clean_up(d, keep || r != 0);
+	printf("\n%s\n", r == 0 ? "demo: the VM moved while it worked, and the guest noticed "
+				  "nothing but a short pause: OK"
+				: "demo: FAILED (the files are kept: see smove.log)");
+	return r == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+}
+
+int cmd_demo(int argc, char **argv)
+{
+	static const struct option longopts[] = {
+	    {"dir", required_argument, NULL, 'd'},
+	    {"keep", no_argument, NULL, 'k'},
+	    {"help", no_argument, NULL, 'h'},
+	    {NULL, 0, NULL, 0},
+	};
+	char tmpl[] = "/tmp/smove-demo.XXXXXX";
+	struct demo d = {0};
+	const char *dir = NULL;
+	bool keep = false;
+	ssize_t n;
+	int c;
+
+	if (argc > 1 && strcmp(argv[1], "disk") == 0)
+		return demo_disk(argc - 1, argv + 1);
+	while ((c = getopt_long(argc, argv, "+d:kh", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'd':
+			dir = optarg;
+			break;
+		case 'k':
+			keep = true;
+			break;
+		case 'h':
+			fputs(help, stdout);
+			return EXIT_SUCCESS;
+		default:
+			return usage_error("smove demo", "unknown option");
+		}
+	}
+	if (optind != argc)
+		return usage_error("smove demo", "unexpected argument '%s'", argv[optind]);
+	if (access("/dev/kvm", R_OK | W_OK) < 0) {
+		printf("smove demo: /dev/kvm is not available here, so no VM can run: showing the "
+		       "disk layer instead ('smove demo disk')\n\n");
+		return demo_disk(argc, argv);
+	}
+	if (!dir && !(dir = mkdtemp(tmpl))) {
+		msg("cannot create a directory under /tmp: %m");
+		return EXIT_FAILURE;
+	}
+	mkdir(dir, 0700);
+	if (!realpath(dir, d.dir) ||
+	    (n = readlink("/proc/self/exe", d.exe, sizeof(d.exe) - 1)) < 0) {
+		msg("%s: %m", dir);
+		return EXIT_FAILURE;
+	}
+	d.exe[n] = 0;
+	snprintf(d.src, sizeof(d.src), "%s/src", d.dir);
+	snprintf(d.dst, sizeof(d.dst), "%s/dst", d.dir);
+	snprintf(d.store, sizeof(d.store), "%s/store", d.dir);
+	snprintf(d.disk, sizeof(d.disk), "%s/disk.vhdx", d.dir);
+	snprintf(d.console, sizeof(d.console), "%s/console.log", d.dir);
+	snprintf(d.log, sizeof(d.log), "%s/smove.log", d.dir);
+	mkdir(d.src, 0700);
+	mkdir(d.dst, 0700);
+	mkdir(d.store, 0755);
+	signal(SIGPIPE, SIG_IGN);
+	return demo(&d, keep);
+}
