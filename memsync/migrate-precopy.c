@@ -390,10 +390,10 @@ int mig_precopy(struct mig_source *m, char *err)
 		predicted =
 		    (double)dirty * VM_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
 		round_event(m, elapsed, (uint64_t)dirty, dirty_rate, predicted * 1e3);
-		if (predicted <= target)
-			return 0;
 		if (m->round == 1 && (r = mig_stall_point(m, "source-memory", err)) < 0)
 			return r;
+		if (predicted <= target)
+			return 0;
 		high = dirty_rate > 0.5 * m->bandwidth ? high + 1 : 0;
 		if (m->throttle || high >= 2) {
 			m->throttle =
