@@ -33,6 +33,8 @@ int cmd_disk(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
+int cmd_serve(int argc, char **argv);
+int cmd_move(int argc, char **argv);
 
 /* Messages: "smove: ..." on standard error. */
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -13,3 +13,4 @@ cmd_smove_SOURCES += cmd/run.c cmd/ps.c
 cmd_smove_CPPFLAGS = $(AM_CPPFLAGS) -DSMOVE_GUEST_PATH='"$(pkgdatadir)/guest.elf"'
 cmd_smove_LDADD += $(ZLIB_LIBS)
 # smove serve, move (migration)
+cmd_smove_SOURCES += cmd/serve.c cmd/move.c

@@ -12,7 +12,8 @@ static const char help[] =
     "\n"
     "List the VMs running on this host (registered in $SMOVE_RUNTIME_DIR, or\n"
     "/run/smove): name, pid, state, memory, vCPUs, disks, uptime. Entries left by\n"
-    "processes that died are removed and reported as stale.\n"
+    "processes that died are removed and reported as stale. A VM whose process\n"
+    "ended while its migration was in doubt is listed as 'in doubt'.\n"
     "\n"
     "  -j, --json   print one JSON object {\"vms\": [...]}\n"
     "  -h, --help   show this help\n";
@@ -56,6 +57,40 @@ static void print_row(const struct vm_registry_entry *e, const struct proto_json
 	printf("%-16s %7ld %-10s %10s %4llu %5zu %9.1fs\n", e->name, e->pid, state,
 	       format_size(mem, size, sizeof(size)), (unsigned long long)cpus,
 	       disks && disks->type == PROTO_JSON_ARRAY ? disks->n : 0, up ? up->num : 0.0);
+}
+
+/* VMs whose process ended while a migration was in doubt. */
+static void print_leftovers(const struct vm_registry_entry *list, size_t n, bool json,
+			    struct proto_json *j)
+{
+	struct vm_leftover *l;
+	size_t nl;
+	char err[VM_ERR_LEN];
+
+	if (vm_migrate_leftover_list(&l, &nl, err) < 0)
+		return;
+	for (size_t i = 0; i < nl; i++) {
+		bool live = false;
+
+		for (size_t k = 0; k < n; k++)
+			live |= !list[k].stale && strcmp(list[k].name, l[i].name) == 0;
+		if (live)
+			continue;
+		if (!json) {
+			printf("%-16s %7s %-10s (its process has gone: settle the migration to %s "
+			       "with 'smove move --resolve %s')\n",
+			       l[i].name, "-", "in doubt", l[i].to, l[i].name);
+			continue;
+		}
+		proto_json_obj_begin(j);
+		proto_json_kv_str(j, "name", l[i].name);
+		proto_json_kv_int(j, "pid", 0);
+		proto_json_kv_bool(j, "stale", true);
+		proto_json_kv_str(j, "state", "in-doubt");
+		proto_json_kv_str(j, "to", l[i].to);
+		proto_json_obj_end(j);
+	}
+	free(l);
 }
 
 int cmd_ps(int argc, char **argv)
@@ -133,6 +168,7 @@ int cmd_ps(int argc, char **argv)
 		}
 		proto_json_free(v);
 	}
+	print_leftovers(list, n, json, &j);
 	proto_json_arr_end(&j);
 	proto_json_obj_end(&j);
 	if (json)

@@ -35,7 +35,8 @@ static const char help[] =
     "  -h, --help                 show this help\n"
     "\n"
     "RUNDIR is $SMOVE_RUNTIME_DIR, or /run/smove. The exit status is 0 when the\n"
-    "guest stops with success, 1 when it reports a failure or the VM fails.\n";
+    "guest stops with success or the VM moves to another host ('smove move'), 1\n"
+    "when it reports a failure or the VM fails.\n";
 
 static const char *default_guest(char *buf, size_t len)
 {
@@ -173,15 +174,106 @@ static int report(struct vm *vm, int r, int guest_exit, const char *err, bool js
 	return EXIT_SUCCESS;
 }
 
+/* The migration's events in the VM's log (standard error); progress lines,
+ * several a second, only reach the `smove move` client. */
+static void log_event(void *opaque, const char *line)
+{
+	if (!strstr(line, "\"event\":\"progress\""))
+		msg("%s: migrate: %s", (const char *)opaque, line);
+}
+
+static void print_started(const struct vm_config *c, bool json)
+{
+	struct proto_json j;
+
+	if (!json)
+		return;
+	proto_json_init(&j);
+	proto_json_obj_begin(&j);
+	proto_json_kv_str(&j, "event", "started");
+	proto_json_kv_str(&j, "name", c->name);
+	proto_json_kv_int(&j, "pid", getpid());
+	proto_json_kv_str(&j, "control", c->control);
+	proto_json_obj_end(&j);
+	print_json(&j);
+	proto_json_release(&j);
+	fflush(stdout);
+}
+
+/* Runs the started VM until it stops, and reports how: 0 also when it has
+ * moved to another host. */
+static int wait_vm(struct vm *vm, struct vm_control *ctl, struct vm_migrator *mig, bool json)
+{
+	const struct vm_config *c = vm_get_config(vm);
+	char err[VM_ERR_LEN], to[256];
+	pthread_t sigthread;
+	bool moved;
+	int r, guest_exit = -1;
+
+	pthread_mutex_lock(&running_lock);
+	running = vm;
+	pthread_mutex_unlock(&running_lock);
+	pthread_create(&sigthread, NULL, signal_thread, NULL);
+	pthread_detach(sigthread);
+	print_started(c, json);
+	r = vm_wait(vm, &guest_exit, err);
+	if (vm_migrator_in_doubt(mig))
+		msg("%s: stopped while a migration is in doubt: settle it with 'smove move "
+		    "--resolve %s'",
+		    c->name, c->name);
+	vm_control_stop(ctl);
+	moved = vm_migrator_moved(mig, to, sizeof(to));
+	vm_migrator_free(mig); /* a migration in progress rolls back */
+	if (moved && r == 1) {
+		if (json)
+			printf("{\"event\":\"moved\",\"name\":\"%s\",\"to\":\"%s\"}\n", c->name,
+			       to);
+		else
+			msg("%s: moved to %s", c->name, to);
+		r = EXIT_SUCCESS;
+	} else {
+		r = report(vm, r, guest_exit, err, json);
+	}
+	pthread_mutex_lock(&running_lock);
+	running = NULL;
+	pthread_mutex_unlock(&running_lock);
+	return r;
+}
+
+/* The control socket and the migration commands; own_dir for a VM serve made. */
+static int start_control(struct vm *vm, const char *own_dir, struct vm_control **ctl,
+			 struct vm_migrator **mig, char *err)
+{
+	const struct vm_config *c = vm_get_config(vm);
+	struct vm_migrator_opts mo = {.log = log_event, .opaque = c->name, .own_dir = own_dir};
+	int r = vm_control_start(vm, c->control, ctl, err);
+
+	if (r == 0 && (r = vm_migrator_new(vm, *ctl, &mo, mig, err)) < 0) {
+		vm_control_stop(*ctl);
+		*ctl = NULL;
+	}
+	return r;
+}
+
+static void block_signals(void)
+{
+	sigset_t set;
+
+	sigemptyset(&set);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGHUP);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+}
+
 static int run_vm(struct vm_config *c, bool json)
 {
-	char err[VM_ERR_LEN], sock[PATH_MAX];
+	char err[VM_ERR_LEN], sock[PATH_MAX], to[256];
 	struct vm_registry *reg = NULL;
 	struct vm_control *ctl = NULL;
+	struct vm_migrator *mig = NULL;
 	struct vm *vm = NULL;
-	pthread_t sigthread;
-	sigset_t set;
-	int r, guest_exit = -1;
+	int r;
 
 	if (!c->control) {
 		snprintf(sock, sizeof(sock), "%s/%s.sock", vm_runtime_dir(), c->name);
@@ -192,43 +284,60 @@ static int run_vm(struct vm_config *c, bool json)
 		msg("%s", err);
 		return EXIT_USAGE;
 	}
-	sigemptyset(&set);
-	sigaddset(&set, SIGINT);
-	sigaddset(&set, SIGTERM);
-	sigaddset(&set, SIGHUP);
-	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	if (vm_migrate_leftover(c->name, to, sizeof(to))) {
+		msg("%s: a migration to %s was in doubt when this VM's process ended: run 'smove "
+		    "move --resolve %s' first",
+		    c->name, to, c->name);
+		return EXIT_FAILURE;
+	}
+	block_signals();
 	if (vm_registry_add(c->name, c->control, &reg, err) < 0 ||
 	    vm_create(c, 0, json ? 2 : 1, &vm, err) < 0 ||
-	    vm_control_start(vm, c->control, &ctl, err) < 0 || vm_start(vm, err) < 0) {
+	    start_control(vm, NULL, &ctl, &mig, err) < 0 || vm_start(vm, err) < 0) {
 		msg("%s", err);
+		vm_migrator_free(mig);
 		vm_control_stop(ctl);
 		vm_free(vm);
 		vm_registry_remove(reg);
 		return EXIT_FAILURE;
 	}
-	running = vm;
-	pthread_create(&sigthread, NULL, signal_thread, NULL);
-	pthread_detach(sigthread);
-	if (json) {
-		struct proto_json j;
+	r = wait_vm(vm, ctl, mig, json);
+	vm_free(vm);
+	vm_registry_remove(reg);
+	return r;
+}
 
-		proto_json_init(&j);
-		proto_json_obj_begin(&j);
-		proto_json_kv_str(&j, "event", "started");
-		proto_json_kv_str(&j, "name", c->name);
-		proto_json_kv_int(&j, "pid", getpid());
-		proto_json_kv_str(&j, "control", c->control);
-		proto_json_obj_end(&j);
-		print_json(&j);
-		proto_json_release(&j);
-		fflush(stdout);
+/* `smove run --incoming`: a VM that `smove serve` creates for a migration. */
+static int run_incoming(int memfd, int handover_fd, bool json)
+{
+	char err[VM_ERR_LEN];
+	struct vm_incoming *in = NULL;
+	struct vm_registry *reg = NULL;
+	struct vm_control *ctl = NULL;
+	struct vm_migrator *mig = NULL;
+	struct vm *vm = NULL;
+	int r;
+
+	block_signals();
+	if (vm_incoming_accept(handover_fd, memfd, &in, &vm, err) < 0) {
+		msg("incoming VM: %s", err);
+		return EXIT_FAILURE;
 	}
-	r = vm_wait(vm, &guest_exit, err);
-	vm_control_stop(ctl);
-	r = report(vm, r, guest_exit, err, json);
-	pthread_mutex_lock(&running_lock);
-	running = NULL;
-	pthread_mutex_unlock(&running_lock);
+	close(memfd);
+	if (vm_registry_add(vm_get_config(vm)->name, vm_get_config(vm)->control, &reg, err) < 0 ||
+	    start_control(vm, vm_incoming_dir(in), &ctl, &mig, err) < 0 ||
+	    vm_incoming_ready(in, err) < 0) {
+		msg("%s", err);
+		vm_incoming_fail(in, err);
+		vm_migrator_free(mig);
+		vm_control_stop(ctl);
+		vm_incoming_free(in);
+		vm_free(vm);
+		vm_registry_remove(reg);
+		return EXIT_FAILURE;
+	}
+	r = wait_vm(vm, ctl, mig, json);
+	vm_incoming_free(in);
 	vm_free(vm);
 	vm_registry_remove(reg);
 	return r;
@@ -249,13 +358,16 @@ int cmd_run(int argc, char **argv)
 	    {"config", required_argument, NULL, 'f'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
+	    {"incoming", no_argument, NULL, 'I'},
+	    {"memfd", required_argument, NULL, 'M'},
+	    {"handover-fd", required_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove run";
 	struct vm_config c;
 	char err[VM_ERR_LEN], guestbuf[PATH_MAX], *text = NULL;
-	bool json = false;
-	int opt, r = 0;
+	bool json = false, incoming = false;
+	int opt, r = 0, memfd = -1, handover_fd = -1;
 	size_t len = 0;
 
 	vm_config_init(&c);
@@ -316,6 +428,17 @@ int cmd_run(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
+		case 'I':
+			incoming = true;
+			break;
+		case 'M':
+		case 'H':
+			if (parse_size(optarg, &v) < 0 || v < 3 || v > 1024)
+				r = usage_error(prog, "--%s takes a descriptor number",
+						opt == 'M' ? "memfd" : "handover-fd");
+			else
+				*(opt == 'M' ? &memfd : &handover_fd) = (int)v;
+			break;
 		case 'h':
 			fputs(help, stdout);
 			vm_config_release(&c);
@@ -331,6 +454,12 @@ int cmd_run(int argc, char **argv)
 	if (optind != argc) {
 		vm_config_release(&c);
 		return usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	}
+	if (incoming) {
+		vm_config_release(&c);
+		if (memfd < 0 || handover_fd < 0)
+			return usage_error(prog, "--incoming needs --memfd and --handover-fd");
+		return run_incoming(memfd, handover_fd, json);
 	}
 	if (!c.name) {
 		vm_config_release(&c);

@@ -21,6 +21,8 @@ static const struct subcommand commands[] = {
     {"disk", cmd_disk, "inspect, create, convert and check VHD, VHDX and raw images"},
     {"run", cmd_run, "run a virtual machine until its guest stops"},
     {"ps", cmd_ps, "list the virtual machines running on this host"},
+    {"serve", cmd_serve, "accept live migrations into a storage directory"},
+    {"move", cmd_move, "move a running virtual machine to another host, live"},
     {"demo", cmd_demo, "show what smove does, on generated images"},
     {NULL, NULL, NULL},
 };

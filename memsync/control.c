@@ -32,6 +32,7 @@ struct client {
 struct command {
 	const char *name;
 	vm_control_fn fn;
+	vm_control_stream_fn stream; /* instead of fn: the command keeps the client */
 	void *opaque;
 };
 
@@ -87,6 +88,19 @@ static int cmd_status(void *opaque, struct vm *vm, const struct proto_json_value
 	return 0;
 }
 
+static int cmd_config(void *opaque, struct vm *vm, const struct proto_json_value *req,
+		      struct proto_json *j, char *err)
+{
+	char *json;
+	int r = vm_config_to_json(vm_get_config(vm), &json, err);
+
+	if (r == 0) {
+		proto_json_kv_str(j, "config", json);
+		free(json);
+	}
+	return r;
+}
+
 static int cmd_pause(void *opaque, struct vm *vm, const struct proto_json_value *req,
 		     struct proto_json *j, char *err)
 {
@@ -119,8 +133,36 @@ int vm_control_register(struct vm_control *c, const char *cmd, vm_control_fn fn,
 	if (c->ncommands == MAX_COMMANDS)
 		r = -ENOSPC;
 	else
-		c->commands[c->ncommands++] = (struct command){cmd, fn, opaque};
+		c->commands[c->ncommands++] = (struct command){cmd, fn, NULL, opaque};
 	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int vm_control_register_stream(struct vm_control *c, const char *cmd, vm_control_stream_fn fn,
+			       void *opaque)
+{
+	int r = 0;
+
+	pthread_mutex_lock(&c->lock);
+	if (c->ncommands == MAX_COMMANDS)
+		r = -ENOSPC;
+	else
+		c->commands[c->ncommands++] = (struct command){cmd, NULL, fn, opaque};
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+/* A streaming command takes a blocking duplicate of the client's socket. */
+static int run_stream(struct vm_control *c, const struct command *cmd, int fd,
+		      const struct proto_json_value *req, char *err)
+{
+	int r, dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+
+	if (dup < 0)
+		return vm_error(err, errno, "cannot keep the control client: %s", strerror(errno));
+	r = cmd->stream(cmd->opaque, c->vm, req, dup, err);
+	if (r < 0)
+		close(dup);
 	return r;
 }
 
@@ -157,7 +199,8 @@ static void reply_error(int fd, const char *msg)
 	proto_json_release(&j);
 }
 
-static void handle_line(struct vm_control *c, int fd, const char *line, size_t len)
+/* Handles one request; true when a streaming command took the client over. */
+static bool handle_line(struct vm_control *c, int fd, const char *line, size_t len)
 {
 	struct proto_json_value *req;
 	const char *cmd, *s;
@@ -171,23 +214,30 @@ static void handle_line(struct vm_control *c, int fd, const char *line, size_t l
 
 		snprintf(msg, sizeof(msg), "request is not valid JSON: %s", perr);
 		reply_error(fd, msg);
-		return;
+		return false;
 	}
 	if (proto_json_get_str(req, "cmd", &cmd, perr) < 0) {
 		reply_error(fd, "request must be a JSON object with a \"cmd\" string");
 		proto_json_free(req);
-		return;
+		return false;
 	}
 	pthread_mutex_lock(&c->lock);
 	for (unsigned i = 0; i < c->ncommands; i++)
 		if (strcmp(c->commands[i].name, cmd) == 0)
 			found = c->commands[i];
 	pthread_mutex_unlock(&c->lock);
-	if (!found.fn) {
+	if (!found.fn && !found.stream) {
 		snprintf(err, sizeof(err), "unknown command '%.64s'", cmd);
 		reply_error(fd, err);
 		proto_json_free(req);
-		return;
+		return false;
+	}
+	if (found.stream) {
+		r = run_stream(c, &found, fd, req, err);
+		if (r < 0)
+			reply_error(fd, err[0] ? err : strerror(-r));
+		proto_json_free(req);
+		return r == 0;
 	}
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
@@ -202,6 +252,7 @@ static void handle_line(struct vm_control *c, int fd, const char *line, size_t l
 		reply_error(fd, "out of memory");
 	proto_json_release(&j);
 	proto_json_free(req);
+	return false;
 }
 
 /* Reads what the client sent; false when it has gone. */
@@ -216,8 +267,9 @@ static bool client_read(struct vm_control *c, struct client *cl)
 	for (size_t i = 0; i < cl->n; i++) {
 		if (cl->buf[i] != '\n')
 			continue;
-		if (!cl->discarding && i > start)
-			handle_line(c, cl->fd, cl->buf + start, i - start);
+		if (!cl->discarding && i > start &&
+		    handle_line(c, cl->fd, cl->buf + start, i - start))
+			return false; /* taken over: the rest is the command's */
 		cl->discarding = false;
 		start = i + 1;
 	}
@@ -365,6 +417,7 @@ int vm_control_start(struct vm *vm, const char *path, struct vm_control **out, c
 	c->listen_fd = c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->lock, NULL);
 	vm_control_register(c, "status", cmd_status, NULL);
+	vm_control_register(c, "config", cmd_config, NULL);
 	vm_control_register(c, "pause", cmd_pause, NULL);
 	vm_control_register(c, "resume", cmd_resume, NULL);
 	vm_control_register(c, "stop", cmd_stop, NULL);
@@ -388,6 +441,69 @@ fail:
 }
 
 /* ---- the client ------------------------------------------------------------------------ */
+
+static int connect_to(const char *path, char *err)
+{
+	struct sockaddr_un sa;
+	bool connected;
+	int r, fd = unix_socket(path, &sa, &connected, err);
+
+	if (fd >= 0 && !connected) {
+		r = vm_error(err, errno, "%s: cannot connect: %s", path, strerror(errno));
+		close(fd);
+		return r;
+	}
+	return fd;
+}
+
+int vm_control_stream(const char *path, const char *request, int tick_ms, vm_control_line_fn fn,
+		      void *opaque, char *err)
+{
+	char *buf = malloc(MAX_LINE);
+	size_t n = 0;
+	int r = 0, fd = buf ? connect_to(path, err) : vm_error(err, ENOMEM, "out of memory");
+
+	if (fd < 0) {
+		free(buf);
+		return fd;
+	}
+	send_line(fd, request);
+	while (r == 0) {
+		struct pollfd p = {fd, POLLIN, 0};
+		char *nl;
+		ssize_t got;
+
+		if (poll(&p, 1, tick_ms) == 0) {
+			r = fn(opaque, NULL);
+			continue;
+		}
+		got = recv(fd, buf + n, MAX_LINE - 1 - n, 0);
+		if (got < 0 && errno == EINTR) {
+			r = fn(opaque, NULL);
+			continue;
+		}
+		if (got <= 0) {
+			r = vm_error(err, ECONNRESET, "%s: the VM closed the connection", path);
+			break;
+		}
+		n += (size_t)got;
+		buf[n] = 0;
+		while (r == 0 && (nl = strchr(buf, '\n'))) {
+			*nl = 0;
+			r = fn(opaque, buf);
+			n -= (size_t)(nl + 1 - buf);
+			memmove(buf, nl + 1, n + 1);
+		}
+		if (n == MAX_LINE - 1) {
+			r = vm_error(err, EPROTO, "%s: a line longer than %d bytes", path,
+				     MAX_LINE);
+			break;
+		}
+	}
+	close(fd);
+	free(buf);
+	return r < 0 ? r : 0;
+}
 
 int vm_control_request(const char *path, const char *request, char **reply, int timeout_ms,
 		       char *err)

@@ -16,6 +16,9 @@
 #define VM_LOW_RAM_MAX	(3ull << 30) /* RAM above this goes to 4 GiB and up */
 #define VM_HIGH_RAM_GPA (4ull << 30)
 
+/* vm_create_incoming: the disks are opened later, by vm_disks_open. */
+#define VM_CREATE_LATE_DISKS (1u << 8)
+
 /* ---- state blobs (blob.c): sections of tag, length, bytes; framed by magic,
  * version, type, length and a CRC-32. Integers are little-endian. */
 struct blob {
@@ -151,6 +154,7 @@ struct vm {
 	int error;	/* a VM error (negative errno), with errmsg */
 	char errmsg[VM_ERR_LEN];
 	uint64_t start_ns, last_pause_ns;
+	char resume_blocked[160]; /* vm_resume_block's reason, "" when free */
 	_Atomic unsigned throttle;
 	pthread_t throttler; /* kicks the vCPUs every slice while throttling */
 	bool throttler_started;

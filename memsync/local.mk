@@ -11,7 +11,7 @@ memsync_libmemsync_la_SOURCES = \
 memsync_libmemsync_la_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS)
 memsync_libmemsync_la_CPPFLAGS = $(AM_CPPFLAGS)
 # What links libmemsync needs besides it.
-memsync_libs = memsync/libmemsync.la vhd/libvhd.la proto/libproto.la $(ZLIB_LIBS) $(PTHREAD_LIBS)
+memsync_libs = memsync/libmemsync.la storage/libstorage.la vhd/libvhd.la proto/libproto.la $(ZLIB_LIBS) $(PTHREAD_LIBS)
 
 # The test guest: freestanding, built with the project's compiler but none of
 # its flags (no sanitizers, no PIC, no red zone), linked at 1 MiB. Installed
@@ -36,3 +36,11 @@ memsync/guest/guest.elf: $(addprefix $(srcdir)/,$(guest_sources) $(guest_headers
 memsync/guest/guest32.elf: memsync/guest/guest.elf
 	$(AM_V_GEN)start=$$(nm memsync/guest/guest.elf | awk '$$3 == "_start32" {print $$1}') && \
 	objcopy -O elf32-i386 --set-start=0x$$start memsync/guest/guest.elf $@
+# Live migration: the source (in the VM's process), serve, the incoming VM.
+memsync_libmemsync_la_SOURCES += memsync/migrate.h memsync/migrate-util.c \
+	memsync/migrate-events.c memsync/migrate-limit.c memsync/migrate-handover.c \
+	memsync/migrate-record.c memsync/migrate-source.c memsync/migrate-storage.c \
+	memsync/migrate-precopy.c memsync/migrate-switchover.c
+memsync_libmemsync_la_SOURCES += memsync/migrate-preflight.c memsync/migrate-serve.c \
+	memsync/migrate-dest.c memsync/migrate-dest-disk.c memsync/migrate-child.c \
+	memsync/migrate-incoming.c

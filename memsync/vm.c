@@ -11,6 +11,7 @@
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -75,13 +76,23 @@ static int setup_memory(struct vm *vm, char *err)
 {
 	uint64_t low = vm->ram_size < VM_LOW_RAM_MAX ? vm->ram_size : VM_LOW_RAM_MAX;
 	uint8_t *base;
+	struct stat st;
 
-	vm->memfd = memfd_create("smove-guest-ram", MFD_CLOEXEC);
-	if (vm->memfd < 0)
-		return vm_error(err, errno, "%s: memfd_create: %s", vm->cfg.name, strerror(errno));
-	if (ftruncate(vm->memfd, (off_t)vm->ram_size) < 0)
-		return vm_error(err, errno, "%s: cannot size guest RAM to %llu bytes: %s",
-				vm->cfg.name, (unsigned long long)vm->ram_size, strerror(errno));
+	if (vm->memfd >= 0) { /* adopted (vm_create_incoming): its pages are the guest's */
+		if (fstat(vm->memfd, &st) < 0 || (uint64_t)st.st_size != vm->ram_size)
+			return vm_error(err, EINVAL,
+					"%s: the guest RAM handed over is not %llu bytes long",
+					vm->cfg.name, (unsigned long long)vm->ram_size);
+	} else {
+		vm->memfd = memfd_create("smove-guest-ram", MFD_CLOEXEC);
+		if (vm->memfd < 0)
+			return vm_error(err, errno, "%s: memfd_create: %s", vm->cfg.name,
+					strerror(errno));
+		if (ftruncate(vm->memfd, (off_t)vm->ram_size) < 0)
+			return vm_error(err, errno, "%s: cannot size guest RAM to %llu bytes: %s",
+					vm->cfg.name, (unsigned long long)vm->ram_size,
+					strerror(errno));
+	}
 	base = mmap(NULL, vm->ram_size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE,
 		    vm->memfd, 0);
 	if (base == MAP_FAILED)
@@ -285,8 +296,8 @@ static int create(struct vm *vm, const struct vm_config *cfg, unsigned flags, in
 	return 0;
 }
 
-int vm_create(const struct vm_config *cfg, unsigned flags, int console_fd, struct vm **out,
-	      char *err)
+static int create_vm(const struct vm_config *cfg, unsigned flags, int console_fd, int memfd,
+		     struct vm **out, char *err)
 {
 	struct vm *vm = calloc(1, sizeof(*vm));
 	int r;
@@ -294,6 +305,12 @@ int vm_create(const struct vm_config *cfg, unsigned flags, int console_fd, struc
 	if (!vm)
 		return vm_error(err, ENOMEM, "out of memory");
 	vm->kvm_fd = vm->vm_fd = vm->memfd = vm->console_fd = -1;
+	if (memfd >= 0 && (vm->memfd = fcntl(memfd, F_DUPFD_CLOEXEC, 3)) < 0) {
+		r = vm_error(err, errno, "%s: cannot take the guest RAM: %s",
+			     cfg->name ? cfg->name : "vm", strerror(errno));
+		free(vm);
+		return r;
+	}
 	vm->guest_exit = -1;
 	vm->state = VM_STATE_CREATED;
 	vm->next_io = GUEST_PORT_IO_BASE;
@@ -309,6 +326,19 @@ int vm_create(const struct vm_config *cfg, unsigned flags, int console_fd, struc
 	}
 	*out = vm;
 	return 0;
+}
+
+int vm_create(const struct vm_config *cfg, unsigned flags, int console_fd, struct vm **out,
+	      char *err)
+{
+	return create_vm(cfg, flags & VM_CREATE_INCOMING, console_fd, -1, out, err);
+}
+
+int vm_create_incoming(const struct vm_config *cfg, int memfd, int console_fd, struct vm **out,
+		       char *err)
+{
+	return create_vm(cfg, VM_CREATE_INCOMING | VM_CREATE_LATE_DISKS, console_fd, memfd, out,
+			 err);
 }
 
 const struct vm_config *vm_get_config(const struct vm *vm)
@@ -400,9 +430,22 @@ int vm_pause(struct vm *vm, uint64_t *pause_ns, char *err)
 	return 0;
 }
 
+void vm_resume_block(struct vm *vm, const char *why)
+{
+	pthread_mutex_lock(&vm->lock);
+	snprintf(vm->resume_blocked, sizeof(vm->resume_blocked), "%s", why ? why : "");
+	pthread_mutex_unlock(&vm->lock);
+}
+
 int vm_resume(struct vm *vm, char *err)
 {
 	pthread_mutex_lock(&vm->lock);
+	if (vm->resume_blocked[0] && vm->state == VM_STATE_PAUSED) {
+		int r = vm_error(err, EBUSY, "%s: %s", vm->cfg.name, vm->resume_blocked);
+
+		pthread_mutex_unlock(&vm->lock);
+		return r;
+	}
 	if (vm->state != VM_STATE_PAUSED && vm->state != VM_STATE_INCOMING) {
 		int r = vm->state == VM_STATE_RUNNING
 			    ? 0

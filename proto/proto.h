@@ -161,7 +161,11 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
 /* Features (HELLO's wanted set, HELLO_ACK's granted set); version 1 has none. */
 #define PROTO_FEAT_COMPRESS (1ull << 0) /* MEM_BATCH may be zlib-compressed */
 #define PROTO_FEAT_CHANNELS (1ull << 1) /* extra connections carry MEM_BATCH */
-#define PROTO_FEATURES_V2   (PROTO_FEAT_COMPRESS | PROTO_FEAT_CHANNELS)
+/* A dry run: the destination answers PREFLIGHT and creates nothing, whatever
+ * its verdict; the source then ends the session with CANCEL. A destination
+ * that does not grant it is told the same by a CANCEL after a go. */
+#define PROTO_FEAT_DRY_RUN (1ull << 2)
+#define PROTO_FEATURES_V2  (PROTO_FEAT_COMPRESS | PROTO_FEAT_CHANNELS | PROTO_FEAT_DRY_RUN)
 
 #define PROTO_FRAME_HDR_LEN 20
 #define PROTO_FRAME_MAGIC   0x534d4f56u /* "SMOV" */
@@ -564,6 +568,11 @@ int proto_session_send(struct proto_session *s, const struct proto_msg *m, char 
  * returns -EPROTO; a peer's ERROR returns -ECONNABORTED with its reason; a
  * CANCEL is returned as a message (state CLOSED). Release m after use. */
 int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err);
+/* Receives a message only if one is already waiting: 1 with m filled (as
+ * proto_session_recv), 0 when nothing but PING/PONG was waiting, or a
+ * negative errno. Lets a sender that pings notice its peer's CANCEL or ERROR
+ * between batches without blocking on a PONG. Release m after a 1. */
+int proto_session_poll(struct proto_session *s, struct proto_msg *m, char *err);
 /* The source's verdict at any moment, above all after a failure: RESUMED once
  * RUNNING arrived (the destination owns the VM); UNKNOWN when RESUME was sent
  * but neither RUNNING nor the destination's CANCEL arrived (in doubt: keep

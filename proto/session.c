@@ -196,7 +196,9 @@ static int recv_msg(struct proto_session *s, const struct proto_frame_hdr *h, in
 	return rc;
 }
 
-int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err)
+/* Receives one frame: 0 with a message for the caller, 1 when it was PING
+ * (answered) or PONG (skipped), or a negative errno. */
+static int recv_one(struct proto_session *s, struct proto_msg *m, char *err)
 {
 	enum proto_side peer = s->side == PROTO_SOURCE ? PROTO_DEST : PROTO_SOURCE;
 	struct proto_frame_hdr h;
@@ -204,52 +206,70 @@ int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err)
 	int rc, next;
 
 	memset(m, 0, sizeof *m);
-	for (;;) {
-		if (s->state == PROTO_ST_DEAD || s->state == PROTO_ST_CLOSED)
-			return proto_error(err, EPIPE, "the session has ended (%s)", s->why);
-		rc = conn_recv_header(s->conn, &h, &deadline, err);
-		if (rc == -ECONNRESET && s->state == PROTO_ST_CHANNEL)
-			return session_broken(s, rc, err); /* a channel's end: not a fault */
-		if (rc < 0)
-			return recv_failed(s, rc, err);
-		if (proto_state_next(s->state, s->role, peer, h.type, true) < 0 &&
-		    proto_state_next(s->state, s->role, peer, h.type, false) < 0) {
-			rc = proto_error(err, EPROTO, "%s sent %s, out of order in state %s",
-					 side_name(peer), proto_type_name(h.type),
-					 proto_state_name(s->state));
-			return recv_failed(s, rc, err);
-		}
-		rc = recv_msg(s, &h, deadline, m, err);
-		if (rc < 0)
-			return recv_failed(s, rc, err);
-		next = proto_state_next(s->state, s->role, peer, h.type, is_go(m));
-		if (h.type == PROTO_ERROR) {
-			rc = proto_error(err, ECONNABORTED, "the %s reported an error: %s",
-					 side_name(peer), m->u.reason.text);
-			set_why(s, PROTO_ST_DEAD, err);
-			proto_msg_release(m);
-			return rc;
-		}
-		s->state = (enum proto_state)next;
-		s->reached |= 1u << next;
-		if (h.type == PROTO_CANCEL)
-			s->peer_cancelled = true;
-		if (h.type == PROTO_PING) {
-			struct proto_msg pong = {.type = PROTO_PONG, .u.nonce = m->u.nonce};
-
-			rc = proto_session_send(s, &pong, err);
-			if (rc < 0)
-				return rc;
-			continue;
-		}
-		if (h.type == PROTO_PONG)
-			continue;
-		if (h.type == PROTO_CANCEL)
-			snprintf(s->why, sizeof s->why, "cancelled by the %s: %s", side_name(peer),
+	if (s->state == PROTO_ST_DEAD || s->state == PROTO_ST_CLOSED)
+		return proto_error(err, EPIPE, "the session has ended (%s)", s->why);
+	rc = conn_recv_header(s->conn, &h, &deadline, err);
+	if (rc == -ECONNRESET && s->state == PROTO_ST_CHANNEL)
+		return session_broken(s, rc, err); /* a channel's end: not a fault */
+	if (rc < 0)
+		return recv_failed(s, rc, err);
+	if (proto_state_next(s->state, s->role, peer, h.type, true) < 0 &&
+	    proto_state_next(s->state, s->role, peer, h.type, false) < 0) {
+		rc = proto_error(err, EPROTO, "%s sent %s, out of order in state %s",
+				 side_name(peer), proto_type_name(h.type),
+				 proto_state_name(s->state));
+		return recv_failed(s, rc, err);
+	}
+	rc = recv_msg(s, &h, deadline, m, err);
+	if (rc < 0)
+		return recv_failed(s, rc, err);
+	next = proto_state_next(s->state, s->role, peer, h.type, is_go(m));
+	if (h.type == PROTO_ERROR) {
+		rc = proto_error(err, ECONNABORTED, "the %s reported an error: %s", side_name(peer),
 				 m->u.reason.text);
-		else if (s->state == PROTO_ST_CLOSED)
-			snprintf(s->why, sizeof s->why, "%s received", proto_type_name(h.type));
-		return 0;
+		set_why(s, PROTO_ST_DEAD, err);
+		proto_msg_release(m);
+		return rc;
+	}
+	s->state = (enum proto_state)next;
+	s->reached |= 1u << next;
+	if (h.type == PROTO_CANCEL)
+		s->peer_cancelled = true;
+	if (h.type == PROTO_PING) {
+		struct proto_msg pong = {.type = PROTO_PONG, .u.nonce = m->u.nonce};
+
+		rc = proto_session_send(s, &pong, err);
+		return rc < 0 ? rc : 1;
+	}
+	if (h.type == PROTO_PONG)
+		return 1;
+	if (h.type == PROTO_CANCEL)
+		snprintf(s->why, sizeof s->why, "cancelled by the %s: %s", side_name(peer),
+			 m->u.reason.text);
+	else if (s->state == PROTO_ST_CLOSED)
+		snprintf(s->why, sizeof s->why, "%s received", proto_type_name(h.type));
+	return 0;
+}
+
+int proto_session_recv(struct proto_session *s, struct proto_msg *m, char *err)
+{
+	int rc;
+
+	while ((rc = recv_one(s, m, err)) == 1)
+		;
+	return rc;
+}
+
+int proto_session_poll(struct proto_session *s, struct proto_msg *m, char *err)
+{
+	int rc;
+
+	memset(m, 0, sizeof *m);
+	for (;;) {
+		if ((rc = proto_conn_poll(s->conn, 0, err)) <= 0)
+			return rc;
+		if ((rc = recv_one(s, m, err)) != 1)
+			return rc < 0 ? rc : 1;
 	}
 }
 

@@ -284,7 +284,8 @@ static int start_copies(struct mirror_conn *c)
 			pthread_mutex_unlock(&job->lock);
 			return -1;
 		}
-		if ((wait = bandwidth_wait(job)) > 0) {
+		if ((wait = bandwidth_wait(job)) > 0 ||
+		    (job->opts.limit && (wait = job->opts.limit(job->opts.limit_opaque, 0)) > 0)) {
 			pthread_mutex_unlock(&job->lock);
 			return wait;
 		}
@@ -312,6 +313,8 @@ static int start_copies(struct mirror_conn *c)
 		req_range(job, req, &len, &off);
 		if (job->opts.bandwidth && !zero)
 			job->tokens -= (double)len;
+		if (job->opts.limit && !zero)
+			job->opts.limit(job->opts.limit_opaque, len);
 		if (zero)
 			mirror_set_written(job, len, off);
 		pthread_mutex_unlock(&job->lock);

@@ -374,9 +374,10 @@ static int flush_both(struct mirror_job *job, char *err)
 {
 	int r = vhd_flush(job->src, err);
 
-	for (unsigned i = 0; r == 0 && job->dest_can_flush && i < job->nconns; i++)
-		if (nbd_flush(job->conns[i].h, 0) < 0)
-			r = storage_nbd_error(err, job->uri, "flush");
+	/* More than one connection only with multi-conn, whose flush on one
+	 * connection covers the writes completed on all (NBD protocol). */
+	if (r == 0 && job->dest_can_flush && nbd_flush(job->conns[0].h, 0) < 0)
+		r = storage_nbd_error(err, job->uri, "flush");
 	return r;
 }
 

@@ -158,6 +158,13 @@ struct mirror_opts {
 	unsigned max_passes;	 /* ... or after this many passes; 0 = 8 */
 	bool hold;		 /* connect, but copy nothing before mirror_run */
 	bool verify;		 /* mirror_complete compares both sides */
+	/* A bandwidth budget shared with other traffic (a migration's memory):
+	 * called under the job's lock before each data copy request with 0 ("may
+	 * one start?") and once it started with its length (charged). Returns the
+	 * milliseconds to wait before the next request may start, 0 for none.
+	 * NULL: only .bandwidth applies. Like .bandwidth, never the user's writes. */
+	int (*limit)(void *limit_opaque, uint64_t bytes);
+	void *limit_opaque;
 	/* Ask the destination to flush after this many bytes of data (0 = 64 MiB),
 	 * so that its disk writes back during the copy and mirror_complete's final
 	 * flush is short. */

@@ -15,3 +15,4 @@ include tests/fuzz/local.mk
 include tests/storage/local.mk
 include tests/memsync/local.mk
 include tests/proto/local.mk
+include tests/migrate/local.mk

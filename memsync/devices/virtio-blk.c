@@ -137,6 +137,8 @@ static uint32_t blk_request(struct virtio_dev *v, struct virtio_seg *segs, unsig
 		return 0; /* no header or no status byte: nothing can be answered */
 	type = get_le32(segs[0].p);
 	sector = get_le64(segs[0].p + 8);
+	if (!b->ops) /* an incoming VM whose disks are not open yet */
+		type = ~0u;
 	switch (type) {
 	case T_IN:
 	case T_OUT:
@@ -234,17 +236,22 @@ static void blk_destroy(void *dev)
 	free(b);
 }
 
-static int open_disk(struct vm *vm, struct blk *b, const struct vm_disk_config *dc, char *err)
+/* Opens and locks the disk dc describes, at path (dc->path unless the
+ * migration hands the file over under its temporary name). */
+static int open_disk(struct blk *b, const struct vm_disk_config *dc, const char *path, char *err)
 {
 	struct vhd_open_opts opts = {.format = dc->format, .readonly = dc->readonly};
 	char verr[VHD_ERR_LEN];
-	int r = vm_disk_lock(dc->path, dc->readonly, &b->lock_fd, err);
+	int r = vm_disk_lock(path, dc->readonly, &b->lock_fd, err);
 
 	if (r < 0)
 		return r;
-	r = vhd_open(dc->path, &opts, &b->disk, verr);
-	if (r < 0)
+	r = vhd_open(path, &opts, &b->disk, verr);
+	if (r < 0) {
+		close(b->lock_fd);
+		b->lock_fd = -1;
 		return vm_error(err, -r, "%s", verr);
+	}
 	b->capacity = vhd_size(b->disk) & ~511ull;
 	b->readonly = dc->readonly;
 	b->ops = &vhd_blk_ops;
@@ -268,7 +275,8 @@ int vm_virtio_blk_create(struct vm *vm, char *err)
 				     VIRTIO_BLK_F_WRITE_ZEROES |
 				     (vm->cfg.disks[i].readonly ? VIRTIO_BLK_F_RO : 0);
 		snprintf(d.id, sizeof(d.id), "virtio-blk%u", i);
-		if ((r = open_disk(vm, b, &vm->cfg.disks[i], err)) < 0 ||
+		if ((!(vm->flags & VM_CREATE_LATE_DISKS) &&
+		     (r = open_disk(b, &vm->cfg.disks[i], vm->cfg.disks[i].path, err)) < 0) ||
 		    (r = vm_device_add(vm, &d, err)) < 0) {
 			vhd_close(b->disk);
 			if (b->lock_fd >= 0)
@@ -297,6 +305,24 @@ int vm_disk_set_ops(struct vm *vm, unsigned i, const struct vm_blk_ops *ops, voi
 	pthread_mutex_unlock(&b->v.lock);
 	if (disk)
 		*disk = b->disk;
+	return 0;
+}
+
+int vm_disks_open(struct vm *vm, const char *const *paths, char *err)
+{
+	for (unsigned i = 0; i < vm->cfg.ndisks; i++) {
+		struct blk *b = vm->blk[i];
+		int r;
+
+		if (b->disk)
+			return vm_error(err, EBUSY, "%s: disk %u is already open", vm->cfg.name, i);
+		pthread_mutex_lock(&b->v.lock);
+		r = open_disk(b, &vm->cfg.disks[i],
+			      paths && paths[i] ? paths[i] : vm->cfg.disks[i].path, err);
+		pthread_mutex_unlock(&b->v.lock);
+		if (r < 0)
+			return r;
+	}
 	return 0;
 }
 

@@ -1,0 +1,646 @@
+/* memsync/migrate-dest.c: one incoming migration in `smove serve`, from
+ * PREFLIGHT to DONE, in its connection's thread.
+ *
+ *   PREFLIGHT      checks (migrate-preflight.c, plus names and files): no-go
+ *                  lists every reason and creates nothing; a dry run stops here
+ *   go             storage/NAME, its record "receiving", each disk created
+ *                  under its temporary name and exported (DISK_EXPORT), the
+ *                  guest RAM (a memfd, mapped; MEM_BATCH lands in it), the VM
+ *                  process created on that memfd
+ *   ROUND_END      rounds ordered across channels; FINAL: the exports stop
+ *   state          the VM's blob and files kept; STATE_END: disks handed to
+ *                  the VM, state loaded, SWITCHOVER_READY
+ *   RESUME         files renamed to their final names, record "resuming"
+ *                  (durable) under the lock that RESOLVE takes, RESUMING, the
+ *                  VM resumed, the guest seen running, RUNNING, "resumed"
+ *   COMMIT         DONE, "committed": the VM lives on by itself
+ * Any failure before "resuming" discards everything (record "aborted"); after
+ * it the VM is kept: it may be the only running copy. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "memsync/migrate.h"
+
+/* ---- records ---------------------------------------------------------------------- */
+
+static int set_state(struct mig_incoming *inc, enum mig_rec_state st, char *err)
+{
+	struct vm_serve *sv = inc->sv;
+	int r;
+
+	pthread_mutex_lock(&sv->lock);
+	if (inc->rec.state == MIG_REC_ABORTED && st != MIG_REC_ABORTED)
+		r = vm_error(err, ECANCELED,
+			     "the session was resolved as never resumed (a RESOLVE came first)");
+	else {
+		enum mig_rec_state old = inc->rec.state;
+
+		inc->rec.state = st;
+		if ((r = mig_record_write(sv->storage, &inc->rec, err)) < 0)
+			inc->rec.state = old;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	return r;
+}
+
+/* ---- preflight -------------------------------------------------------------------- */
+
+static bool name_taken(struct mig_incoming *inc, const char *name)
+{
+	struct vm_registry_entry *e = NULL;
+	size_t n = 0;
+	char err[VM_ERR_LEN];
+	bool taken = false;
+
+	for (struct mig_incoming *o = inc->sv->incoming; o; o = o->next)
+		taken |= o != inc && strcmp(o->name, name) == 0;
+	if (!taken && vm_registry_list(&e, &n, err) == 0)
+		for (size_t i = 0; i < n; i++)
+			taken |= !e[i].stale && strcmp(e[i].name, name) == 0;
+	free(e);
+	return taken;
+}
+
+/* Checks everything and, on go, reserves the name. */
+static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct vm_config *cfg,
+		  struct mig_reasons *r)
+{
+	struct vm_serve *sv = inc->sv;
+	char err[VM_ERR_LEN], path[4096];
+	struct stat st;
+
+	mig_preflight_host(p, sv->storage, r);
+	if (!proto_valid_disk_name(p->vm_name) || strlen(p->vm_name) > VM_NAME_MAX) {
+		mig_reason(r, "VM name '%s' cannot be used here", p->vm_name);
+		return;
+	}
+	if (vm_config_from_json(p->config_json, strlen(p->config_json), cfg, err) < 0)
+		mig_reason(r, "the VM's configuration is not valid here: %s", err);
+	else if (strcmp(cfg->name, p->vm_name) != 0 || cfg->memory != p->mem_size ||
+		 cfg->cpus != p->vcpus || cfg->ndisks != p->ndisks)
+		mig_reason(r, "the VM's configuration does not match its preflight");
+	mig_join(path, sizeof(path), sv->storage, p->vm_name);
+	if (lstat(path, &st) == 0)
+		mig_reason(r, "%s already exists", path);
+	for (uint32_t i = 0; i < p->ndisks; i++)
+		if (!proto_valid_disk_name(p->disks[i].name))
+			mig_reason(r, "disk name '%s' is not a plain file name", p->disks[i].name);
+	pthread_mutex_lock(&sv->lock);
+	if (name_taken(inc, p->vm_name))
+		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
+	else if (r->n == 0)
+		snprintf(inc->name, sizeof(inc->name), "%s", p->vm_name);
+	pthread_mutex_unlock(&sv->lock);
+}
+
+static int answer(struct mig_incoming *inc, const struct mig_reasons *r, char *err)
+{
+	struct proto_msg m = {.type = PROTO_PREFLIGHT_REPLY};
+
+	m.u.preflight_reply.go = r->n == 0;
+	m.u.preflight_reply.nreasons = r->n;
+	m.u.preflight_reply.reasons = (char **)r->v;
+	return proto_session_send(&inc->s, &m, err);
+}
+
+/* ---- go: storage, memory, the VM process ------------------------------------------------ */
+
+static int make_exports(struct mig_incoming *inc, const struct proto_preflight *p, char *err)
+{
+	struct vm_serve *sv = inc->sv;
+	char identity[40];
+	uint8_t key[32];
+	int r;
+
+	mig_join(inc->psk_file, sizeof(inc->psk_file), sv->storage, MIG_RECORD_DIR);
+	mig_join(inc->psk_file, sizeof(inc->psk_file), inc->psk_file, inc->id);
+	strncat(inc->psk_file, ".psk", sizeof(inc->psk_file) - strlen(inc->psk_file) - 1);
+	if ((r = proto_psk_generate(identity, key, sizeof(key), err)) < 0 ||
+	    (r = proto_psk_write_file(inc->psk_file, identity, key, sizeof(key), err)) < 0)
+		return r;
+	for (uint32_t i = 0; i < p->ndisks; i++) {
+		struct mig_export *x = &inc->exp[i];
+		struct proto_msg m = {.type = PROTO_DISK_EXPORT};
+
+		inc->nexp = i + 1;
+		if ((r = mig_export_create(x, inc->dir, &p->disks[i], err)) < 0 ||
+		    (r = mig_export_start(x, sv->o.nbdkit ? sv->o.nbdkit : "nbdkit",
+					  sv->o.plugin ? sv->o.plugin : "smove", inc->host,
+					  inc->psk_file, err)) < 0)
+			return r;
+		m.u.disk_export.disk = i;
+		m.u.disk_export.host = inc->host;
+		m.u.disk_export.port = x->port;
+		m.u.disk_export.socket = "";
+		m.u.disk_export.export_name = "";
+		m.u.disk_export.tls = true;
+		m.u.disk_export.psk_identity = identity;
+		m.u.disk_export.psk_len = sizeof(key);
+		memcpy(m.u.disk_export.psk, key, sizeof(key));
+		if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+			return r;
+	}
+	return 0;
+}
+
+static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
+{
+	int r;
+
+	inc->memfd = memfd_create("smove-incoming-ram", MFD_CLOEXEC);
+	if (inc->memfd < 0)
+		return vm_error(err, errno, "memfd_create: %s", strerror(errno));
+	if (ftruncate(inc->memfd, (off_t)size) < 0)
+		return vm_error(err, errno, "cannot size guest RAM to %llu bytes: %s",
+				(unsigned long long)size, strerror(errno));
+	inc->mem =
+	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, inc->memfd, 0);
+	if (inc->mem == MAP_FAILED) {
+		inc->mem = NULL;
+		return vm_error(err, errno, "cannot map guest RAM: %s", strerror(errno));
+	}
+	inc->mem_size = size;
+	if ((r = proto_rounds_new(1 + inc->channels, &inc->rounds, err)) < 0)
+		return r;
+	inc->target =
+	    (struct proto_mem_target){.mem_size = size, .base = inc->mem, .rounds = inc->rounds};
+	proto_session_set_target(&inc->s, &inc->target);
+	pthread_mutex_lock(&inc->sv->lock);
+	inc->ready = true;
+	pthread_mutex_unlock(&inc->sv->lock);
+	return 0;
+}
+
+/* The configuration the VM process gets: this host's paths. */
+static int make_vm(struct mig_incoming *inc, struct vm_config *cfg, char *err)
+{
+	char path[4096], *json = NULL, *line;
+	struct proto_json j;
+	int r;
+
+	free(cfg->control);
+	snprintf(path, sizeof(path), "%s/%s.sock", vm_runtime_dir(), cfg->name);
+	cfg->control = strdup(path);
+	free(cfg->console);
+	mig_join(path, sizeof(path), inc->dir, "console.log");
+	cfg->console = strdup(path);
+	free(cfg->guest);
+	mig_join(path, sizeof(path), inc->dir, "guest.elf");
+	cfg->guest = strdup(path);
+	for (unsigned i = 0; i < cfg->ndisks; i++) {
+		free(cfg->disks[i].path);
+		cfg->disks[i].path = strdup(inc->exp[i].path);
+		cfg->disks[i].format = inc->exp[i].format;
+	}
+	if ((r = vm_config_to_json(cfg, &json, err)) < 0)
+		return r;
+	proto_json_init(&j);
+	proto_json_obj_begin(&j);
+	proto_json_kv_str(&j, "cmd", "create");
+	proto_json_kv_str(&j, "config", json);
+	proto_json_kv_str(&j, "dir", inc->dir);
+	proto_json_obj_end(&j);
+	line = (char *)proto_json_finish(&j);
+	free(json);
+	r = line ? mig_child_spawn(inc->sv->exe, inc->memfd, &inc->child, err)
+		 : vm_error(err, ENOMEM, "out of memory");
+	if (r == 0)
+		r = mig_child_call(&inc->child, line, NULL, 0, NULL, MIG_HANDOVER_MS, err);
+	proto_json_release(&j);
+	return r;
+}
+
+/* ---- receiving ------------------------------------------------------------------- */
+
+static int keep_blob(struct mig_incoming *inc, const struct proto_blob *b, char *err)
+{
+	char path[4096];
+	int fd, r = 0;
+
+	inc->devices++;
+	if (strcmp(b->name, MIG_STATE_BLOB) == 0) {
+		free(inc->state);
+		if (!(inc->state = malloc(b->len ? b->len : 1)))
+			return vm_error(err, ENOMEM, "out of memory");
+		memcpy(inc->state, b->data, b->len);
+		inc->state_len = b->len;
+		return 0;
+	}
+	if (strcmp(b->name, MIG_FILE_GUEST) == 0) {
+		mig_join(path, sizeof(path), inc->dir, "guest.elf");
+		return mig_write_durable(path, b->data, b->len, err);
+	}
+	if (strcmp(b->name, MIG_FILE_CONSOLE) == 0) {
+		/* The VM has it open for appending and has written nothing yet. */
+		mig_join(path, sizeof(path), inc->dir, "console.log");
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		if (fd < 0 || write(fd, b->data, b->len) != (ssize_t)b->len)
+			r = vm_error(err, errno, "%s: %s", path, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return r;
+	}
+	return vm_error(err, EPROTO, "unknown device state '%s' (a newer source?)", b->name);
+}
+
+static int reap_exports(struct mig_incoming *inc, char *err)
+{
+	int r = 0;
+
+	for (unsigned i = 0; i < inc->nexp && r == 0; i++)
+		r = mig_export_stop(&inc->exp[i], err);
+	return r;
+}
+
+/* STATE_END: the VM takes its disks and its state. */
+static int load(struct mig_incoming *inc, char *err)
+{
+	struct proto_json j;
+	char line[64];
+	int r;
+
+	if (!inc->state)
+		return vm_error(err, EPROTO, "STATE_END without the VM's state");
+	inc->t_state_end = mig_now();
+	if ((r = reap_exports(inc, err)) < 0)
+		return r;
+	inc->t_stopped = mig_now();
+	proto_json_init(&j);
+	proto_json_obj_begin(&j);
+	proto_json_kv_str(&j, "cmd", "disks");
+	proto_json_key(&j, "paths");
+	proto_json_arr_begin(&j);
+	for (unsigned i = 0; i < inc->nexp; i++) {
+		close(inc->exp[i].lock_fd); /* the VM takes the lock */
+		inc->exp[i].lock_fd = -1;
+		proto_json_str(&j, inc->exp[i].tmp);
+	}
+	proto_json_arr_end(&j);
+	proto_json_obj_end(&j);
+	r = proto_json_finish(&j) ? mig_child_call(&inc->child, proto_json_finish(&j), NULL, 0,
+						   NULL, MIG_HANDOVER_MS, err)
+				  : vm_error(err, ENOMEM, "out of memory");
+	proto_json_release(&j);
+	snprintf(line, sizeof(line), "{\"cmd\":\"state\",\"len\":%zu}", inc->state_len);
+	if (r == 0)
+		r = mig_child_call(&inc->child, line, inc->state, inc->state_len, NULL,
+				   MIG_HANDOVER_MS, err);
+	inc->t_loaded = mig_now();
+	return r;
+}
+
+/* RESUME: from "resuming" on, this host owns the VM. */
+static int resume(struct mig_incoming *inc, char *err)
+{
+	struct proto_msg m = {.type = PROTO_RESUMING};
+	struct proto_json_value *st = NULL;
+	uint64_t hb0 = 0, hb = 0;
+	char perr[PROTO_ERR_LEN];
+	double deadline;
+	bool valid = false;
+	int r;
+
+	inc->t_resume = mig_now();
+	mig_stall_forever("dest-resume");
+	if ((r = mig_child_call(&inc->child, "{\"cmd\":\"status\"}", NULL, 0, &st, MIG_HANDOVER_MS,
+				err)) < 0)
+		return r;
+	proto_json_get_u64(st, "heartbeat", &hb0, perr);
+	proto_json_free(st);
+	/* Durability point: "resuming" is on stable storage before the VM runs
+	 * (and the temporary names are completed after a crash from here on). */
+	if ((r = set_state(inc, MIG_REC_RESUMING, err)) < 0)
+		return r;
+	if ((r = mig_child_call(&inc->child, "{\"cmd\":\"resume\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
+				err)) < 0)
+		return 1; /* it may run: the record says so, the source will ask */
+	inc->t_resumed = mig_now();
+	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+		return 1;
+	/* The names, out of the downtime: the disks were flushed through the
+	 * exports before the last round, the rename makes them final. */
+	for (unsigned i = 0; i < inc->nexp; i++) {
+		if (rename(inc->exp[i].tmp, inc->exp[i].path) < 0) {
+			vm_error(err, errno, "%s: %s", inc->exp[i].path, strerror(errno));
+			return 1;
+		}
+		inc->exp[i].committed = true;
+	}
+	if (mig_fsync_dir(inc->dir, err) < 0)
+		return 1;
+	mig_stall_forever("dest-running");
+	for (deadline = mig_now() + MIG_RUNNING_MS / 1e3; mig_now() < deadline;) {
+		struct timespec ts = {0, 2000000};
+		const char *state = "";
+
+		if ((r = mig_child_call(&inc->child, "{\"cmd\":\"status\"}", NULL, 0, &st,
+					MIG_HANDOVER_MS, err)) < 0)
+			return r;
+		proto_json_get_u64(st, "heartbeat", &hb, perr);
+		proto_json_get_bool(st, "guest_valid", &valid, perr);
+		proto_json_get_str(st, "state", &state, perr);
+		r = strcmp(state, "running") != 0 ? vm_error(err, EIO, "the VM is %s", state)
+		    : !valid || hb > hb0	  ? 1
+						  : 0;
+		proto_json_free(st);
+		if (r)
+			break;
+		nanosleep(&ts, NULL);
+	}
+	if (r <= 0)
+		return r < 0 ? r
+			     : vm_error(err, ETIMEDOUT,
+					"the guest's heartbeat did not advance "
+					"within %d ms",
+					MIG_RUNNING_MS);
+	m = (struct proto_msg){.type = PROTO_RUNNING};
+	m.u.running.vcpus_running = inc->vcpus;
+	m.u.running.heartbeat = hb;
+	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+		return r;
+	return set_state(inc, MIG_REC_RESUMED, err);
+}
+
+/* ---- the loop ------------------------------------------------------------------------ */
+
+/* Receives until COMMIT (0), or fails: < 0 before "resuming", 1 after it. */
+static int receive(struct mig_incoming *inc, char *err)
+{
+	bool resumed = false;
+
+	for (;;) {
+		struct proto_msg m;
+		int r = proto_session_recv(&inc->s, &m, err);
+
+		if (r < 0)
+			return resumed ? 1 : r;
+		switch (m.type) {
+		case PROTO_MEM_BATCH:
+			break;
+		case PROTO_ROUND_END:
+			r = proto_rounds_end(inc->rounds, &m.u.round_end, PROTO_TIMEOUT_MS, err);
+			if (r == 0 && (m.u.round_end.flags & PROTO_ROUND_FINAL)) {
+				/* The source completed every mirror (flushed through
+				 * the exports) before its last round: nbdkit has
+				 * nothing left to do and is killed, which also makes
+				 * sure it cannot write once the VM has the image. */
+				inc->t_final = mig_now();
+				for (unsigned i = 0; i < inc->nexp; i++)
+					if (inc->exp[i].nbdkit > 0) /* reaped at STATE_END */
+						kill(inc->exp[i].nbdkit, SIGKILL);
+			}
+			break;
+		case PROTO_DEVICE_STATE:
+			r = keep_blob(inc, &m.u.blob, err);
+			break;
+		case PROTO_VCPU_STATE:
+			r = vm_error(err, EPROTO,
+				     "separate VCPU_STATE is not supported; the source "
+				     "sends the VM's state as one blob");
+			break;
+		case PROTO_STATE_END:
+			if (m.u.state_end.devices != inc->devices || m.u.state_end.vcpus)
+				r = vm_error(err, EPROTO, "STATE_END counts %u blobs, %u arrived",
+					     m.u.state_end.devices, inc->devices);
+			if (r == 0 && (r = load(inc, err)) == 0) {
+				struct proto_msg ready = {.type = PROTO_SWITCHOVER_READY};
+
+				r = proto_session_send(&inc->s, &ready, err);
+			}
+			break;
+		case PROTO_RESUME:
+			r = resume(inc, err);
+			if (r == 1 || (r < 0 && inc->rec.state >= MIG_REC_RESUMING)) {
+				proto_msg_release(&m);
+				return 1;
+			}
+			resumed = r == 0;
+			break;
+		case PROTO_COMMIT: {
+			struct proto_msg done = {.type = PROTO_DONE};
+
+			proto_msg_release(&m);
+			if (proto_session_send(&inc->s, &done, err) < 0)
+				mig_serve_log(inc->sv, "%s: DONE not sent: %s", inc->name, err);
+			return 0;
+		}
+		case PROTO_CANCEL:
+			r = vm_error(err, ECANCELED, "%s", inc->s.why);
+			break;
+		default:
+			r = proto_session_fail(&inc->s, EPROTO, err, "unexpected %s",
+					       proto_type_name(m.type));
+		}
+		proto_msg_release(&m);
+		if (r < 0) {
+			if (inc->s.state != PROTO_ST_DEAD && inc->s.state != PROTO_ST_CLOSED &&
+			    r != -ECANCELED)
+				proto_session_fail(&inc->s, -r, err, "%s", err);
+			return r;
+		}
+	}
+}
+
+/* Everything of a copy that will never run: files, exports, VM process. */
+static void discard(struct mig_incoming *inc)
+{
+	char path[4096], err[VM_ERR_LEN];
+
+	mig_child_kill(&inc->child);
+	for (unsigned i = 0; i < inc->nexp; i++) {
+		mig_export_discard(&inc->exp[i]);
+		if (inc->exp[i].committed)
+			unlink(inc->exp[i].path);
+	}
+	if (inc->dir[0] && inc->rec.created_dir) {
+		mig_join(path, sizeof(path), inc->dir, "guest.elf");
+		unlink(path);
+		mig_join(path, sizeof(path), inc->dir, "console.log");
+		unlink(path);
+		rmdir(inc->dir);
+	}
+	if (inc->rec.id[0] && set_state(inc, MIG_REC_ABORTED, err) < 0 &&
+	    inc->rec.state != MIG_REC_ABORTED)
+		mig_serve_log(inc->sv, "%s: %s", inc->name, err);
+}
+
+static void release(struct mig_incoming *inc)
+{
+	if (inc->psk_file[0])
+		unlink(inc->psk_file);
+	if (inc->mem)
+		munmap(inc->mem, inc->mem_size);
+	if (inc->memfd >= 0)
+		close(inc->memfd);
+	inc->mem = NULL;
+	inc->memfd = -1;
+	free(inc->state);
+	inc->state = NULL;
+}
+
+/* Wakes channel threads blocked on their sockets or on the rounds. */
+static void stop_channels(struct mig_incoming *inc, const char *why)
+{
+	pthread_mutex_lock(&inc->sv->lock);
+	inc->ready = false;
+	for (struct mig_channel *c = inc->chans; c; c = c->next)
+		shutdown(c->fd, SHUT_RDWR);
+	pthread_mutex_unlock(&inc->sv->lock);
+	if (inc->rounds)
+		proto_rounds_abort(inc->rounds, why);
+}
+
+static int go(struct mig_incoming *inc, const struct proto_preflight *p, struct vm_config *cfg,
+	      char *err)
+{
+	int r;
+
+	mig_join(inc->dir, sizeof(inc->dir), inc->sv->storage, inc->name);
+	snprintf(inc->rec.name, sizeof(inc->rec.name), "%s", inc->name);
+	snprintf(inc->rec.id, sizeof(inc->rec.id), "%s", inc->id);
+	inc->rec.state = MIG_REC_RECEIVING;
+	inc->channels = p->channels;
+	inc->vcpus = p->vcpus;
+	if ((r = mig_record_write(inc->sv->storage, &inc->rec, err)) < 0)
+		return r;
+	if (mkdir(inc->dir, 0755) < 0)
+		return vm_error(err, errno, "%s: %s", inc->dir, strerror(errno));
+	pthread_mutex_lock(&inc->sv->lock);
+	inc->rec.created_dir = true;
+	pthread_mutex_unlock(&inc->sv->lock);
+	if ((r = mig_record_write(inc->sv->storage, &inc->rec, err)) < 0 ||
+	    (r = make_memory(inc, p->mem_size, err)) < 0 || (r = make_exports(inc, p, err)) < 0 ||
+	    (r = make_vm(inc, cfg, err)) < 0)
+		return r;
+	return 0;
+}
+
+void mig_dest_run(struct mig_incoming *inc)
+{
+	struct mig_reasons reasons = {0};
+	struct vm_config cfg;
+	struct proto_msg m;
+	char err[VM_ERR_LEN] = "";
+	bool dry;
+	int r;
+
+	vm_config_init(&cfg);
+	if ((r = proto_session_recv(&inc->s, &m, err)) < 0 || m.type != PROTO_PREFLIGHT) {
+		if (r == 0)
+			proto_msg_release(&m);
+		mig_serve_log(inc->sv, "session %s: %s", inc->id, r < 0 ? err : "no PREFLIGHT");
+		return;
+	}
+	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
+	check(inc, &m.u.preflight, &cfg, &reasons);
+	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s", m.u.preflight.vm_name,
+		      proto_conn_peer_identity(inc->conn) ? proto_conn_peer_identity(inc->conn)
+							  : "an unauthenticated peer",
+		      reasons.n ? "no-go" : "go", dry ? " (dry run)" : "");
+	for (unsigned i = 0; i < reasons.n; i++)
+		mig_serve_log(inc->sv, "  %s", reasons.v[i]);
+	r = answer(inc, &reasons, err);
+	if (r < 0 || reasons.n || dry) {
+		if (r == 0 && dry && !reasons.n) /* the source's CANCEL ends it */
+			proto_session_recv(&inc->s, &(struct proto_msg){0}, err);
+		goto out;
+	}
+	if ((r = go(inc, &m.u.preflight, &cfg, err)) < 0) {
+		proto_session_fail(&inc->s, -r, err, "%s", err);
+		mig_serve_log(inc->sv, "%s: %s", inc->name, err);
+		discard(inc);
+		goto out;
+	}
+	r = receive(inc, err);
+	stop_channels(inc, err[0] ? err : "the migration ended");
+	if (r < 0) {
+		mig_serve_log(inc->sv, "%s: migration failed, copy discarded: %s", inc->name, err);
+		discard(inc);
+	} else if (r == 1) {
+		mig_serve_log(inc->sv,
+			      "%s: resumed here, not committed (%s): the source settles it "
+			      "with --resolve",
+			      inc->name, err);
+		mig_child_release(&inc->child);
+	} else {
+		if (set_state(inc, MIG_REC_COMMITTED, err) < 0)
+			mig_serve_log(inc->sv, "%s: %s", inc->name, err);
+		mig_child_call(&inc->child, "{\"cmd\":\"commit\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
+			       err);
+		mig_serve_log(
+		    inc->sv,
+		    "%s: migrated in; from the last round's end: state received %.1f ms, "
+		    "exports stopped %.1f, state loaded %.1f, RESUME %.1f, resumed %.1f ms",
+		    inc->name, (inc->t_state_end - inc->t_final) * 1e3,
+		    (inc->t_stopped - inc->t_final) * 1e3, (inc->t_loaded - inc->t_final) * 1e3,
+		    (inc->t_resume - inc->t_final) * 1e3, (inc->t_resumed - inc->t_final) * 1e3);
+		mig_child_release(&inc->child);
+	}
+	for (unsigned i = 0; i < inc->nexp; i++)
+		mig_export_discard(&inc->exp[i]);
+out:
+	release(inc);
+	mig_reasons_release(&reasons);
+	vm_config_release(&cfg);
+	proto_msg_release(&m);
+}
+
+enum proto_outcome mig_dest_resolve(struct vm_serve *sv, const char *id, char *detail, size_t len)
+{
+	struct mig_record rec;
+	struct mig_incoming *live = NULL;
+	char err[VM_ERR_LEN];
+	enum proto_outcome out;
+
+	memset(&rec, 0, sizeof(rec));
+	pthread_mutex_lock(&sv->lock);
+	for (struct mig_incoming *i = sv->incoming; i; i = i->next)
+		if (strcmp(i->id, id) == 0 && i->rec.id[0])
+			live = i;
+	if (live) {
+		rec = live->rec;
+		if (rec.state == MIG_REC_RECEIVING) {
+			/* The promise "never": atomic against RESUME (set_state). */
+			live->rec.state = MIG_REC_ABORTED;
+			rec.state = mig_record_write(sv->storage, &live->rec, err) == 0
+					? MIG_REC_ABORTED
+					: MIG_REC_RECEIVING;
+			live->rec.state = rec.state;
+		}
+	} else if (mig_record_read(sv->storage, id, &rec, err) == 0 &&
+		   rec.state == MIG_REC_RECEIVING) {
+		/* A record of a serve that crashed: its copy never ran. */
+		rec.state = MIG_REC_ABORTED;
+		if (mig_record_write(sv->storage, &rec, err) < 0)
+			rec.state = MIG_REC_RECEIVING;
+	} else if (!rec.id[0]) {
+		rec.state = (enum mig_rec_state) - 1;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	switch ((int)rec.state) {
+	case MIG_REC_ABORTED:
+		out = PROTO_OUTCOME_NOT_RESUMED;
+		snprintf(detail, len, "%s was never resumed here and never will be", rec.name);
+		break;
+	case MIG_REC_RESUMING:
+	case MIG_REC_RESUMED:
+	case MIG_REC_COMMITTED:
+		out = PROTO_OUTCOME_RESUMED;
+		snprintf(detail, len, "%s was resumed here (%s)", rec.name,
+			 mig_rec_state_name(rec.state));
+		break;
+	default:
+		out = PROTO_OUTCOME_UNKNOWN;
+		snprintf(detail, len, "no record of session %s (it may still be copying)", id);
+	}
+	return out;
+}

@@ -1,0 +1,464 @@
+/* memsync/migrate-precopy.c: the source's memory pre-copy.
+ *
+ * Round 1 sends every page that is not zero (the destination's RAM starts as
+ * zero); each later round sends the pages the dirty log (KVM's and the VMM's)
+ * reports as written since the previous fetch, a page that became zero going
+ * as a zero marker. Pages are addressed on the wire by their offset in the
+ * guest's RAM (memfd), so that the destination receives into one flat
+ * mapping. The senders are the main connection and `channels` more, one
+ * thread each, claiming chunks of pages from a shared cursor; ROUND_END k is
+ * sent once all have sent their part of round k (docs/protocol.md §6).
+ *
+ * While the guest runs a page may change under the sender, and the frame's
+ * CRC is computed before its bytes are written: each batch is therefore
+ * copied first (a snapshot; a page written after it is in the next round).
+ *
+ * After each round: bandwidth = bytes / time of the round, dirty rate = pages
+ * dirtied / time, predicted downtime = dirty bytes / bandwidth + the
+ * switchover's fixed cost. When it fits --downtime-ms, the caller switches
+ * over. When the guest dirties more than half what the link carries two rounds
+ * running, vCPUs are throttled (20 %, then +10 % a round, as QEMU's
+ * auto-converge); at 99 % for 5 rounds, or after max_rounds, it fails. */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "memsync/migrate.h"
+
+struct mig_worker {
+	struct mig_source *m;
+	unsigned index; /* 0: the main connection, run by the migration thread */
+	struct proto_tls *tls;
+	struct proto_conn *conn;
+	struct proto_session chs;
+	struct proto_session *s;
+	struct proto_pages_enc *enc;
+	uint8_t *stage;
+	struct proto_page pages[MIG_BATCH_PAGES];
+	size_t n;
+	pthread_t thread;
+	bool started;
+	uint32_t seen_gen;
+	int rc;
+	char err[VM_ERR_LEN];
+};
+
+/* ---- channels ------------------------------------------------------------------------ */
+
+static void *worker_thread(void *arg);
+
+static int worker_init(struct mig_source *m, struct mig_worker *w, unsigned index, char *err)
+{
+	struct proto_pages_opts po = {.compress = m->o.compress};
+	int r;
+
+	w->m = m;
+	w->index = index;
+	if (!(w->stage = malloc((size_t)MIG_BATCH_PAGES * PROTO_PAGE_SIZE)))
+		return vm_error(err, ENOMEM, "out of memory");
+	if ((r = proto_pages_enc_new(&po, &w->enc, err)) < 0)
+		return r;
+	if (index == 0) {
+		w->s = &m->s;
+		return 0;
+	}
+	if ((r = mig_connect(&m->o, PROTO_ROLE_CHANNEL, &w->tls, &w->conn, err)) < 0)
+		return r;
+	proto_session_init(&w->chs, w->conn, PROTO_SOURCE);
+	w->s = &w->chs;
+	if ((r = proto_session_hello(&w->chs, PROTO_ROLE_CHANNEL, m->s.features, m->s.session_id,
+				     m->s.token, (uint16_t)index, err)) < 0)
+		return r;
+	if ((r = pthread_create(&w->thread, NULL, worker_thread, w)))
+		return vm_error(err, r, "cannot start a channel thread: %s", strerror(r));
+	w->started = true;
+	return 0;
+}
+
+int mig_precopy_open_channels(struct mig_source *m, char *err)
+{
+	const struct vm *vm = m->vm;
+	int r;
+
+	pthread_mutex_init(&m->wlock, NULL);
+	pthread_cond_init(&m->wcond, NULL);
+	m->wsync = true;
+	m->nworkers = 1 + m->o.channels;
+	m->workers = calloc(m->nworkers, sizeof(*m->workers));
+	if (!m->workers)
+		return vm_error(err, ENOMEM, "out of memory");
+	m->npages = 0;
+	for (unsigned i = 0; i < vm_nslots(vm); i++) {
+		const struct vm_slot *sl = vm_slot(vm, i);
+		uint64_t words = (sl->size / VM_PAGE_SIZE + 63) / 64;
+
+		m->slot_first[i] = m->npages;
+		m->npages += sl->size / VM_PAGE_SIZE;
+		m->bitmap[i] = calloc(words, sizeof(uint64_t));
+		m->fetched[i] = calloc(words, sizeof(uint64_t));
+		if (!m->bitmap[i] || !m->fetched[i])
+			return vm_error(err, ENOMEM, "out of memory for the dirty bitmaps");
+	}
+	for (unsigned i = 0; i < m->nworkers; i++)
+		if ((r = worker_init(m, &m->workers[i], i, err)) < 0)
+			return r;
+	return 0;
+}
+
+/* ---- sending --------------------------------------------------------------------- */
+
+static int flush_batch(struct mig_worker *w)
+{
+	struct mig_source *m = w->m;
+	const struct proto_pages_stats *st = proto_pages_enc_stats(w->enc);
+	uint64_t before = st->payload_bytes;
+	int r;
+
+	if (!w->n)
+		return 0;
+	r = proto_session_send_pages(w->s, w->enc, m->round, w->pages, w->n, w->err);
+	w->n = 0;
+	if (r < 0)
+		return r;
+	mig_limit_take(&m->limit, st->payload_bytes - before);
+	return 0;
+}
+
+/* Adds the page at RAM offset off (host address p) to the batch. */
+static int add_page(struct mig_worker *w, uint64_t off, const uint8_t *p, bool copy)
+{
+	if (copy) {
+		memcpy(w->stage + w->n * PROTO_PAGE_SIZE, p, PROTO_PAGE_SIZE);
+		p = w->stage + w->n * PROTO_PAGE_SIZE;
+	}
+	w->pages[w->n].gpa = off;
+	w->pages[w->n].data = p;
+	if (++w->n == MIG_BATCH_PAGES)
+		return flush_batch(w);
+	return 0;
+}
+
+/* Sends the pages [first, last) of the global page index that this round
+ * covers. */
+static int send_chunk(struct mig_worker *w, uint64_t first, uint64_t last)
+{
+	struct mig_source *m = w->m;
+	bool copy = !m->paused;
+	int r = 0;
+
+	for (unsigned i = 0; i < vm_nslots(m->vm) && r == 0; i++) {
+		const struct vm_slot *sl = vm_slot(m->vm, i);
+		uint64_t lo = m->slot_first[i], hi = lo + sl->size / VM_PAGE_SIZE;
+
+		lo = first > lo ? first : lo;
+		hi = last < hi ? last : hi;
+		for (uint64_t g = lo; g < hi && r == 0; g++) {
+			uint64_t p = g - m->slot_first[i];
+			const uint8_t *hva = sl->hva + p * VM_PAGE_SIZE;
+
+			if (!m->round_all) {
+				uint64_t word = m->bitmap[i][p / 64];
+
+				if (!word) {
+					g |= 63; /* skip the rest of an empty word */
+					continue;
+				}
+				if (!(word & (1ull << (p % 64))))
+					continue;
+			} else if (proto_page_is_zero(hva)) {
+				continue;
+			}
+			r = add_page(w, sl->memfd_offset + p * VM_PAGE_SIZE, hva, copy);
+		}
+	}
+	return r;
+}
+
+static int send_share(struct mig_worker *w)
+{
+	struct mig_source *m = w->m;
+	int r = 0;
+
+	w->n = 0;
+	for (;;) {
+		uint64_t chunk = atomic_fetch_add(&m->next_chunk, 1);
+		uint64_t first = chunk * MIG_CHUNK_PAGES, last = first + MIG_CHUNK_PAGES;
+
+		if (first >= m->npages || atomic_load(&m->wfail))
+			break;
+		if ((r = send_chunk(w, first, last < m->npages ? last : m->npages)) < 0)
+			break;
+		if (w->index == 0 && (r = mig_check_abort(m, w->err)) < 0)
+			break;
+	}
+	if (r == 0)
+		r = flush_batch(w);
+	if (r < 0)
+		atomic_store(&m->wfail, true);
+	return r;
+}
+
+static void *worker_thread(void *arg)
+{
+	struct mig_worker *w = arg;
+	struct mig_source *m = w->m;
+
+	pthread_mutex_lock(&m->wlock);
+	for (;;) {
+		while (!m->wstop && w->seen_gen == m->wgen)
+			pthread_cond_wait(&m->wcond, &m->wlock);
+		if (m->wstop)
+			break;
+		w->seen_gen = m->wgen;
+		pthread_mutex_unlock(&m->wlock);
+		w->rc = send_share(w);
+		pthread_mutex_lock(&m->wlock);
+		m->wdone++;
+		pthread_cond_broadcast(&m->wcond);
+	}
+	pthread_mutex_unlock(&m->wlock);
+	return NULL;
+}
+
+/* Sends round m->round on every connection, then its ROUND_END. */
+static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, double *elapsed,
+		     char *err)
+{
+	struct proto_msg re = {.type = PROTO_ROUND_END};
+	uint64_t bytes0 = 0, pages0 = 0, zero0 = 0, bytes = 0, pages = 0, zero = 0;
+	double t0 = mig_now();
+	int r;
+
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		const struct proto_pages_stats *st = proto_pages_enc_stats(m->workers[i].enc);
+
+		bytes0 += st->payload_bytes;
+		pages0 += st->pages;
+		zero0 += st->zero_pages;
+	}
+	atomic_store(&m->next_chunk, 0);
+	atomic_store(&m->wfail, false);
+	pthread_mutex_lock(&m->wlock);
+	m->wdone = 0;
+	m->wgen++;
+	pthread_cond_broadcast(&m->wcond);
+	pthread_mutex_unlock(&m->wlock);
+	r = send_share(&m->workers[0]);
+	pthread_mutex_lock(&m->wlock);
+	while (m->wdone < m->nworkers - 1)
+		pthread_cond_wait(&m->wcond, &m->wlock);
+	pthread_mutex_unlock(&m->wlock);
+	if (r < 0)
+		snprintf(err, VM_ERR_LEN, "%s", m->workers[0].err);
+	for (unsigned i = 0; i < m->nworkers; i++) {
+		struct mig_worker *w = &m->workers[i];
+		const struct proto_pages_stats *st = proto_pages_enc_stats(w->enc);
+
+		if (r == 0 && w->rc < 0) {
+			r = w->rc;
+			snprintf(err, VM_ERR_LEN, "channel %u: %.480s", i, w->err);
+		}
+		bytes += st->payload_bytes;
+		pages += st->pages;
+		zero += st->zero_pages;
+		re.u.round_end.batches[i] = w->s->tx_round == m->round ? w->s->tx_batches : 0;
+	}
+	if (r < 0)
+		return r;
+	*elapsed = mig_now() - t0;
+	re.u.round_end.round = m->round;
+	re.u.round_end.flags = flags;
+	re.u.round_end.nchannels = (uint16_t)m->nworkers;
+	re.u.round_end.pages = pages - pages0;
+	re.u.round_end.zero_pages = zero - zero0;
+	re.u.round_end.bytes = bytes - bytes0;
+	re.u.round_end.dirty_pages = dirty;
+	re.u.round_end.elapsed_us = (uint64_t)(*elapsed * 1e6);
+	m->bytes_mem += bytes - bytes0;
+	m->pages_sent += pages - pages0;
+	m->round_bytes = bytes - bytes0;
+	return proto_session_send(&m->s, &re, err);
+}
+
+/* ---- the rounds -------------------------------------------------------------------- */
+
+/* Fetches the dirty log into m->bitmap (or, with merge, ORs it in). */
+static int64_t fetch_dirty(struct mig_source *m, bool merge, char *err)
+{
+	int64_t total = 0;
+
+	for (unsigned i = 0; i < vm_nslots(m->vm); i++) {
+		const struct vm_slot *sl = vm_slot(m->vm, i);
+		uint64_t words = (sl->size / VM_PAGE_SIZE + 63) / 64, n = 0;
+		int64_t k = vm_dirty_fetch(m->vm, i, m->fetched[i], err);
+
+		if (k < 0)
+			return k;
+		for (uint64_t w = 0; w < words; w++) {
+			m->bitmap[i][w] =
+			    merge ? m->bitmap[i][w] | m->fetched[i][w] : m->fetched[i][w];
+			n += (uint64_t)__builtin_popcountll(m->bitmap[i][w]);
+		}
+		total += (int64_t)n;
+	}
+	return total;
+}
+
+static void round_event(struct mig_source *m, double elapsed, uint64_t dirty, double dirty_rate,
+			double predicted_ms)
+{
+	struct proto_json j;
+
+	mig_event_begin(&m->ev, &j, "round");
+	proto_json_kv_uint(&j, "round", m->round);
+	proto_json_kv_uint(&j, "bytes", m->round_bytes);
+	proto_json_kv_double(&j, "elapsed_ms", elapsed * 1e3);
+	proto_json_kv_double(&j, "bandwidth", m->bandwidth);
+	proto_json_kv_uint(&j, "dirty_pages", dirty);
+	proto_json_kv_double(&j, "dirty_rate", dirty_rate);
+	proto_json_kv_double(&j, "predicted_downtime_ms", predicted_ms);
+	proto_json_kv_uint(&j, "throttle", m->throttle);
+	proto_json_kv_uint(&j, "memory_sent", m->bytes_mem);
+	proto_json_kv_uint(&j, "memory_total", vm_ram_size(m->vm));
+	mig_event_end(&m->ev, &j);
+}
+
+int mig_precopy(struct mig_source *m, char *err)
+{
+	double last_fetch, target = (double)m->o.downtime_ms / 1e3;
+	unsigned high = 0, at_max = 0;
+	int64_t dirty;
+	int r;
+
+	if ((r = vm_dirty_log_start(m->vm, err)) < 0)
+		return r;
+	last_fetch = mig_now();
+	m->round_all = true;
+	for (m->round = 1;; m->round++) {
+		double elapsed, now, dirty_rate, predicted;
+
+		if ((r = run_round(m, 0, 0, &elapsed, err)) < 0)
+			return r;
+		if ((dirty = fetch_dirty(m, false, err)) < 0)
+			return (int)dirty;
+		now = mig_now();
+		m->round_all = false;
+		if (m->round_bytes >= (1u << 20) || m->bandwidth == 0)
+			m->bandwidth = (double)m->round_bytes / (elapsed > 1e-6 ? elapsed : 1e-6);
+		dirty_rate = (double)dirty * VM_PAGE_SIZE / (now - last_fetch);
+		last_fetch = now;
+		predicted =
+		    (double)dirty * VM_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
+		round_event(m, elapsed, (uint64_t)dirty, dirty_rate, predicted * 1e3);
+		if (predicted <= target)
+			return 0;
+		if (m->round == 1 && (r = mig_stall_point(m, "source-memory", err)) < 0)
+			return r;
+		high = dirty_rate > 0.5 * m->bandwidth ? high + 1 : 0;
+		if (m->throttle || high >= 2) {
+			m->throttle =
+			    m->throttle ? (m->throttle + 10 > 99 ? 99 : m->throttle + 10) : 20;
+			vm_set_throttle(m->vm, m->throttle);
+		}
+		at_max = m->throttle == 99 ? at_max + 1 : 0;
+		if (at_max > 5 || m->round >= m->o.max_rounds)
+			return vm_error(
+			    err, ETIMEDOUT,
+			    "memory does not converge: the guest dirties %.0f MB/s, the "
+			    "link carries %.0f MB/s; after %u rounds (throttle %u %%) "
+			    "the last %.0f MB would take %.0f ms, more than --downtime-ms "
+			    "%llu",
+			    dirty_rate / 1e6, m->bandwidth / 1e6, m->round, m->throttle,
+			    (double)dirty * VM_PAGE_SIZE / 1e6, predicted * 1e3,
+			    (unsigned long long)m->o.downtime_ms);
+	}
+}
+
+int mig_precopy_final(struct mig_source *m, char *err)
+{
+	double elapsed;
+	int64_t dirty = fetch_dirty(m, true, err);
+	int r;
+
+	if (dirty < 0)
+		return (int)dirty;
+	m->paused = true;
+	m->round++;
+	r = run_round(m, PROTO_ROUND_FINAL, 0, &elapsed, err);
+	if (r == 0)
+		round_event(m, elapsed, 0, 0, 0);
+	return r;
+}
+
+int mig_stall_point(struct mig_source *m, const char *where, char *err)
+{
+	struct timespec ts = {0, 50000000};
+	int r;
+
+	if (!mig_test_stall(where))
+		return 0;
+	while ((r = mig_check_abort(m, err)) == 0)
+		nanosleep(&ts, NULL);
+	return r;
+}
+
+int mig_check_abort(struct mig_source *m, char *err)
+{
+	struct proto_msg msg;
+	int r;
+
+	if (atomic_load(&m->cancel))
+		return vm_error(err, ECANCELED, "%s", m->cancel_why);
+	if (mig_now() - m->last_ping >= MIG_PING_MS / 1e3) {
+		struct proto_msg ping = {.type = PROTO_PING, .u.nonce = (uint64_t)mig_now()};
+
+		m->last_ping = mig_now();
+		if ((r = proto_session_send(&m->s, &ping, err)) < 0)
+			return r;
+	}
+	r = proto_session_poll(&m->s, &msg, err);
+	if (r <= 0)
+		return r;
+	r = msg.type == PROTO_CANCEL
+		? vm_error(err, ECANCELED, "%s", m->s.why)
+		: proto_session_fail(&m->s, EPROTO, err, "unexpected %s from the destination",
+				     proto_type_name(msg.type));
+	proto_msg_release(&msg);
+	return r;
+}
+
+void mig_precopy_release(struct mig_source *m)
+{
+	if (m->workers) {
+		pthread_mutex_lock(&m->wlock);
+		m->wstop = true;
+		pthread_cond_broadcast(&m->wcond);
+		pthread_mutex_unlock(&m->wlock);
+		for (unsigned i = 0; i < m->nworkers; i++) {
+			struct mig_worker *w = &m->workers[i];
+
+			if (w->started)
+				pthread_join(w->thread, NULL);
+			if (w->s == &w->chs)
+				proto_session_release(&w->chs);
+			proto_conn_close(w->conn);
+			proto_tls_free(w->tls);
+			proto_pages_enc_free(w->enc);
+			free(w->stage);
+		}
+		free(m->workers);
+		m->workers = NULL;
+	}
+	for (unsigned i = 0; i < VM_MAX_SLOTS; i++) {
+		free(m->bitmap[i]);
+		free(m->fetched[i]);
+		m->bitmap[i] = m->fetched[i] = NULL;
+	}
+	if (m->wsync) {
+		pthread_mutex_destroy(&m->wlock);
+		pthread_cond_destroy(&m->wcond);
+		m->wsync = false;
+	}
+}

@@ -1,0 +1,476 @@
+/* memsync/migrate-serve.c: `smove serve`, the destination daemon. One process
+ * listens on one address and terminates TLS for every connection; a thread
+ * per connection reads its HELLO and serves its role:
+ *   MIGRATE  a new incoming migration (migrate-dest.c), at most max_incoming
+ *   CHANNEL  joins the migration with that session id (and its secret
+ *            token), receiving pages straight into its guest RAM
+ *   RESOLVE  answers from the session's record (mig_dest_resolve)
+ * At start it locks the storage directory (one serve per directory) and deals
+ * with what crashed migrations left: a copy that was still receiving is
+ * deleted and its record marked aborted; a VM that resumed here but whose
+ * process is gone is reported. Committed VMs are never touched. */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <netdb.h>
+#include <poll.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "memsync/migrate.h"
+
+#define MAX_CONNECTIONS 256
+
+void mig_serve_log(struct vm_serve *sv, const char *fmt, ...)
+{
+	char line[2048];
+	va_list ap;
+
+	if (!sv->o.log)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(line, sizeof(line), fmt, ap);
+	va_end(ap);
+	sv->o.log(sv->o.opaque, line);
+}
+
+/* ---- connections ------------------------------------------------------------------ */
+
+struct conn_arg {
+	struct vm_serve *sv;
+	int fd;
+};
+
+static void unref(struct mig_incoming *inc)
+{
+	struct vm_serve *sv = inc->sv;
+	bool last;
+
+	pthread_mutex_lock(&sv->lock);
+	last = --inc->refs == 0;
+	if (last) {
+		for (struct mig_incoming **p = &sv->incoming; *p; p = &(*p)->next)
+			if (*p == inc) {
+				*p = inc->next;
+				break;
+			}
+		sv->nincoming--;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	if (last) {
+		proto_rounds_free(inc->rounds);
+		free(inc);
+	}
+}
+
+static void serve_migrate(struct vm_serve *sv, struct proto_conn *conn, struct proto_session *s,
+			  int fd, const char *host)
+{
+	struct mig_incoming *inc = calloc(1, sizeof(*inc));
+	char err[VM_ERR_LEN];
+	unsigned max = sv->o.max_incoming ? sv->o.max_incoming : 4;
+
+	pthread_mutex_lock(&sv->lock);
+	if (!inc || sv->stopping || sv->nincoming >= max) {
+		pthread_mutex_unlock(&sv->lock);
+		free(inc);
+		proto_session_fail(s, EBUSY, err,
+				   "this destination takes at most %u migrations at once", max);
+		return;
+	}
+	inc->sv = sv;
+	inc->refs = 1;
+	inc->conn = conn;
+	inc->s = *s; /* moved: the caller's copy is not used again */
+	inc->memfd = -1;
+	inc->child.fd = -1;
+	inc->conn_fd = fd;
+	snprintf(inc->host, sizeof(inc->host), "%s", host);
+	mig_hex(s->peer.session_id, PROTO_ID_LEN, inc->id);
+	inc->next = sv->incoming;
+	sv->incoming = inc;
+	sv->nincoming++;
+	pthread_mutex_unlock(&sv->lock);
+	if (proto_session_ack(&inc->s, PROTO_FEATURES_V2, err) == 0)
+		mig_dest_run(inc);
+	proto_session_release(&inc->s);
+	unref(inc);
+}
+
+static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
+{
+	struct mig_incoming *inc = NULL;
+	struct mig_channel ch = {.fd = fd};
+	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1];
+
+	mig_hex(s->peer.session_id, PROTO_ID_LEN, id);
+	pthread_mutex_lock(&sv->lock);
+	for (struct mig_incoming *i = sv->incoming; i; i = i->next)
+		if (i->ready && strcmp(i->id, id) == 0)
+			inc = i;
+	if (inc) {
+		inc->refs++;
+		ch.next = inc->chans;
+		inc->chans = &ch;
+	}
+	pthread_mutex_unlock(&sv->lock);
+	if (!inc) {
+		proto_session_fail(s, ENOENT, err, "no migration with this session is receiving");
+		return;
+	}
+	if (proto_session_join_check(&inc->s, s, inc->channels, err) == 0 &&
+	    proto_session_ack(s, inc->s.features, err) == 0) {
+		proto_session_set_target(s, &inc->target);
+		for (;;) {
+			struct proto_msg m;
+
+			if (proto_session_recv(s, &m, err) < 0)
+				break; /* the end of the channel, or an abort of the rounds */
+			proto_msg_release(&m);
+		}
+	} else {
+		proto_session_fail(s, EPERM, err, "%s", err);
+	}
+	pthread_mutex_lock(&sv->lock);
+	for (struct mig_channel **p = &inc->chans; *p; p = &(*p)->next)
+		if (*p == &ch) {
+			*p = ch.next;
+			break;
+		}
+	pthread_mutex_unlock(&sv->lock);
+	unref(inc);
+}
+
+static void serve_resolve(struct vm_serve *sv, struct proto_session *s)
+{
+	struct proto_msg m, reply = {.type = PROTO_RESOLVE_REPLY};
+	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1], detail[512];
+
+	if (proto_session_ack(s, 0, err) < 0 || proto_session_recv(s, &m, err) < 0)
+		return;
+	mig_hex(m.u.resolve.session_id, PROTO_ID_LEN, id);
+	reply.u.resolve_reply.outcome = (uint8_t)mig_dest_resolve(sv, id, detail, sizeof(detail));
+	memcpy(reply.u.resolve_reply.session_id, m.u.resolve.session_id, PROTO_ID_LEN);
+	reply.u.resolve_reply.detail = detail;
+	mig_serve_log(sv, "resolve %s: %s", id, detail);
+	proto_session_send(s, &reply, err);
+	proto_msg_release(&m);
+}
+
+/* The numeric local address of a connected socket: where the source reached us. */
+static void local_host(int fd, char *out, size_t len)
+{
+	struct sockaddr_storage ss;
+	socklen_t sl = sizeof(ss);
+
+	snprintf(out, len, "127.0.0.1");
+	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+		getnameinfo((struct sockaddr *)&ss, sl, out, (socklen_t)len, NULL, 0,
+			    NI_NUMERICHOST);
+}
+
+static void *conn_thread(void *arg)
+{
+	struct conn_arg *a = arg;
+	struct vm_serve *sv = a->sv;
+	struct proto_conn *conn;
+	struct proto_session s;
+	char err[VM_ERR_LEN], host[256];
+	int fd = a->fd;
+
+	free(a);
+	local_host(fd, host, sizeof(host));
+	if (proto_conn_open(fd, sv->tls, PROTO_DEST, 0, &conn, err) < 0) {
+		mig_serve_log(sv, "a connection was refused: %s", err);
+	} else {
+		proto_session_init(&s, conn, PROTO_DEST);
+		if (proto_session_accept(&s, err) < 0)
+			mig_serve_log(sv, "a peer was refused: %s", err);
+		else if (s.peer.role == PROTO_ROLE_MIGRATE)
+			serve_migrate(sv, conn, &s, fd, host);
+		else if (s.peer.role == PROTO_ROLE_CHANNEL)
+			serve_channel(sv, &s, fd);
+		else
+			serve_resolve(sv, &s);
+		if (s.peer.role != PROTO_ROLE_MIGRATE)
+			proto_session_release(&s);
+		proto_conn_close(conn);
+	}
+	pthread_mutex_lock(&sv->lock);
+	sv->nthreads--;
+	pthread_cond_broadcast(&sv->cond);
+	pthread_mutex_unlock(&sv->lock);
+	return NULL;
+}
+
+int vm_serve_run(struct vm_serve *sv, char *err)
+{
+	for (;;) {
+		struct pollfd p[2] = {{sv->wake[0], POLLIN, 0}, {sv->listen_fd, POLLIN, 0}};
+		struct conn_arg *a;
+		pthread_t t;
+		int fd, r;
+
+		if (poll(p, 2, -1) < 0 && errno != EINTR)
+			return vm_error(err, errno, "poll: %s", strerror(errno));
+		if (p[0].revents)
+			return 0;
+		if (!(p[1].revents & POLLIN) || proto_accept(sv->listen_fd, 0, &fd, err) < 0)
+			continue;
+		pthread_mutex_lock(&sv->lock);
+		if (sv->nthreads >= MAX_CONNECTIONS || !(a = malloc(sizeof(*a)))) {
+			pthread_mutex_unlock(&sv->lock);
+			close(fd);
+			continue;
+		}
+		*a = (struct conn_arg){sv, fd};
+		if ((r = pthread_create(&t, NULL, conn_thread, a)) == 0) {
+			sv->nthreads++;
+			pthread_detach(t);
+		} else {
+			free(a);
+			close(fd);
+		}
+		pthread_mutex_unlock(&sv->lock);
+	}
+}
+
+void vm_serve_stop(struct vm_serve *sv)
+{
+	(void)!write(sv->wake[1], "x", 1);
+}
+
+/* ---- leftovers ---------------------------------------------------------------------- */
+
+static void remove_dir_files(const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char path[PATH_MAX];
+
+	while (d && (e = readdir(d)))
+		if (e->d_type == DT_REG) {
+			mig_join(path, sizeof(path), dir, e->d_name);
+			unlink(path);
+		}
+	if (d)
+		closedir(d);
+	rmdir(dir);
+}
+
+/* A VM that resumed before its disks got their final names (a crash right
+ * after the resume): the names are completed. */
+static void complete_names(struct vm_serve *sv, const char *dir)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	char tmp[PATH_MAX], final[PATH_MAX], name[NAME_MAX + 1];
+	size_t n;
+
+	while (d && (e = readdir(d))) {
+		n = strlen(e->d_name);
+		if (e->d_name[0] != '.' || n < 12 || strcmp(e->d_name + n - 10, ".smove-tmp") != 0)
+			continue;
+		snprintf(name, sizeof(name), "%.*s", (int)(n - 11), e->d_name + 1);
+		mig_join(tmp, sizeof(tmp), dir, e->d_name);
+		mig_join(final, sizeof(final), dir, name);
+		if (access(final, F_OK) < 0 && rename(tmp, final) == 0)
+			mig_serve_log(sv, "%s: completed the name of a resumed VM's disk", final);
+	}
+	if (d)
+		closedir(d);
+}
+
+static void leftover(struct vm_serve *sv, const char *id)
+{
+	struct mig_record rec;
+	char err[VM_ERR_LEN], dir[PATH_MAX], to[256];
+
+	if (mig_record_read(sv->storage, id, &rec, err) < 0) {
+		mig_serve_log(sv, "leftover: %s", err);
+		return;
+	}
+	mig_join(dir, sizeof(dir), sv->storage, rec.name);
+	if (rec.state == MIG_REC_RECEIVING) {
+		/* A copy that never ran: everything of it goes. */
+		if (rec.created_dir)
+			remove_dir_files(dir);
+		rec.state = MIG_REC_ABORTED;
+		if (mig_record_write(sv->storage, &rec, err) < 0)
+			mig_serve_log(sv, "leftover: %s", err);
+		else
+			mig_serve_log(sv,
+				      "%s: removed the partial copy of a migration that did not "
+				      "finish (session %s)",
+				      rec.name, rec.id);
+	} else if (rec.state >= MIG_REC_RESUMING) {
+		complete_names(sv, dir);
+	}
+	if ((rec.state == MIG_REC_RESUMING || rec.state == MIG_REC_RESUMED) &&
+	    !vm_migrate_leftover(rec.name, to, sizeof(to))) {
+		struct vm_registry_entry *e = NULL;
+		size_t n = 0;
+		bool live = false;
+
+		if (vm_registry_list(&e, &n, err) == 0)
+			for (size_t i = 0; i < n; i++)
+				live |= !e[i].stale && strcmp(e[i].name, rec.name) == 0;
+		free(e);
+		if (!live)
+			mig_serve_log(sv,
+				      "%s: resumed here (session %s) but its process is gone; its "
+				      "files are in %s",
+				      rec.name, rec.id, dir);
+	}
+}
+
+static void clean_leftovers(struct vm_serve *sv)
+{
+	char dir[PATH_MAX], path[PATH_MAX + 256];
+	DIR *d;
+	struct dirent *e;
+
+	mig_join(dir, sizeof(dir), sv->storage, MIG_RECORD_DIR);
+	if (!(d = opendir(dir)))
+		return;
+	while ((e = readdir(d))) {
+		size_t n = strlen(e->d_name);
+
+		mig_join(path, sizeof(path), dir, e->d_name);
+		if (n > 4 && (strcmp(e->d_name + n - 4, ".psk") == 0 ||
+			      strcmp(e->d_name + n - 4, ".tmp") == 0))
+			unlink(path);
+		else if (n == 2 * PROTO_ID_LEN + 5 && strcmp(e->d_name + n - 5, ".json") == 0) {
+			char id[2 * PROTO_ID_LEN + 1];
+
+			snprintf(id, sizeof(id), "%.*s", 2 * PROTO_ID_LEN, e->d_name);
+			leftover(sv, id);
+		}
+	}
+	closedir(d);
+}
+
+/* ---- the daemon ------------------------------------------------------------------------ */
+
+static int open_storage(struct vm_serve *sv, char *err)
+{
+	char path[PATH_MAX + 64];
+	struct stat st;
+
+	if (!realpath(sv->o.storage, sv->storage) || stat(sv->storage, &st) < 0 ||
+	    !S_ISDIR(st.st_mode))
+		return vm_error(err, ENOTDIR, "%s: not a directory", sv->o.storage);
+	snprintf(path, sizeof(path), "%s/.smove-serve.lock", sv->storage);
+	sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (sv->lock_fd < 0)
+		return vm_error(err, errno, "%s: %s", path, strerror(errno));
+	if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) < 0)
+		return vm_error(err, EBUSY, "%s: another smove serve uses this storage directory",
+				sv->storage);
+	mig_join(path, sizeof(path), sv->storage, MIG_RECORD_DIR);
+	if (mkdir(path, 0700) < 0 && errno != EEXIST)
+		return vm_error(err, errno, "%s: %s", path, strerror(errno));
+	return 0;
+}
+
+static int open_listener(struct vm_serve *sv, char *err)
+{
+	const struct vm_serve_opts *o = &sv->o;
+	const char *colon;
+	int r;
+
+	if (o->tls_psk && o->tls_x509)
+		return vm_error(err, EINVAL, "give --tls-psk or --tls-x509, not both");
+	if (o->tls_psk)
+		r = proto_tls_new_psk(o->tls_psk, NULL, PROTO_DEST, &sv->tls, err);
+	else if (o->tls_x509)
+		r = proto_tls_new_x509(o->tls_x509, NULL, PROTO_DEST, &sv->tls, err);
+	else
+		r = 0;
+	if (r < 0)
+		return r;
+	if (!sv->tls && !o->insecure && !proto_addr_is_loopback(o->listen))
+		return vm_error(
+		    err, EPERM,
+		    "%s is not a loopback address: without TLS (--tls-psk or --tls-x509) "
+		    "anyone who reaches it could send a VM; give --insecure to allow it",
+		    o->listen);
+	if ((r = proto_listen(o->listen, &sv->listen_fd, err)) < 0)
+		return r;
+	colon = strrchr(o->listen, ':');
+	snprintf(sv->addr, sizeof(sv->addr), "%.*s:%d", colon ? (int)(colon - o->listen) : 0,
+		 o->listen, proto_local_port(sv->listen_fd));
+	return 0;
+}
+
+int vm_serve_new(const struct vm_serve_opts *o, struct vm_serve **out, char *err)
+{
+	struct vm_serve *sv = calloc(1, sizeof(*sv));
+	ssize_t n;
+	int r;
+
+	if (!sv)
+		return vm_error(err, ENOMEM, "out of memory");
+	sv->o = *o;
+	sv->listen_fd = sv->lock_fd = sv->wake[0] = sv->wake[1] = -1;
+	pthread_mutex_init(&sv->lock, NULL);
+	pthread_cond_init(&sv->cond, NULL);
+	if (o->exe)
+		snprintf(sv->exe, sizeof(sv->exe), "%s", o->exe);
+	else if ((n = readlink("/proc/self/exe", sv->exe, sizeof(sv->exe) - 1)) > 0)
+		sv->exe[n] = 0;
+	if ((r = open_storage(sv, err)) < 0 || (r = open_listener(sv, err)) < 0)
+		goto fail;
+	if (pipe2(sv->wake, O_CLOEXEC) < 0) {
+		r = vm_error(err, errno, "pipe: %s", strerror(errno));
+		goto fail;
+	}
+	clean_leftovers(sv);
+	*out = sv;
+	return 0;
+fail:
+	vm_serve_free(sv);
+	return r;
+}
+
+const char *vm_serve_address(const struct vm_serve *sv)
+{
+	return sv->addr;
+}
+
+void vm_serve_free(struct vm_serve *sv)
+{
+	if (!sv)
+		return;
+	pthread_mutex_lock(&sv->lock);
+	sv->stopping = true;
+	/* Migrations in progress end: before RESUME they are discarded. */
+	for (struct mig_incoming *i = sv->incoming; i; i = i->next) {
+		shutdown(i->conn_fd, SHUT_RDWR);
+		for (struct mig_channel *c = i->chans; c; c = c->next)
+			shutdown(c->fd, SHUT_RDWR);
+	}
+	while (sv->nthreads)
+		pthread_cond_wait(&sv->cond, &sv->lock);
+	pthread_mutex_unlock(&sv->lock);
+	if (sv->listen_fd >= 0)
+		close(sv->listen_fd);
+	if (sv->lock_fd >= 0)
+		close(sv->lock_fd);
+	if (sv->wake[0] >= 0) {
+		close(sv->wake[0]);
+		close(sv->wake[1]);
+	}
+	proto_tls_free(sv->tls);
+	pthread_mutex_destroy(&sv->lock);
+	pthread_cond_destroy(&sv->cond);
+	free(sv);
+}

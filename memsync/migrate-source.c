@@ -1,0 +1,752 @@
+/* memsync/migrate-source.c: the source side of a live migration, inside the
+ * VM's own process. A migrator adds three commands to the VM's control socket
+ * (docs/control-socket.md): `migrate` starts a migration in a thread of its
+ * own and streams its events back on the client's connection until the
+ * result; `migrate-cancel` asks it to stop; `migrate-resolve` settles a
+ * migration left in doubt. This file holds the commands, the connection and
+ * the preflight; storage, memory and switchover are in the files named so. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "memsync/migrate.h"
+
+enum migrator_state {
+	IDLE,
+	BUSY,
+	IN_DOUBT,
+	MOVED
+};
+
+struct vm_migrator {
+	struct vm *vm;
+	struct vm_migrator_opts o;
+	char own_dir[4096];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum migrator_state state;
+	struct mig_source *active;
+	struct mig_source_record doubt; /* IN_DOUBT: what settles it */
+	char moved_to[256];
+};
+
+/* ---- connecting ---------------------------------------------------------------- */
+
+/* The host part of HOST:PORT or [V6]:PORT, for a certificate's name. */
+static void host_of(const char *to, char *out, size_t len)
+{
+	const char *colon = strrchr(to, ':');
+	size_t n = colon ? (size_t)(colon - to) : strlen(to);
+
+	if (n >= 2 && to[0] == '[' && to[n - 1] == ']') {
+		to++;
+		n -= 2;
+	}
+	snprintf(out, len, "%.*s", (int)n, to);
+}
+
+int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls **tls,
+		struct proto_conn **conn, char *err)
+{
+	char host[256];
+	int fd, r;
+
+	*tls = NULL;
+	*conn = NULL;
+	host_of(o->to, host, sizeof(host));
+	if (o->tls_psk[0])
+		r = proto_tls_new_psk(o->tls_psk, o->tls_user[0] ? o->tls_user : NULL, PROTO_SOURCE,
+				      tls, err);
+	else if (o->tls_x509[0])
+		r = proto_tls_new_x509(o->tls_x509, host, PROTO_SOURCE, tls, err);
+	else
+		r = 0;
+	if (r < 0)
+		return r;
+	if ((r = proto_connect(o->to, MIG_CONNECT_MS, &fd, err)) < 0 ||
+	    (r = proto_conn_open(fd, *tls, PROTO_SOURCE, 0, conn, err)) < 0) {
+		proto_tls_free(*tls);
+		*tls = NULL;
+		return r;
+	}
+	(void)role;
+	return 0;
+}
+
+/* ---- the result ---------------------------------------------------------------- */
+
+static const char *result_name(int code)
+{
+	switch (code) {
+	case VM_MIGRATE_OK:
+		return "done";
+	case VM_MIGRATE_NOGO:
+		return "no-go";
+	case VM_MIGRATE_ROLLED_BACK:
+		return "rolled-back";
+	case VM_MIGRATE_IN_DOUBT:
+		return "in-doubt";
+	default:
+		return "failed";
+	}
+}
+
+static void emit_result(struct mig_source *m, int code, const struct proto_preflight_reply *no_go)
+{
+	const struct vm_config *c = vm_get_config(m->vm);
+	struct proto_json j;
+
+	mig_event_begin(&m->ev, &j, "result");
+	proto_json_kv_str(&j, "result", m->o.dry_run && code == 0 ? "go" : result_name(code));
+	proto_json_kv_int(&j, "exit", code);
+	proto_json_kv_str(&j, "name", c->name);
+	proto_json_kv_str(&j, "to", m->o.to);
+	if (code != VM_MIGRATE_OK && m->err[0])
+		proto_json_kv_str(&j, "error", m->err);
+	if (no_go) {
+		proto_json_key(&j, "reasons");
+		proto_json_arr_begin(&j);
+		for (uint32_t i = 0; i < no_go->nreasons; i++)
+			proto_json_str(&j, no_go->reasons[i]);
+		proto_json_arr_end(&j);
+	}
+	if (code == VM_MIGRATE_IN_DOUBT) {
+		char cmd[160];
+
+		snprintf(cmd, sizeof(cmd), "smove move --resolve %s", c->name);
+		proto_json_kv_str(&j, "resolve", cmd);
+	}
+	proto_json_kv_double(&j, "total_s", mig_now() - m->t_start);
+	if (m->t_pause > 0) {
+		proto_json_kv_double(&j, "pause_ms", (double)m->pause_ns / 1e6);
+		proto_json_kv_double(&j, "disks_ms", m->t_disks_ms);
+		proto_json_kv_double(&j, "state_sent_ms", m->t_sent_ms);
+		if (m->t_resumed > 0)
+			proto_json_kv_double(&j, "downtime_ms", (m->t_resumed - m->t_pause) * 1e3);
+	}
+	proto_json_kv_uint(&j, "rounds", m->round);
+	proto_json_key(&j, "bytes");
+	proto_json_obj_begin(&j);
+	proto_json_kv_uint(&j, "disk", m->bytes_disk);
+	proto_json_kv_uint(&j, "memory", m->bytes_mem);
+	proto_json_kv_uint(&j, "state", m->bytes_state);
+	proto_json_kv_uint(&j, "total", m->bytes_disk + m->bytes_mem + m->bytes_state);
+	proto_json_obj_end(&j);
+	proto_json_kv_uint(&j, "pages", m->pages_sent);
+	mig_event_end(&m->ev, &j);
+}
+
+/* ---- preflight ------------------------------------------------------------------ */
+
+static void cpu_vendor(const struct vm_config *c, char out[13])
+{
+	out[0] = 0;
+	for (unsigned i = 0; i < c->ncpuid; i++)
+		if (c->cpuid[i].function == 0) {
+			memcpy(out, &c->cpuid[i].ebx, 4);
+			memcpy(out + 4, &c->cpuid[i].edx, 4);
+			memcpy(out + 8, &c->cpuid[i].ecx, 4);
+			out[12] = 0;
+		}
+}
+
+/* Allocated bytes over the whole chain: what the destination must hold. */
+static uint64_t chain_allocated(struct vhd_disk *d)
+{
+	uint64_t sum = 0;
+	struct vhd_info info;
+	char verr[VHD_ERR_LEN];
+
+	for (; d; d = vhd_parent(d))
+		if (vhd_get_info(d, &info, verr) == 0)
+			sum += info.format == VHD_FORMAT_RAW ? info.file_size : info.allocated;
+	return sum;
+}
+
+static int build_preflight(struct mig_source *m, struct proto_msg *msg, char *vendor, char **json)
+{
+	const struct vm_config *c = vm_get_config(m->vm);
+	struct proto_preflight *p = &msg->u.preflight;
+	int r;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->type = PROTO_PREFLIGHT;
+	if ((r = vm_config_to_json(c, json, m->err)) < 0)
+		return r;
+	cpu_vendor(c, vendor);
+	p->vm_name = c->name;
+	p->config_json = *json;
+	p->mem_size = c->memory;
+	p->vcpus = c->cpus;
+	p->cpu_vendor = vendor;
+	p->ncpuid = c->ncpuid;
+	p->cpuid = calloc(c->ncpuid + 1, sizeof(*p->cpuid));
+	p->disks = calloc(c->ndisks + 1, sizeof(*p->disks));
+	if (!p->cpuid || !p->disks)
+		return vm_error(m->err, ENOMEM, "out of memory");
+	for (unsigned i = 0; i < c->ncpuid; i++)
+		p->cpuid[i] = (struct proto_cpuid_entry){
+		    c->cpuid[i].function, c->cpuid[i].index, c->cpuid[i].flags, c->cpuid[i].eax,
+		    c->cpuid[i].ebx,	  c->cpuid[i].ecx,   c->cpuid[i].edx};
+	p->ndisks = m->ndisks;
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		struct mig_disk *d = &m->disks[i];
+		struct vhd_info info;
+		char verr[VHD_ERR_LEN];
+
+		if (vhd_get_info(d->disk, &info, verr) < 0)
+			return vm_error(m->err, EIO, "%s", verr);
+		p->disks[i].name = d->name;
+		p->disks[i].format = (char *)vhd_format_name(vhd_disk_format(d->disk));
+		p->disks[i].virtual_size = vhd_size(d->disk);
+		p->disks[i].allocated = chain_allocated(d->disk);
+		p->disks[i].block_size = info.block_size;
+	}
+	p->features = m->s.features;
+	p->channels = m->o.channels;
+	return 0;
+}
+
+/* Names the disks for the destination: their file names, made unique. */
+static int name_disks(struct mig_source *m)
+{
+	const struct vm_config *c = vm_get_config(m->vm);
+
+	m->ndisks = c->ndisks;
+	for (unsigned i = 0; i < c->ndisks; i++) {
+		struct mig_disk *d = &m->disks[i];
+		char copy[4096];
+		int r;
+
+		d->index = i;
+		pthread_mutex_init(&d->lock, NULL);
+		if ((r = vm_disk_set_ops(m->vm, i, NULL, NULL, &d->disk, m->err)) < 0)
+			return r;
+		snprintf(copy, sizeof(copy), "%s", c->disks[i].path);
+		snprintf(d->name, sizeof(d->name), "%s", basename(copy));
+		for (unsigned k = 0; k < i; k++)
+			if (strcmp(m->disks[k].name, d->name) == 0) {
+				char unique[sizeof(d->name) + 16];
+
+				snprintf(unique, sizeof(unique), "%u-%s", i, d->name);
+				snprintf(d->name, sizeof(d->name), "%.*s", (int)sizeof(d->name) - 1,
+					 unique);
+			}
+		if (!proto_valid_disk_name(d->name))
+			return vm_error(m->err, EINVAL,
+					"%s: cannot name this disk for the destination",
+					c->disks[i].path);
+	}
+	return 0;
+}
+
+/* HELLO and PREFLIGHT: VM_MIGRATE_OK on go, else the exit code. */
+static int preflight(struct mig_source *m)
+{
+	uint64_t want = 0;
+	struct proto_msg msg, reply;
+	char vendor[13], *json = NULL;
+	int r;
+
+	mig_event_phase(&m->ev, "connect", m->o.to);
+	if ((r = mig_connect(&m->o, PROTO_ROLE_MIGRATE, &m->tls, &m->conn, m->err)) < 0)
+		return VM_MIGRATE_FAILED;
+	proto_session_init(&m->s, m->conn, PROTO_SOURCE);
+	m->session_open = true;
+	if (m->o.compress)
+		want |= PROTO_FEAT_COMPRESS;
+	if (m->o.channels)
+		want |= PROTO_FEAT_CHANNELS;
+	if (m->o.dry_run)
+		want |= PROTO_FEAT_DRY_RUN;
+	if ((r = proto_session_hello(&m->s, PROTO_ROLE_MIGRATE, want, NULL, NULL, 0, m->err)) < 0)
+		return VM_MIGRATE_FAILED;
+	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
+		m->o.channels = 0; /* a version-1 destination: one connection */
+	mig_event_phase(&m->ev, "preflight", NULL);
+	if ((r = name_disks(m)) < 0)
+		return VM_MIGRATE_FAILED;
+	r = build_preflight(m, &msg, vendor, &json);
+	if (r == 0)
+		r = proto_session_send(&m->s, &msg, m->err);
+	free(msg.u.preflight.cpuid);
+	free(msg.u.preflight.disks);
+	free(json);
+	if (r < 0 || (r = proto_session_recv(&m->s, &reply, m->err)) < 0)
+		return VM_MIGRATE_FAILED;
+	if (reply.type != PROTO_PREFLIGHT_REPLY) {
+		vm_error(m->err, EPROTO, "the destination answered %s to PREFLIGHT",
+			 proto_type_name(reply.type));
+		proto_msg_release(&reply);
+		return VM_MIGRATE_FAILED;
+	}
+	if (!reply.u.preflight_reply.go) {
+		snprintf(m->err, sizeof(m->err), "the destination cannot take %s (%u reasons)",
+			 vm_get_config(m->vm)->name, reply.u.preflight_reply.nreasons);
+		emit_result(m, VM_MIGRATE_NOGO, &reply.u.preflight_reply);
+		proto_msg_release(&reply);
+		return -VM_MIGRATE_NOGO; /* reported */
+	}
+	for (uint32_t i = 0; i < reply.u.preflight_reply.nreasons; i++)
+		mig_event_phase(&m->ev, "warning", reply.u.preflight_reply.reasons[i]);
+	proto_msg_release(&reply);
+	return VM_MIGRATE_OK;
+}
+
+/* Sends CANCEL (a user's cancel, a dry run) or ERROR to the destination. */
+static void tell_destination(struct mig_source *m, bool cancel, const char *why)
+{
+	struct proto_msg msg = {.type = PROTO_CANCEL};
+
+	if (!m->session_open || m->s.state == PROTO_ST_DEAD || m->s.state == PROTO_ST_CLOSED)
+		return;
+	if (cancel) {
+		msg.u.reason.code = ECANCELED;
+		msg.u.reason.text = (char *)why;
+		if (proto_session_send(&m->s, &msg, m->err) == 0)
+			return;
+	}
+	proto_session_fail(&m->s, EIO, m->err, "%s", why);
+}
+
+static int recv_exports(struct mig_source *m)
+{
+	for (unsigned got = 0; got < m->ndisks;) {
+		struct proto_msg msg;
+		int r = proto_session_recv(&m->s, &msg, m->err);
+
+		if (r < 0)
+			return r;
+		if (msg.type != PROTO_DISK_EXPORT || msg.u.disk_export.disk >= m->ndisks ||
+		    m->disks[msg.u.disk_export.disk].have_exp) {
+			r = msg.type == PROTO_CANCEL
+				? vm_error(m->err, ECANCELED, "%s", m->s.why)
+				: proto_session_fail(
+				      &m->s, EPROTO, m->err,
+				      "unexpected %s while waiting for the disk exports",
+				      proto_type_name(msg.type));
+			proto_msg_release(&msg);
+			return r;
+		}
+		struct mig_disk *d = &m->disks[msg.u.disk_export.disk];
+		d->exp = msg.u.disk_export;
+		memset(&msg.u.disk_export, 0, sizeof(msg.u.disk_export));
+		d->have_exp = true;
+		proto_msg_release(&msg);
+		got++;
+	}
+	return 0;
+}
+
+/* ---- the migration thread ---------------------------------------------------------- */
+
+/* Before RESUME was sent: every change undone, the VM runs here again. */
+static int roll_back(struct mig_source *m)
+{
+	char err[VM_ERR_LEN];
+	bool cancelled = atomic_load(&m->cancel);
+
+	mig_event_phase(&m->ev, "rollback", m->err);
+	tell_destination(m, cancelled, cancelled ? m->cancel_why : m->err);
+	mig_storage_cancel(m);
+	mig_source_record_remove(vm_get_config(m->vm)->name);
+	vm_set_throttle(m->vm, 0);
+	vm_dirty_log_stop(m->vm, err);
+	vm_resume_block(m->vm, NULL);
+	if (vm_resume(m->vm, err) < 0)
+		mig_event_error(&m->ev, err);
+	return VM_MIGRATE_ROLLED_BACK;
+}
+
+static int migrate(struct mig_source *m)
+{
+	int r = preflight(m);
+
+	if (r != VM_MIGRATE_OK)
+		return r;
+	if (m->o.dry_run) { /* with or without PROTO_FEAT_DRY_RUN, CANCEL ends it */
+		tell_destination(m, true, "dry run");
+		return VM_MIGRATE_OK;
+	}
+	mig_event_phase(&m->ev, "storage", NULL);
+	if (recv_exports(m) < 0 || mig_storage_start(m, m->err) < 0 ||
+	    mig_storage_wait_synced(m, m->err) < 0)
+		return roll_back(m);
+	mig_stall_forever("source-storage");
+	mig_event_phase(&m->ev, "memory", NULL);
+	if (mig_precopy_open_channels(m, m->err) < 0 || mig_precopy(m, m->err) < 0)
+		return roll_back(m);
+	r = mig_switchover(m, m->err);
+	if (r == VM_MIGRATE_ROLLED_BACK)
+		return roll_back(m);
+	return r;
+}
+
+static void release_source(struct mig_source *m)
+{
+	mig_precopy_release(m);
+	mig_storage_release(m);
+	if (m->session_open)
+		proto_session_release(&m->s);
+	proto_conn_close(m->conn);
+	proto_tls_free(m->tls);
+	mig_limit_release(&m->limit);
+	mig_events_release(&m->ev);
+	free(m);
+}
+
+static void *migration_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct vm_migrator *mm = m->owner;
+	int code = migrate(m);
+
+	struct vm *vm = m->vm;
+	bool moved = code == VM_MIGRATE_OK && !m->o.dry_run;
+
+	if (code >= 0)
+		emit_result(m, code, NULL);
+	release_source(m);
+	pthread_mutex_lock(&mm->lock);
+	if (mm->state == BUSY)
+		mm->state = IDLE;
+	if (moved)
+		vm_stop(vm); /* it runs elsewhere now: `smove run` ends */
+	mm->active = NULL;
+	pthread_cond_broadcast(&mm->cond);
+	pthread_mutex_unlock(&mm->lock);
+	return NULL;
+}
+
+void mig_migrator_moved(struct vm_migrator *mm, const char *to)
+{
+	pthread_mutex_lock(&mm->lock);
+	mm->state = MOVED;
+	snprintf(mm->moved_to, sizeof(mm->moved_to), "%s", to);
+	pthread_mutex_unlock(&mm->lock);
+}
+
+void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_record *r)
+{
+	pthread_mutex_lock(&mm->lock);
+	mm->state = IN_DOUBT;
+	mm->doubt = *r;
+	pthread_mutex_unlock(&mm->lock);
+}
+
+const char *mig_migrator_own_dir(struct vm_migrator *mm)
+{
+	return mm->own_dir[0] ? mm->own_dir : NULL;
+}
+
+/* ---- the control commands ---------------------------------------------------------- */
+
+static int opt_str(const struct proto_json_value *req, const char *key, char *dst, size_t len,
+		   char *err)
+{
+	const char *s;
+	char perr[PROTO_ERR_LEN];
+	int r = proto_json_get_str(req, key, &s, perr);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || strlen(s) >= len)
+		return vm_error(err, EINVAL,
+				"migrate: \"%s\" must be a string of at most %zu bytes", key,
+				len - 1);
+	strcpy(dst, s);
+	return 0;
+}
+
+static int opt_u64(const struct proto_json_value *req, const char *key, uint64_t *dst, uint64_t max,
+		   char *err)
+{
+	char perr[PROTO_ERR_LEN];
+	int r = proto_json_get_u64(req, key, dst, perr);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0 || *dst > max)
+		return vm_error(err, EINVAL, "migrate: \"%s\" must be an integer up to %llu", key,
+				(unsigned long long)max);
+	return 0;
+}
+
+static int opt_bool(const struct proto_json_value *req, const char *key, bool *dst, char *err)
+{
+	char perr[PROTO_ERR_LEN];
+	int r = proto_json_get_bool(req, key, dst, perr);
+
+	if (r == -ENOENT)
+		return 0;
+	return r < 0 ? vm_error(err, EINVAL, "migrate: \"%s\" must be true or false", key) : 0;
+}
+
+static int parse_opts(const struct proto_json_value *req, struct mig_opts *o, char *err)
+{
+	uint64_t channels = 0, rounds = MIG_MAX_ROUNDS;
+	int r;
+
+	memset(o, 0, sizeof(*o));
+	o->downtime_ms = 300;
+	if ((r = opt_str(req, "to", o->to, sizeof(o->to), err)) < 0 ||
+	    (r = opt_str(req, "tls_psk", o->tls_psk, sizeof(o->tls_psk), err)) < 0 ||
+	    (r = opt_str(req, "tls_user", o->tls_user, sizeof(o->tls_user), err)) < 0 ||
+	    (r = opt_str(req, "tls_x509", o->tls_x509, sizeof(o->tls_x509), err)) < 0 ||
+	    (r = opt_u64(req, "downtime_ms", &o->downtime_ms, 3600000, err)) < 0 ||
+	    (r = opt_u64(req, "bandwidth", &o->bandwidth, UINT64_MAX / 2, err)) < 0 ||
+	    (r = opt_u64(req, "channels", &channels, PROTO_MAX_CHANNELS - 1, err)) < 0 ||
+	    (r = opt_u64(req, "max_rounds", &rounds, 100000, err)) < 0 ||
+	    (r = opt_bool(req, "compress", &o->compress, err)) < 0 ||
+	    (r = opt_bool(req, "no_delete", &o->no_delete, err)) < 0 ||
+	    (r = opt_bool(req, "dry_run", &o->dry_run, err)) < 0)
+		return r;
+	if (!o->to[0])
+		return vm_error(err, EINVAL, "migrate: \"to\" (HOST:PORT) is required");
+	if (o->tls_psk[0] && o->tls_x509[0])
+		return vm_error(err, EINVAL, "migrate: give \"tls_psk\" or \"tls_x509\", not both");
+	o->channels = (unsigned)channels;
+	o->max_rounds = rounds ? (unsigned)rounds : MIG_MAX_ROUNDS;
+	return 0;
+}
+
+static int busy_error(struct vm_migrator *mm, char *err)
+{
+	const char *name = vm_get_config(mm->vm)->name;
+
+	switch (mm->state) {
+	case BUSY:
+		return vm_error(err, EBUSY, "%s: a migration is already running", name);
+	case IN_DOUBT:
+		return vm_error(err, EBUSY,
+				"%s: the last migration (to %s) is in doubt: run 'smove move "
+				"--resolve %s' first",
+				name, mm->doubt.to, name);
+	case MOVED:
+		return vm_error(err, ESRCH, "%s: the VM has moved to %s", name, mm->moved_to);
+	default:
+		return 0;
+	}
+}
+
+static void send_ok(int fd, struct vm_migrator *mm, const char *what)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line),
+		 "{\"ok\":true,\"schema\":%d,\"event\":\"%s\",\"name\":\"%s\"}\n", MIG_SCHEMA, what,
+		 vm_get_config(mm->vm)->name);
+	(void)!write(fd, line, strlen(line));
+}
+
+static int start_thread(struct vm_migrator *mm, struct mig_source *m, void *(*fn)(void *),
+			char *err)
+{
+	pthread_t t;
+	int r = pthread_create(&t, NULL, fn, m);
+
+	if (r)
+		return vm_error(err, r, "cannot start the migration thread: %s", strerror(r));
+	pthread_detach(t);
+	return 0;
+}
+
+static struct mig_source *new_source(struct vm_migrator *mm, int fd, char *err)
+{
+	struct mig_source *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		vm_error(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	m->vm = mm->vm;
+	m->owner = mm;
+	m->t_start = mig_now();
+	mig_events_init(&m->ev, fd, mm->o.log, mm->o.opaque);
+	return m;
+}
+
+static int cmd_migrate(void *opaque, struct vm *vm, const struct proto_json_value *req, int fd,
+		       char *err)
+{
+	struct vm_migrator *mm = opaque;
+	struct mig_source *m;
+	struct mig_opts o;
+	int r = parse_opts(req, &o, err);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&mm->lock);
+	if ((r = busy_error(mm, err)) < 0) {
+		pthread_mutex_unlock(&mm->lock);
+		return r;
+	}
+	if (!(m = new_source(mm, fd, err))) {
+		pthread_mutex_unlock(&mm->lock);
+		return -ENOMEM;
+	}
+	m->o = o;
+	mig_limit_init(&m->limit, o.bandwidth);
+	send_ok(fd, mm, "started");
+	mm->state = BUSY;
+	mm->active = m;
+	if ((r = start_thread(mm, m, migration_thread, err)) < 0) {
+		mm->state = IDLE;
+		mm->active = NULL;
+		m->ev.fd = -1; /* the control thread answers and closes it */
+		mig_limit_release(&m->limit);
+		mig_events_release(&m->ev);
+		free(m);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+static int cmd_cancel(void *opaque, struct vm *vm, const struct proto_json_value *req,
+		      struct proto_json *reply, char *err)
+{
+	struct vm_migrator *mm = opaque;
+	int r = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->state == BUSY && mm->active) {
+		snprintf(mm->active->cancel_why, sizeof(mm->active->cancel_why),
+			 "cancelled on the source");
+		atomic_store(&mm->active->cancel, true);
+	} else {
+		r = mm->state == IN_DOUBT ? busy_error(mm, err)
+					  : vm_error(err, ENOENT, "%s: no migration is running",
+						     vm_get_config(vm)->name);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+static void *resolve_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct vm_migrator *mm = m->owner;
+	enum proto_outcome outcome = PROTO_OUTCOME_UNKNOWN;
+	int code;
+
+	mig_event_phase(&m->ev, "resolve", m->o.to);
+	code = mig_resolve(m->vm, &mm->doubt, &m->ev, &outcome, m->err);
+	emit_result(m, code, NULL);
+	release_source(m);
+	pthread_mutex_lock(&mm->lock);
+	if (outcome == PROTO_OUTCOME_RESUMED) {
+		mm->state = MOVED;
+		snprintf(mm->moved_to, sizeof(mm->moved_to), "%s", m->o.to);
+	} else if (outcome == PROTO_OUTCOME_NOT_RESUMED) {
+		mm->state = IDLE;
+	} else {
+		mm->state = IN_DOUBT;
+	}
+	if (outcome == PROTO_OUTCOME_RESUMED)
+		vm_stop(mm->vm);
+	mm->active = NULL;
+	pthread_cond_broadcast(&mm->cond);
+	pthread_mutex_unlock(&mm->lock);
+	return NULL;
+}
+
+static int cmd_resolve(void *opaque, struct vm *vm, const struct proto_json_value *req, int fd,
+		       char *err)
+{
+	struct vm_migrator *mm = opaque;
+	struct mig_source *m;
+	int r = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->state != IN_DOUBT) {
+		r = vm_error(err, ENOENT, "%s: no migration is in doubt", vm_get_config(vm)->name);
+	} else if (!(m = new_source(mm, fd, err))) {
+		r = -ENOMEM;
+	} else {
+		snprintf(m->o.to, sizeof(m->o.to), "%s", mm->doubt.to);
+		mig_limit_init(&m->limit, 0);
+		send_ok(fd, mm, "started");
+		mm->state = BUSY;
+		mm->active = m;
+		if ((r = start_thread(mm, m, resolve_thread, err)) < 0) {
+			mm->state = IN_DOUBT;
+			mm->active = NULL;
+			m->ev.fd = -1;
+			mig_limit_release(&m->limit);
+			mig_events_release(&m->ev);
+			free(m);
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+/* ---- the migrator ----------------------------------------------------------------- */
+
+int vm_migrator_new(struct vm *vm, struct vm_control *ctl, const struct vm_migrator_opts *o,
+		    struct vm_migrator **out, char *err)
+{
+	struct vm_migrator *mm = calloc(1, sizeof(*mm));
+
+	if (!mm)
+		return vm_error(err, ENOMEM, "out of memory");
+	mm->vm = vm;
+	if (o)
+		mm->o = *o;
+	if (o && o->own_dir)
+		snprintf(mm->own_dir, sizeof(mm->own_dir), "%s", o->own_dir);
+	mm->o.own_dir = NULL;
+	pthread_mutex_init(&mm->lock, NULL);
+	pthread_cond_init(&mm->cond, NULL);
+	if (vm_control_register_stream(ctl, "migrate", cmd_migrate, mm) < 0 ||
+	    vm_control_register(ctl, "migrate-cancel", cmd_cancel, mm) < 0 ||
+	    vm_control_register_stream(ctl, "migrate-resolve", cmd_resolve, mm) < 0) {
+		vm_migrator_free(mm);
+		return vm_error(err, ENOSPC, "too many control commands");
+	}
+	*out = mm;
+	return 0;
+}
+
+bool vm_migrator_moved(struct vm_migrator *mm, char *to, size_t len)
+{
+	bool moved;
+
+	pthread_mutex_lock(&mm->lock);
+	moved = mm->state == MOVED;
+	if (moved && to)
+		snprintf(to, len, "%s", mm->moved_to);
+	pthread_mutex_unlock(&mm->lock);
+	return moved;
+}
+
+bool vm_migrator_in_doubt(struct vm_migrator *mm)
+{
+	bool doubt;
+
+	pthread_mutex_lock(&mm->lock);
+	doubt = mm->state == IN_DOUBT;
+	pthread_mutex_unlock(&mm->lock);
+	return doubt;
+}
+
+void vm_migrator_free(struct vm_migrator *mm)
+{
+	if (!mm)
+		return;
+	pthread_mutex_lock(&mm->lock);
+	if (mm->active) {
+		snprintf(mm->active->cancel_why, sizeof(mm->active->cancel_why),
+			 "the source VM is stopping");
+		atomic_store(&mm->active->cancel, true);
+	}
+	while (mm->active)
+		pthread_cond_wait(&mm->cond, &mm->lock);
+	pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_destroy(&mm->lock);
+	pthread_cond_destroy(&mm->cond);
+	free(mm);
+}

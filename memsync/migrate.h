@@ -1,0 +1,337 @@
+/* memsync/migrate.h: what the files of the live migration share and nobody
+ * else sees. The source runs inside the VM's process (migrate-source.c and
+ * the files it calls); the destination is `smove serve` (migrate-serve.c,
+ * migrate-dest*.c) and the incoming VM's process (migrate-incoming.c), joined
+ * by the handover protocol (migrate-handover.c). docs/migration.md tells the
+ * whole story; docs/design.md why it is built this way. */
+#ifndef SMOVE_MEMSYNC_MIGRATE_H
+#define SMOVE_MEMSYNC_MIGRATE_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+
+#include "memsync/internal.h"
+#include "storage/storage.h"
+
+#define MIG_SCHEMA	   1
+#define MIG_CONNECT_MS	   10000 /* connecting to the destination */
+#define MIG_PING_MS	   5000	 /* a PING on the main connection while it is quiet */
+#define MIG_RUNNING_MS	   10000 /* the destination's wait for the guest to run */
+#define MIG_HANDOVER_MS	   30000 /* a handover request to the incoming VM */
+#define MIG_NBDKIT_STOP_MS 10000 /* an NBD export's clean exit after SIGTERM */
+#define MIG_BATCH_PAGES	   256	 /* pages per MEM_BATCH */
+#define MIG_CHUNK_PAGES	   1024	 /* pages a sender claims at a time */
+#define MIG_MAX_ROUNDS	   200
+#define MIG_SWITCH_COST_NS 5000000ull /* switchover cost assumed before one is measured */
+#define MIG_RECORD_DIR	   ".smove-sessions"
+#define MIG_FILE_GUEST	   "file:guest"	  /* DEVICE_STATE carrying the guest image */
+#define MIG_FILE_CONSOLE   "file:console" /* ... and the console log (its tail) */
+#define MIG_STATE_BLOB	   "vm"		  /* ... and vm_state_save's blob */
+#define MIG_CONSOLE_MAX	   (4u << 20)
+#define MIG_GUEST_MAX	   (16u << 20)
+
+/* ---- helpers (migrate-util.c) ------------------------------------------------ */
+
+double mig_now(void); /* CLOCK_MONOTONIC seconds */
+/* out = DIR/NAME (truncated to len; out may be dir). */
+void mig_join(char *out, size_t len, const char *dir, const char *name);
+void mig_hex(const uint8_t *id, size_t n, char *out);
+int mig_unhex(const char *s, uint8_t *id, size_t n);
+/* Writes len bytes to path through a temporary file, fsynced, renamed, the
+ * directory fsynced: after it returns path holds the bytes durably. */
+int mig_write_durable(const char *path, const void *buf, size_t len, char *err);
+/* Durability point: the directory's entries (a rename in it) are stable. */
+int mig_fsync_dir(const char *dir, char *err);
+int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *err);
+/* The test hook: SMOVE_TEST_STALL=where[,where...]: true (after a line on
+ * stderr) when `where` is listed; the caller then stalls there. */
+bool mig_test_stall(const char *where);
+void mig_stall_forever(const char *where);
+
+/* ---- events: JSON lines to the client and the VM's log (migrate-events.c) ---- */
+
+struct mig_events {
+	pthread_mutex_t lock;
+	int fd; /* the `migrate` client, -1 once it has gone */
+	void (*log)(void *opaque, const char *line);
+	void *opaque;
+	double t0;
+};
+void mig_events_init(struct mig_events *e, int fd, void (*log)(void *, const char *), void *opaque);
+void mig_events_release(struct mig_events *e);
+/* Begins an event object {"schema":1,"event":NAME,"t":seconds, ...}; the
+ * caller adds members, mig_event_end closes and sends it. */
+void mig_event_begin(struct mig_events *e, struct proto_json *j, const char *event);
+void mig_event_end(struct mig_events *e, struct proto_json *j);
+void mig_event_phase(struct mig_events *e, const char *phase, const char *detail);
+void mig_event_error(struct mig_events *e, const char *text);
+
+/* ---- the shared bandwidth budget (migrate-limit.c) ------------------------ */
+
+struct mig_limit {
+	pthread_mutex_t lock;
+	double rate; /* bytes/s, 0 = no limit */
+	double tokens, t;
+};
+void mig_limit_init(struct mig_limit *l, uint64_t bytes_per_s);
+void mig_limit_release(struct mig_limit *l);
+/* Charges bytes; returns milliseconds to wait before the next transfer. */
+int mig_limit_charge(void *l, uint64_t bytes);
+/* Charges and sleeps as long as the budget asks. */
+void mig_limit_take(struct mig_limit *l, uint64_t bytes);
+
+/* ---- the handover protocol between serve and the incoming VM ----------------
+ * (migrate-handover.c) One JSON line per request and reply; a request with
+ * "len": N is followed by N bytes of payload. docs/migration.md lists them. */
+int mig_ho_send(int fd, const char *line, const void *payload, size_t len, char *err);
+/* Reads one line (and its payload when it has "len"); *out is the parsed
+ * object, *payload malloc'ed or NULL. -ECONNRESET at a clean end. */
+int mig_ho_recv(int fd, int timeout_ms, struct proto_json_value **out, uint8_t **payload,
+		size_t *plen, char *err);
+
+/* ---- records (migrate-record.c) ----------------------------------------------
+ * The destination's durable record of each incoming session, in
+ * DIR/.smove-sessions/ID.json: which VM, and how far it went. */
+enum mig_rec_state {
+	MIG_REC_RECEIVING, /* copying: may be discarded */
+	MIG_REC_ABORTED,   /* discarded, or promised never to resume */
+	MIG_REC_RESUMING,  /* the VM may have resumed here: it owns the VM */
+	MIG_REC_RESUMED,   /* running here, confirmed */
+	MIG_REC_COMMITTED, /* the source has ended its copy */
+};
+const char *mig_rec_state_name(enum mig_rec_state s);
+struct mig_record {
+	char id[2 * PROTO_ID_LEN + 1];
+	char name[VM_NAME_MAX + 1];
+	enum mig_rec_state state;
+	bool created_dir; /* DIR/NAME was made by this session */
+	double time;	  /* wall clock of the last update */
+};
+int mig_record_write(const char *dir, const struct mig_record *r, char *err);
+int mig_record_read(const char *dir, const char *id, struct mig_record *r, char *err);
+void mig_record_path(const char *dir, const char *id, char *out, size_t len);
+
+/* The source's record, RUNDIR/NAME.migration, while a migration is in doubt. */
+struct mig_source_record {
+	char name[VM_NAME_MAX + 1];
+	char id[2 * PROTO_ID_LEN + 1];
+	char to[256];
+	char tls_psk[1024], tls_user[128], tls_x509[1024];
+	char own_dir[1024]; /* a VM serve made: its directory (deleted with it) */
+	unsigned ndisks;
+	char disks[VM_MAX_DISKS][1024];
+};
+int mig_source_record_write(const struct mig_source_record *r, char *err);
+int mig_source_record_read(const char *name, struct mig_source_record *r, char *err);
+void mig_source_record_remove(const char *name);
+
+/* ---- the source (migrate-source.c, -storage.c, -precopy.c, -switchover.c) ---- */
+
+struct mig_opts {
+	char to[256];
+	char tls_psk[1024], tls_user[128], tls_x509[1024];
+	uint64_t downtime_ms;
+	uint64_t bandwidth; /* bytes/s, 0 = unlimited */
+	unsigned channels;  /* extra connections */
+	bool compress, no_delete, dry_run;
+	unsigned max_rounds;
+};
+
+struct mig_disk {
+	unsigned index;
+	struct vhd_disk *disk; /* the VM's (not owned) */
+	char name[256];
+	char psk_file[1024];
+	struct proto_disk_export exp;
+	bool have_exp;
+	struct mirror_job *job;
+	/* The router between the VM's virtio-blk and the mirror: its job. */
+	pthread_mutex_t lock;
+	bool routed;
+};
+
+struct mig_worker;
+
+struct mig_source {
+	struct vm *vm;
+	struct vm_migrator *owner;
+	struct mig_opts o;
+	struct mig_events ev;
+	atomic_bool cancel;
+	char cancel_why[128];
+	struct proto_tls *tls;
+	struct proto_conn *conn;
+	struct proto_session s;
+	bool session_open;
+	struct mig_limit limit;
+	unsigned ndisks;
+	struct mig_disk disks[VM_MAX_DISKS];
+	/* memory */
+	unsigned nworkers; /* 1 + channels */
+	struct mig_worker *workers;
+	uint64_t *bitmap[VM_MAX_SLOTS];	 /* the pages of this round */
+	uint64_t *fetched[VM_MAX_SLOTS]; /* the last fetch */
+	uint64_t slot_first[VM_MAX_SLOTS];
+	uint64_t npages;	     /* over every slot */
+	uint32_t round;		     /* the round being sent */
+	_Atomic uint64_t next_chunk; /* the senders' shared cursor */
+	atomic_bool wfail;	     /* a sender failed: the others stop */
+	bool round_all;		     /* round 1: every non-zero page, no bitmap */
+	bool paused;		     /* the final round: no snapshot copies needed */
+	pthread_mutex_t wlock;	     /* the channel threads' rounds */
+	pthread_cond_t wcond;
+	bool wsync, wstop;
+	uint32_t wgen;
+	unsigned wdone;
+	uint64_t round_bytes;
+	double last_ping;
+	/* measurements */
+	double t_start, t_pause, t_resumed;
+	double t_disks_ms, t_sent_ms; /* into the switchover: disks completed, all sent */
+	uint64_t pause_ns, switch_ns;
+	uint64_t bytes_disk, bytes_mem, bytes_state;
+	uint64_t bytes_disk_done; /* of the mirror jobs already freed */
+	uint64_t pages_sent;
+	double bandwidth; /* bytes/s measured in the last round */
+	unsigned throttle;
+	char err[VM_ERR_LEN];
+};
+
+/* migrate-storage.c */
+int mig_storage_start(struct mig_source *m, char *err);
+int mig_storage_wait_synced(struct mig_source *m, char *err);
+/* With the VM paused and drained: flushes both sides of every disk. */
+int mig_storage_complete(struct mig_source *m, char *err);
+/* Stops every mirror, the VM's disks back on their own backend. */
+void mig_storage_cancel(struct mig_source *m);
+void mig_storage_release(struct mig_source *m);
+uint64_t mig_storage_bytes(struct mig_source *m);
+
+/* migrate-precopy.c */
+int mig_precopy_open_channels(struct mig_source *m, char *err);
+int mig_precopy(struct mig_source *m, char *err);
+/* The last round, with the VM paused. */
+int mig_precopy_final(struct mig_source *m, char *err);
+void mig_precopy_release(struct mig_source *m);
+/* Between batches: a CANCEL or ERROR from the destination, or a cancel here. */
+int mig_check_abort(struct mig_source *m, char *err);
+/* The test hook on the source: with SMOVE_TEST_STALL naming where, waits
+ * there until the migration is cancelled or the destination goes. */
+int mig_stall_point(struct mig_source *m, const char *where, char *err);
+
+/* migrate-switchover.c: 0 done; else an exit code of docs/migration.md. */
+int mig_switchover(struct mig_source *m, char *err);
+int mig_resolve(struct vm *vm, const struct mig_source_record *r, struct mig_events *ev,
+		enum proto_outcome *outcome, char *err);
+/* Deletes the files of a VM that now runs elsewhere. */
+void mig_delete_files(const struct vm_config *c, const char *own_dir);
+
+/* migrate-source.c */
+int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls **tls,
+		struct proto_conn **conn, char *err);
+void mig_migrator_moved(struct vm_migrator *mm, const char *to);
+void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_record *r);
+const char *mig_migrator_own_dir(struct vm_migrator *mm);
+
+/* ---- the destination --------------------------------------------------------- */
+
+/* migrate-preflight.c: appends every reason for a no-go to reasons. */
+struct mig_reasons {
+	unsigned n;
+	char *v[PROTO_LIST_MAX];
+};
+void mig_reason(struct mig_reasons *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mig_reasons_release(struct mig_reasons *r);
+void mig_preflight_host(const struct proto_preflight *p, const char *storage,
+			struct mig_reasons *r);
+
+/* migrate-child.c: the incoming VM's process, from serve's side. */
+struct mig_child {
+	pid_t pid;
+	int fd; /* the handover socket */
+	bool committed;
+};
+int mig_child_spawn(const char *exe, int memfd, struct mig_child *c, char *err);
+/* A request; reply (may be NULL) receives the parsed reply. */
+int mig_child_call(struct mig_child *c, const char *line, const void *payload, size_t len,
+		   struct proto_json_value **reply, int timeout_ms, char *err);
+void mig_child_kill(struct mig_child *c);
+/* After commit: the VM lives on without serve; a thread reaps it. */
+void mig_child_release(struct mig_child *c);
+
+/* migrate-dest-disk.c: a disk created under its temporary name and its export. */
+struct mig_export {
+	char path[4096], tmp[4096];
+	enum vhd_format format;
+	int lock_fd;
+	pid_t nbdkit;
+	int listen_fd;
+	uint16_t port;
+	bool committed;
+};
+int mig_export_create(struct mig_export *x, const char *dir, const struct proto_disk *d, char *err);
+int mig_export_start(struct mig_export *x, const char *nbdkit, const char *plugin, const char *host,
+		     const char *psk_file, char *err);
+/* Ends nbdkit, which the source has flushed through already (SIGKILL). */
+int mig_export_stop(struct mig_export *x, char *err);
+void mig_export_discard(struct mig_export *x);
+
+/* migrate-serve.c and migrate-dest.c: the daemon and one incoming migration. */
+struct mig_channel {
+	int fd; /* the raw socket, to shut down on an abort */
+	struct mig_channel *next;
+};
+
+struct mig_incoming {
+	struct vm_serve *sv;
+	struct mig_incoming *next;
+	unsigned refs; /* under sv->lock: the migration's thread and its channels */
+	struct proto_conn *conn;
+	int conn_fd; /* its socket, to shut down when serve stops */
+	struct proto_session s;
+	char id[2 * PROTO_ID_LEN + 1];
+	char host[256];		    /* the local address the source reached */
+	char name[VM_NAME_MAX + 1]; /* reserved once PREFLIGHT names it */
+	char dir[4096];		    /* storage/NAME */
+	struct mig_record rec;	    /* under sv->lock once written */
+	bool ready;		    /* guest RAM mapped: channels may join */
+	unsigned channels;	    /* announced in PREFLIGHT */
+	unsigned vcpus;
+	struct mig_channel *chans;
+	unsigned nexp;
+	struct mig_export exp[VM_MAX_DISKS];
+	char psk_file[4096];
+	int memfd;
+	uint8_t *mem;
+	uint64_t mem_size;
+	struct proto_rounds *rounds;
+	struct proto_mem_target target;
+	struct mig_child child;
+	uint8_t *state;
+	size_t state_len;
+	unsigned devices;
+	double t_final, t_state_end, t_stopped, t_loaded, t_resume, t_resumed;
+};
+
+struct vm_serve {
+	struct vm_serve_opts o;
+	char storage[4096];
+	char addr[300];
+	char exe[4096];
+	int listen_fd, lock_fd, wake[2];
+	struct proto_tls *tls;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct mig_incoming *incoming;
+	unsigned nincoming, nthreads;
+	bool stopping;
+};
+
+void mig_serve_log(struct vm_serve *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* The migration of a MIGRATE session (its HELLO acknowledged) to its end. */
+void mig_dest_run(struct mig_incoming *inc);
+/* RESOLVE: the outcome of session id (hex), made final: a session still
+ * receiving is aborted first, atomically against a late RESUME. */
+enum proto_outcome mig_dest_resolve(struct vm_serve *sv, const char *id, char *detail, size_t len);
+
+#endif

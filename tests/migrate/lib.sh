@@ -1,0 +1,230 @@
+# tests/migrate/lib.sh: two smove "hosts" on one machine, over loopback, for
+# the migration tests. Source it after tests/functions.sh. The source host's
+# runtime directory is $T/src (its VMs run there), the destination's $T/dst
+# with its storage in $T/store; `smove serve` listens on a free port.
+#   start_serve [OPTS...]     serve in the background: $PORT, $SERVE_PID, $T/serve.err
+#   start_vm NAME [RUN OPTS]  `smove run` of the test guest: $VM_PID, $T/NAME.console
+#   src CMD... / dst CMD...   smove on one host or the other
+#   move NAME [OPTS]          `smove move NAME --to 127.0.0.1:$PORT --json`,
+#                             events in $T/move.json, exit status in $MOVE_STATUS
+#   wait_for FILE PATTERN [S] until FILE matches (grep -E), S seconds (60)
+#   event EXPR                evaluates EXPR over the last result event (python)
+#   verdict NAME              waits for the guest's verdict on the destination
+requires_kvm
+requires nbdkit
+GUEST="$abs_top_builddir/memsync/guest/guest.elf"
+export SMOVE_NBDKIT_PLUGIN="$abs_top_builddir/storage/nbdkit/.libs/nbdkit-smove-plugin.so"
+mkdir -p "$T/src" "$T/dst" "$T/store"
+# Under the sanitizers nbdkit is not instrumented: the plugin's runtime is
+# preloaded into it (exec keeps the pid that socket activation names).
+if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
+	cat >"$T/nbdkit" <<SH
+#!/bin/sh
+export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
+export ASAN_OPTIONS=detect_leaks=0
+exec nbdkit "\$@"
+SH
+	chmod +x "$T/nbdkit"
+	export SMOVE_NBDKIT="$T/nbdkit"
+fi
+
+src() { SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" "$@"; }
+dst() { SMOVE_RUNTIME_DIR="$T/dst" "$SMOVE" "$@"; }
+
+# Every VM process either host has registered, at the end.
+kill_vms() {
+	for f in "$T"/src/*.json "$T"/dst/*.json; do
+		[ -f "$f" ] || continue
+		pid=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["pid"])' "$f" 2>/dev/null) || continue
+		kill -9 "$pid" 2>/dev/null || true
+	done
+}
+on_exit kill_vms
+
+wait_for() {
+	for i in $(seq $((${3:-60} * 10))); do
+		grep -Eq -- "$2" "$1" 2>/dev/null && return 0
+		sleep 0.1
+	done
+	echo "--- $1:" >&2
+	tail -20 "$1" >&2 || true
+	fail "timed out waiting for '$2' in $1"
+}
+
+# (A second start_serve listens on the same port: a restart of the same host.)
+start_serve() {
+	SMOVE_RUNTIME_DIR="$T/dst" "$SMOVE" serve --listen "127.0.0.1:${PORT:-0}" --storage "$T/store" \
+		--json "$@" >"$T/serve.out" 2>"$T/serve.err" &
+	SERVE_PID=$!
+	on_exit "kill $SERVE_PID 2>/dev/null || true"
+	wait_for "$T/serve.out" listening 30
+	PORT=$(sed -n 's/.*"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$T/serve.out")
+}
+
+start_vm() {
+	name=$1
+	shift
+	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" run --name "$name" --guest "$GUEST" \
+		--console "$T/$name.console" "$@" >"$T/$name.run.out" 2>"$T/$name.run.err" &
+	VM_PID=$!
+	on_exit "kill -9 $VM_PID 2>/dev/null || true"
+	wait_for "$T/$name.console" "smove-guest:" 30
+}
+
+move() {
+	name=$1
+	shift
+	set +e
+	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "127.0.0.1:$PORT" --json "$@" \
+		>"$T/move.json" 2>"$T/move.err"
+	MOVE_STATUS=$?
+	set -e
+}
+
+# event EXPR: EXPR (python, over d = the result event) printed.
+event() {
+	/usr/bin/python3 -c '
+import json, sys
+d = [json.loads(l) for l in open(sys.argv[1]) if "\"result\"" in l][-1]
+print(eval(sys.argv[2]))' "$T/move.json" "$1"
+}
+
+# expect_move STATUS: the last move exited STATUS.
+expect_move() {
+	[ "$MOVE_STATUS" = "$1" ] || {
+		cat "$T/move.json" "$T/move.err" "$T/serve.err" >&2
+		fail "smove move exited $MOVE_STATUS, expected $1"
+	}
+}
+
+verdict() {
+	wait_for "$T/store/$1/console.log" "verdict: ok|FAIL" 120
+	if grep -q FAIL "$T/store/$1/console.log"; then
+		grep FAIL "$T/store/$1/console.log" >&2
+		fail "the guest found a broken invariant after the migration"
+	fi
+}
+
+# ctl SOCKET [LINE]: one control-socket request, its reply printed.
+ctl() { /usr/bin/python3 "$abs_top_srcdir/tests/memsync/ctl.py" "$@"; }
+
+# check_disk FORMAT IMAGE SIZE PASSES: the image is sound (qemu-img check for
+# VHDX; read by libvhdi for VHD) and holds every record of pass PASSES.
+check_disk() {
+	case $1 in
+	raw) cp "$2" "$T/check.raw" ;;
+	vhdx)
+		qemu-img check -f vhdx "$2" >"$T/qemu-check" 2>&1 || {
+			cat "$T/qemu-check" >&2
+			fail "qemu-img check finds problems in $2"
+		}
+		qemu-img convert -f vhdx -O raw "$2" "$T/check.raw"
+		;;
+	vhd) /usr/bin/python3 "$abs_top_srcdir/tests/vpc/read-pyvhdi.py" "$T/check.raw" "$2" ;;
+	esac
+	/usr/bin/python3 "$abs_top_srcdir/tests/memsync/check-records.py" "$T/check.raw" "$3" "$4"
+}
+
+# guest STATUS-EXPR: EXPR (python, over d = the destination VM's status reply).
+guest() {
+	ctl "$T/dst/vm1.sock" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
+}
+
+# live_scenario FORMAT CPUS [MOVE OPTS...]: the test guest writes 3 passes
+# of checksummed records on an 8 MiB disk of FORMAT and rewrites and checks an
+# 8 MiB memory pattern for ever (one vCPU: disk, then memory; two: one each);
+# it is moved once the first disk pass is done. On the destination its
+# programs go on with every invariant intact (a lost, stale or corrupt page or
+# record, or a clock going back, would stop it with FAIL), its heartbeat goes
+# on, its disk holds every record, and nothing is left on the source.
+live_scenario() {
+	fmt=$1
+	cpus=$2
+	shift 2
+	disk="$T/disk.$fmt"
+	case $fmt in
+	raw) truncate -s 8M "$disk" ;;
+	*) "$SMOVE" disk create --size 8M "$disk" >/dev/null ;;
+	esac
+	progs="cpu0=disk+mem"
+	[ "$cpus" = 1 ] || progs="cpu0=mem cpu1=disk"
+	start_vm vm1 --memory 128M --cpus "$cpus" --disk "$disk" \
+		--cmdline "mem=8M passes=0 disk=8M diskpasses=3 $progs hb=5"
+	wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+	move vm1 "$@"
+	expect_move 0
+	[ "$(event 'd["result"]')" = done ] || fail "result is not done"
+	wait "$VM_PID" || fail "the source's smove run did not exit 0"
+	grep -q "moved to 127.0.0.1:$PORT" "$T/vm1.run.err" ||
+		fail "smove run did not say where the VM went"
+	[ ! -e "$disk" ] || fail "the source's disk is still there"
+	[ ! -e "$T/src/vm1.json" ] || fail "the source still registers vm1"
+	dst ps | grep -Eq "^vm1 .* running" || fail "smove ps does not list vm1 on the destination"
+	# The console log travelled; the programs go on there.
+	console="$T/store/vm1/console.log"
+	grep -q "disk 0 pass 1 ok" "$console" || fail "the console log did not travel"
+	passes=$(grep -c "mem pass" "$T/vm1.console" || true)
+	wait_for "$console" "disk 0: 8 MiB x 3 passes verified" 120
+	for i in $(seq 600); do
+		[ "$(grep -c "mem pass" "$console")" -ge $((passes + 3)) ] && break
+		grep -q FAIL "$console" && break
+		sleep 0.1
+	done
+	! grep FAIL "$console" || fail "the guest found a broken invariant after the migration"
+	[ "$(grep -c "mem pass" "$console")" -ge $((passes + 3)) ] ||
+		fail "the memory program does not go on after the migration"
+	[ "$(guest 'd["guest"]["state"]')" = running ] || fail "the guest is not running"
+	echo "the guest's longest heartbeat gap: $(guest 'd["guest"]["max_gap_ms"]') ms," \
+		"downtime seen by the hosts: $(event 'd["downtime_ms"]') ms"
+	ctl "$T/dst/vm1.sock" '{"cmd":"stop"}' >/dev/null
+	for i in $(seq 100); do [ -e "$T/dst/vm1.json" ] || break; sleep 0.1; done
+	! ls -A "$T/store/vm1" | grep -q smove-tmp || fail "temporary files left on the destination"
+	check_disk "$fmt" "$T/store/vm1/disk.$fmt" 8M 3
+}
+
+# move_bg NAME [OPTS]: `smove move` in the background ($MOVE_PID); then
+# move_wait collects its status into $MOVE_STATUS.
+move_bg() {
+	name=$1
+	shift
+	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "127.0.0.1:$PORT" --json "$@" \
+		>"$T/move.json" 2>"$T/move.err" &
+	MOVE_PID=$!
+	on_exit "kill $MOVE_PID 2>/dev/null || true"
+}
+move_wait() {
+	set +e
+	wait "$MOVE_PID"
+	MOVE_STATUS=$?
+	set -e
+}
+
+# status SOCKET EXPR: EXPR (python, over d = the VM's status reply).
+status() {
+	ctl "$1" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$2"
+}
+
+# runs SOCKET: the VM behind SOCKET runs: its guest's heartbeat advances.
+runs() {
+	hb=$(status "$1" 'd["guest"]["heartbeat"]')
+	for i in $(seq 100); do
+		[ "$(status "$1" 'd["state"]')" = running ] &&
+			[ "$(status "$1" 'd["guest"]["heartbeat"]')" -gt "$hb" ] && return 0
+		sleep 0.1
+	done
+	fail "the VM at $1 does not run (state $(status "$1" 'd["state"]'))"
+}
+
+# nothing_on_dest NAME: no copy of NAME is left on the destination (files,
+# exports, VM process), and its record says the session was aborted.
+nothing_on_dest() {
+	for i in $(seq 100); do
+		[ ! -e "$T/store/$1" ] && [ ! -e "$T/dst/$1.json" ] && break
+		sleep 0.1
+	done
+	[ ! -e "$T/store/$1" ] || { ls -la "$T/store/$1"; fail "the destination kept $T/store/$1"; }
+	[ ! -e "$T/dst/$1.json" ] || fail "the destination still runs $1"
+	! pgrep -f "file=$T/store" >/dev/null || fail "an nbdkit export is left"
+	grep -l '"aborted"' "$T"/store/.smove-sessions/*.json >/dev/null ||
+		fail "no record says the session was aborted"
+}

@@ -1,0 +1,28 @@
+#!/bin/sh
+# A cancel before RESUME: the migration of a guest writing memory and disk
+# records is stopped after its first memory round (the source waits there, by
+# the test hook SMOVE_TEST_STALL=source-memory) with `smove move --cancel`.
+# `smove move` exits 5 (rolled back), the VM runs on at the source with its
+# disk, its invariants intact, and the destination's partial copy is gone.
+. "$abs_top_srcdir/tests/functions.sh"
+. "$abs_top_srcdir/tests/migrate/lib.sh"
+start_serve
+truncate -s 8M "$T/disk.raw"
+SMOVE_TEST_STALL=source-memory start_vm vm1 --memory 128M --disk "$T/disk.raw" \
+	--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5" --cpus 2
+wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+move_bg vm1
+wait_for "$T/move.json" '"event":"round"'
+[ -d "$T/store/vm1" ] || fail "the destination has no copy in progress"
+src move --cancel vm1 >/dev/null
+move_wait
+expect_move 5
+[ "$(event 'd["result"]')" = rolled-back ] || fail "result is not rolled-back"
+event 'd["error"]' | grep -q "cancelled" || fail "the result does not say it was cancelled"
+runs "$T/src/vm1.sock"
+[ -e "$T/disk.raw" ] || fail "the source's disk is gone"
+nothing_on_dest vm1
+! grep FAIL "$T/vm1.console" || fail "the guest found a broken invariant"
+# The VM can be moved afterwards: nothing is left holding it.
+move vm1 --dry-run
+expect_move 0

@@ -1,0 +1,30 @@
+#!/bin/sh
+# In doubt, settled as not resumed: the destination dies right after RESUME
+# arrives, before it recorded anything (test hook dest-resume). `smove move`
+# exits 6 and the VM stays paused on the source; the incoming VM ended with
+# serve, and the next serve removes the partial copy and records that it was
+# never resumed. `smove move --resolve` then resumes the VM on the source
+# (exit 5, rolled back); its guest goes on with every invariant intact.
+. "$abs_top_srcdir/tests/functions.sh"
+. "$abs_top_srcdir/tests/migrate/lib.sh"
+export SMOVE_TEST_STALL=dest-resume
+start_serve
+unset SMOVE_TEST_STALL
+truncate -s 8M "$T/disk.raw"
+start_vm vm1 --memory 128M --cpus 2 --disk "$T/disk.raw" \
+	--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5"
+wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+move_bg vm1
+wait_for "$T/serve.err" "stalling at dest-resume"
+kill -9 "$SERVE_PID"
+move_wait
+expect_move 6
+[ "$(status "$T/src/vm1.sock" 'd["state"]')" = paused ] || fail "the source VM is not paused"
+start_serve
+nothing_on_dest vm1
+expect_status 5 src move --resolve vm1
+grep -q "rolled back" "$T/stdout" || fail "--resolve does not say the migration was rolled back"
+runs "$T/src/vm1.sock"
+[ -e "$T/disk.raw" ] || fail "the source's disk is gone"
+[ ! -e "$T/src/vm1.migration" ] || fail "the source's record is still there"
+! grep FAIL "$T/vm1.console" || fail "the guest found a broken invariant"

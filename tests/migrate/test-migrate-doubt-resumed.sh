@@ -1,0 +1,36 @@
+#!/bin/sh
+# In doubt, settled as resumed: the destination resumes the VM and records it,
+# then dies before it can answer RUNNING (the test hook stalls it there and the
+# test kills it). `smove move` exits 6: the VM is paused on the source with all
+# its files, and refuses to resume there; on the destination it runs (it
+# outlives serve). `smove move --resolve` asks the restarted serve, which
+# answers from its record: the source ends its copy and deletes its disk.
+# At no moment do two copies run.
+. "$abs_top_srcdir/tests/functions.sh"
+. "$abs_top_srcdir/tests/migrate/lib.sh"
+export SMOVE_TEST_STALL=dest-running
+start_serve
+unset SMOVE_TEST_STALL
+truncate -s 8M "$T/disk.raw"
+start_vm vm1 --memory 128M --cpus 2 --disk "$T/disk.raw" \
+	--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5"
+wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+move_bg vm1
+wait_for "$T/serve.err" "stalling at dest-running"
+[ "$(status "$T/src/vm1.sock" 'd["state"]')" = paused ] || fail "the source runs while the destination does"
+kill -9 "$SERVE_PID"
+move_wait
+expect_move 6
+[ "$(event 'd["result"]')" = in-doubt ] || fail "result is not in-doubt"
+[ "$(event 'd["resolve"]')" = "smove move --resolve vm1" ] || fail "the result does not say how to settle it"
+[ "$(status "$T/src/vm1.sock" 'd["state"]')" = paused ] || fail "the source VM is not paused"
+ctl "$T/src/vm1.sock" '{"cmd":"resume"}' | grep -q '"ok":false' || fail "the source VM could be resumed"
+runs "$T/dst/vm1.sock"
+[ -e "$T/disk.raw" ] || fail "the source's disk is gone while in doubt"
+start_serve
+expect_status 0 src move --resolve vm1
+wait "$VM_PID" || fail "the source's smove run did not exit 0"
+[ ! -e "$T/disk.raw" ] || fail "the source's disk is still there"
+[ ! -e "$T/src/vm1.migration" ] || fail "the source's record is still there"
+runs "$T/dst/vm1.sock"
+! grep FAIL "$T/store/vm1/console.log" || fail "the guest found a broken invariant"
