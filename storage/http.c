@@ -18,9 +18,9 @@
 #include "storage/http.h"
 #include "storage/storage.h"
 
-#define CACHE_BLOCK	(256u << 10)
+#define CACHE_BLOCK	(64u << 10) /* small: VHD reads a 512-byte bitmap per block */
 #define CACHE_DEFAULT	(16ull << 20)
-#define RUN_MAX_BLOCKS	64 /* at most 16 MiB per GET */
+#define RUN_MAX_BLOCKS	256 /* at most 16 MiB per GET */
 #define POOL_MAX	8
 #define RETRIES_DEFAULT 5
 #define BACKOFF_FIRST	0.1 /* seconds; doubled each retry, at most BACKOFF_MAX */

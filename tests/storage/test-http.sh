@@ -1,7 +1,8 @@
 #!/bin/sh
-# smove disk info/map/convert/check on images served by nginx over HTTP:
-# the same answers as on the local file, data fetched with range requests,
-# format metadata fetched once (the block cache), connections reused.
+# smove disk info/map/convert/check on images (raw, VHDX, VHD) served by
+# nginx over HTTP: the same answers as on the local file, data fetched with
+# range requests, format metadata fetched once (the block cache), connections
+# reused.
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/storage/servers.sh"
 requires qemu-img
@@ -28,6 +29,25 @@ reqs=$(wc -l <nginx/access.log)
 conns=$(cut -d' ' -f1 nginx/access.log | sort -u | wc -l)
 [ "$reqs" -ge 16 ] || fail "only $reqs ranged requests for a 64 MiB copy"
 [ "$conns" -le 4 ] || fail "$conns connections for $reqs requests: not reused"
+
+# A VHDX and a VHD: info fetches their metadata once (no range twice, a
+# handful of requests), and convert reads what the local file holds.
+"$SMOVE" disk create --size 256M www/b.vhdx
+"$SMOVE" disk create --size 256M --chs-round www/b.vhd
+qemu-io -f vhdx -c 'write -P 7 0 40M' -c 'write -P 8 200M 1M' www/b.vhdx >/dev/null
+qemu-io -f vpc -c 'write -P 7 0 4M' -c 'write -P 8 200M 1M' www/b.vhd >/dev/null
+for f in b.vhdx b.vhd; do
+	: >nginx/access.log
+	"$SMOVE" disk info "$url/$f" | grep -q "^virtual size: *256" || fail "info of $f over HTTP"
+	n=$(wc -l <nginx/access.log)
+	[ "$n" -le 8 ] || fail "info of $f made $n requests: $(cat nginx/access.log)"
+	dup=$(awk '{print $4}' nginx/access.log | sort | uniq -d)
+	[ -z "$dup" ] || fail "info of $f fetched $dup twice"
+	"$SMOVE" disk convert -q "$url/$f" "http-$f.raw"
+	"$SMOVE" disk convert -q "www/$f" "local-$f.raw"
+	cmp "http-$f.raw" "local-$f.raw" || fail "$f: convert over HTTP differs"
+	rm -f "http-$f.raw" "local-$f.raw"
+done
 
 # A file that is not there, and a URL with no server behind it.
 expect_status 1 "$SMOVE" disk info "$url/missing.raw"
