@@ -592,6 +592,9 @@ void mig_dest_run(struct mig_incoming *inc)
 		mig_export_discard(&inc->exp[i]);
 out:
 	release(inc);
+	pthread_mutex_lock(&inc->sv->lock); /* a copy that runs is in the registry */
+	inc->name[0] = '\0';
+	pthread_mutex_unlock(&inc->sv->lock);
 	mig_reasons_release(&reasons);
 	vm_config_release(&cfg);
 	proto_msg_release(&m);

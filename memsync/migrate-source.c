@@ -296,6 +296,31 @@ static int preflight(struct mig_source *m)
 	return VM_MIGRATE_OK;
 }
 
+/* The destination closes the connection only once it has discarded its
+ * copy: waiting for that makes "rolled back" mean that both sides are clean,
+ * so that the same VM can be moved there again at once. */
+static void wait_destination_closed(struct mig_source *m)
+{
+	double end = mig_now() + MIG_DISCARD_MS / 1e3;
+	struct proto_frame_hdr h;
+	struct proto_buf b;
+	char err[VM_ERR_LEN];
+	int r;
+
+	proto_buf_init(&b);
+	do {
+		int left = (int)((end - mig_now()) * 1e3);
+
+		r = left > 0 ? proto_conn_poll(m->s.conn, left, err) : 0;
+		if (r == 1)
+			r = proto_conn_recv(m->s.conn, &h, &b, err) == 0;
+	} while (r == 1);
+	proto_buf_release(&b);
+	if (r == 0)
+		mig_event_phase(&m->ev, "warning",
+				"the destination did not confirm that it discarded its copy");
+}
+
 /* Sends CANCEL (a user's cancel, a dry run) or ERROR to the destination. */
 static void tell_destination(struct mig_source *m, bool cancel, const char *why)
 {
@@ -306,8 +331,10 @@ static void tell_destination(struct mig_source *m, bool cancel, const char *why)
 	if (cancel) {
 		msg.u.reason.code = ECANCELED;
 		msg.u.reason.text = (char *)why;
-		if (proto_session_send(&m->s, &msg, m->err) == 0)
+		if (proto_session_send(&m->s, &msg, m->err) == 0) {
+			wait_destination_closed(m);
 			return;
+		}
 	}
 	proto_session_fail(&m->s, EIO, m->err, "%s", why);
 }

@@ -19,6 +19,7 @@
 #define MIG_RUNNING_MS	   10000 /* the destination's wait for the guest to run */
 #define MIG_HANDOVER_MS	   30000 /* a handover request to the incoming VM */
 #define MIG_NBDKIT_STOP_MS 10000 /* an NBD export's clean exit after SIGTERM */
+#define MIG_DISCARD_MS	   10000 /* the destination's discard after a CANCEL */
 #define MIG_BATCH_PAGES	   256	 /* pages per MEM_BATCH */
 #define MIG_CHUNK_PAGES	   1024	 /* pages a sender claims at a time */
 #define MIG_MAX_ROUNDS	   200
