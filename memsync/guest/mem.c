@@ -108,7 +108,7 @@ void prog_mem(unsigned cpu, const struct segs *region, uint64_t passes)
 		cs->mem_ns = clock_ns(cpu) - t0;
 		if (gen == 1)
 			t1 = clock_ns(cpu); /* after first touch: the steady state starts */
-		if (cpu == 0 && ((passes && passes <= 16) || gen % 16 == 0))
+		if (cpu == 0 && ((passes && passes <= 16) || gen == 1 || gen % 16 == 0))
 			gprintf("mem pass %lu ok\n", gen);
 	}
 	/* The last generation must still be there. */
