@@ -42,6 +42,11 @@ void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "PROG: message" and "Try 'PROG --help'." and returns EXIT_USAGE. */
 int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
+/* The end of every option switch: -h/--help prints help and returns
+ * EXIT_SUCCESS; anything else is an option getopt has already complained
+ * about (unknown, or missing its argument): a usage error. */
+int help_or_unknown(int c, const char *prog, const char *help);
+
 /* "64M", "1G", "4096", "1.5G" (binary units K, M, G, T, optional trailing
  * 'iB' or 'B'). -EINVAL when not a size. */
 int parse_size(const char *s, uint64_t *out);

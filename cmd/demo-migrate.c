@@ -358,8 +358,10 @@ int cmd_demo(int argc, char **argv)
 	ssize_t n;
 	int c;
 
-	if (argc > 1 && strcmp(argv[1], "disk") == 0)
+	if (argc > 1 && strcmp(argv[1], "disk") == 0) {
+		argv[1] = "smove demo disk"; /* getopt's name in its messages */
 		return demo_disk(argc - 1, argv + 1);
+	}
 	while ((c = getopt_long(argc, argv, "+d:kh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
@@ -368,11 +370,8 @@ int cmd_demo(int argc, char **argv)
 		case 'k':
 			keep = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return usage_error("smove demo", "unknown option");
+			return help_or_unknown(c, "smove demo", help);
 		}
 	}
 	if (optind != argc)

@@ -209,11 +209,8 @@ int demo_disk(int argc, char **argv)
 		case 'k':
 			keep = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return usage_error("smove demo disk", "unknown option");
+			return help_or_unknown(c, "smove demo disk", help);
 		}
 	}
 	if (optind != argc)
