@@ -32,6 +32,18 @@ int run_subcommand(const char *prog, const struct subcommand *table, int argc, c
 int cmd_disk(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int demo_disk(int argc, char **argv); /* `smove demo disk` */
+
+/* The options both demos take: --dir DIR (default: a new directory under
+ * /tmp) and --keep. */
+struct demo_opts {
+	const char *dir;
+	bool keep;
+};
+/* Parses them; returns -1 to go on, or the exit status (help, usage error). */
+int demo_parse_options(int argc, char **argv, const char *prog, const char *usage,
+		       struct demo_opts *o);
+/* `smove demo disk` once its options are parsed. */
+int demo_disk_run(const struct demo_opts *o);
 int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_serve(int argc, char **argv);

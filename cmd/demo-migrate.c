@@ -8,7 +8,6 @@
  * Without /dev/kvm it shows the disk layer instead (`smove demo disk`). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
@@ -345,42 +344,25 @@ static int demo(struct demo *d, bool keep)
 
 int cmd_demo(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"dir", required_argument, NULL, 'd'},
-	    {"keep", no_argument, NULL, 'k'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	char tmpl[] = "/tmp/smove-demo.XXXXXX";
+	struct demo_opts o = {0};
 	struct demo d = {0};
-	const char *dir = NULL;
-	bool keep = false;
+	const char *dir;
 	ssize_t n;
-	int c;
+	int r;
 
 	if (argc > 1 && strcmp(argv[1], "disk") == 0) {
 		argv[1] = "smove demo disk"; /* getopt's name in its messages */
 		return demo_disk(argc - 1, argv + 1);
 	}
-	while ((c = getopt_long(argc, argv, "+d:kh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			dir = optarg;
-			break;
-		case 'k':
-			keep = true;
-			break;
-		default:
-			return help_or_unknown(c, "smove demo", help);
-		}
-	}
-	if (optind != argc)
-		return usage_error("smove demo", "unexpected argument '%s'", argv[optind]);
+	if ((r = demo_parse_options(argc, argv, "smove demo", help, &o)) >= 0)
+		return r;
 	if (access("/dev/kvm", R_OK | W_OK) < 0) {
 		printf("smove demo: /dev/kvm is not available here, so no VM can run: showing the "
 		       "disk layer instead ('smove demo disk')\n\n");
-		return demo_disk(argc, argv);
+		return demo_disk_run(&o);
 	}
+	dir = o.dir;
 	if (!dir && !(dir = mkdtemp(tmpl))) {
 		msg("cannot create a directory under /tmp: %m");
 		return EXIT_FAILURE;
@@ -402,5 +384,5 @@ int cmd_demo(int argc, char **argv)
 	mkdir(d.dst, 0700);
 	mkdir(d.store, 0755);
 	signal(SIGPIPE, SIG_IGN);
-	return demo(&d, keep);
+	return demo(&d, o.keep);
 }
