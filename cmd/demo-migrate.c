@@ -101,6 +101,11 @@ static bool file_has(const char *path, const char *text)
 }
 
 /* How often text occurs in path after its first skip bytes. */
+static const char *passes(unsigned n)
+{
+	return n == 1 ? "pass" : "passes";
+}
+
 static unsigned count(const char *path, const char *text, long skip)
 {
 	FILE *f = fopen(path, "re");
@@ -185,6 +190,7 @@ static int start_vm(struct demo *d)
 			"--console", d->console, "--cmdline", cmdline,	NULL};
 	struct vhd_create_opts co = {.format = VHD_FORMAT_VHDX, .size = DISK_SIZE};
 	char err[VHD_ERR_LEN], sock[PATH_MAX + 32];
+	unsigned mem, disk;
 
 	step(2, "the source: smove run of the test guest");
 	if (vhd_create(d->disk, &co, err) < 0) {
@@ -200,8 +206,10 @@ static int start_vm(struct demo *d)
 		sleep_ms(100);
 	if (!file_has(d->console, "disk 0 pass 1 ok"))
 		return -1;
-	printf("   the guest runs: %u memory passes and %u disk passes checked so far\n",
-	       count(d->console, "mem pass", 0), count(d->console, "disk 0 pass", 0));
+	mem = count(d->console, "mem pass", 0);
+	disk = count(d->console, "disk 0 pass", 0);
+	printf("   the guest runs: %u memory %s and %u disk %s checked so far\n", mem, passes(mem),
+	       disk, passes(disk));
 	return 0;
 }
 
@@ -224,6 +232,7 @@ static int move(struct demo *d, long *console_at)
 
 static int on_destination(struct demo *d, long console_at)
 {
+	bool intact;
 	char sock[PATH_MAX + 32], console[PATH_MAX + 32], state[32] = "", gstate[32] = "";
 	double gap;
 	unsigned mem, disk;
@@ -240,11 +249,15 @@ static int on_destination(struct demo *d, long console_at)
 	mem = count(console, "mem pass", console_at);
 	disk = count(console, "disk 0 pass", console_at);
 	gap = status_num(sock, "guest", "max_gap_ms", gstate, sizeof(gstate));
-	printf("   the guest, since it arrived: %u memory passes and %u disk passes checked,\n"
-	       "   every page and record intact; state: %s; its longest pause between two\n"
+	intact = !file_has(console, "FAIL");
+	printf("   the guest, since it arrived: %u memory %s and %u disk %s checked,\n"
+	       "   %s; state: %s; its longest pause between two\n"
 	       "   heartbeats: %.1f ms\n",
-	       mem, disk, gstate, gap);
-	if (strcmp(gstate, "running") != 0 || file_has(console, "FAIL"))
+	       mem, passes(mem), disk, passes(disk),
+	       intact ? "every page and record intact"
+		      : "the guest reported damage (see its console)",
+	       gstate, gap);
+	if (strcmp(gstate, "running") != 0 || !intact)
 		return -1;
 	printf("   the source's files: %s\n", access(d->disk, F_OK) < 0
 						  ? "gone (deleted after the destination confirmed)"
