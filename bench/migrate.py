@@ -58,6 +58,43 @@ def ctl(sock, line='{"cmd":"status"}'):
     return json.loads(reply)
 
 
+class Sched:
+    """CPU time and run-queue wait (ns) of every thread of some processes,
+    sampled while they run (threads come and go), vCPU threads apart."""
+
+    def __init__(self, pids):
+        self.pids, self.first, self.last = pids, {}, {}
+        self.sample()
+
+    def sample(self):
+        for pid in self.pids:
+            try:
+                tids = os.listdir("/proc/%d/task" % pid)
+            except FileNotFoundError:
+                continue
+            for t in tids:
+                try:
+                    with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                        comm = f.read().strip()
+                    with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                        v = [int(x) for x in f.read().split()[:2]]
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                self.first.setdefault((pid, t), v)
+                self.last[(pid, t, comm)] = v
+
+    def report(self, res):
+        """cpu_ms, wait_ms: the migration's threads; vcpu_ms: the guest's."""
+        res.update(cpu_ms=0.0, wait_ms=0.0, vcpu_ms=0.0)
+        for (pid, t, comm), v in self.last.items():
+            f = self.first[(pid, t)]
+            if comm.startswith("vcpu ") or comm.startswith("CPU "):
+                res["vcpu_ms"] += (v[0] - f[0]) / 1e6
+            else:
+                res["cpu_ms"] += (v[0] - f[0]) / 1e6
+                res["wait_ms"] += (v[1] - f[1]) / 1e6
+
+
 def cmdline(a):
     progs = "passes=1 cpu0=mem+idle" if a.rate == "idle" else "passes=0 rate=%s" % (
         0 if a.rate == "max" else a.rate)
@@ -130,16 +167,26 @@ def smove(a):
         time.sleep(a.settle)
         offset = os.path.getsize(console)
         t0 = time.time()
-        mv = subprocess.run(
-            ns_cmd(a.ns_src, [a.smove, "move", name, "--to", "%s:%d" % (a.addr, a.port),
-                              "--json", "--downtime-ms", str(a.downtime)]),
-            env=env, capture_output=True, text=True, timeout=a.timeout)
+        sched = Sched([vm.pid, a.serve_pid])
+        with open(os.path.join(a.tmp, "move.json"), "w+") as out:
+            mv = subprocess.Popen(
+                ns_cmd(a.ns_src, [a.smove, "move", name, "--to", "%s:%d" % (a.addr, a.port),
+                                  "--json", "--downtime-ms", str(a.downtime)]),
+                env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+            while mv.poll() is None:
+                sched.sample()
+                if time.time() - t0 > a.timeout:
+                    mv.kill()
+                time.sleep(0.05)
+            out.seek(0)
+            output = out.read()
         res["wall_s"] = time.time() - t0
-        events = [json.loads(l) for l in mv.stdout.splitlines() if l.startswith("{")]
+        sched.report(res)
+        events = [json.loads(l) for l in output.splitlines() if l.startswith("{")]
         rounds = [e for e in events if e.get("event") == "round"]
         result = [e for e in events if e.get("event") == "result"]
         if not result or result[-1]["result"] != "done":
-            res["error"] = (result[-1].get("error") if result else mv.stderr.strip()[-300:])
+            res["error"] = (result[-1].get("error") if result else output.strip()[-300:])
             return res
         r = result[-1]
         res.update(total_s=r["total_s"], downtime_ms=r["downtime_ms"], rounds=r["rounds"],
@@ -217,6 +264,7 @@ def qemu_vm(a, ns, tag, extra):
             os.unlink(p)
     p = subprocess.Popen(
         ns_cmd(ns, ["qemu-system-x86_64", "-accel", "kvm", "-machine", "microvm",
+                    "-name", "bench-%s,debug-threads=on" % tag,  # "CPU 0/KVM"
                     "-m", "%dM" % a.mem, "-nodefaults", "-no-reboot", "-display", "none",
                     "-serial", "file:" + console,
                     "-device", "isa-debug-exit,iobase=0x501,iosize=1",
@@ -243,6 +291,7 @@ def qemu(a):
               capabilities=[{"capability": "auto-converge", "state": True}])
         s.cmd("migrate-set-parameters", **{"downtime-limit": a.downtime,
                                           "max-bandwidth": 100 << 30})
+        sched = Sched([src.pid, dst.pid])
         s.cmd("migrate", uri="tcp:%s:%d" % (a.addr, port))
         end = time.time() + a.timeout
         while True:
@@ -254,7 +303,9 @@ def qemu(a):
                 res["error"] = "no convergence in %d s (throttle %s %%)" % (
                     a.timeout, q.get("cpu-throttle-percentage", 0))
                 return res
+            sched.sample()
             time.sleep(0.05)
+        sched.report(res)
         if q["status"] != "completed":
             res["error"] = "migration %s: %s" % (q["status"], q.get("error-desc", ""))
             return res
@@ -309,14 +360,16 @@ def table(a):
     print("  events STOP to RESUME); sent = pause to the last byte sent (QEMU's own downtime);")
     print("  gap = the guest's longest heartbeat gap while it moved (QEMU's guest clock")
     print("  stands still while QEMU has it stopped: most of its pause is not seen);")
+    print("  cpu_ms, wait = CPU time of both sides' threads while it moved (vCPUs apart:")
+    print("  vcpu), and their time waiting for a CPU (run queue: the machine's load)")
     print("  vs QEMU = smove / QEMU (below 1 is better for time, downtime, bytes)")
-    hdr = ("%-5s %-5s %-5s %-13s %3s %8s %7s %7s %9s %6s %7s %6s %6s" %
-           ("guest", "rate", "link", "tool", "n", "total_s", "down_ms", "gap_ms", "sent_ms",
-            "rounds", "MB_sent", "time", "bytes"))
+    hdr = ("%-5s %-5s %-9s %-12s %3s %7s %7s %7s %7s %6s %7s %6s %6s %6s %6s %6s" %
+           ("guest", "rate", "link", "tool", "n", "total_s", "down_ms", "sent_ms", "gap_ms",
+            "rounds", "MB_sent", "time", "bytes", "cpu_ms", "wait", "vcpu"))
     print(hdr)
     qemu_by = {}
-    for key in sorted(groups, key=lambda k: (k[0], {"idle": 0, "max": 1e9}.get(k[1], 0) or
-                                               float(k[1]), k[2])):
+    order = {"idle": -1, "max": 1e9}
+    for key in sorted(groups, key=lambda k: (k[0], order.get(k[1]) or float(k[1]), k[2])):
         mem, rate, ln = key
         tools = groups[key]
         touched = median([r.get("touched") for t in tools for r in tools[t]
@@ -326,7 +379,8 @@ def table(a):
             ok = [r for r in rs if "error" not in r]
             errs = [r["error"] for r in rs if "error" in r]
             m = {k: median([r.get(k) for r in ok]) for k in
-                 ("total_s", "downtime_ms", "gap_ms", "sent_ms", "rounds", "bytes")}
+                 ("total_s", "downtime_ms", "gap_ms", "sent_ms", "rounds", "bytes", "cpu_ms",
+                  "wait_ms", "vcpu_ms")}
             tr = br = None
             if ok and touched:
                 tr = m["total_s"] / (touched / links[ln])
@@ -339,11 +393,12 @@ def table(a):
                 else:
                     red = None
                 br = None if red is None else m["bytes"] / (touched + red)
-            print("%-5s %-5s %-5s %-13s %3s %8s %7s %7s %9s %6s %7s %6s %6s" % (
+            print("%-5s %-5s %-9s %-12s %3s %7s %7s %7s %7s %6s %7s %6s %6s %6s %6s %6s" % (
                 "%dG" % (mem // 1024), rate, ln, tool, "%d/%d" % (len(ok), len(rs)),
                 fmt(m["total_s"], "%.2f"), fmt(m["downtime_ms"], "%.1f"),
-                fmt(m["gap_ms"], "%.1f"), fmt(m["sent_ms"], "%.1f"), fmt(m["rounds"]),
-                fmt(m["bytes"] and m["bytes"] / 1e6), fmt(tr, "%.2f"), fmt(br, "%.3f")))
+                fmt(m["sent_ms"], "%.1f"), fmt(m["gap_ms"], "%.1f"), fmt(m["rounds"]),
+                fmt(m["bytes"] and m["bytes"] / 1e6), fmt(tr, "%.2f"), fmt(br, "%.3f"),
+                fmt(m["cpu_ms"]), fmt(m["wait_ms"]), fmt(m["vcpu_ms"])))
             for e in sorted(set(errs)):
                 print("      %s: %s" % (tool, e))
             if tool == "qemu":
@@ -354,13 +409,15 @@ def table(a):
         q = qemu_by.get(key)
         for m in qemu_by.get(("s",) + key, []):
             if q and q["total_s"]:
-                print("      %s vs QEMU: total %.2f, downtime %s, gap %s, bytes %.2f" % (
+                print("      %s vs QEMU: total %.2f, downtime %s, gap %s, bytes %.2f, cpu %s" % (
                     m["_tool"], m["total_s"] / q["total_s"] if m["total_s"] else 0,
                     fmt(m["downtime_ms"] / q["downtime_ms"] if m["downtime_ms"] and
                         q["downtime_ms"] else None, "%.2f"),
                     fmt(m["gap_ms"] / q["gap_ms"] if m["gap_ms"] and q["gap_ms"] else None,
                         "%.2f"),
-                    m["bytes"] / q["bytes"] if m["bytes"] else 0))
+                    m["bytes"] / q["bytes"] if m["bytes"] else 0,
+                    fmt(m["cpu_ms"] / q["cpu_ms"] if m["cpu_ms"] and q["cpu_ms"] else None,
+                        "%.2f")))
 
 
 def main():
@@ -392,6 +449,7 @@ def main():
         q.add_argument("--dst-dir")
         q.add_argument("--store")
         q.add_argument("--settle", type=float, default=2)
+        q.add_argument("--serve-pid", type=int, default=0)
         q.add_argument("--timeout", type=int, default=120)
         q.add_argument("--link", required=True, help="the link's name in the table")
     q = sub.add_parser("table")

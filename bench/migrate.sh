@@ -114,7 +114,7 @@ for mem in $SIZES; do
 					--guest32 "$B/memsync/guest/guest32.elf" --mem "$mem" --ws "$ws" \
 					--rate "$rate" --addr "$ADDR" --port "$PORT" --ns-src "$NSS" \
 					--ns-dst "$NSD" --tmp "$T" --src-dir "$T/src" --dst-dir "$T/dst" \
-					--store "$T/store" --link "$link" --timeout 240 |
+					--store "$T/store" --link "$link" --timeout 240 --serve-pid "$SERVE" |
 					tee -a "$T/results.jsonl" |
 					/usr/bin/python3 -c 'import json,sys
 r=json.loads(sys.stdin.read())
