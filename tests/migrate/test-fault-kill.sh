@@ -88,7 +88,7 @@ after-running)
 	on_destination
 	;;
 *)
-	expect_result 5 rolled-back "closed|reset|broken"
+	expect_result 5 rolled-back "closed by peer|reset|broken pipe|to the destination failed"
 	on_source
 	;;
 esac
