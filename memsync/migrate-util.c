@@ -200,3 +200,11 @@ int mig_frame_timeout_ms(void)
 
 	return ms >= 100 && ms <= PROTO_TIMEOUT_MS ? (int)ms : PROTO_TIMEOUT_MS;
 }
+
+void mig_stall_until_peer(const char *where, struct proto_conn *c)
+{
+	char err[PROTO_ERR_LEN];
+
+	if (mig_test_stall(where))
+		proto_conn_poll(c, -1, err);
+}
