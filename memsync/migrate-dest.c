@@ -171,8 +171,10 @@ static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
 	inc->mem_size = size;
 	if ((r = proto_rounds_new(1 + inc->channels, &inc->rounds, err)) < 0)
 		return r;
-	inc->target =
-	    (struct proto_mem_target){.mem_size = size, .base = inc->mem, .rounds = inc->rounds};
+	inc->target = (struct proto_mem_target){.mem_size = size,
+						.base = inc->mem,
+						.rounds = inc->rounds,
+						.timeout_ms = mig_frame_timeout_ms()};
 	proto_session_set_target(&inc->s, &inc->target);
 	pthread_mutex_lock(&inc->sv->lock);
 	inc->ready = true;
@@ -390,7 +392,8 @@ static int receive(struct mig_incoming *inc, char *err)
 		case PROTO_MEM_BATCH:
 			break;
 		case PROTO_ROUND_END:
-			r = proto_rounds_end(inc->rounds, &m.u.round_end, PROTO_TIMEOUT_MS, err);
+			r = proto_rounds_end(inc->rounds, &m.u.round_end, mig_frame_timeout_ms(),
+					     err);
 			if (r == 0 && (m.u.round_end.flags & PROTO_ROUND_FINAL)) {
 				/* The source completed every mirror (flushed through
 				 * the exports) before its last round: nbdkit has
@@ -414,6 +417,8 @@ static int receive(struct mig_incoming *inc, char *err)
 			if (m.u.state_end.devices != inc->devices || m.u.state_end.vcpus)
 				r = vm_error(err, EPROTO, "STATE_END counts %u blobs, %u arrived",
 					     m.u.state_end.devices, inc->devices);
+			if (r == 0)
+				mig_stall_until_peer("dest-switchover", inc->conn);
 			if (r == 0 && (r = load(inc, err)) == 0) {
 				struct proto_msg ready = {.type = PROTO_SWITCHOVER_READY};
 
@@ -543,6 +548,7 @@ void mig_dest_run(struct mig_incoming *inc)
 		mig_serve_log(inc->sv, "session %s: %s", inc->id, r < 0 ? err : "no PREFLIGHT");
 		return;
 	}
+	mig_stall_until_peer("dest-preflight", inc->conn);
 	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
 	check(inc, &m.u.preflight, &cfg, &reasons);
 	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s", m.u.preflight.vm_name,

@@ -14,8 +14,8 @@
 #include "storage/storage.h"
 
 #define MIG_SCHEMA	   1
-#define MIG_CONNECT_MS	   10000 /* connecting to the destination */
-#define MIG_PING_MS	   5000	 /* a PING on the main connection while it is quiet */
+#define MIG_CONNECT_MS	   10000			/* connecting to the destination */
+#define MIG_PING_MS	   (mig_frame_timeout_ms() / 6) /* a PING while quiet: 5 s */
 #define MIG_RUNNING_MS	   10000 /* the destination's wait for the guest to run */
 #define MIG_HANDOVER_MS	   30000 /* a handover request to the incoming VM */
 #define MIG_NBDKIT_STOP_MS 10000 /* an NBD export's clean exit after SIGTERM */
@@ -48,6 +48,12 @@ int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *
  * stderr) when `where` is listed; the caller then stalls there. */
 bool mig_test_stall(const char *where);
 void mig_stall_forever(const char *where);
+/* ... until the peer sends something or closes the connection. */
+void mig_stall_until_peer(const char *where, struct proto_conn *c);
+/* The per-frame timeout of migration connections (both sides):
+ * PROTO_TIMEOUT_MS, or the test hook SMOVE_TEST_FRAME_TIMEOUT_MS=N (100 ms
+ * or more), so that a test of a silent peer need not wait 30 s. */
+int mig_frame_timeout_ms(void);
 
 /* ---- events: JSON lines to the client and the VM's log (migrate-events.c) ---- */
 
@@ -161,6 +167,7 @@ struct mig_source {
 	struct mig_events ev;
 	atomic_bool cancel;
 	char cancel_why[128];
+	bool past_resume; /* under the migrator's lock: a cancel comes too late */
 	struct proto_tls *tls;
 	struct proto_conn *conn;
 	struct proto_session s;
@@ -225,6 +232,9 @@ int mig_check_abort(struct mig_source *m, char *err);
 /* The test hook on the source: with SMOVE_TEST_STALL naming where, waits
  * there until the migration is cancelled or the destination goes. */
 int mig_stall_point(struct mig_source *m, const char *where, char *err);
+/* The next message from the destination within PROTO_TIMEOUT_MS, or
+ * -ECANCELED as soon as the migration is cancelled here. */
+int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err);
 
 /* migrate-switchover.c: 0 done; else an exit code of docs/migration.md. */
 int mig_switchover(struct mig_source *m, char *err);
@@ -239,6 +249,9 @@ int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls
 void mig_migrator_moved(struct vm_migrator *mm, const char *to);
 void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_record *r);
 const char *mig_migrator_own_dir(struct vm_migrator *mm);
+/* The point of no return, before RESUME: false if a cancel came first; once
+ * it returned true, `migrate-cancel` answers that it is too late. */
+bool mig_migrator_no_return(struct vm_migrator *mm, struct mig_source *m);
 
 /* ---- the destination --------------------------------------------------------- */
 
