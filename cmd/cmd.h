@@ -32,6 +32,18 @@ int run_subcommand(const char *prog, const struct subcommand *table, int argc, c
 int cmd_disk(int argc, char **argv);
 int cmd_demo(int argc, char **argv);
 int demo_disk(int argc, char **argv); /* `smove demo disk` */
+
+/* The options both demos take: --dir DIR (default: a new directory under
+ * /tmp) and --keep. */
+struct demo_opts {
+	const char *dir;
+	bool keep;
+};
+/* Parses them; returns -1 to go on, or the exit status (help, usage error). */
+int demo_parse_options(int argc, char **argv, const char *prog, const char *usage,
+		       struct demo_opts *o);
+/* `smove demo disk` once its options are parsed. */
+int demo_disk_run(const struct demo_opts *o);
 int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
@@ -41,6 +53,11 @@ int cmd_move(int argc, char **argv);
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "PROG: message" and "Try 'PROG --help'." and returns EXIT_USAGE. */
 int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* The end of every option switch: -h/--help prints help and returns
+ * EXIT_SUCCESS; anything else is an option getopt has already complained
+ * about (unknown, or missing its argument): a usage error. */
+int help_or_unknown(int c, const char *prog, const char *help);
 
 /* "64M", "1G", "4096", "1.5G" (binary units K, M, G, T, optional trailing
  * 'iB' or 'B'). -EINVAL when not a size. */

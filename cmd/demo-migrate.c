@@ -8,7 +8,6 @@
  * Without /dev/kvm it shows the disk layer instead (`smove demo disk`). */
 #include <errno.h>
 #include <fcntl.h>
-#include <getopt.h>
 #include <limits.h>
 #include <signal.h>
 #include <stddef.h>
@@ -102,6 +101,11 @@ static bool file_has(const char *path, const char *text)
 }
 
 /* How often text occurs in path after its first skip bytes. */
+static const char *passes(unsigned n)
+{
+	return n == 1 ? "pass" : "passes";
+}
+
 static unsigned count(const char *path, const char *text, long skip)
 {
 	FILE *f = fopen(path, "re");
@@ -186,6 +190,7 @@ static int start_vm(struct demo *d)
 			"--console", d->console, "--cmdline", cmdline,	NULL};
 	struct vhd_create_opts co = {.format = VHD_FORMAT_VHDX, .size = DISK_SIZE};
 	char err[VHD_ERR_LEN], sock[PATH_MAX + 32];
+	unsigned mem, disk;
 
 	step(2, "the source: smove run of the test guest");
 	if (vhd_create(d->disk, &co, err) < 0) {
@@ -201,8 +206,10 @@ static int start_vm(struct demo *d)
 		sleep_ms(100);
 	if (!file_has(d->console, "disk 0 pass 1 ok"))
 		return -1;
-	printf("   the guest runs: %u memory passes and %u disk passes checked so far\n",
-	       count(d->console, "mem pass", 0), count(d->console, "disk 0 pass", 0));
+	mem = count(d->console, "mem pass", 0);
+	disk = count(d->console, "disk 0 pass", 0);
+	printf("   the guest runs: %u memory %s and %u disk %s checked so far\n", mem, passes(mem),
+	       disk, passes(disk));
 	return 0;
 }
 
@@ -225,6 +232,7 @@ static int move(struct demo *d, long *console_at)
 
 static int on_destination(struct demo *d, long console_at)
 {
+	bool intact;
 	char sock[PATH_MAX + 32], console[PATH_MAX + 32], state[32] = "", gstate[32] = "";
 	double gap;
 	unsigned mem, disk;
@@ -241,11 +249,15 @@ static int on_destination(struct demo *d, long console_at)
 	mem = count(console, "mem pass", console_at);
 	disk = count(console, "disk 0 pass", console_at);
 	gap = status_num(sock, "guest", "max_gap_ms", gstate, sizeof(gstate));
-	printf("   the guest, since it arrived: %u memory passes and %u disk passes checked,\n"
-	       "   every page and record intact; state: %s; its longest pause between two\n"
+	intact = !file_has(console, "FAIL");
+	printf("   the guest, since it arrived: %u memory %s and %u disk %s checked,\n"
+	       "   %s; state: %s; its longest pause between two\n"
 	       "   heartbeats: %.1f ms\n",
-	       mem, disk, gstate, gap);
-	if (strcmp(gstate, "running") != 0 || file_has(console, "FAIL"))
+	       mem, passes(mem), disk, passes(disk),
+	       intact ? "every page and record intact"
+		      : "the guest reported damage (see its console)",
+	       gstate, gap);
+	if (strcmp(gstate, "running") != 0 || !intact)
 		return -1;
 	printf("   the source's files: %s\n", access(d->disk, F_OK) < 0
 						  ? "gone (deleted after the destination confirmed)"
@@ -345,43 +357,25 @@ static int demo(struct demo *d, bool keep)
 
 int cmd_demo(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"dir", required_argument, NULL, 'd'},
-	    {"keep", no_argument, NULL, 'k'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
 	char tmpl[] = "/tmp/smove-demo.XXXXXX";
+	struct demo_opts o = {0};
 	struct demo d = {0};
-	const char *dir = NULL;
-	bool keep = false;
+	const char *dir;
 	ssize_t n;
-	int c;
+	int r;
 
-	if (argc > 1 && strcmp(argv[1], "disk") == 0)
+	if (argc > 1 && strcmp(argv[1], "disk") == 0) {
+		argv[1] = "smove demo disk"; /* getopt's name in its messages */
 		return demo_disk(argc - 1, argv + 1);
-	while ((c = getopt_long(argc, argv, "+d:kh", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'd':
-			dir = optarg;
-			break;
-		case 'k':
-			keep = true;
-			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
-		default:
-			return usage_error("smove demo", "unknown option");
-		}
 	}
-	if (optind != argc)
-		return usage_error("smove demo", "unexpected argument '%s'", argv[optind]);
+	if ((r = demo_parse_options(argc, argv, "smove demo", help, &o)) >= 0)
+		return r;
 	if (access("/dev/kvm", R_OK | W_OK) < 0) {
 		printf("smove demo: /dev/kvm is not available here, so no VM can run: showing the "
 		       "disk layer instead ('smove demo disk')\n\n");
-		return demo_disk(argc, argv);
+		return demo_disk_run(&o);
 	}
+	dir = o.dir;
 	if (!dir && !(dir = mkdtemp(tmpl))) {
 		msg("cannot create a directory under /tmp: %m");
 		return EXIT_FAILURE;
@@ -403,5 +397,5 @@ int cmd_demo(int argc, char **argv)
 	mkdir(d.dst, 0700);
 	mkdir(d.store, 0755);
 	signal(SIGPIPE, SIG_IGN);
-	return demo(&d, keep);
+	return demo(&d, o.keep);
 }

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cmd/cmd.h"
@@ -188,7 +189,8 @@ static int run(char *err)
 	return 0;
 }
 
-int demo_disk(int argc, char **argv)
+int demo_parse_options(int argc, char **argv, const char *prog, const char *usage,
+		       struct demo_opts *o)
 {
 	static const struct option longopts[] = {
 	    {"dir", required_argument, NULL, 'd'},
@@ -196,39 +198,51 @@ int demo_disk(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	char tmpl[] = "/tmp/smove-demo.XXXXXX", err[VHD_ERR_LEN];
-	const char *dir = NULL;
-	bool keep = false;
-	int c, r;
+	int c;
 
 	while ((c = getopt_long(argc, argv, "+d:kh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
-			dir = optarg;
+			o->dir = optarg;
 			break;
 		case 'k':
-			keep = true;
+			o->keep = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return usage_error("smove demo disk", "unknown option");
+			return help_or_unknown(c, prog, usage);
 		}
 	}
 	if (optind != argc)
-		return usage_error("smove demo disk", "unexpected argument '%s'", argv[optind]);
+		return usage_error(prog, "unexpected argument '%s'", argv[optind]);
+	return -1;
+}
+
+int demo_disk(int argc, char **argv)
+{
+	struct demo_opts o = {0};
+	int r = demo_parse_options(argc, argv, "smove demo disk", help, &o);
+
+	return r >= 0 ? r : demo_disk_run(&o);
+}
+
+int demo_disk_run(const struct demo_opts *o)
+{
+	char tmpl[] = "/tmp/smove-demo.XXXXXX", err[VHD_ERR_LEN];
+	const char *dir = o->dir;
+	int r;
+
 	if (!dir && !(dir = mkdtemp(tmpl))) {
 		msg("cannot create a directory under /tmp: %m");
 		return EXIT_FAILURE;
 	}
+	mkdir(dir, 0700); /* a --dir that does not exist yet */
 	if (chdir(dir) < 0) {
 		msg("%s: %m", dir);
 		return EXIT_FAILURE;
 	}
 	printf("smove demo: the disk layer, in %s\n", dir);
 	r = run(err);
-	if (!keep) {
+	if (!o->keep) {
 		static const char *const files[] = {"disk.vhdx", "disk.vhd", "again.vhdx",
 						    "disk.raw"};
 		for (size_t i = 0; i < sizeof files / sizeof files[0]; i++)

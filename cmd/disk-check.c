@@ -68,11 +68,8 @@ int cmd_disk_check(int argc, char **argv)
 		case 'n':
 			opts.no_parent = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return usage_error(prog, "unknown option");
+			return help_or_unknown(c, prog, help);
 		}
 	}
 	if (optind != argc - 1)

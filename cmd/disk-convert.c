@@ -132,15 +132,12 @@ int cmd_disk_convert(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
 			r = parse_create_option(prog, c, optarg, &create);
 			if (r < 0)
 				return EXIT_USAGE;
 			if (r == 0)
-				return usage_error(prog, "unknown option");
+				return help_or_unknown(c, prog, help);
 		}
 	}
 	if (optind != argc - 2)

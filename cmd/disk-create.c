@@ -50,15 +50,12 @@ int cmd_disk_create(int argc, char **argv)
 			opts.parent = optarg;
 			opts.subformat = VHD_SUB_DIFFERENCING;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
 			r = parse_create_option(prog, c, optarg, &opts);
 			if (r < 0)
 				return EXIT_USAGE;
 			if (r == 0)
-				return usage_error(prog, "unknown option");
+				return help_or_unknown(c, prog, help);
 		}
 	}
 	if (optind != argc - 1)

@@ -87,11 +87,8 @@ int cmd_disk_map(int argc, char **argv)
 			if (parse_format_arg(prog, optarg, &opts.format) < 0)
 				return EXIT_USAGE;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return usage_error(prog, "unknown option");
+			return help_or_unknown(c, prog, help);
 		}
 	}
 	if (optind != argc - 1)

@@ -178,11 +178,8 @@ int cmd_disk_mirror(int argc, char **argv)
 		case OPT_JSON:
 			json = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return usage_error(prog, "unknown option");
+			return help_or_unknown(c, prog, help);
 		}
 	}
 	if (optind != argc - 2)

@@ -361,11 +361,8 @@ int cmd_move(int argc, char **argv)
 		case 'j':
 			s.json = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return EXIT_USAGE;
+			return help_or_unknown(opt, prog, help);
 		}
 	}
 	if (optind != argc - 1)

@@ -439,12 +439,9 @@ int cmd_run(int argc, char **argv)
 			else
 				*(opt == 'M' ? &memfd : &handover_fd) = (int)v;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			vm_config_release(&c);
-			return EXIT_SUCCESS;
 		default:
-			r = EXIT_USAGE;
+			vm_config_release(&c);
+			return help_or_unknown(opt, prog, help);
 		}
 		if (r) {
 			vm_config_release(&c);

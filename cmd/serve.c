@@ -115,11 +115,8 @@ int cmd_serve(int argc, char **argv)
 		case 'j':
 			json = true;
 			break;
-		case 'h':
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
 		default:
-			return EXIT_USAGE;
+			return help_or_unknown(opt, prog, help);
 		}
 	}
 	if (optind != argc)

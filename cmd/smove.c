@@ -54,9 +54,16 @@ int run_subcommand(const char *prog, const struct subcommand *table, int argc, c
 		print_help(stdout, table, help);
 		return EXIT_SUCCESS;
 	}
-	for (const struct subcommand *c = table; c->name; c++)
-		if (strcmp(argv[0], c->name) == 0)
+	for (const struct subcommand *c = table; c->name; c++) {
+		if (strcmp(argv[0], c->name) == 0) {
+			/* getopt names argv[0] in its messages: make it the whole command. */
+			static char name[64];
+
+			snprintf(name, sizeof name, "%s %s", prog, c->name);
+			argv[0] = name;
 			return c->run(argc, argv);
+		}
+	}
 	return usage_error(prog, "unknown command '%s'", argv[0]);
 }
 

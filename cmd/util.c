@@ -34,6 +34,17 @@ int usage_error(const char *prog, const char *fmt, ...)
 	return EXIT_USAGE;
 }
 
+int help_or_unknown(int c, const char *prog, const char *help)
+{
+	if (c == 'h') {
+		fputs(help, stdout);
+		return EXIT_SUCCESS;
+	}
+	/* getopt has said what was wrong, naming the command (see run_subcommand). */
+	fprintf(stderr, "Try '%s --help'.\n", prog);
+	return EXIT_USAGE;
+}
+
 int parse_size(const char *s, uint64_t *out)
 {
 	static const char units[] = "BKMGTP";

@@ -10,7 +10,7 @@ migrate_shell_tests = \
 	tests/migrate/test-migrate-doubt-not-resumed.sh tests/migrate/test-migrate-doubt-crashed.sh \
 	tests/migrate/test-migrate-nogo.sh tests/migrate/test-migrate-bad-client.sh \
 	tests/migrate/test-migrate-back.sh tests/migrate/test-demo.sh \
-	tests/migrate/test-migrate-matrix.sh
+	tests/migrate/test-migrate-two-at-once.sh tests/migrate/test-migrate-matrix.sh
 TESTS += $(migrate_shell_tests)
 EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py \
 	tests/migrate/netns.sh tests/migrate/make-records.py
