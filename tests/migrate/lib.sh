@@ -112,11 +112,29 @@ verdict() {
 # ctl SOCKET [LINE]: one control-socket request, its reply printed.
 ctl() { /usr/bin/python3 "$abs_top_srcdir/tests/memsync/ctl.py" "$@"; }
 
-# check_disk FORMAT IMAGE BYTES PASSES: the image is sound (qemu-img check for
-# VHDX) and equals, as QEMU reads it (and for VHD as libvhdi reads it too), a
-# reference made apart from smove (make-records.py): the test guest's records
-# of pass PASSES over the first BYTES, zeros after.
+# check_disk FORMAT IMAGE SIZE PASSES: the image is sound (qemu-img check for
+# VHDX; read by libvhdi for VHD) and holds every record of pass PASSES.
 check_disk() {
+	case $1 in
+	raw) cp "$2" "$T/check.raw" ;;
+	vhdx)
+		qemu-img check -f vhdx "$2" >"$T/qemu-check" 2>&1 || {
+			cat "$T/qemu-check" >&2
+			fail "qemu-img check finds problems in $2"
+		}
+		qemu-img convert -f vhdx -O raw "$2" "$T/check.raw"
+		;;
+	vhd) /usr/bin/python3 "$abs_top_srcdir/tests/vpc/read-pyvhdi.py" "$T/check.raw" "$2" ;;
+	esac
+	/usr/bin/python3 "$abs_top_srcdir/tests/memsync/check-records.py" "$T/check.raw" "$3" "$4"
+}
+
+# check_disk_equal FORMAT IMAGE BYTES PASSES: check_disk, and the image equals,
+# as QEMU reads it (qemu-img compare) and for VHD as libvhdi reads it too, a
+# reference made apart from smove (make-records.py): the test guest's records
+# of pass PASSES over its first BYTES, zeros after.
+check_disk_equal() {
+	check_disk "$@"
 	case $1 in
 	raw) qfmt=raw ;;
 	vhd) qfmt=vpc ;;
@@ -125,28 +143,15 @@ check_disk() {
 	size=$(qemu-img info -f $qfmt --output=json "$2" |
 		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
 	/usr/bin/python3 "$abs_top_srcdir/tests/migrate/make-records.py" "$T/ref.raw" "$size" "$3" "$4"
-	if [ "$1" = vhdx ]; then
-		qemu-img check -f vhdx "$2" >"$T/qemu-check" 2>&1 || {
-			cat "$T/qemu-check" >&2
-			fail "qemu-img check finds problems in $2"
-		}
-	fi
+	[ "$(stat -c %s "$T/check.raw")" = "$size" ] ||
+		fail "$2: $(stat -c %s "$T/check.raw") bytes read by the checks above, $size by QEMU"
+	qemu-img compare -f raw -F $qfmt "$T/ref.raw" "$2" >&2 ||
+		fail "QEMU reads $2 other than the guest wrote it"
 	if [ "$1" = vhd ]; then
-		/usr/bin/python3 "$abs_top_srcdir/tests/vpc/read-pyvhdi.py" "$T/check.raw" "$2"
-		[ "$(stat -c %s "$T/check.raw")" = "$size" ] ||
-			fail "libvhdi sees $(stat -c %s "$T/check.raw") bytes in $2, QEMU $size"
 		qemu-img compare -f raw -F raw "$T/ref.raw" "$T/check.raw" >&2 ||
-			disk_differs "$T/check.raw" "libvhdi reads $2 other than the guest wrote it" "$3" "$4"
+			fail "libvhdi reads $2 other than the guest wrote it"
 	fi
-	qemu-img compare -f raw -F $qfmt "$T/ref.raw" "$2" >&2 || {
-		qemu-img convert -f $qfmt -O raw "$2" "$T/check.raw"
-		disk_differs "$T/check.raw" "QEMU reads $2 other than the guest wrote it" "$3" "$4"
-	}
 	echo "$2: equal to the reference (pass $4 over $3 bytes of $size)"
-}
-disk_differs() {
-	/usr/bin/python3 "$abs_top_srcdir/tests/memsync/check-records.py" "$1" "$3" "$4" >&2 || true
-	fail "$2"
 }
 
 # guest STATUS-EXPR: EXPR (python, over d = the destination VM's status reply).
@@ -161,7 +166,7 @@ guest() {
 # the first disk pass is done. On the destination its programs go on with
 # every invariant intact (a lost, stale or corrupt page or record, or a clock
 # going back, would stop it with FAIL), its heartbeat goes on (no gap of 5 s),
-# its disk equals the reference (check_disk), and nothing is left on the
+# its disk equals the reference (check_disk_equal), and nothing is left on the
 # source.
 live_scenario() {
 	fmt=$1
@@ -210,7 +215,7 @@ live_scenario() {
 	ctl "$T/dst/vm1.sock" '{"cmd":"stop"}' >/dev/null
 	for i in $(seq 100); do [ -e "$T/dst/vm1.json" ] || break; sleep 0.1; done
 	! ls -A "$T/store/vm1" | grep -q smove-tmp || fail "temporary files left on the destination"
-	check_disk "$fmt" "$T/store/vm1/disk.$fmt" $((8 << 20)) 3
+	check_disk_equal "$fmt" "$T/store/vm1/disk.$fmt" $((8 << 20)) 3
 }
 
 # move_bg NAME [OPTS]: `smove move` in the background ($MOVE_PID); then

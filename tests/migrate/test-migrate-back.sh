@@ -9,7 +9,7 @@
 # FAIL), and the host it left keeps nothing of it. At the end its longest
 # heartbeat gap over all the moves is reported (and must stay under 5 s even
 # on a loaded machine), its disk program finishes, and the disk equals the
-# reference (lib.sh's check_disk).
+# reference (lib.sh's check_disk_equal).
 . "$abs_top_srcdir/tests/functions.sh"
 requires psktool qemu-img
 . "$abs_top_srcdir/tests/migrate/lib.sh"
@@ -83,4 +83,4 @@ echo "the guest's longest heartbeat gap over $MOVES moves: $gap ms"
 	fail "the guest saw a gap of $gap ms"
 ctl "$host/vm1.sock" '{"cmd":"stop"}' >/dev/null
 for i in $(seq 100); do [ -e "$host/vm1.json" ] || break; sleep 0.1; done
-check_disk vhdx "$store/vm1/disk.vhdx" $((8 << 20)) $PASSES
+check_disk_equal vhdx "$store/vm1/disk.vhdx" $((8 << 20)) $PASSES
