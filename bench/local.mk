@@ -23,3 +23,8 @@ bench_scripts += bench/mirror.sh
 EXTRA_PROGRAMS += bench/mirror-latency
 bench_mirror_latency_LDADD = storage/libstorage.la vhd/libvhd.la $(PTHREAD_LIBS)
 CLEANFILES += bench/mirror-latency
+# bench/migrate.sh: live migration, smove (both dirty logs) against QEMU on
+# the same veth link (unshaped, and tbf at 1 gbit), 1 and 4 GiB guests;
+# bench/migrate.py runs each migration and prints the table.
+bench_scripts += bench/migrate.sh
+EXTRA_DIST += bench/migrate.py

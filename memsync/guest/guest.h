@@ -49,7 +49,7 @@ static inline uint32_t inl(uint16_t port)
 
 /* The parsed command line (see main.c for its keys). */
 struct guest_args {
-	uint64_t mem, passes, verify;
+	uint64_t mem, passes, verify, rate;
 	uint64_t disk, diskpasses;
 	uint64_t dirty, dirtywrites;
 	uint64_t hb_ms, hbprint, seed;

@@ -3,6 +3,8 @@
  *
  * Command line (KEY=VALUE words; sizes take K, M, G):
  *   mem=SIZE passes=N verify=0|1   the memory pattern (passes=0: forever)
+ *   rate=MIB                       passes 2+ of mem write at most MIB MiB/s
+ *                                  (0: flat out; pass 1 touches memory flat out)
  *   disk=SIZE diskpasses=N         checksummed records on virtio-blk disks
  *   dirty=SIZE dirtywrites=N       random page writes with a published write set
  *   hb=MS hbprint=N seed=N         heartbeat period, console every N beats
@@ -223,6 +225,7 @@ static void setup(void)
 	args.mem = arg("mem", 0);
 	args.passes = arg("passes", 1);
 	args.verify = arg("verify", 1);
+	args.rate = arg("rate", 0);
 	args.disk = arg("disk", 0);
 	args.diskpasses = arg("diskpasses", 1);
 	args.dirty = arg("dirty", 0);

@@ -52,6 +52,22 @@ int pattern_check(const uint64_t *page, uint64_t gpa, uint64_t gen)
 }
 
 #ifndef GUEST_HOST_BUILD
+/* rate=: after bytes written since start, waits (idling, the heartbeat going
+ * on) until the writer is at most 1 ms ahead of args.rate MiB/s. */
+static void pace(unsigned cpu, uint64_t start, uint64_t bytes)
+{
+	/* rate MiB/s is 256 * rate pages/s (no overflow below 10^10 pages) */
+	uint64_t due = start + bytes / PAGE_SIZE * 1000000000u / (args.rate * 256);
+	uint64_t now;
+
+	while ((now = clock_ns(cpu)) + 1000000 < due) {
+		uint64_t us = (due - now) / 1000;
+
+		tick(cpu);
+		outl(GUEST_PORT_IDLE, (uint32_t)(us > 1000 ? 1000 : us));
+	}
+}
+
 static void check_page(unsigned cpu, const uint64_t *p, uint64_t gpa, uint64_t gen)
 {
 	int bad = pattern_check(p, gpa, gen);
@@ -68,7 +84,7 @@ static void check_page(unsigned cpu, const uint64_t *p, uint64_t gpa, uint64_t g
 void prog_mem(unsigned cpu, const struct segs *region, uint64_t passes)
 {
 	volatile struct guest_cpu_status *cs = &STATUS->cpu[cpu];
-	uint64_t total = 0, t0 = clock_ns(cpu), t1 = t0;
+	uint64_t total = 0, t0 = clock_ns(cpu), t1 = t0, paced = 0;
 
 	for (unsigned i = 0; i < region->n; i++)
 		total += region->s[i].len;
@@ -83,6 +99,8 @@ void prog_mem(unsigned cpu, const struct segs *region, uint64_t passes)
 					check_page(cpu, p, gpa, gen - 1);
 				pattern_fill(p, gpa, gen);
 				tick(cpu);
+				if (args.rate && gen > 1)
+					pace(cpu, t1, paced += PAGE_SIZE);
 			}
 		}
 		cs->mem_passes = gen;
@@ -90,7 +108,7 @@ void prog_mem(unsigned cpu, const struct segs *region, uint64_t passes)
 		cs->mem_ns = clock_ns(cpu) - t0;
 		if (gen == 1)
 			t1 = clock_ns(cpu); /* after first touch: the steady state starts */
-		if (cpu == 0 && ((passes && passes <= 16) || gen % 16 == 0))
+		if (cpu == 0 && ((passes && passes <= 16) || gen == 1 || gen % 16 == 0))
 			gprintf("mem pass %lu ok\n", gen);
 	}
 	/* The last generation must still be there. */

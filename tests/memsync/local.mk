@@ -10,7 +10,8 @@ memsync_shell_tests = \
 	tests/memsync/test-disk-lock.sh tests/memsync/test-run-bad-config.sh \
 	tests/memsync/test-run-config.sh tests/memsync/test-run-disk-vhdx.sh \
 	tests/memsync/test-run-disk-vhd.sh tests/memsync/test-vm-backend.sh \
-	tests/memsync/test-vm-throttle.sh tests/memsync/test-qemu-guest.sh
+	tests/memsync/test-vm-throttle.sh tests/memsync/test-qemu-guest.sh \
+	tests/memsync/test-guest-rate.sh
 TESTS += $(memsync_shell_tests)
 EXTRA_DIST += $(memsync_shell_tests) tests/memsync/ctl.py
 # Robustness: bad configurations and bad control-socket input, under ASan/UBSan.
