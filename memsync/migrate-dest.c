@@ -414,6 +414,8 @@ static int receive(struct mig_incoming *inc, char *err)
 			if (m.u.state_end.devices != inc->devices || m.u.state_end.vcpus)
 				r = vm_error(err, EPROTO, "STATE_END counts %u blobs, %u arrived",
 					     m.u.state_end.devices, inc->devices);
+			if (r == 0)
+				mig_stall_until_peer("dest-switchover", inc->conn);
 			if (r == 0 && (r = load(inc, err)) == 0) {
 				struct proto_msg ready = {.type = PROTO_SWITCHOVER_READY};
 
@@ -543,6 +545,7 @@ void mig_dest_run(struct mig_incoming *inc)
 		mig_serve_log(inc->sv, "session %s: %s", inc->id, r < 0 ? err : "no PREFLIGHT");
 		return;
 	}
+	mig_stall_until_peer("dest-preflight", inc->conn);
 	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
 	check(inc, &m.u.preflight, &cfg, &reasons);
 	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s", m.u.preflight.vm_name,

@@ -373,6 +373,7 @@ int mig_precopy(struct mig_source *m, char *err)
 	m->round_all = true;
 	for (m->round = 1;; m->round++) {
 		double elapsed, now, dirty_rate, predicted;
+		char point[32];
 
 		if ((r = run_round(m, 0, 0, &elapsed, err)) < 0)
 			return r;
@@ -390,7 +391,9 @@ int mig_precopy(struct mig_source *m, char *err)
 		predicted =
 		    (double)dirty * VM_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
 		round_event(m, elapsed, (uint64_t)dirty, dirty_rate, predicted * 1e3);
-		if (m->round == 1 && (r = mig_stall_point(m, "source-memory", err)) < 0)
+		snprintf(point, sizeof(point), "source-round-%u", m->round);
+		if ((m->round == 1 && (r = mig_stall_point(m, "source-memory", err)) < 0) ||
+		    (r = mig_stall_point(m, point, err)) < 0)
 			return r;
 		if (predicted <= target)
 			return 0;
@@ -485,6 +488,25 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err)
 	while ((r = mig_check_abort(m, err)) == 0)
 		nanosleep(&ts, NULL);
 	return r;
+}
+
+int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
+{
+	double end = mig_now() + PROTO_TIMEOUT_MS / 1e3;
+	int r;
+
+	for (;;) {
+		if (atomic_load(&m->cancel))
+			return vm_error(err, ECANCELED, "%s", m->cancel_why);
+		if ((r = proto_session_poll(&m->s, msg, err)) != 0)
+			return r < 0 ? r : 0;
+		if (mig_now() >= end)
+			return proto_session_fail(&m->s, ETIMEDOUT, err,
+						  "the destination sent nothing for %d s",
+						  PROTO_TIMEOUT_MS / 1000);
+		if ((r = proto_conn_poll(m->s.conn, 100, err)) < 0)
+			return r;
+	}
 }
 
 int mig_check_abort(struct mig_source *m, char *err)

@@ -275,8 +275,8 @@ static int preflight(struct mig_source *m)
 	free(msg.u.preflight.cpuid);
 	free(msg.u.preflight.disks);
 	free(json);
-	if (r < 0 || (r = proto_session_recv(&m->s, &reply, m->err)) < 0)
-		return VM_MIGRATE_FAILED;
+	if (r < 0 || (r = mig_recv(m, &reply, m->err)) < 0)
+		return r == -ECANCELED ? -ECANCELED : VM_MIGRATE_FAILED;
 	if (reply.type != PROTO_PREFLIGHT_REPLY) {
 		vm_error(m->err, EPROTO, "the destination answered %s to PREFLIGHT",
 			 proto_type_name(reply.type));
@@ -343,7 +343,7 @@ static int recv_exports(struct mig_source *m)
 {
 	for (unsigned got = 0; got < m->ndisks;) {
 		struct proto_msg msg;
-		int r = proto_session_recv(&m->s, &msg, m->err);
+		int r = mig_recv(m, &msg, m->err);
 
 		if (r < 0)
 			return r;
@@ -392,6 +392,8 @@ static int migrate(struct mig_source *m)
 {
 	int r = preflight(m);
 
+	if (r == -ECANCELED) /* nothing was created there yet */
+		return roll_back(m);
 	if (r != VM_MIGRATE_OK)
 		return r;
 	if (m->o.dry_run) { /* with or without PROTO_FEAT_DRY_RUN, CANCEL ends it */
@@ -402,7 +404,8 @@ static int migrate(struct mig_source *m)
 	if (recv_exports(m) < 0 || mig_storage_start(m, m->err) < 0 ||
 	    mig_storage_wait_synced(m, m->err) < 0)
 		return roll_back(m);
-	mig_stall_forever("source-storage");
+	if (mig_stall_point(m, "source-storage", m->err) < 0)
+		return roll_back(m);
 	mig_event_phase(&m->ev, "memory", NULL);
 	if (mig_precopy_open_channels(m, m->err) < 0 || mig_precopy(m, m->err) < 0)
 		return roll_back(m);
@@ -462,6 +465,14 @@ void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_recor
 	mm->state = IN_DOUBT;
 	mm->doubt = *r;
 	pthread_mutex_unlock(&mm->lock);
+}
+
+bool mig_migrator_no_return(struct vm_migrator *mm, struct mig_source *m)
+{
+	pthread_mutex_lock(&mm->lock);
+	m->past_resume = !atomic_load(&m->cancel);
+	pthread_mutex_unlock(&mm->lock);
+	return m->past_resume;
 }
 
 const char *mig_migrator_own_dir(struct vm_migrator *mm)
@@ -639,7 +650,13 @@ static int cmd_cancel(void *opaque, struct vm *vm, const struct proto_json_value
 	int r = 0;
 
 	pthread_mutex_lock(&mm->lock);
-	if (mm->state == BUSY && mm->active) {
+	if (mm->state == BUSY && mm->active && mm->active->past_resume) {
+		r = vm_error(err, EALREADY,
+			     "%s: too late to cancel: the destination was told to resume the "
+			     "VM; the migration ends done, or in doubt (then settle it with "
+			     "'smove move --resolve %s')",
+			     vm_get_config(vm)->name, vm_get_config(vm)->name);
+	} else if (mm->state == BUSY && mm->active) {
 		snprintf(mm->active->cancel_why, sizeof(mm->active->cancel_why),
 			 "cancelled on the source");
 		atomic_store(&mm->active->cancel, true);
@@ -694,6 +711,7 @@ static int cmd_resolve(void *opaque, struct vm *vm, const struct proto_json_valu
 		r = -ENOMEM;
 	} else {
 		snprintf(m->o.to, sizeof(m->o.to), "%s", mm->doubt.to);
+		m->past_resume = true; /* settling cannot be cancelled */
 		mig_limit_init(&m->limit, 0);
 		send_ok(fd, mm, "started");
 		mm->state = BUSY;

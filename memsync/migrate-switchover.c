@@ -83,10 +83,11 @@ static int send_state(struct mig_source *m, char *err)
 	return proto_session_send(&m->s, &end, err);
 }
 
-/* The next message, which must be `type`; a CANCEL or an ERROR is an error. */
+/* The next message, which must be `type`; a CANCEL or an ERROR is an error,
+ * and so is a cancel here while the migration can still be cancelled. */
 static int expect(struct mig_source *m, unsigned type, struct proto_msg *msg, char *err)
 {
-	int r = proto_session_recv(&m->s, msg, err);
+	int r = m->past_resume ? proto_session_recv(&m->s, msg, err) : mig_recv(m, msg, err);
 
 	if (r < 0)
 		return r;
@@ -174,7 +175,8 @@ int mig_switchover(struct mig_source *m, char *err)
 	if ((r = vm_pause(m->vm, &m->pause_ns, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
 	vm_disk_drain(m->vm);
-	if ((r = mig_precopy_final(m, err)) < 0 || (r = send_state(m, err)) < 0)
+	if ((r = mig_stall_point(m, "source-switchover", err)) < 0 ||
+	    (r = mig_precopy_final(m, err)) < 0 || (r = send_state(m, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
 	m->t_sent_ms = (mig_now() - m->t_pause) * 1e3;
 	if ((r = expect(m, PROTO_SWITCHOVER_READY, &msg, err)) < 0)
@@ -182,6 +184,10 @@ int mig_switchover(struct mig_source *m, char *err)
 	proto_msg_release(&msg);
 	if ((r = mig_stall_point(m, "source-ready", err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
+	if (!mig_migrator_no_return(m->owner, m)) {
+		vm_error(err, ECANCELED, "%s", m->cancel_why);
+		return VM_MIGRATE_ROLLED_BACK;
+	}
 	msg = (struct proto_msg){.type = PROTO_RESUME};
 	if ((r = proto_session_send(&m->s, &msg, err)) < 0 ||
 	    (r = expect(m, PROTO_RESUMING, &msg, err)) < 0 ||
@@ -195,6 +201,8 @@ int mig_switchover(struct mig_source *m, char *err)
 		return VM_MIGRATE_IN_DOUBT;
 	}
 	proto_msg_release(&msg);
+	/* (The test hook waits for the destination to go: it owns the VM now.) */
+	mig_stall_point(m, "source-running", err);
 	return commit(m, err);
 }
 

@@ -191,3 +191,11 @@ void mig_stall_forever(const char *where)
 	for (;;)
 		pause();
 }
+
+void mig_stall_until_peer(const char *where, struct proto_conn *c)
+{
+	char err[PROTO_ERR_LEN];
+
+	if (mig_test_stall(where))
+		proto_conn_poll(c, -1, err);
+}

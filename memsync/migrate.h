@@ -48,6 +48,8 @@ int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *
  * stderr) when `where` is listed; the caller then stalls there. */
 bool mig_test_stall(const char *where);
 void mig_stall_forever(const char *where);
+/* ... until the peer sends something or closes the connection. */
+void mig_stall_until_peer(const char *where, struct proto_conn *c);
 
 /* ---- events: JSON lines to the client and the VM's log (migrate-events.c) ---- */
 
@@ -161,6 +163,7 @@ struct mig_source {
 	struct mig_events ev;
 	atomic_bool cancel;
 	char cancel_why[128];
+	bool past_resume; /* under the migrator's lock: a cancel comes too late */
 	struct proto_tls *tls;
 	struct proto_conn *conn;
 	struct proto_session s;
@@ -225,6 +228,9 @@ int mig_check_abort(struct mig_source *m, char *err);
 /* The test hook on the source: with SMOVE_TEST_STALL naming where, waits
  * there until the migration is cancelled or the destination goes. */
 int mig_stall_point(struct mig_source *m, const char *where, char *err);
+/* The next message from the destination within PROTO_TIMEOUT_MS, or
+ * -ECANCELED as soon as the migration is cancelled here. */
+int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err);
 
 /* migrate-switchover.c: 0 done; else an exit code of docs/migration.md. */
 int mig_switchover(struct mig_source *m, char *err);
@@ -239,6 +245,9 @@ int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls
 void mig_migrator_moved(struct vm_migrator *mm, const char *to);
 void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_record *r);
 const char *mig_migrator_own_dir(struct vm_migrator *mm);
+/* The point of no return, before RESUME: false if a cancel came first; once
+ * it returned true, `migrate-cancel` answers that it is too late. */
+bool mig_migrator_no_return(struct vm_migrator *mm, struct mig_source *m);
 
 /* ---- the destination --------------------------------------------------------- */
 

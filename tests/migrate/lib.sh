@@ -264,3 +264,127 @@ nothing_on_dest() {
 	grep -l '"aborted"' "$T"/store/.smove-sessions/*.json >/dev/null ||
 		fail "no record says the session was aborted"
 }
+
+# ---- the fault tests (test-fault-*.sh) ----------------------------------------
+# Each case of a fault test runs in a process of its own (fault_cases), on a
+# fresh vm1: two vCPUs, one rewriting 8 MiB of memory, the other its 8 MiB raw
+# disk ($T/disk.raw), both checking what they read back for ever. After the
+# fault, the checks below say which host runs vm1 and that nothing is lost.
+
+# fault_cases SCRIPT CASE...: runs `sh SCRIPT CASE` for each case (77 skips).
+fault_cases() {
+	script=$1
+	shift
+	for c in "$@"; do
+		echo "=== $c"
+		s=$(date +%s)
+		set +e
+		sh "$script" "$c"
+		rc=$?
+		set -e
+		[ "$rc" = 77 ] && exit 77
+		[ "$rc" = 0 ] || fail "case $c failed"
+		echo "=== $c: ok ($(($(date +%s) - s)) s)"
+	done
+}
+
+# fault_vm [STALL [RUN OPTS]]: vm1 started with the source's test hook
+# SMOVE_TEST_STALL=STALL, once its guest has written its disk once.
+fault_vm() {
+	truncate -s 8M "$T/disk.raw"
+	[ -z "${1:-}" ] || export SMOVE_TEST_STALL="$1"
+	shift || true
+	start_vm vm1 --memory 64M --cpus 2 --disk "$T/disk.raw" \
+		--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5" "$@"
+	unset SMOVE_TEST_STALL
+	wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+}
+
+# fault_serve [STALL]: serve with the destination's test hook STALL.
+fault_serve() {
+	[ -z "${1:-}" ] || export SMOVE_TEST_STALL="$1"
+	start_serve
+	unset SMOVE_TEST_STALL
+}
+
+# expect_result STATUS RESULT [PATTERN]: the last move exited STATUS with the
+# result RESULT, and its error matches PATTERN (grep -E).
+expect_result() {
+	expect_move "$1"
+	[ "$(event 'd["result"]')" = "$2" ] || fail "the result is $(event 'd["result"]'), not $2"
+	[ -z "${3:-}" ] || event 'd.get("error", "")' | grep -Eq -- "$3" ||
+		fail "the result's error '$(event 'd.get("error", "")')' does not match '$3'"
+}
+
+# guest_goes_on CONSOLE: the guest behind CONSOLE checks two more memory
+# passes and one more disk pass, and never found a broken invariant.
+guest_goes_on() {
+	mem=$(grep -c "mem pass" "$1" || true)
+	disk=$(grep -c "disk 0 pass" "$1" || true)
+	for i in $(seq 600); do
+		grep -q FAIL "$1" && break
+		[ "$(grep -c "mem pass" "$1")" -ge $((mem + 2)) ] &&
+			[ "$(grep -c "disk 0 pass" "$1")" -ge $((disk + 1)) ] && break
+		sleep 0.1
+	done
+	! grep FAIL "$1" || fail "the guest found a broken invariant"
+	[ "$(grep -c "mem pass" "$1")" -ge $((mem + 2)) ] &&
+		[ "$(grep -c "disk 0 pass" "$1")" -ge $((disk + 1)) ] ||
+		fail "the guest's programs do not go on ($1)"
+}
+
+# ps_state HOST NAME: NAME's state in `smove ps` on HOST (src or dst), or none.
+ps_state() {
+	"$1" ps | awk -v n="$2" '$1 == n { print $3; f = 1 } END { if (!f) print "none" }'
+}
+
+# on_source: vm1 runs on the source only, with its disk and without a record
+# of a migration in doubt; its guest goes on; the destination (a serve
+# started anew if it was killed: it discards what a crash left) has nothing.
+on_source() {
+	runs "$T/src/vm1.sock"
+	[ -e "$T/disk.raw" ] || fail "the source's disk is gone"
+	[ ! -e "$T/src/vm1.migration" ] || fail "the source still has a record in doubt"
+	[ "$(ps_state src vm1)" = running ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
+	kill -0 "$SERVE_PID" 2>/dev/null || start_serve
+	for i in $(seq 100); do [ -e "$T/dst/vm1.json" ] || break; sleep 0.1; done
+	[ "$(ps_state dst vm1)" = none ] || fail "smove ps on the destination: vm1 $(ps_state dst vm1)"
+	[ ! -e "$T/store/vm1" ] || { ls -la "$T/store/vm1"; fail "the destination kept store/vm1"; }
+	! pgrep -f "file=$T/store" >/dev/null || fail "an nbdkit export is left"
+	! ls "$T/store/.smove-sessions" 2>/dev/null | grep -q psk || fail "an NBD key is left"
+	for f in "$T"/store/.smove-sessions/*.json; do
+		[ -e "$f" ] || continue
+		grep -q '"aborted"' "$f" || fail "a record does not say aborted: $(cat "$f")"
+	done
+	guest_goes_on "$T/vm1.console"
+}
+
+# on_destination: vm1 runs on the destination only, its disk under its final
+# name; the source's process ended, its disk and records gone; the guest goes on.
+on_destination() {
+	for i in $(seq 100); do kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.1; done
+	! kill -0 "$VM_PID" 2>/dev/null || fail "the source's VM process still runs"
+	wait "$VM_PID" || fail "the source's smove run did not exit 0"
+	[ ! -e "$T/disk.raw" ] || fail "the source's disk is still there"
+	[ ! -e "$T/src/vm1.migration" ] || fail "the source's record is still there"
+	[ "$(ps_state src vm1)" = none ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
+	runs "$T/dst/vm1.sock"
+	[ "$(ps_state dst vm1)" = running ] || fail "smove ps on the destination: vm1 $(ps_state dst vm1)"
+	[ -e "$T/store/vm1/disk.raw" ] || fail "the destination's disk has not its final name"
+	! ls -A "$T/store/vm1" | grep -q smove-tmp || fail "temporary files left on the destination"
+	guest_goes_on "$T/store/vm1/console.log"
+}
+
+# in_doubt: the last move ended in doubt: vm1 paused on the source with all
+# its files and its record, refusing to resume or to move.
+in_doubt() {
+	expect_result 6 in-doubt
+	[ "$(event 'd["resolve"]')" = "smove move --resolve vm1" ] || fail "the result does not say how to settle it"
+	[ "$(ps_state src vm1)" = paused ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
+	ctl "$T/src/vm1.sock" '{"cmd":"resume"}' | grep -q '"ok":false' || fail "the source VM could be resumed"
+	[ -e "$T/disk.raw" ] || fail "the source's disk is gone while in doubt"
+	[ -e "$T/src/vm1.migration" ] || fail "no record of the migration in doubt"
+	move vm1
+	expect_move 1
+	cat "$T/move.json" "$T/move.err" | grep -q "in doubt" || fail "a move in doubt is not refused as such"
+}

@@ -10,9 +10,14 @@ migrate_shell_tests = \
 	tests/migrate/test-migrate-doubt-not-resumed.sh tests/migrate/test-migrate-doubt-crashed.sh \
 	tests/migrate/test-migrate-nogo.sh tests/migrate/test-migrate-bad-client.sh \
 	tests/migrate/test-migrate-back.sh tests/migrate/test-demo.sh \
-	tests/migrate/test-migrate-two-at-once.sh tests/migrate/test-migrate-matrix.sh
+	tests/migrate/test-migrate-two-at-once.sh \
+	tests/migrate/test-fault-kill.sh tests/migrate/test-fault-cancel.sh
 TESTS += $(migrate_shell_tests)
-EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py \
-	tests/migrate/netns.sh tests/migrate/make-records.py
+EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py
 # Robustness: serve against bad peers, under ASan/UBSan.
 sanitizer_tests += tests/migrate/test-migrate-bad-client.sh
+# The migration matrix and 10 moves back and forth between two hosts in
+# network namespaces (netns.sh); disks compared with a reference (make-records.py).
+TESTS += tests/migrate/test-migrate-matrix.sh
+EXTRA_DIST += tests/migrate/test-migrate-matrix.sh tests/migrate/netns.sh \
+	tests/migrate/make-records.py

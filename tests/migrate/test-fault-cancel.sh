@@ -1,0 +1,76 @@
+#!/bin/sh
+# `smove move --cancel` at every phase of a migration of a guest writing
+# memory and disk (the test hooks of docs/migration.md hold a side there).
+# Before RESUME a cancel rolls back: `smove move` exits 5 saying it was
+# cancelled, vm1 runs on the source with its disk and its guest goes on, and
+# the destination (still serving) has discarded its copy:
+#   preflight        (the destination has not answered yet)
+#   storage          (bulk copy, --bandwidth 4)
+#   synced           (disks mirrored synchronously)
+#   memory           (after round 1)
+#   switchover       (the source paused, before the last round)
+#   ready-wait       (the source paused, waiting for the destination to load)
+#   before-resume    (the destination ready, RESUME not sent)
+# From RESUME on the cancel is refused, saying why, and the migration goes on:
+#   after-resume     (RESUME received there; then serve dies: in doubt)
+#   after-running    (RUNNING received here; then serve dies: done)
+. "$abs_top_srcdir/tests/functions.sh"
+. "$abs_top_srcdir/tests/migrate/lib.sh"
+[ $# = 1 ] || fault_cases "$0" preflight storage synced memory switchover ready-wait \
+	before-resume after-resume after-running
+[ $# = 1 ] || exit 0
+
+dest_stall="" src_stall="" opts=""
+case $1 in
+preflight) dest_stall=dest-preflight ;;
+storage) opts="--bandwidth 4" ;;
+synced) src_stall=source-storage ;;
+memory) src_stall=source-memory ;;
+switchover) src_stall=source-switchover ;;
+ready-wait) dest_stall=dest-switchover ;;
+before-resume) src_stall=source-ready ;;
+after-resume) dest_stall=dest-resume ;;
+after-running) src_stall=source-running ;;
+*) fail "no case $1" ;;
+esac
+fault_serve "$dest_stall"
+fault_vm "$src_stall"
+move_bg vm1 $opts
+if [ -n "$src_stall" ]; then
+	wait_for "$T/vm1.run.err" "stalling at $src_stall"
+elif [ -n "$dest_stall" ]; then
+	wait_for "$T/serve.err" "stalling at $dest_stall"
+else
+	wait_for "$T/move.json" '"event":"progress"'
+fi
+case $1 in
+after-resume | after-running)
+	expect_status 1 src move --cancel vm1
+	grep -q "too late to cancel: the destination was told to resume the VM" "$T/stdout" ||
+		fail "the refused cancel does not say why: $(cat "$T/stdout" "$T/stderr")"
+	kill -9 "$SERVE_PID"
+	move_wait
+	grep '"result"' "$T/move.json"
+	if [ "$1" = after-running ]; then
+		expect_result 0 done
+		on_destination
+	else
+		in_doubt
+		start_serve
+		expect_status 5 src move --resolve vm1
+		on_source
+	fi
+	exit 0
+	;;
+esac
+expect_status 0 src move --cancel vm1
+move_wait
+grep '"result"' "$T/move.json"
+expect_result 5 rolled-back "cancelled on the source"
+kill -0 "$SERVE_PID" || fail "serve ended"
+grep -q "cancelled on the source" "$T/serve.err" || fail "serve does not say the source cancelled"
+on_source
+# Nothing holds the VM: it can be moved there at once.
+move vm1
+expect_result 0 done
+on_destination
