@@ -95,6 +95,18 @@ class Sched:
                 res["wait_ms"] += (v[1] - f[1]) / 1e6
 
 
+def verify(res, failed, console, seconds):
+    """The guest goes on checking its pages on the destination for a while
+    (a lost or stale page stops it with FAIL): a failure is the run's error."""
+    end = time.time() + seconds
+    while time.time() < end and not failed():
+        time.sleep(0.1)
+    with open(console, errors="replace") as f:
+        bad = [l.strip() for l in f if l.startswith("FAIL")]
+    if bad or failed():
+        res["error"] = "the guest failed after the move: %s" % (bad[0] if bad else "stopped")
+
+
 def cmdline(a):
     progs = "passes=1 cpu0=mem+idle" if a.rate == "idle" else "passes=0 rate=%s" % (
         0 if a.rate == "max" else a.rate)
@@ -200,6 +212,14 @@ def smove(a):
         time.sleep(0.3)  # the destination's heartbeat goes on after the resume
         dsock = os.path.join(a.dst_dir, name + ".sock")
         res["gap_ms"] = gaps(os.path.join(a.store, name, "console.log"), offset)
+        def failed():
+            try:
+                return ctl(dsock)["guest"]["state"] == "failed"
+            except (OSError, KeyError, ValueError):
+                return True  # the VM process is gone
+
+        verify(res, failed,
+               os.path.join(a.store, name, "console.log"), a.verify)
         ctl(dsock, '{"cmd":"stop"}')
     finally:
         if vm.poll() is None:
@@ -320,6 +340,8 @@ def qemu(a):
         time.sleep(0.3)
         res["gap_ms"] = max(gaps(console, offset) or 0,
                             gaps(os.path.join(a.tmp, "qemu-dst.console")) or 0)
+        verify(res, lambda: dst.poll() is not None, os.path.join(a.tmp, "qemu-dst.console"),
+               a.verify)
     finally:
         for p in (src, dst):
             if p.poll() is None:
@@ -450,6 +472,8 @@ def main():
         q.add_argument("--store")
         q.add_argument("--settle", type=float, default=2)
         q.add_argument("--serve-pid", type=int, default=0)
+        q.add_argument("--verify", type=float, default=2,
+                       help="seconds the guest goes on checking on the destination")
         q.add_argument("--timeout", type=int, default=120)
         q.add_argument("--link", required=True, help="the link's name in the table")
     q = sub.add_parser("table")
