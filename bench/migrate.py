@@ -101,8 +101,11 @@ def verify(res, failed, console, seconds):
     end = time.time() + seconds
     while time.time() < end and not failed():
         time.sleep(0.1)
-    with open(console, errors="replace") as f:
-        bad = [l.strip() for l in f if l.startswith("FAIL")]
+    try:
+        with open(console, errors="replace") as f:
+            bad = [l.strip() for l in f if l.startswith("FAIL")]
+    except FileNotFoundError:  # the destination discarded a failed VM
+        bad = []
     if bad or failed():
         res["error"] = "the guest failed after the move: %s" % (bad[0] if bad else "stopped")
 
@@ -222,6 +225,11 @@ def smove(a):
                os.path.join(a.store, name, "console.log"), a.verify)
         ctl(dsock, '{"cmd":"stop"}')
     finally:
+        if "error" in res:  # the destination's word on it, if any
+            with open(os.path.join(a.tmp, "serve.err"), errors="replace") as f:
+                why = [l.strip() for l in f if name in l and "guest reported a failure" in l]
+            if why:
+                res["error"] = why[-1]
         if vm.poll() is None:
             vm.kill()
         vm.wait()
