@@ -171,8 +171,10 @@ static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
 	inc->mem_size = size;
 	if ((r = proto_rounds_new(1 + inc->channels, &inc->rounds, err)) < 0)
 		return r;
-	inc->target =
-	    (struct proto_mem_target){.mem_size = size, .base = inc->mem, .rounds = inc->rounds};
+	inc->target = (struct proto_mem_target){.mem_size = size,
+						.base = inc->mem,
+						.rounds = inc->rounds,
+						.timeout_ms = mig_timeout_ms()};
 	proto_session_set_target(&inc->s, &inc->target);
 	pthread_mutex_lock(&inc->sv->lock);
 	inc->ready = true;
@@ -390,7 +392,7 @@ static int receive(struct mig_incoming *inc, char *err)
 		case PROTO_MEM_BATCH:
 			break;
 		case PROTO_ROUND_END:
-			r = proto_rounds_end(inc->rounds, &m.u.round_end, PROTO_TIMEOUT_MS, err);
+			r = proto_rounds_end(inc->rounds, &m.u.round_end, mig_timeout_ms(), err);
 			if (r == 0 && (m.u.round_end.flags & PROTO_ROUND_FINAL)) {
 				/* The source completed every mirror (flushed through
 				 * the exports) before its last round: nbdkit has

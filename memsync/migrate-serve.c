@@ -188,7 +188,7 @@ static void *conn_thread(void *arg)
 
 	free(a);
 	local_host(fd, host, sizeof(host));
-	if (proto_conn_open(fd, sv->tls, PROTO_DEST, 0, &conn, err) < 0) {
+	if (proto_conn_open(fd, sv->tls, PROTO_DEST, mig_timeout_ms(), &conn, err) < 0) {
 		mig_serve_log(sv, "a connection was refused: %s", err);
 	} else {
 		proto_session_init(&s, conn, PROTO_DEST);

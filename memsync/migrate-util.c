@@ -184,6 +184,19 @@ bool mig_test_stall(const char *where)
 	return hit;
 }
 
+int mig_timeout_ms(void)
+{
+	const char *v = getenv("SMOVE_TEST_TIMEOUT_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+
+	return ms > 0 && ms < PROTO_TIMEOUT_MS ? (int)ms : PROTO_TIMEOUT_MS;
+}
+
+int mig_ping_ms(void)
+{
+	return mig_timeout_ms() / 3 < MIG_PING_MS ? mig_timeout_ms() / 3 : MIG_PING_MS;
+}
+
 void mig_stall_forever(const char *where)
 {
 	if (!mig_test_stall(where))

@@ -47,6 +47,11 @@ int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *
 /* The test hook: SMOVE_TEST_STALL=where[,where...]: true (after a line on
  * stderr) when `where` is listed; the caller then stalls there. */
 bool mig_test_stall(const char *where);
+/* The migration connections' frame timeout: PROTO_TIMEOUT_MS, or shorter by
+ * the test hook SMOVE_TEST_TIMEOUT_MS=MS; the interval of the PINGs that keep
+ * a quiet connection alive (MIG_PING_MS, or a third of a shorter timeout). */
+int mig_timeout_ms(void);
+int mig_ping_ms(void);
 void mig_stall_forever(const char *where);
 /* ... until the peer sends something or closes the connection. */
 void mig_stall_until_peer(const char *where, struct proto_conn *c);

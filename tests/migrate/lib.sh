@@ -52,13 +52,15 @@ wait_for() {
 }
 
 # (A second start_serve listens on the same port: a restart of the same host.)
+# $ADDR (127.0.0.1) is the destination's address, $SERVE_IN a command that
+# serve runs under (such as `ip netns exec NS`).
 start_serve() {
-	SMOVE_RUNTIME_DIR="$T/dst" "$SMOVE" serve --listen "127.0.0.1:${PORT:-0}" --storage "$T/store" \
-		--json "$@" >"$T/serve.out" 2>"$T/serve.err" &
+	SMOVE_RUNTIME_DIR="$T/dst" ${SERVE_IN:-} "$SMOVE" serve --listen "${ADDR:-127.0.0.1}:${PORT:-0}" \
+		--storage "$T/store" --json "$@" >"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill $SERVE_PID 2>/dev/null || true"
 	wait_for "$T/serve.out" listening 30
-	PORT=$(sed -n 's/.*"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$T/serve.out")
+	PORT=$(sed -n 's/.*"[0-9.]*:\([0-9]*\)".*/\1/p' "$T/serve.out")
 }
 
 start_vm() {
@@ -75,7 +77,7 @@ move() {
 	name=$1
 	shift
 	set +e
-	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "127.0.0.1:$PORT" --json "$@" \
+	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "${ADDR:-127.0.0.1}:$PORT" --json "$@" \
 		>"$T/move.json" 2>"$T/move.err"
 	MOVE_STATUS=$?
 	set -e
@@ -187,7 +189,7 @@ live_scenario() {
 move_bg() {
 	name=$1
 	shift
-	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "127.0.0.1:$PORT" --json "$@" \
+	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "${ADDR:-127.0.0.1}:$PORT" --json "$@" \
 		>"$T/move.json" 2>"$T/move.err" &
 	MOVE_PID=$!
 	on_exit "kill $MOVE_PID 2>/dev/null || true"
@@ -257,7 +259,7 @@ fault_cases() {
 fault_vm() {
 	truncate -s 8M "$T/disk.raw"
 	[ -z "${1:-}" ] || export SMOVE_TEST_STALL="$1"
-	shift || true
+	[ $# = 0 ] || shift
 	start_vm vm1 --memory 64M --cpus 2 --disk "$T/disk.raw" \
 		--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5" "$@"
 	unset SMOVE_TEST_STALL
