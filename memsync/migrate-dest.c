@@ -174,7 +174,7 @@ static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
 	inc->target = (struct proto_mem_target){.mem_size = size,
 						.base = inc->mem,
 						.rounds = inc->rounds,
-						.timeout_ms = mig_timeout_ms()};
+						.timeout_ms = mig_frame_timeout_ms()};
 	proto_session_set_target(&inc->s, &inc->target);
 	pthread_mutex_lock(&inc->sv->lock);
 	inc->ready = true;
@@ -392,7 +392,8 @@ static int receive(struct mig_incoming *inc, char *err)
 		case PROTO_MEM_BATCH:
 			break;
 		case PROTO_ROUND_END:
-			r = proto_rounds_end(inc->rounds, &m.u.round_end, mig_timeout_ms(), err);
+			r = proto_rounds_end(inc->rounds, &m.u.round_end, mig_frame_timeout_ms(),
+					     err);
 			if (r == 0 && (m.u.round_end.flags & PROTO_ROUND_FINAL)) {
 				/* The source completed every mirror (flushed through
 				 * the exports) before its last round: nbdkit has

@@ -492,7 +492,7 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err)
 
 int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 {
-	double end = mig_now() + mig_timeout_ms() / 1e3;
+	double end = mig_now() + mig_frame_timeout_ms() / 1e3;
 	int r;
 
 	for (;;) {
@@ -503,7 +503,7 @@ int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 		if (mig_now() >= end)
 			return proto_session_fail(&m->s, ETIMEDOUT, err,
 						  "the destination sent nothing for %.1f s",
-						  mig_timeout_ms() / 1e3);
+						  mig_frame_timeout_ms() / 1e3);
 		if ((r = proto_conn_poll(m->s.conn, 100, err)) < 0)
 			return r;
 	}
@@ -516,7 +516,7 @@ int mig_check_abort(struct mig_source *m, char *err)
 
 	if (atomic_load(&m->cancel))
 		return vm_error(err, ECANCELED, "%s", m->cancel_why);
-	if (mig_now() - m->last_ping >= mig_ping_ms() / 1e3) {
+	if (mig_now() - m->last_ping >= MIG_PING_MS / 1e3) {
 		struct proto_msg ping = {.type = PROTO_PING, .u.nonce = (uint64_t)mig_now()};
 
 		m->last_ping = mig_now();

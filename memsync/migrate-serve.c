@@ -108,7 +108,7 @@ static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 {
 	struct mig_incoming *inc = NULL;
 	struct mig_channel ch = {.fd = fd};
-	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1];
+	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1], name[VM_NAME_MAX + 1];
 
 	mig_hex(s->peer.session_id, PROTO_ID_LEN, id);
 	pthread_mutex_lock(&sv->lock);
@@ -116,6 +116,7 @@ static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 		if (i->ready && strcmp(i->id, id) == 0)
 			inc = i;
 	if (inc) {
+		snprintf(name, sizeof(name), "%s", inc->name);
 		inc->refs++;
 		ch.next = inc->chans;
 		inc->chans = &ch;
@@ -123,6 +124,7 @@ static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 	pthread_mutex_unlock(&sv->lock);
 	if (!inc) {
 		proto_session_fail(s, ENOENT, err, "no migration with this session is receiving");
+		mig_serve_log(sv, "channel %u refused: %s", s->channel, err);
 		return;
 	}
 	if (proto_session_join_check(&inc->s, s, inc->channels, err) == 0 &&
@@ -137,6 +139,7 @@ static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 		}
 	} else {
 		proto_session_fail(s, EPERM, err, "%s", err);
+		mig_serve_log(sv, "channel %u of %s refused: %s", s->channel, name, err);
 	}
 	pthread_mutex_lock(&sv->lock);
 	for (struct mig_channel **p = &inc->chans; *p; p = &(*p)->next)
@@ -153,8 +156,10 @@ static void serve_resolve(struct vm_serve *sv, struct proto_session *s)
 	struct proto_msg m, reply = {.type = PROTO_RESOLVE_REPLY};
 	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1], detail[512];
 
-	if (proto_session_ack(s, 0, err) < 0 || proto_session_recv(s, &m, err) < 0)
+	if (proto_session_ack(s, 0, err) < 0 || proto_session_recv(s, &m, err) < 0) {
+		mig_serve_log(sv, "a resolve was refused: %s", err);
 		return;
+	}
 	mig_hex(m.u.resolve.session_id, PROTO_ID_LEN, id);
 	reply.u.resolve_reply.outcome = (uint8_t)mig_dest_resolve(sv, id, detail, sizeof(detail));
 	memcpy(reply.u.resolve_reply.session_id, m.u.resolve.session_id, PROTO_ID_LEN);
@@ -188,7 +193,7 @@ static void *conn_thread(void *arg)
 
 	free(a);
 	local_host(fd, host, sizeof(host));
-	if (proto_conn_open(fd, sv->tls, PROTO_DEST, mig_timeout_ms(), &conn, err) < 0) {
+	if (proto_conn_open(fd, sv->tls, PROTO_DEST, mig_frame_timeout_ms(), &conn, err) < 0) {
 		mig_serve_log(sv, "a connection was refused: %s", err);
 	} else {
 		proto_session_init(&s, conn, PROTO_DEST);

@@ -67,7 +67,7 @@ int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls
 	if (r < 0)
 		return r;
 	if ((r = proto_connect(o->to, MIG_CONNECT_MS, &fd, err)) < 0 ||
-	    (r = proto_conn_open(fd, *tls, PROTO_SOURCE, mig_timeout_ms(), conn, err)) < 0) {
+	    (r = proto_conn_open(fd, *tls, PROTO_SOURCE, mig_frame_timeout_ms(), conn, err)) < 0) {
 		proto_tls_free(*tls);
 		*tls = NULL;
 		return r;

@@ -106,7 +106,8 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	export_uri(&d->exp, uri, sizeof(uri));
 	dest.uri = uri;
 	dest.connections = 4;
-	dest.timeout_ms = (unsigned)mig_timeout_ms(); /* a silent destination fails the mirror */
+	dest.timeout_ms =
+	    (unsigned)mig_frame_timeout_ms(); /* a silent destination fails the mirror */
 	if ((r = mirror_start(d->disk, &dest, &mo, &job, err)) < 0)
 		return r;
 	d->job = job;

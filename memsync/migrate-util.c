@@ -1,5 +1,6 @@
 /* memsync/migrate-util.c: small helpers of the live migration: clocks, hex
- * ids, durable small files, and the test hook SMOVE_TEST_STALL. */
+ * ids, durable small files, and the test hooks SMOVE_TEST_STALL and
+ * SMOVE_TEST_FRAME_TIMEOUT_MS. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -184,25 +185,20 @@ bool mig_test_stall(const char *where)
 	return hit;
 }
 
-int mig_timeout_ms(void)
-{
-	const char *v = getenv("SMOVE_TEST_TIMEOUT_MS");
-	long ms = v ? strtol(v, NULL, 10) : 0;
-
-	return ms > 0 && ms < PROTO_TIMEOUT_MS ? (int)ms : PROTO_TIMEOUT_MS;
-}
-
-int mig_ping_ms(void)
-{
-	return mig_timeout_ms() / 3 < MIG_PING_MS ? mig_timeout_ms() / 3 : MIG_PING_MS;
-}
-
 void mig_stall_forever(const char *where)
 {
 	if (!mig_test_stall(where))
 		return;
 	for (;;)
 		pause();
+}
+
+int mig_frame_timeout_ms(void)
+{
+	const char *v = getenv("SMOVE_TEST_FRAME_TIMEOUT_MS");
+	long ms = v ? strtol(v, NULL, 10) : 0;
+
+	return ms >= 100 && ms <= PROTO_TIMEOUT_MS ? (int)ms : PROTO_TIMEOUT_MS;
 }
 
 void mig_stall_until_peer(const char *where, struct proto_conn *c)

@@ -14,8 +14,8 @@
 #include "storage/storage.h"
 
 #define MIG_SCHEMA	   1
-#define MIG_CONNECT_MS	   10000 /* connecting to the destination */
-#define MIG_PING_MS	   5000	 /* a PING on the main connection while it is quiet */
+#define MIG_CONNECT_MS	   10000			/* connecting to the destination */
+#define MIG_PING_MS	   (mig_frame_timeout_ms() / 6) /* a PING while quiet: 5 s */
 #define MIG_RUNNING_MS	   10000 /* the destination's wait for the guest to run */
 #define MIG_HANDOVER_MS	   30000 /* a handover request to the incoming VM */
 #define MIG_NBDKIT_STOP_MS 10000 /* an NBD export's clean exit after SIGTERM */
@@ -47,14 +47,13 @@ int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *
 /* The test hook: SMOVE_TEST_STALL=where[,where...]: true (after a line on
  * stderr) when `where` is listed; the caller then stalls there. */
 bool mig_test_stall(const char *where);
-/* The migration connections' frame timeout: PROTO_TIMEOUT_MS, or shorter by
- * the test hook SMOVE_TEST_TIMEOUT_MS=MS; the interval of the PINGs that keep
- * a quiet connection alive (MIG_PING_MS, or a third of a shorter timeout). */
-int mig_timeout_ms(void);
-int mig_ping_ms(void);
 void mig_stall_forever(const char *where);
 /* ... until the peer sends something or closes the connection. */
 void mig_stall_until_peer(const char *where, struct proto_conn *c);
+/* The per-frame timeout of migration connections (both sides):
+ * PROTO_TIMEOUT_MS, or the test hook SMOVE_TEST_FRAME_TIMEOUT_MS=N (100 ms
+ * or more), so that a test of a silent peer need not wait 30 s. */
+int mig_frame_timeout_ms(void);
 
 /* ---- events: JSON lines to the client and the VM's log (migrate-events.c) ---- */
 

@@ -1,7 +1,10 @@
 /* proto/rounds.c: the receiver's ordering of rounds across channels (the rule
  * is in proto/proto.h above struct proto_rounds): applying a batch of round
  * k+1 waits until round k is complete on every channel, and ROUND_END k
- * waits until each channel has applied the count of batches it announces. */
+ * waits until each channel has applied the count of batches it announces.
+ * Channel 0 is the main connection, whose thread also calls ROUND_END: it
+ * never waits for itself (a batch of a later round or a missing batch there
+ * is refused at once). */
 #include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -87,10 +90,16 @@ int proto_rounds_batch_begin(struct proto_rounds *r, unsigned channel, uint32_t 
 		return proto_error(err, EPROTO, "MEM_BATCH on channel %u of %u", channel,
 				   r->nchannels);
 	pthread_mutex_lock(&r->lock);
-	while (!r->aborted && round > r->done + 1 && rc == 0)
+	/* The main connection (0) carries the ROUND_END that would end the wait:
+	 * a batch of a later round there can never be applied. */
+	while (!r->aborted && round > r->done + 1 && channel > 0 && rc == 0)
 		rc = wait_until(r, &dl, timeout_ms);
 	if (r->aborted)
 		rc = proto_error(err, ECANCELED, "%s", r->aborted);
+	else if (round > r->done + 1 && channel == 0)
+		rc = proto_error(err, EPROTO,
+				 "a batch of round %u on the main connection before ROUND_END %u",
+				 round, r->done + 1);
 	else if (rc < 0)
 		rc = proto_error(err, ETIMEDOUT,
 				 "channel %u: a batch of round %u waited %d ms for round %u to end",
@@ -144,6 +153,14 @@ int proto_rounds_end(struct proto_rounds *r, const struct proto_round_end *re, i
 	if (re->round != r->done + 1) {
 		rc = proto_error(err, EPROTO, "ROUND_END %u out of order (expected round %u)",
 				 re->round, r->done + 1);
+		goto out;
+	}
+	/* The main connection's batches came before its ROUND_END, or never. */
+	if (re->nchannels && r->count[0] < re->batches[0]) {
+		rc = proto_error(err, EPROTO,
+				 "ROUND_END %u counts %u batches on the main connection, %u came "
+				 "before it",
+				 re->round, re->batches[0], r->count[0]);
 		goto out;
 	}
 	while (!r->aborted && (st = counts_reached(r, re, &over)) == 0 && rc == 0)

@@ -1,115 +1,262 @@
 #!/usr/bin/python3
 """tests/migrate/bad-client.py PORT CASE: a misbehaving source talking to
-`smove serve` on 127.0.0.1:PORT, framed as docs/protocol.md says. Prints what
-the server answered ("closed", or "ERROR: reason") and exits 0 when the server
-refused in the expected way, 1 otherwise. CASE:
-  garbage    bytes that are no frame at all
-  version    a HELLO speaking only protocol version 9
-  huge       a frame header announcing a 3 GiB payload
-  diskname   a proper HELLO, then a PREFLIGHT with the disk name "../evil"
-  vmname     the same with the VM name "../../etc"
+`smove serve` on 127.0.0.1:PORT, framed as docs/protocol.md says (bad_wire.py).
+Prints what the server answered ("closed", or "ERROR: reason") and exits 0
+when the server refused in the expected way, 1 otherwise.
+`bad-client.py --list` prints each case with the pattern (grep -E) that serve's
+log must show for it. The cases whose name starts with "go-" first get a real
+go: HELLO, a valid PREFLIGHT (VM "bad-CASE", one raw disk) and the disk
+exports, and misbehave from there; the destination must discard its copy.
+SMOVE_TEST_FRAME_TIMEOUT_MS (serve's frame timeout) bounds the silent cases.
 """
-import os, socket, struct, sys
+import os
+import socket
+import struct
+import sys
+import time
+import zlib
 
-POLY = 0x82F63B78
-TABLE = []
-for i in range(256):
-    c = i
-    for _ in range(8):
-        c = (c >> 1) ^ POLY if c & 1 else c >> 1
-    TABLE.append(c)
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from bad_wire import *  # noqa: E402,F403
 
-
-def crc32c(data):
-    c = 0xFFFFFFFF
-    for b in data:
-        c = TABLE[(c ^ b) & 0xFF] ^ (c >> 8)
-    return c ^ 0xFFFFFFFF
+TIMEOUT_S = int(os.environ.get("SMOVE_TEST_FRAME_TIMEOUT_MS", "30000")) / 1000
 
 
-def frame(ftype, payload, length=None):
-    n = len(payload) if length is None else length
-    head = struct.pack(">IHHII", 0x534D4F56, ftype, 0, n, crc32c(payload))
-    return head + struct.pack(">I", crc32c(head)) + payload
+def negotiated(port, features=0):
+    """A connection past HELLO/HELLO_ACK: (sock, session id, token)."""
+    sock = connect(port)
+    session = os.urandom(16)
+    sock.sendall(frame(HELLO, hello(features=features, session=session)))
+    ftype, _, p = read_frame(sock)
+    if ftype != HELLO_ACK:
+        raise SystemExit("no HELLO_ACK but type %d" % ftype)
+    return sock, session, p[28:44]
 
 
-def s(text):
-    b = text.encode()
-    return struct.pack(">I", len(b)) + b
+def go(port, vm, features=0, channels=0, ndisks=1):
+    """A migration past a go and its DISK_EXPORTs: (sock, session, token)."""
+    sock, session, token = negotiated(port, features)
+    disks = [("d%d.raw" % i, "raw") for i in range(ndisks)]
+    sock.sendall(frame(PREFLIGHT, preflight(vm, disks, features=features, channels=channels)))
+    ftype, _, p = read_frame(sock)
+    if ftype != PREFLIGHT_REPLY or p[0] != 1:
+        raise SystemExit("no go: %d %r" % (ftype, p))
+    for _ in range(ndisks):
+        ftype, _, p = read_frame(sock)
+        if ftype != DISK_EXPORT:
+            raise SystemExit("no DISK_EXPORT but type %d" % ftype)
+    return sock, session, token
 
 
-def hello(vmin, vmax):
-    return frame(1, struct.pack(">HHBBHQ", vmin, vmax, 1, 0, 0, 0) + os.urandom(16) +
-                 bytes(16) + s("bad-client"))
+def refused_preflight(vm, disks, config=None):
+    def run(port):
+        sock, _, _ = negotiated(port)
+        sock.sendall(frame(PREFLIGHT, preflight(vm, disks, config=config)))
+        return sock
+    return run
 
 
-def preflight(vm, disk):
-    cfg = '{"name":"%s"}' % vm
-    p = s(vm) + s(cfg) + struct.pack(">QI", 64 << 20, 1) + s("AuthenticAMD")
-    p += struct.pack(">I", 0) + struct.pack(">I", 1)
-    p += s(disk) + s("raw") + struct.pack(">QQI", 1 << 20, 0, 0)
-    p += struct.pack(">QI", 0, 0)
-    return frame(3, p)
+def raw(data, close=False):
+    def run(port):
+        sock = connect(port)
+        sock.sendall(data)
+        if close:
+            sock.shutdown(socket.SHUT_WR)
+        return sock
+    return run
 
 
-def read_frame(sock):
-    head = b""
-    while len(head) < 20:
-        chunk = sock.recv(20 - len(head))
-        if not chunk:
-            return None, None
-        head += chunk
-    _, ftype, _, n, _, _ = struct.unpack(">IHHIII", head)
-    body = b""
-    while len(body) < n:
-        chunk = sock.recv(n - len(body))
-        if not chunk:
-            break
-        body += chunk
-    return ftype, body
+def after_hello(data):
+    def run(port):
+        sock, _, _ = negotiated(port)
+        sock.sendall(data)
+        return sock
+    return run
 
 
-def answer(sock):
-    """Frames until ERROR or the end: "closed" or "ERROR: text"."""
-    while True:
-        try:
-            ftype, body = read_frame(sock)
-        except (ConnectionResetError, socket.timeout):
-            return "closed"
-        if ftype is None:
-            return "closed"
-        if ftype == 18:
-            n = struct.unpack(">I", body[4:8])[0]
-            return "ERROR: " + body[8:8 + n].decode(errors="replace")
+def after_go(*frames):
+    def run(port):
+        sock, _, _ = go(port, "bad-" + CASE)
+        for f in frames:
+            sock.sendall(f)
+        return sock
+    return run
+
+
+def channel(token_ok, index=1, known=True):
+    """A migration with one channel; a second connection joins it."""
+    def run(port):
+        main, session, token = go(port, "bad-" + CASE, FEAT_CHANNELS, channels=1)
+        sock = connect(port)
+        sock.sendall(frame(HELLO, hello(role=ROLE_CHANNEL, channel=index,
+                                        features=FEAT_CHANNELS,
+                                        session=session if known else os.urandom(16),
+                                        token=token if token_ok else os.urandom(16))))
+        KEEP.append(main)
+        return sock
+    return run
+
+
+def silent(data):
+    """Sends data, then nothing: serve must give up after its frame timeout."""
+    def run(port):
+        sock = connect(port, timeout=TIMEOUT_S + 20)
+        sock.sendall(data)
+        return sock
+    return run
+
+
+def vm_state(*sections):
+    """A state blob framed as memsync/blob.c frames the VM's state (magic,
+    version 1, type 3, length, CRC-32) around the given (tag, bytes)."""
+    payload = b"".join(struct.pack("<II", tag, len(data)) + data for tag, data in sections)
+    blob = b"SMVSTATE" + struct.pack("<IIQ", 1, 3, len(payload)) + payload
+    return blob + struct.pack("<I", zlib.crc32(blob))
+
+
+def send_state(*sections):
+    """A go, round 1, then a well-framed VM state blob with these sections."""
+    return after_go(frame(ROUND_END, round_end(1)),
+                    frame(DEVICE_STATE, device_state("vm", vm_state(*sections))),
+                    frame(STATE_END, state_end(0, 1)))
+
+
+H = hello()
+HF = frame(HELLO, H)
+GARBAGE_STATE = b"SMVM" + os.urandom(4000)
+# name: (run, what the answer must contain ("" = a close will do), serve's log)
+CASES = {
+    "garbage": (raw(os.urandom(64) + b"GET / HTTP/1.0\r\n\r\n"), "", "bad frame magic"),
+    "version": (raw(frame(HELLO, hello(9, 9))), "no common protocol version",
+                "no common protocol version"),
+    "huge": (raw(header(HELLO, b"", length=3 << 30)), "larger than the limit",
+             "HELLO frame of 3221225472 bytes is larger than the limit"),
+    "header-close": (raw(HF[:20], close=True), "closed",
+                     r"closed by peer in the middle of a frame \(0 of %d" % len(H)),
+    "half-close": (raw(HF[:20 + len(H) // 2], close=True), "closed",
+                   r"middle of a frame \(%d of %d" % (len(H) // 2, len(H))),
+    "half-silent": (silent(HF[:20 + len(H) // 2]), "closed",
+                    "a peer was refused: receive: timed out"),
+    "silent": (silent(b""), "closed", "a peer was refused: receive: timed out"),
+    "silent-after-hello": (silent(HF), "closed", "session [0-9a-f]+: receive: timed out"),
+    "crc": (raw(frame(HELLO, H, crc=0x12345678)), "payload checksum mismatch",
+            "HELLO frame of [0-9]+ bytes: payload checksum mismatch"),
+    "header-crc": (raw(frame(HELLO, H, hcrc_xor=1)), "header checksum mismatch",
+                   "frame header checksum mismatch"),
+    "type": (raw(frame(99)), "unknown frame type 99", "unknown frame type 99"),
+    "flags": (raw(frame(HELLO, H, flags=1)), "unknown flags", "HELLO frame with unknown flags"),
+    "batch-first": (raw(frame(MEM_BATCH, mem_batch(1, [(0, 1, None)]))),
+                    "MEM_BATCH, out of order in state start",
+                    "MEM_BATCH, out of order in state start"),
+    "resume-first": (raw(frame(RESUME)), "RESUME, out of order", "RESUME, out of order"),
+    "hello-trailing": (raw(frame(HELLO, H + b"x")), "unexpected bytes after the last field",
+                       "HELLO: 1 unexpected bytes"),
+    "batch-early": (after_hello(frame(MEM_BATCH, mem_batch(1, [(0, 1, None)]))),
+                    "out of order in state negotiated",
+                    "session [0-9a-f]+: .*MEM_BATCH, out of order in state negotiated"),
+    "go-resume": (after_go(frame(RESUME)), "RESUME, out of order in state storage",
+                  "bad-go-resume: migration failed, copy discarded: .*RESUME, out of order"),
+    "go-gpa-end": (after_go(frame(MEM_BATCH, mem_batch(1, [(16 << 20, 0, bytes(PAGE))]))),
+                   "outside guest memory",
+                   "bad-go-gpa-end: migration failed.*gpa 0x1000000 is outside guest memory"),
+    "go-gpa-far": (after_go(frame(MEM_BATCH, mem_batch(1, [(0, 1, None),
+                                                           (0xFFFFFFFFFFFFF000, 1, None)]))),
+                   "outside guest memory", "bad-go-gpa-far: .*outside guest memory"),
+    "go-gpa-flags": (after_go(frame(MEM_BATCH, mem_batch(1, [(PAGE, 0x2, bytes(PAGE))]))),
+                     "unknown page flags", "bad-go-gpa-flags: .*unknown page flags 0x2"),
+    "go-batch-ndata": (after_go(frame(MEM_BATCH, mem_batch(1, [(0, 0, bytes(PAGE))])[:-PAGE])),
+                       "page data", "bad-go-batch-ndata: .*page data"),
+    "go-compressed": (after_go(frame(MEM_BATCH, mem_batch(1, [(0, 0, b"x" * 100)]), flags=1)),
+                      "compress", "bad-go-compressed: .*compress"),
+    "go-batch-future": (after_go(frame(MEM_BATCH, mem_batch(7, [(0, 1, None)]))),
+                        "round 7 on the main connection before ROUND_END 1",
+                        "bad-go-batch-future: .*round 7 on the main connection"),
+    "go-round-count": (after_go(frame(MEM_BATCH, mem_batch(1, [(0, 1, None)])),
+                                frame(ROUND_END, round_end(1, batches=(3,)))),
+                       "counts 3 batches on the main connection, 1 came",
+                       "bad-go-round-count: .*counts 3 batches on the main connection"),
+    "go-round-skip": (after_go(frame(ROUND_END, round_end(3))), "ROUND_END 3 out of order",
+                      "bad-go-round-skip: .*ROUND_END 3 out of order"),
+    "go-batch-crc": (after_go(frame(MEM_BATCH, mem_batch(1, [(0, 0, b"\x5a" * PAGE)]),
+                                    crc=1)),
+                     "checksum mismatch", "bad-go-batch-crc: .*checksum mismatch"),
+    "go-state-length": (after_go(frame(ROUND_END, round_end(1)),
+                                 frame(DEVICE_STATE, device_state("vm", b"x" * 10, 1000))),
+                        "truncated", "bad-go-state-length: .*DEVICE_STATE: truncated"),
+    "go-state-device": (after_go(frame(ROUND_END, round_end(1)),
+                                 frame(DEVICE_STATE, device_state("../../x", b"x"))),
+                        "unknown device state", "bad-go-state-device: .*unknown device state"),
+    "go-state-missing": (after_go(frame(ROUND_END, round_end(1)),
+                                  frame(DEVICE_STATE, device_state("file:console", b"x\n")),
+                                  frame(STATE_END, state_end(0, 1))),
+                         "without the VM's state", "bad-go-state-missing: .*without the VM's state"),
+    "go-state-garbage": (after_go(frame(ROUND_END, round_end(1)),
+                                  frame(DEVICE_STATE, device_state("vm", GARBAGE_STATE)),
+                                  frame(STATE_END, state_end(0, 1))),
+                         "ERROR", "bad-go-state-garbage: migration failed, copy discarded"),
+    "go-state-vcpus": (send_state((1, struct.pack("<I", 64))), "another vCPU count",
+                       "bad-go-state-vcpus: .*saved with another vCPU count"),
+    "go-state-vcpu": (send_state((1, struct.pack("<I", 1)), (3, struct.pack("<II", 1, 8) + bytes(8))), "ERROR",
+                      "bad-go-state-vcpu: migration failed, copy discarded"),
+    "go-state-section": (send_state((1, struct.pack("<I", 1)),
+                                    (2, struct.pack("<II", 1, 0xFFFFFFF0) + b"x" * 16)),
+                         "ERROR", "bad-go-state-section: migration failed, copy discarded"),
+    "go-state-devices": (send_state((1, struct.pack("<I", 1)), (4, b"\xff" * 300)), "ERROR",
+                         "bad-go-state-devices: migration failed, copy discarded"),
+    "go-state-count": (after_go(frame(ROUND_END, round_end(1)),
+                                frame(DEVICE_STATE, device_state("vm", GARBAGE_STATE)),
+                                frame(STATE_END, state_end(0, 5))),
+                       "STATE_END counts 5", "bad-go-state-count: .*STATE_END counts 5"),
+    "go-channel-token": (channel(token_ok=False), "does not match",
+                         "channel 1 of bad-go-channel-token refused: .*does not match"),
+    "go-channel-index": (channel(token_ok=True, index=5), "channels 1..1",
+                         "channel 5 of bad-go-channel-index refused: .*channels 1..1"),
+    "channel-unknown": (channel(token_ok=True, known=False),
+                        "no migration with this session",
+                        "channel 1 refused: no migration with this session"),
+    "dotdot-disk": (refused_preflight("vmx", [("../evil", "raw")]), "../evil",
+                    r'disk name "\.\./evil" is not a plain file name'),
+    "absolute-disk": (refused_preflight("vmx", [("/tmp/evil", "raw")]), "/tmp/evil",
+                      r'disk name "/tmp/evil" is not a plain file name'),
+    "empty-disk": (refused_preflight("vmx", [("", "raw")]), "disk name",
+                   r'disk name "" is not a plain file name'),
+    "long-disk": (refused_preflight("vmx", [("d" * 300, "raw")]), "limit of 255",
+                  "is 300 bytes long, more than the limit of 255"),
+    "dup-disk": (refused_preflight("vmx", [("a.raw", "raw"), ("a.raw", "raw")]), "a.raw",
+                 "a.raw"),
+    "format-disk": (refused_preflight("vmx", [("a.qcow2", "qcow2")]), "qcow2", "qcow2"),
+    "dotdot-vm": (refused_preflight("../../etc", [("disk.raw", "raw")]), "../../etc",
+                  r'VM name "\.\./\.\./etc" is not a plain name'),
+    "absolute-vm": (refused_preflight("/etc", [("disk.raw", "raw")]), "/etc",
+                    r'VM name "/etc" is not a plain name'),
+    "empty-vm": (refused_preflight("", [("disk.raw", "raw")]), "VM name",
+                 r'VM name "" is not a plain name'),
+    "config-vm": (refused_preflight("vmy", [("disk.raw", "raw")],
+                                    config='{"name":"../y","guest":"g","memory":16777216}'),
+                  "", "vmy: .*no-go"),
+}
+KEEP = []
 
 
 def main():
-    port, case = int(sys.argv[1]), sys.argv[2]
-    sock = socket.create_connection(("127.0.0.1", port), timeout=20)
-    if case == "garbage":
-        sock.sendall(os.urandom(64) + b"GET / HTTP/1.0\r\n\r\n")
-        want = ""
-    elif case == "version":
-        sock.sendall(hello(9, 9))
-        want = "no common protocol version"
-    elif case == "huge":
-        sock.sendall(frame(1, b"", length=3 << 30))
-        want = ""
-    else:
-        sock.sendall(hello(2, 2))
-        ftype, _ = read_frame(sock)
-        if ftype != 2:
-            print("no HELLO_ACK:", ftype)
-            return 1
-        if case == "diskname":
-            sock.sendall(preflight("vmx", "../evil"))
-            want = "../evil"
-        else:
-            sock.sendall(preflight("../../etc", "disk.raw"))
-            want = "../../etc"
+    global CASE
+    if sys.argv[1] == "--list":
+        for name, (_, _, log) in CASES.items():
+            print("%s\t%s" % (name, log))
+        return 0
+    port, CASE = int(sys.argv[1]), sys.argv[2]
+    run, want, _ = CASES[CASE]
+    t0 = time.monotonic()
+    sock = run(port)
     got = answer(sock)
-    print(got)
-    return 0 if got.startswith("ERROR") and want in got or not want else 1
+    took = time.monotonic() - t0
+    print(got, "(after %.1f s)" % took)
+    if "silent" in CASE and not TIMEOUT_S * 0.8 <= took <= TIMEOUT_S + 10:
+        print("the silent peer was not dropped after serve's frame timeout (%.1f s)" % TIMEOUT_S)
+        return 1
+    if want == "closed":
+        return 0 if got == "closed" else 1
+    return 0 if want in got else 1
 
 
 sys.exit(main())

@@ -1,7 +1,8 @@
 # tests/migrate/: live migration end to end, over loopback (`smove serve` and
 # `smove move` between two runtime directories on this machine; lib.sh). The
-# test hooks SMOVE_TEST_STALL (a side waits at a named point) and
-# SMOVE_TEST_MEM_AVAILABLE (serve pretends) let them act at phase boundaries.
+# test hooks SMOVE_TEST_STALL (a side waits at a named point),
+# SMOVE_TEST_MEM_AVAILABLE (serve pretends) and SMOVE_TEST_FRAME_TIMEOUT_MS
+# (a shorter frame timeout) let them act at phase boundaries.
 # Tests that need /dev/kvm or nbdkit skip (77) without them.
 migrate_shell_tests = \
 	tests/migrate/test-migrate-raw.sh tests/migrate/test-migrate-vhdx-psk.sh \
@@ -14,6 +15,12 @@ migrate_shell_tests = \
 	tests/migrate/test-fault-kill.sh tests/migrate/test-fault-cancel.sh \
 	tests/migrate/test-fault-net.sh
 TESTS += $(migrate_shell_tests)
-EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py
+EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py \
+	tests/migrate/bad_wire.py
 # Robustness: serve against bad peers, under ASan/UBSan.
 sanitizer_tests += tests/migrate/test-migrate-bad-client.sh
+# The migration matrix and 10 moves back and forth between two hosts in
+# network namespaces (netns.sh); disks compared with a reference (make-records.py).
+TESTS += tests/migrate/test-migrate-matrix.sh
+EXTRA_DIST += tests/migrate/test-migrate-matrix.sh tests/migrate/netns.sh \
+	tests/migrate/make-records.py

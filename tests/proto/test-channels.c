@@ -401,14 +401,21 @@ Test(channels, round_end_waits_for_missing_batches_and_refuses_extra_ones)
 	struct proto_round_end re = {.round = 1, .nchannels = 2, .batches = {1, 2}};
 
 	cr_assert_eq(proto_rounds_new(2, &r, err), 0);
+	/* the main connection (0) cannot wait for its own missing batch */
+	cr_assert_eq(proto_rounds_end(r, &re, 100, err), -EPROTO);
+	cr_assert(strstr(err, "counts 1 batches on the main connection, 0 came"), "%s", err);
+	cr_assert_eq(proto_rounds_batch_begin(r, 0, 1, 100, err), 0);
+	proto_rounds_batch_end(r, 0);
 	cr_assert_eq(proto_rounds_batch_begin(r, 1, 1, 100, err), 0);
 	proto_rounds_batch_end(r, 1);
 	cr_assert_eq(proto_rounds_end(r, &re, 100, err), -ETIMEDOUT);
-	cr_assert(strstr(err, "applied/sent per channel: 0/1 1/2"), "%s", err);
-	/* a batch of round 2 waits while round 1 is open */
-	cr_assert_eq(proto_rounds_batch_begin(r, 0, 2, 50, err), -ETIMEDOUT);
+	cr_assert(strstr(err, "applied/sent per channel: 1/1 1/2"), "%s", err);
+	/* a channel's batch of round 2 waits while round 1 is open; on the main
+	 * connection, which carries ROUND_END 1, it is refused at once */
+	cr_assert_eq(proto_rounds_batch_begin(r, 1, 2, 50, err), -ETIMEDOUT);
 	cr_assert(strstr(err, "waited 50 ms for round 1 to end"), "%s", err);
-	proto_rounds_batch_end(r, 0);
+	cr_assert_eq(proto_rounds_batch_begin(r, 0, 2, 5000, err), -EPROTO);
+	cr_assert(strstr(err, "round 2 on the main connection before ROUND_END 1"), "%s", err);
 	proto_rounds_batch_end(r, 1);
 	proto_rounds_batch_end(r, 1);
 	cr_assert_eq(proto_rounds_end(r, &re, 100, err), -EPROTO);
