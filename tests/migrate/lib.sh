@@ -2,10 +2,13 @@
 # the migration tests. Source it after tests/functions.sh. The source host's
 # runtime directory is $T/src (its VMs run there), the destination's $T/dst
 # with its storage in $T/store; `smove serve` listens on a free port.
+# Each host's processes run through $IN_SRC / $IN_DST (empty here; `ip netns
+# exec NS` after tests/migrate/netns.sh) and its serve listens on $SRC_ADDR /
+# $DST_ADDR (127.0.0.1 here).
 #   start_serve [OPTS...]     serve in the background: $PORT, $SERVE_PID, $T/serve.err
 #   start_vm NAME [RUN OPTS]  `smove run` of the test guest: $VM_PID, $T/NAME.console
 #   src CMD... / dst CMD...   smove on one host or the other
-#   move NAME [OPTS]          `smove move NAME --to 127.0.0.1:$PORT --json`,
+#   move NAME [OPTS]          `smove move NAME --to $DST_ADDR:$PORT --json`,
 #                             events in $T/move.json, exit status in $MOVE_STATUS
 #   wait_for FILE PATTERN [S] until FILE matches (grep -E), S seconds (60)
 #   event EXPR                evaluates EXPR over the last result event (python)
@@ -28,8 +31,9 @@ SH
 	export SMOVE_NBDKIT="$T/nbdkit"
 fi
 
-src() { SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" "$@"; }
-dst() { SMOVE_RUNTIME_DIR="$T/dst" "$SMOVE" "$@"; }
+IN_SRC= IN_DST= SRC_ADDR=127.0.0.1 DST_ADDR=127.0.0.1
+src() { SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" "$@"; }
+dst() { SMOVE_RUNTIME_DIR="$T/dst" $IN_DST "$SMOVE" "$@"; }
 
 # Every VM process either host has registered, at the end.
 kill_vms() {
@@ -53,18 +57,18 @@ wait_for() {
 
 # (A second start_serve listens on the same port: a restart of the same host.)
 start_serve() {
-	SMOVE_RUNTIME_DIR="$T/dst" "$SMOVE" serve --listen "127.0.0.1:${PORT:-0}" --storage "$T/store" \
+	SMOVE_RUNTIME_DIR="$T/dst" $IN_DST "$SMOVE" serve --listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" \
 		--json "$@" >"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill $SERVE_PID 2>/dev/null || true"
 	wait_for "$T/serve.out" listening 30
-	PORT=$(sed -n 's/.*"127\.0\.0\.1:\([0-9]*\)".*/\1/p' "$T/serve.out")
+	PORT=$(sed -n 's/.*"[0-9.]*:\([0-9]*\)".*/\1/p' "$T/serve.out")
 }
 
 start_vm() {
 	name=$1
 	shift
-	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" run --name "$name" --guest "$GUEST" \
+	SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" run --name "$name" --guest "$GUEST" \
 		--console "$T/$name.console" "$@" >"$T/$name.run.out" 2>"$T/$name.run.err" &
 	VM_PID=$!
 	on_exit "kill -9 $VM_PID 2>/dev/null || true"
@@ -75,7 +79,7 @@ move() {
 	name=$1
 	shift
 	set +e
-	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "127.0.0.1:$PORT" --json "$@" \
+	SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" --to "$DST_ADDR:$PORT" --json "$@" \
 		>"$T/move.json" 2>"$T/move.err"
 	MOVE_STATUS=$?
 	set -e
@@ -125,40 +129,69 @@ check_disk() {
 	/usr/bin/python3 "$abs_top_srcdir/tests/memsync/check-records.py" "$T/check.raw" "$3" "$4"
 }
 
+# check_disk_equal FORMAT IMAGE BYTES PASSES: check_disk, and the image equals,
+# as QEMU reads it (qemu-img compare) and for VHD as libvhdi reads it too, a
+# reference made apart from smove (make-records.py): the test guest's records
+# of pass PASSES over its first BYTES, zeros after.
+check_disk_equal() {
+	check_disk "$@"
+	case $1 in
+	raw) qfmt=raw ;;
+	vhd) qfmt=vpc ;;
+	vhdx) qfmt=vhdx ;;
+	esac
+	size=$(qemu-img info -f $qfmt --output=json "$2" |
+		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["virtual-size"])')
+	/usr/bin/python3 "$abs_top_srcdir/tests/migrate/make-records.py" "$T/ref.raw" "$size" "$3" "$4"
+	[ "$(stat -c %s "$T/check.raw")" = "$size" ] ||
+		fail "$2: $(stat -c %s "$T/check.raw") bytes read by the checks above, $size by QEMU"
+	qemu-img compare -f raw -F $qfmt "$T/ref.raw" "$2" >&2 ||
+		fail "QEMU reads $2 other than the guest wrote it"
+	if [ "$1" = vhd ]; then
+		qemu-img compare -f raw -F raw "$T/ref.raw" "$T/check.raw" >&2 ||
+			fail "libvhdi reads $2 other than the guest wrote it"
+	fi
+	echo "$2: equal to the reference (pass $4 over $3 bytes of $size)"
+}
+
 # guest STATUS-EXPR: EXPR (python, over d = the destination VM's status reply).
 guest() {
 	ctl "$T/dst/vm1.sock" | /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"
 }
 
 # live_scenario FORMAT CPUS [MOVE OPTS...]: the test guest writes 3 passes
-# of checksummed records on an 8 MiB disk of FORMAT and rewrites and checks an
-# 8 MiB memory pattern for ever (one vCPU: disk, then memory; two: one each);
-# it is moved once the first disk pass is done. On the destination its
-# programs go on with every invariant intact (a lost, stale or corrupt page or
-# record, or a clock going back, would stop it with FAIL), its heartbeat goes
-# on, its disk holds every record, and nothing is left on the source.
+# of checksummed records on the first 8 MiB of a 9 MiB disk of FORMAT and
+# rewrites and checks an 8 MiB memory pattern for ever (one vCPU: disk, then
+# memory; two: one each) in a guest of $LIVE_MEMORY (128M); it is moved once
+# the first disk pass is done. On the destination its programs go on with
+# every invariant intact (a lost, stale or corrupt page or record, or a clock
+# going back, would stop it with FAIL), its heartbeat goes on (no gap of 5 s),
+# its disk equals the reference (check_disk_equal), and nothing is left on the
+# source.
 live_scenario() {
 	fmt=$1
 	cpus=$2
 	shift 2
 	disk="$T/disk.$fmt"
 	case $fmt in
-	raw) truncate -s 8M "$disk" ;;
-	*) "$SMOVE" disk create --size 8M "$disk" >/dev/null ;;
+	raw) truncate -s 9M "$disk" ;;
+	vhd) "$SMOVE" disk create --chs-round --size 9M "$disk" >/dev/null ;;
+	*) "$SMOVE" disk create --size 9M "$disk" >/dev/null ;;
 	esac
 	progs="cpu0=disk+mem"
 	[ "$cpus" = 1 ] || progs="cpu0=mem cpu1=disk"
-	start_vm vm1 --memory 128M --cpus "$cpus" --disk "$disk" \
+	start_vm vm1 --memory "${LIVE_MEMORY:-128M}" --cpus "$cpus" --disk "$disk" \
 		--cmdline "mem=8M passes=0 disk=8M diskpasses=3 $progs hb=5"
 	wait_for "$T/vm1.console" "disk 0 pass 1 ok"
 	move vm1 "$@"
 	expect_move 0
 	[ "$(event 'd["result"]')" = done ] || fail "result is not done"
 	wait "$VM_PID" || fail "the source's smove run did not exit 0"
-	grep -q "moved to 127.0.0.1:$PORT" "$T/vm1.run.err" ||
+	grep -q "moved to $DST_ADDR:$PORT" "$T/vm1.run.err" ||
 		fail "smove run did not say where the VM went"
 	[ ! -e "$disk" ] || fail "the source's disk is still there"
 	[ ! -e "$T/src/vm1.json" ] || fail "the source still registers vm1"
+	! ls -A "$T/src" | grep -E '^\.?vm1' || fail "the source keeps files of vm1"
 	dst ps | grep -Eq "^vm1 .* running" || fail "smove ps does not list vm1 on the destination"
 	# The console log travelled; the programs go on there.
 	console="$T/store/vm1/console.log"
@@ -174,12 +207,15 @@ live_scenario() {
 	[ "$(grep -c "mem pass" "$console")" -ge $((passes + 3)) ] ||
 		fail "the memory program does not go on after the migration"
 	[ "$(guest 'd["guest"]["state"]')" = running ] || fail "the guest is not running"
-	echo "the guest's longest heartbeat gap: $(guest 'd["guest"]["max_gap_ms"]') ms," \
+	gap=$(guest 'd["guest"]["max_gap_ms"]')
+	echo "the guest's longest heartbeat gap: $gap ms," \
 		"downtime seen by the hosts: $(event 'd["downtime_ms"]') ms"
+	/usr/bin/python3 -c "import sys; sys.exit(float(sys.argv[1]) > 5000)" "$gap" ||
+		fail "the guest saw a gap of $gap ms"
 	ctl "$T/dst/vm1.sock" '{"cmd":"stop"}' >/dev/null
 	for i in $(seq 100); do [ -e "$T/dst/vm1.json" ] || break; sleep 0.1; done
 	! ls -A "$T/store/vm1" | grep -q smove-tmp || fail "temporary files left on the destination"
-	check_disk "$fmt" "$T/store/vm1/disk.$fmt" 8M 3
+	check_disk_equal "$fmt" "$T/store/vm1/disk.$fmt" $((8 << 20)) 3
 }
 
 # move_bg NAME [OPTS]: `smove move` in the background ($MOVE_PID); then
@@ -187,7 +223,7 @@ live_scenario() {
 move_bg() {
 	name=$1
 	shift
-	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$name" --to "127.0.0.1:$PORT" --json "$@" \
+	SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" --to "$DST_ADDR:$PORT" --json "$@" \
 		>"$T/move.json" 2>"$T/move.err" &
 	MOVE_PID=$!
 	on_exit "kill $MOVE_PID 2>/dev/null || true"
