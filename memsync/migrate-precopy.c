@@ -398,6 +398,8 @@ int mig_precopy(struct mig_source *m, char *err)
 		predicted =
 		    (double)dirty * VM_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
 		round_event(m, elapsed, (uint64_t)dirty, dirty_rate, predicted * 1e3);
+		if ((r = mig_storage_check(m, err)) < 0)
+			return r;
 		snprintf(point, sizeof(point), "source-round-%u", m->round);
 		if ((m->round == 1 && (r = mig_stall_point(m, "source-memory", err)) < 0) ||
 		    (r = mig_stall_point(m, point, err)) < 0)
@@ -508,7 +510,7 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err)
 
 int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 {
-	double end = mig_now() + PROTO_TIMEOUT_MS / 1e3;
+	double end = mig_now() + mig_frame_timeout_ms() / 1e3;
 	int r;
 
 	for (;;) {
@@ -518,8 +520,8 @@ int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 			return r < 0 ? r : 0;
 		if (mig_now() >= end)
 			return proto_session_fail(&m->s, ETIMEDOUT, err,
-						  "the destination sent nothing for %d s",
-						  PROTO_TIMEOUT_MS / 1000);
+						  "the destination sent nothing for %.1f s",
+						  mig_frame_timeout_ms() / 1e3);
 		if ((r = proto_conn_poll(m->s.conn, 100, err)) < 0)
 			return r;
 	}

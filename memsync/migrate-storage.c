@@ -106,6 +106,8 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	export_uri(&d->exp, uri, sizeof(uri));
 	dest.uri = uri;
 	dest.connections = 4;
+	dest.timeout_ms =
+	    (unsigned)mig_frame_timeout_ms(); /* a silent destination fails the mirror */
 	if ((r = mirror_start(d->disk, &dest, &mo, &job, err)) < 0)
 		return r;
 	d->job = job;
@@ -116,6 +118,7 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	/* A connection of its own to ask the export to flush before the pause
 	 * (multi-conn: a flush on one covers the writes completed on all). */
 	so.tls = dest.tls;
+	so.nbd_timeout_ms = dest.timeout_ms;
 	if (storage_io_open_nbd(uri, &so, false, &d->flush_io, err) < 0)
 		d->flush_io = NULL; /* then the switchover's flush does it all */
 	return 0;
@@ -225,6 +228,20 @@ int mig_storage_wait_synced(struct mig_source *m, char *err)
 			return r;
 		sleep_ms(20);
 	}
+}
+
+int mig_storage_check(struct mig_source *m, char *err)
+{
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		struct mirror_progress p;
+
+		if (!m->disks[i].job)
+			continue;
+		mirror_get_progress(m->disks[i].job, &p);
+		if (p.state == MIRROR_FAILED)
+			return mirror_wait_synced(m->disks[i].job, err); /* its error */
+	}
+	return 0;
 }
 
 /* ---- ending ------------------------------------------------------------------------ */
