@@ -13,8 +13,12 @@
 # loopback). The guest is smove's test guest with the same command line in
 # both VMMs: it touches mem= bytes flat out, then rewrites them at rate= MiB/s
 # (or flat out, or idles), its heartbeat every hb=1 ms. The guest's own view
-# of the downtime is the longest gap between two heartbeats, read from its
-# status page: smove's `status` (guest.max_gap_ms), QEMU's `xp` of the page.
+# of the downtime is the longest gap between two heartbeats while the
+# migration ran: it prints every gap of 3 ms or more (gapprint=3) on its
+# console. (Under QEMU the guest's kvmclock stands still while QEMU has the VM
+# stopped, so QEMU's guests do not see most of their pause; its hosts' view is
+# the time from the source's STOP event to the destination's RESUME event,
+# both QMP timestamps of this host's clock.)
 import argparse
 import json
 import os
@@ -23,11 +27,6 @@ import socket
 import subprocess
 import sys
 import time
-
-STATUS_GPA = 0x5000
-# struct guest_status (memsync/guest/abi.h): cpu[0] starts at 280, its
-# max_gap_ns is its third field. migrate.sh checks this against the header.
-MAX_GAP_OFFSET = int(os.environ.get("MAX_GAP_OFFSET", "296"))
 
 
 def ns_cmd(ns, argv):
@@ -59,10 +58,61 @@ def ctl(sock, line='{"cmd":"status"}'):
     return json.loads(reply)
 
 
+class Sched:
+    """CPU time and run-queue wait (ns) of every thread of some processes,
+    sampled while they run (threads come and go), vCPU threads apart."""
+
+    def __init__(self, pids):
+        self.pids, self.first, self.last = pids, {}, {}
+        self.sample()
+
+    def sample(self):
+        for pid in self.pids:
+            try:
+                tids = os.listdir("/proc/%d/task" % pid)
+            except FileNotFoundError:
+                continue
+            for t in tids:
+                try:
+                    with open("/proc/%d/task/%s/comm" % (pid, t)) as f:
+                        comm = f.read().strip()
+                    with open("/proc/%d/task/%s/schedstat" % (pid, t)) as f:
+                        v = [int(x) for x in f.read().split()[:2]]
+                except (FileNotFoundError, ProcessLookupError):
+                    continue
+                self.first.setdefault((pid, t), v)
+                self.last[(pid, t, comm)] = v
+
+    def report(self, res):
+        """cpu_ms, wait_ms: the migration's threads; vcpu_ms: the guest's."""
+        res.update(cpu_ms=0.0, wait_ms=0.0, vcpu_ms=0.0)
+        for (pid, t, comm), v in self.last.items():
+            f = self.first[(pid, t)]
+            if comm.startswith("vcpu ") or comm.startswith("CPU "):
+                res["vcpu_ms"] += (v[0] - f[0]) / 1e6
+            else:
+                res["cpu_ms"] += (v[0] - f[0]) / 1e6
+                res["wait_ms"] += (v[1] - f[1]) / 1e6
+
+
 def cmdline(a):
     progs = "passes=1 cpu0=mem+idle" if a.rate == "idle" else "passes=0 rate=%s" % (
         0 if a.rate == "max" else a.rate)
-    return "mem=%dM %s verify=1 hb=1 hbprint=0" % (a.ws, progs)
+    return "mem=%dM %s verify=1 hb=1 hbprint=0 gapprint=3" % (a.ws, progs)
+
+
+def gaps(path, offset=0):
+    """The longest heartbeat gap (ms) the guest printed after offset."""
+    best = 0.0
+    try:
+        with open(path, errors="replace") as f:
+            f.seek(offset)
+            for line in f:
+                if line.startswith("gap ") and line.rstrip().endswith(" us"):
+                    best = max(best, int(line.split()[1]) / 1e3)
+    except FileNotFoundError:
+        return None
+    return best
 
 
 # ---- the link -------------------------------------------------------------------------
@@ -115,24 +165,33 @@ def smove(a):
     try:
         wait_file(console, "mem pass 1 ok", 300, vm)
         time.sleep(a.settle)
-        sock = os.path.join(a.src_dir, name + ".sock")
-        res["pre_gap_ms"] = ctl(sock)["guest"]["max_gap_ms"]
+        offset = os.path.getsize(console)
         t0 = time.time()
-        mv = subprocess.run(
-            ns_cmd(a.ns_src, [a.smove, "move", name, "--to", "%s:%d" % (a.addr, a.port),
-                              "--json", "--downtime-ms", str(a.downtime)]),
-            env=env, capture_output=True, text=True, timeout=a.timeout)
+        sched = Sched([vm.pid, a.serve_pid])
+        with open(os.path.join(a.tmp, "move.json"), "w+") as out:
+            mv = subprocess.Popen(
+                ns_cmd(a.ns_src, [a.smove, "move", name, "--to", "%s:%d" % (a.addr, a.port),
+                                  "--json", "--downtime-ms", str(a.downtime)]),
+                env=env, stdout=out, stderr=subprocess.STDOUT, text=True)
+            while mv.poll() is None:
+                sched.sample()
+                if time.time() - t0 > a.timeout:
+                    mv.kill()
+                time.sleep(0.05)
+            out.seek(0)
+            output = out.read()
         res["wall_s"] = time.time() - t0
-        events = [json.loads(l) for l in mv.stdout.splitlines() if l.startswith("{")]
+        sched.report(res)
+        events = [json.loads(l) for l in output.splitlines() if l.startswith("{")]
         rounds = [e for e in events if e.get("event") == "round"]
         result = [e for e in events if e.get("event") == "result"]
         if not result or result[-1]["result"] != "done":
-            res["error"] = (result[-1].get("error") if result else mv.stderr.strip()[-300:])
+            res["error"] = (result[-1].get("error") if result else output.strip()[-300:])
             return res
         r = result[-1]
         res.update(total_s=r["total_s"], downtime_ms=r["downtime_ms"], rounds=r["rounds"],
                    pause_ms=r.get("pause_ms"), disks_ms=r.get("disks_ms"),
-                   state_sent_ms=r.get("state_sent_ms"),
+                   sent_ms=r.get("state_sent_ms"),
                    bytes=r["bytes"]["total"], touched=rounds[0]["bytes"],
                    dirtied=sum(e["dirty_pages"] for e in rounds) * 4096,
                    round_log=[[e["round"], e["bytes"], round(e["elapsed_ms"], 1),
@@ -140,7 +199,7 @@ def smove(a):
                                e["throttle"]] for e in rounds])
         time.sleep(0.3)  # the destination's heartbeat goes on after the resume
         dsock = os.path.join(a.dst_dir, name + ".sock")
-        res["gap_ms"] = ctl(dsock)["guest"]["max_gap_ms"]
+        res["gap_ms"] = gaps(os.path.join(a.store, name, "console.log"), offset)
         ctl(dsock, '{"cmd":"stop"}')
     finally:
         if vm.poll() is None:
@@ -169,6 +228,7 @@ class QMP:
                     raise
                 time.sleep(0.05)
         self.f = self.s.makefile("rb")
+        self.events = []
         self.f.readline()  # greeting
         self.cmd("qmp_capabilities")
 
@@ -180,11 +240,20 @@ class QMP:
                 return m["return"]
             if "error" in m:
                 raise RuntimeError("QMP %s: %s" % (name, m["error"]["desc"]))
+            if "event" in m:
+                self.events.append(m)
 
-    def max_gap_ms(self):
-        out = self.cmd("human-monitor-command",
-                       **{"command-line": "xp /1gx 0x%x" % (STATUS_GPA + MAX_GAP_OFFSET)})
-        return int(out.split(":")[1].split()[0], 16) / 1e6
+    def event_time(self, name, timeout=10):
+        """The host time of the first event name (waiting for it)."""
+        end = time.time() + timeout
+        while True:
+            for e in self.events:
+                if e["event"] == name:
+                    return e["timestamp"]["seconds"] + e["timestamp"]["microseconds"] / 1e6
+            if time.time() > end:
+                raise RuntimeError("no %s event" % name)
+            self.cmd("query-status")  # collects the events that came meanwhile
+            time.sleep(0.01)
 
 
 def qemu_vm(a, ns, tag, extra):
@@ -195,6 +264,7 @@ def qemu_vm(a, ns, tag, extra):
             os.unlink(p)
     p = subprocess.Popen(
         ns_cmd(ns, ["qemu-system-x86_64", "-accel", "kvm", "-machine", "microvm",
+                    "-name", "bench-%s,debug-threads=on" % tag,  # "CPU 0/KVM"
                     "-m", "%dM" % a.mem, "-nodefaults", "-no-reboot", "-display", "none",
                     "-serial", "file:" + console,
                     "-device", "isa-debug-exit,iobase=0x501,iosize=1",
@@ -213,7 +283,7 @@ def qemu(a):
         wait_file(console, "mem pass 1 ok", 300, src)
         time.sleep(a.settle)
         s, d = QMP(sqmp), QMP(dqmp)
-        res["pre_gap_ms"] = s.max_gap_ms()
+        offset = os.path.getsize(console)
         # QEMU's defaults would cap it at 128 MiB/s and aim at 300 ms: the
         # same target as smove, no bandwidth cap (the link shapes), and
         # auto-converge as smove throttles.
@@ -221,6 +291,7 @@ def qemu(a):
               capabilities=[{"capability": "auto-converge", "state": True}])
         s.cmd("migrate-set-parameters", **{"downtime-limit": a.downtime,
                                           "max-bandwidth": 100 << 30})
+        sched = Sched([src.pid, dst.pid])
         s.cmd("migrate", uri="tcp:%s:%d" % (a.addr, port))
         end = time.time() + a.timeout
         while True:
@@ -232,16 +303,23 @@ def qemu(a):
                 res["error"] = "no convergence in %d s (throttle %s %%)" % (
                     a.timeout, q.get("cpu-throttle-percentage", 0))
                 return res
+            sched.sample()
             time.sleep(0.05)
+        sched.report(res)
         if q["status"] != "completed":
             res["error"] = "migration %s: %s" % (q["status"], q.get("error-desc", ""))
             return res
         ram = q["ram"]
-        res.update(total_s=q["total-time"] / 1e3, downtime_ms=q["downtime"],
-                   rounds=ram["dirty-sync-count"], bytes=ram["transferred"],
-                   normal_pages=ram["normal"], zero_pages=ram["duplicate"])
+        # QEMU's own downtime ends when the source has sent everything,
+        # before the destination has loaded and resumed.
+        down = (d.event_time("RESUME") - s.event_time("STOP")) * 1e3
+        res.update(total_s=q["total-time"] / 1e3, downtime_ms=down,
+                   sent_ms=q["downtime"], rounds=ram["dirty-sync-count"],
+                   bytes=ram["transferred"], normal_pages=ram["normal"],
+                   zero_pages=ram["duplicate"])
         time.sleep(0.3)
-        res["gap_ms"] = d.max_gap_ms()
+        res["gap_ms"] = max(gaps(console, offset) or 0,
+                            gaps(os.path.join(a.tmp, "qemu-dst.console")) or 0)
     finally:
         for p in (src, dst):
             if p.poll() is None:
@@ -278,15 +356,20 @@ def table(a):
     print("ratios: time = total / (touched / link), bytes = sent / (touched + re-dirtied);")
     print("  touched = smove's round 1 (the guest's non-zero memory); re-dirtied = rate x live")
     print("  time (paced rows) or KVM's dirty log summed over rounds (smove, flat-out rows);")
-    print("  gap = the guest's longest heartbeat gap after the move (before it: pre);")
+    print("  down = the hosts' view, source pause to destination resume (QEMU: its QMP")
+    print("  events STOP to RESUME); sent = pause to the last byte sent (QEMU's own downtime);")
+    print("  gap = the guest's longest heartbeat gap while it moved (QEMU's guest clock")
+    print("  stands still while QEMU has it stopped: most of its pause is not seen);")
+    print("  cpu_ms, wait = CPU time of both sides' threads while it moved (vCPUs apart:")
+    print("  vcpu), and their time waiting for a CPU (run queue: the machine's load)")
     print("  vs QEMU = smove / QEMU (below 1 is better for time, downtime, bytes)")
-    hdr = ("%-5s %-5s %-5s %-13s %3s %8s %7s %7s %9s %6s %7s %6s %6s" %
-           ("guest", "rate", "link", "tool", "n", "total_s", "down_ms", "gap_ms", "pre_gap",
-            "rounds", "MB_sent", "time", "bytes"))
+    hdr = ("%-5s %-5s %-9s %-12s %3s %7s %7s %7s %7s %6s %7s %6s %6s %6s %6s %6s" %
+           ("guest", "rate", "link", "tool", "n", "total_s", "down_ms", "sent_ms", "gap_ms",
+            "rounds", "MB_sent", "time", "bytes", "cpu_ms", "wait", "vcpu"))
     print(hdr)
     qemu_by = {}
-    for key in sorted(groups, key=lambda k: (k[0], {"idle": 0, "max": 1e9}.get(k[1], 0) or
-                                               float(k[1]), k[2])):
+    order = {"idle": -1, "max": 1e9}
+    for key in sorted(groups, key=lambda k: (k[0], order.get(k[1]) or float(k[1]), k[2])):
         mem, rate, ln = key
         tools = groups[key]
         touched = median([r.get("touched") for t in tools for r in tools[t]
@@ -296,7 +379,8 @@ def table(a):
             ok = [r for r in rs if "error" not in r]
             errs = [r["error"] for r in rs if "error" in r]
             m = {k: median([r.get(k) for r in ok]) for k in
-                 ("total_s", "downtime_ms", "gap_ms", "pre_gap_ms", "rounds", "bytes")}
+                 ("total_s", "downtime_ms", "gap_ms", "sent_ms", "rounds", "bytes", "cpu_ms",
+                  "wait_ms", "vcpu_ms")}
             tr = br = None
             if ok and touched:
                 tr = m["total_s"] / (touched / links[ln])
@@ -309,11 +393,12 @@ def table(a):
                 else:
                     red = None
                 br = None if red is None else m["bytes"] / (touched + red)
-            print("%-5s %-5s %-5s %-13s %3s %8s %7s %7s %9s %6s %7s %6s %6s" % (
+            print("%-5s %-5s %-9s %-12s %3s %7s %7s %7s %7s %6s %7s %6s %6s %6s %6s %6s" % (
                 "%dG" % (mem // 1024), rate, ln, tool, "%d/%d" % (len(ok), len(rs)),
                 fmt(m["total_s"], "%.2f"), fmt(m["downtime_ms"], "%.1f"),
-                fmt(m["gap_ms"], "%.1f"), fmt(m["pre_gap_ms"], "%.1f"), fmt(m["rounds"]),
-                fmt(m["bytes"] and m["bytes"] / 1e6), fmt(tr, "%.2f"), fmt(br, "%.3f")))
+                fmt(m["sent_ms"], "%.1f"), fmt(m["gap_ms"], "%.1f"), fmt(m["rounds"]),
+                fmt(m["bytes"] and m["bytes"] / 1e6), fmt(tr, "%.2f"), fmt(br, "%.3f"),
+                fmt(m["cpu_ms"]), fmt(m["wait_ms"]), fmt(m["vcpu_ms"])))
             for e in sorted(set(errs)):
                 print("      %s: %s" % (tool, e))
             if tool == "qemu":
@@ -324,13 +409,15 @@ def table(a):
         q = qemu_by.get(key)
         for m in qemu_by.get(("s",) + key, []):
             if q and q["total_s"]:
-                print("      %s vs QEMU: total %.2f, downtime %s, gap %s, bytes %.2f" % (
+                print("      %s vs QEMU: total %.2f, downtime %s, gap %s, bytes %.2f, cpu %s" % (
                     m["_tool"], m["total_s"] / q["total_s"] if m["total_s"] else 0,
                     fmt(m["downtime_ms"] / q["downtime_ms"] if m["downtime_ms"] and
                         q["downtime_ms"] else None, "%.2f"),
                     fmt(m["gap_ms"] / q["gap_ms"] if m["gap_ms"] and q["gap_ms"] else None,
                         "%.2f"),
-                    m["bytes"] / q["bytes"] if m["bytes"] else 0))
+                    m["bytes"] / q["bytes"] if m["bytes"] else 0,
+                    fmt(m["cpu_ms"] / q["cpu_ms"] if m["cpu_ms"] and q["cpu_ms"] else None,
+                        "%.2f")))
 
 
 def main():
@@ -362,6 +449,7 @@ def main():
         q.add_argument("--dst-dir")
         q.add_argument("--store")
         q.add_argument("--settle", type=float, default=2)
+        q.add_argument("--serve-pid", type=int, default=0)
         q.add_argument("--timeout", type=int, default=120)
         q.add_argument("--link", required=True, help="the link's name in the table")
     q = sub.add_parser("table")

@@ -50,11 +50,6 @@ trap 'exit 130' INT TERM
 mkdir -p "$T/src" "$T/dst" "$T/store"
 export SMOVE_NBDKIT_PLUGIN="$B/storage/nbdkit/.libs/nbdkit-smove-plugin.so"
 
-# The guest's status page: where cpu[0].max_gap_ns is (QEMU's `xp` reads it).
-printf '#include <stddef.h>\n#include <stdio.h>\n#include "memsync/guest/abi.h"\nint main(void) { printf("%%zu\\n", offsetof(struct guest_status, cpu[0].max_gap_ns)); return 0; }\n' >"$T/off.c"
-cc -I"$S" -o "$T/off" "$T/off.c"
-export MAX_GAP_OFFSET=$("$T/off")
-
 if ip netns add "$NS_SRC" 2>/dev/null && ip netns add "$NS_DST" &&
 	ip link add va netns "$NS_SRC" type veth peer name vb netns "$NS_DST" &&
 	ip -n "$NS_SRC" addr add 10.251.0.1/24 dev va && ip -n "$NS_DST" addr add 10.251.0.2/24 dev vb &&
@@ -69,6 +64,8 @@ else
 	RATES=$(echo "$RATES" | sed 's/max//')
 fi
 in_ns() { ns=$1; shift; if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@"; fi; }
+# bg_in_ns NS CMD...: CMD in the background, its own pid in $! (ip execs it).
+bg_in_ns() { ns=$1; shift; if [ -n "$ns" ]; then ip netns exec "$ns" "$@" & else "$@" & fi; }
 shape() { # unshaped | tbf
 	[ -n "$NSS" ] || return 0
 	if [ "$1" = tbf ]; then
@@ -80,15 +77,15 @@ shape() { # unshaped | tbf
 PORT=$((40000 + $$ % 20000))
 
 measure_link() { # NAME MIB
-	in_ns "$NSD" $PY sink "$ADDR" $((PORT + 2)) >"$T/sink.out" &
+	bg_in_ns "$NSD" $PY sink "$ADDR" $((PORT + 2)) >"$T/sink.out"
 	sp=$!
 	for i in $(seq 50); do grep -qs listening "$T/sink.out" && break; sleep 0.1; done
 	in_ns "$NSS" $PY link "$ADDR" $((PORT + 2)) "$2" "$1" >>"$T/results.jsonl"
 	wait "$sp"
 }
 
-in_ns "$NSD" env SMOVE_RUNTIME_DIR="$T/dst" "$SMOVE" serve --listen "$ADDR:$PORT" \
-	--storage "$T/store" $INSECURE --json >"$T/serve.out" 2>"$T/serve.err" &
+bg_in_ns "$NSD" env SMOVE_RUNTIME_DIR="$T/dst" "$SMOVE" serve --listen "$ADDR:$PORT" \
+	--storage "$T/store" $INSECURE --json >"$T/serve.out" 2>"$T/serve.err"
 SERVE=$!
 for i in $(seq 100); do grep -qs listening "$T/serve.out" && break; sleep 0.1; done
 grep -q listening "$T/serve.out" || { cat "$T/serve.err" >&2; exit 1; }
@@ -117,13 +114,13 @@ for mem in $SIZES; do
 					--guest32 "$B/memsync/guest/guest32.elf" --mem "$mem" --ws "$ws" \
 					--rate "$rate" --addr "$ADDR" --port "$PORT" --ns-src "$NSS" \
 					--ns-dst "$NSD" --tmp "$T" --src-dir "$T/src" --dst-dir "$T/dst" \
-					--store "$T/store" --link "$link" --timeout 240 |
+					--store "$T/store" --link "$link" --timeout 240 --serve-pid "$SERVE" |
 					tee -a "$T/results.jsonl" |
 					/usr/bin/python3 -c 'import json,sys
 r=json.loads(sys.stdin.read())
 print("  %5s MiB %-5s %-12s %s" % (r["mem"], r["rate"], r["tool"], r.get("error") or
-      "total %.2f s, downtime %.1f ms, gap %.1f ms (before %.1f), %d rounds, %.0f MB" % (
-      r["total_s"], r["downtime_ms"], r["gap_ms"], r["pre_gap_ms"], r["rounds"], r["bytes"] / 1e6)))'
+      "total %.2f s, downtime %.1f ms (sent %.1f), gap %.1f ms, %d rounds, %.0f MB" % (
+      r["total_s"], r["downtime_ms"], r["sent_ms"], r["gap_ms"], r["rounds"], r["bytes"] / 1e6)))'
 			done
 		done
 	done

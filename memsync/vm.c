@@ -365,6 +365,7 @@ int vm_start(struct vm *vm, char *err)
 	pthread_sigmask(SIG_UNBLOCK, &kick, &old);
 	for (unsigned i = 0; i < vm->ncpus; i++) {
 		int r = pthread_create(&vm->vcpus[i].thread, NULL, vm_vcpu_thread, &vm->vcpus[i]);
+		char name[16];
 
 		if (r) {
 			pthread_sigmask(SIG_SETMASK, &old, NULL);
@@ -373,6 +374,9 @@ int vm_start(struct vm *vm, char *err)
 					strerror(r));
 		}
 		vm->vcpus[i].started = true;
+		/* "vcpu N" in top, perf and bench/migrate.sh's accounting */
+		snprintf(name, sizeof(name), "vcpu %u", i);
+		pthread_setname_np(vm->vcpus[i].thread, name);
 		pthread_mutex_lock(&vm->lock);
 		vm->nthreads++;
 		pthread_mutex_unlock(&vm->lock);

@@ -52,7 +52,7 @@ struct guest_args {
 	uint64_t mem, passes, verify, rate;
 	uint64_t disk, diskpasses;
 	uint64_t dirty, dirtywrites;
-	uint64_t hb_ms, hbprint, seed;
+	uint64_t hb_ms, hbprint, gapprint, seed;
 };
 extern struct guest_args args;
 extern struct guest_boot *boot;

@@ -8,6 +8,7 @@
  *   disk=SIZE diskpasses=N         checksummed records on virtio-blk disks
  *   dirty=SIZE dirtywrites=N       random page writes with a published write set
  *   hb=MS hbprint=N seed=N         heartbeat period, console every N beats
+ *   gapprint=MS                    console line for each heartbeat gap >= MS
  *   cpuN=PROG[+PROG...]            programs of vCPU N: mem, disk, dirty, idle,
  *                                  diskw (disk= bytes written flat out, for benchmarks)
  * By default vCPU 0 runs mem, disk and dirty (those with a size) and the
@@ -68,6 +69,9 @@ void tick(unsigned cpu)
 		return;
 	if (cs->heartbeat && now - cs->hb_time_ns > cs->max_gap_ns)
 		cs->max_gap_ns = now - cs->hb_time_ns;
+	if (cpu == 0 && args.gapprint && cs->heartbeat &&
+	    now - cs->hb_time_ns >= args.gapprint * 1000000)
+		gprintf("gap %lu us\n", (now - cs->hb_time_ns) / 1000);
 	cs->hb_time_ns = now;
 	cs->heartbeat++;
 	h->next = now + args.hb_ms * 1000000;
@@ -232,6 +236,7 @@ static void setup(void)
 	args.dirtywrites = arg("dirtywrites", 0);
 	args.hb_ms = arg("hb", 100);
 	args.hbprint = arg("hbprint", 10);
+	args.gapprint = arg("gapprint", 0);
 	args.seed = arg("seed", 1);
 	args.mem &= ~(PAGE_SIZE - 1);
 	args.dirty &= ~(PAGE_SIZE - 1);

@@ -11,7 +11,7 @@ memsync_shell_tests = \
 	tests/memsync/test-run-config.sh tests/memsync/test-run-disk-vhdx.sh \
 	tests/memsync/test-run-disk-vhd.sh tests/memsync/test-vm-backend.sh \
 	tests/memsync/test-vm-throttle.sh tests/memsync/test-qemu-guest.sh \
-	tests/memsync/test-guest-rate.sh
+	tests/memsync/test-guest-rate.sh tests/memsync/test-guest-gapprint.sh
 TESTS += $(memsync_shell_tests)
 EXTRA_DIST += $(memsync_shell_tests) tests/memsync/ctl.py
 # Robustness: bad configurations and bad control-socket input, under ASan/UBSan.
