@@ -492,7 +492,7 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err)
 
 int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 {
-	double end = mig_now() + PROTO_TIMEOUT_MS / 1e3;
+	double end = mig_now() + mig_frame_timeout_ms() / 1e3;
 	int r;
 
 	for (;;) {
@@ -502,8 +502,8 @@ int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 			return r < 0 ? r : 0;
 		if (mig_now() >= end)
 			return proto_session_fail(&m->s, ETIMEDOUT, err,
-						  "the destination sent nothing for %d s",
-						  PROTO_TIMEOUT_MS / 1000);
+						  "the destination sent nothing for %.1f s",
+						  mig_frame_timeout_ms() / 1e3);
 		if ((r = proto_conn_poll(m->s.conn, 100, err)) < 0)
 			return r;
 	}

@@ -23,6 +23,25 @@ bool proto_valid_disk_name(const char *name)
 	return true;
 }
 
+/* DISK_EXPORT's host, socket and export name go into an NBD URI
+ * (nbd://HOST:PORT/NAME, nbd+unix:///NAME?socket=PATH), which libnbd parses
+ * with its options: a host is letters, digits, '.', '-' and ':' (IPv6); the
+ * others printable ASCII without space and the characters that end a URI
+ * part, add an option or escape ("?#&;%+@[]" and friends), so that a
+ * destination cannot smuggle URI options (tls-psk-file=, socket=) in. */
+static bool uri_plain(const char *s, bool host)
+{
+	for (; *s; s++) {
+		unsigned char c = (unsigned char)*s;
+
+		if (host ? !((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') ||
+			     (c >= '0' && c <= '9') || c == '.' || c == '-' || c == ':')
+			 : c < 0x21 || c > 0x7e || strchr("?#&;%+@[]\\\"'<>^`{|}", c))
+			return false;
+	}
+	return true;
+}
+
 /* ---- encoding ---------------------------------------------------------------- */
 
 static void put_id(struct wire_wr *w, const uint8_t *id)
@@ -343,6 +362,13 @@ static void dec_disk_export(struct wire_rd *r, struct proto_disk_export *d)
 		wire_fail(r, "needs exactly one of a host and a socket path");
 	else if (d->host[0] && d->port == 0)
 		wire_fail(r, "host \"%s\" without a port", d->host);
+	else if (!uri_plain(d->host, true))
+		wire_fail(r, "host \"%s\" is not a host name or an IP address", d->host);
+	else if (!uri_plain(d->socket, false) || !uri_plain(d->export_name, false))
+		wire_fail(r,
+			  "socket path \"%s\" or export name \"%s\" holds characters that "
+			  "an NBD URI does not take plain",
+			  d->socket, d->export_name);
 	else if (tls && (!d->psk_identity[0] || d->psk_len < 16))
 		wire_fail(r, "TLS export without a PSK identity and a key of 16+ bytes");
 	else if (strchr(d->psk_identity, ':'))

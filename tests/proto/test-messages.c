@@ -360,7 +360,7 @@ Test(messages, huge_counts_and_strings_are_refused_before_allocation)
 	cr_assert(strstr(err, "unknown flags"), "%s", err);
 }
 
-Test(messages, disk_export_needs_one_address_and_a_key_with_tls)
+Test(messages, disk_export_needs_one_plain_address_and_a_key_with_tls)
 {
 	struct proto_msg m = {.type = PROTO_DISK_EXPORT}, d;
 	struct proto_buf b;
@@ -376,6 +376,27 @@ Test(messages, disk_export_needs_one_address_and_a_key_with_tls)
 	proto_msg_encode(&m, 2, &b, err);
 	cr_assert_eq(proto_msg_decode(PROTO_DISK_EXPORT, 0, b.data, b.len, 2, &d, err), -EPROTO);
 	cr_assert(strstr(err, "PSK identity"), "%s", err);
+	/* nothing that libnbd would read as URI options */
+	m.u.disk_export = (struct proto_disk_export){
+	    .host = "h", .port = 1, .socket = "", .export_name = "x?tls-psk-file=/etc/passwd"};
+	proto_msg_encode(&m, 2, &b, err);
+	cr_assert_eq(proto_msg_decode(PROTO_DISK_EXPORT, 0, b.data, b.len, 2, &d, err), -EPROTO);
+	cr_assert(strstr(err, "does not take plain"), "%s", err);
+	m.u.disk_export.export_name = "";
+	m.u.disk_export.host = "h/x?socket=/tmp/s";
+	proto_msg_encode(&m, 2, &b, err);
+	cr_assert_eq(proto_msg_decode(PROTO_DISK_EXPORT, 0, b.data, b.len, 2, &d, err), -EPROTO);
+	cr_assert(strstr(err, "not a host name"), "%s", err);
+	m.u.disk_export.host = "";
+	m.u.disk_export.socket = "/run/x&tls-certificates=/etc";
+	proto_msg_encode(&m, 2, &b, err);
+	cr_assert_eq(proto_msg_decode(PROTO_DISK_EXPORT, 0, b.data, b.len, 2, &d, err), -EPROTO);
+	m.u.disk_export.socket = "/run/smove/exp-1.sock";
+	m.u.disk_export.export_name = "disk-1.vhdx";
+	proto_msg_encode(&m, 2, &b, err);
+	cr_assert_eq(proto_msg_decode(PROTO_DISK_EXPORT, 0, b.data, b.len, 2, &d, err), 0, "%s",
+		     err);
+	proto_msg_release(&d);
 	proto_buf_release(&b);
 }
 
