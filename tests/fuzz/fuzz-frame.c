@@ -96,10 +96,14 @@ static void decode_frames(const uint8_t *p, size_t size, struct proto_buf *scrat
 	}
 }
 
-/* A socketpair whose second end will read p (then the end of the stream);
- * -1 when p does not fit in the socket buffers. */
-static int stream_pair(const uint8_t *p, size_t size, int sv[2])
+/* A session of `side` on a socketpair whose other end has sent p and
+ * closed; sv[0] is that other end. NULL when p does not fit in the socket
+ * buffers (the frames alone were checked then). */
+static struct proto_conn *start_session(const uint8_t *p, size_t size, unsigned opts,
+					enum proto_side side, struct proto_session *s, int sv[2])
 {
+	struct proto_conn *c;
+	char err[PROTO_ERR_LEN];
 	int big = 4 << 20;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
@@ -109,10 +113,15 @@ static int stream_pair(const uint8_t *p, size_t size, int sv[2])
 	if (size && write(sv[0], p, size) != (ssize_t)size) {
 		close(sv[0]);
 		close(sv[1]);
-		return -1; /* larger than the socket buffers: frames alone were checked */
+		return NULL;
 	}
 	shutdown(sv[0], SHUT_WR);
-	return 0;
+	if (proto_conn_open(sv[1], NULL, side, 200, &c, err) < 0)
+		abort();
+	proto_session_init(s, c, side);
+	if (opts & 2)
+		s->max_version = 1;
+	return c;
 }
 
 /* The source's next message after each of the destination's. */
@@ -173,13 +182,8 @@ static void play_source(const uint8_t *p, size_t size, unsigned opts)
 	char err[PROTO_ERR_LEN];
 	int sv[2], rc;
 
-	if (stream_pair(p, size, sv) < 0)
+	if (!(c = start_session(p, size, opts, PROTO_SOURCE, &s, sv)))
 		return;
-	if (proto_conn_open(sv[1], NULL, PROTO_SOURCE, 200, &c, err) < 0)
-		abort();
-	proto_session_init(&s, c, PROTO_SOURCE);
-	if (opts & 2)
-		s.max_version = 1;
 	rc = proto_session_hello(&s, resolve ? PROTO_ROLE_RESOLVE : PROTO_ROLE_MIGRATE,
 				 resolve ? 0 : PROTO_FEATURES_V2, id, NULL, 0, err);
 	if (rc == 0 && resolve) {
@@ -223,13 +227,8 @@ static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct 
 	char err[PROTO_ERR_LEN];
 	int sv[2], rc;
 
-	if (stream_pair(p, size, sv) < 0)
+	if (!(c = start_session(p, size, opts, PROTO_DEST, &s, sv)))
 		return;
-	if (proto_conn_open(sv[1], NULL, PROTO_DEST, 200, &c, err) < 0)
-		abort();
-	proto_session_init(&s, c, PROTO_DEST);
-	if (opts & 2)
-		s.max_version = 1;
 	if ((opts & 4) && proto_rounds_new(2, &target.rounds, err) == 0)
 		proto_session_set_target(&s, &target);
 	rc = proto_session_accept(&s, err);
