@@ -106,6 +106,8 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	export_uri(&d->exp, uri, sizeof(uri));
 	dest.uri = uri;
 	dest.connections = 4;
+	dest.timeout_ms =
+	    (unsigned)mig_frame_timeout_ms(); /* a silent destination fails the mirror */
 	if ((r = mirror_start(d->disk, &dest, &mo, &job, err)) < 0)
 		return r;
 	d->job = job;
@@ -116,6 +118,7 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	/* A connection of its own to ask the export to flush before the pause
 	 * (multi-conn: a flush on one covers the writes completed on all). */
 	so.tls = dest.tls;
+	so.nbd_timeout_ms = dest.timeout_ms;
 	if (storage_io_open_nbd(uri, &so, false, &d->flush_io, err) < 0)
 		d->flush_io = NULL; /* then the switchover's flush does it all */
 	return 0;

@@ -116,7 +116,7 @@ static int connect_one(struct mirror_job *job, const struct mirror_dest *dest, u
 		       char *err)
 {
 	struct mirror_conn *c = &job->conns[i];
-	int r = storage_nbd_connect(dest->uri, &dest->tls, i == 0, &c->h, err);
+	int r = storage_nbd_connect(dest->uri, &dest->tls, i == 0, dest->timeout_ms, &c->h, err);
 	int64_t size;
 
 	c->job = job;
@@ -182,13 +182,16 @@ static void stop_threads(struct mirror_job *job)
 		}
 }
 
+/* A completed job says goodbye; a cancelled or failed one just closes its
+ * sockets: a graceful shutdown would wait on a destination that may have
+ * gone silent (a blackholed link) for as long as TCP keeps trying. */
 static void disconnect(struct mirror_job *job)
 {
 	for (unsigned i = 0; i < job->nconns; i++) {
 		struct mirror_conn *c = &job->conns[i];
 
 		if (c->h) {
-			if (nbd_aio_is_ready(c->h) == 1)
+			if (job->state == MIRROR_COMPLETED && nbd_aio_is_ready(c->h) == 1)
 				nbd_shutdown(c->h, 0);
 			nbd_close(c->h);
 			c->h = NULL;

@@ -3,10 +3,13 @@
  * Also the connection helper that the mirror engine shares. The engine's own
  * asynchronous I/O lives in mirror-conn.c, not here. */
 #include <errno.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 
 #include "storage/nbd.h"
 
@@ -55,8 +58,20 @@ static int apply_tls(struct nbd_handle *h, const char *uri, const struct storage
 	return 0;
 }
 
+/* Over TCP, data left unacknowledged for timeout_ms fails the connection
+ * (and with it every command in flight): a blackholed link or a vanished
+ * peer ends in an error instead of a wait of many minutes. */
+static void set_timeout(struct nbd_handle *h, unsigned timeout_ms)
+{
+	int fd = nbd_aio_get_fd(h);
+
+	if (fd >= 0 && timeout_ms) /* fails harmlessly on a Unix socket */
+		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
+				 sizeof(timeout_ms));
+}
+
 int storage_nbd_connect(const char *uri, const struct storage_tls *tls, bool want_extents,
-			struct nbd_handle **out, char *err)
+			unsigned timeout_ms, struct nbd_handle **out, char *err)
 {
 	bool use_tls = tls && (tls->psk_file || tls->certs_dir || tls->username);
 	struct nbd_handle *h = nbd_create();
@@ -82,6 +97,7 @@ int storage_nbd_connect(const char *uri, const struct storage_tls *tls, bool wan
 		nbd_close(h);
 		return r;
 	}
+	set_timeout(h, timeout_ms);
 	*out = h;
 	return 0;
 }
@@ -332,7 +348,8 @@ int storage_io_open_nbd(const char *uri, const struct storage_opts *o, bool read
 			struct vhd_io **out, char *err)
 {
 	struct nbd_handle *h;
-	int r = storage_nbd_connect(uri, o ? &o->tls : NULL, true, &h, err);
+	int r =
+	    storage_nbd_connect(uri, o ? &o->tls : NULL, true, o ? o->nbd_timeout_ms : 0, &h, err);
 
 	*out = NULL;
 	if (r < 0)

@@ -12,7 +12,7 @@
  * any TLS setting makes TLS required. Asks for the base:allocation context
  * when want_extents. On failure *out is NULL and err names the URI. */
 int storage_nbd_connect(const char *uri, const struct storage_tls *tls, bool want_extents,
-			struct nbd_handle **out, char *err);
+			unsigned timeout_ms, struct nbd_handle **out, char *err);
 
 /* A connected handle as byte I/O (nbd.c's backend), which takes it over
  * (closing it even on failure). */

@@ -32,10 +32,11 @@ struct storage_tls {
 };
 
 struct storage_opts {
-	struct storage_tls tls; /* NBD */
-	const char *ca_file;	/* HTTPS: trust these PEM certificates instead of the system's */
-	uint64_t http_cache;	/* HTTP block cache in bytes; 0 = 16 MiB */
-	unsigned http_retries;	/* transient failures retried per request; 0 = 5 */
+	struct storage_tls tls;	 /* NBD */
+	const char *ca_file;	 /* HTTPS: trust these PEM certificates instead of the system's */
+	uint64_t http_cache;	 /* HTTP block cache in bytes; 0 = 16 MiB */
+	unsigned http_retries;	 /* transient failures retried per request; 0 = 5 */
+	unsigned nbd_timeout_ms; /* NBD over TCP: as mirror_dest's timeout_ms */
 };
 
 /* True for the URLs the library opens: nbd://, nbds://, nbd+unix://,
@@ -128,6 +129,8 @@ struct mirror_dest {
 	const char *uri;	/* nbd://HOST:PORT/EXPORT, nbds://..., nbd+unix:///?socket=... */
 	struct storage_tls tls; /* overrides what the URI says */
 	unsigned connections;	/* 0 = 1; more only if the export allows multi-conn */
+	unsigned timeout_ms;	/* TCP: a peer that acknowledges nothing this long is
+				 * gone (TCP_USER_TIMEOUT); 0 = the kernel's (minutes) */
 };
 
 struct mirror_progress {

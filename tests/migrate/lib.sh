@@ -293,7 +293,7 @@ fault_cases() {
 fault_vm() {
 	truncate -s 8M "$T/disk.raw"
 	[ -z "${1:-}" ] || export SMOVE_TEST_STALL="$1"
-	shift || true
+	[ $# = 0 ] || shift
 	start_vm vm1 --memory 64M --cpus 2 --disk "$T/disk.raw" \
 		--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5" "$@"
 	unset SMOVE_TEST_STALL
