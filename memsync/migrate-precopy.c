@@ -391,6 +391,8 @@ int mig_precopy(struct mig_source *m, char *err)
 		predicted =
 		    (double)dirty * VM_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
 		round_event(m, elapsed, (uint64_t)dirty, dirty_rate, predicted * 1e3);
+		if ((r = mig_storage_check(m, err)) < 0)
+			return r;
 		snprintf(point, sizeof(point), "source-round-%u", m->round);
 		if ((m->round == 1 && (r = mig_stall_point(m, "source-memory", err)) < 0) ||
 		    (r = mig_stall_point(m, point, err)) < 0)

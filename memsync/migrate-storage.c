@@ -230,6 +230,20 @@ int mig_storage_wait_synced(struct mig_source *m, char *err)
 	}
 }
 
+int mig_storage_check(struct mig_source *m, char *err)
+{
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		struct mirror_progress p;
+
+		if (!m->disks[i].job)
+			continue;
+		mirror_get_progress(m->disks[i].job, &p);
+		if (p.state == MIRROR_FAILED)
+			return mirror_wait_synced(m->disks[i].job, err); /* its error */
+	}
+	return 0;
+}
+
 /* ---- ending ------------------------------------------------------------------------ */
 
 /* Takes the job out of the router: later writes go to the disk alone. */

@@ -211,6 +211,9 @@ struct mig_source {
 /* migrate-storage.c */
 int mig_storage_start(struct mig_source *m, char *err);
 int mig_storage_wait_synced(struct mig_source *m, char *err);
+/* The error of a mirror that failed since (a full or vanished destination
+ * disk): the memory rounds stop at once instead of at the switchover. */
+int mig_storage_check(struct mig_source *m, char *err);
 /* With the VM paused and drained: flushes both sides of every disk. */
 int mig_storage_complete(struct mig_source *m, char *err);
 /* Stops every mirror, the VM's disks back on their own backend. */

@@ -14,7 +14,7 @@ migrate_shell_tests = \
 	tests/migrate/test-migrate-back.sh tests/migrate/test-demo.sh \
 	tests/migrate/test-migrate-two-at-once.sh \
 	tests/migrate/test-fault-kill.sh tests/migrate/test-fault-cancel.sh \
-	tests/migrate/test-fault-net.sh
+	tests/migrate/test-fault-net.sh tests/migrate/test-fault-disk.sh
 TESTS += $(migrate_shell_tests)
 EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py \
 	tests/migrate/bad_wire.py \
