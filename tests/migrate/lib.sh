@@ -57,6 +57,7 @@ wait_for() {
 
 # (A second start_serve listens on the same port: a restart of the same host.)
 start_serve() {
+	: >"$T/serve.out" # not a previous serve's line, whenever the shell opens it
 	SMOVE_RUNTIME_DIR="$T/dst" $IN_DST "$SMOVE" serve --listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" \
 		--json "$@" >"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
