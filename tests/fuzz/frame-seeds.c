@@ -3,7 +3,9 @@
  * send (v2 and v1 migrations with plain and compressed pages, received
  * through a copy or straight into guest memory, a channel, a resolve, a
  * cancel, a corrupted frame), captured from a socketpair while the
- * destination's answers are fed in advance. */
+ * destination's answers are fed in advance; and those answers themselves,
+ * plus a no-go, an ERROR, a CANCEL, PINGs and a RESOLVE_REPLY, as streams
+ * for the harness's source side (options bit 3). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -26,23 +28,40 @@ static void check(int rc, const char *what)
 }
 
 struct capture {
-	struct proto_conn *src, *dst;
+	struct proto_conn *src;
 	int dst_fd;
 	struct proto_session s;
 	unsigned version;
+	struct proto_buf answers; /* the frames fed, as a destination's stream */
 };
+
+/* Appends m as one whole frame (header and payload) to out. */
+static void put_frame(struct proto_buf *out, const struct proto_msg *m, unsigned version)
+{
+	struct proto_frame_hdr h = {.type = m->type};
+	struct proto_buf b;
+
+	proto_buf_init(&b);
+	check(proto_msg_encode(m, version, &b, err), "encode");
+	h.len = (uint32_t)b.len;
+	h.crc = proto_crc32c(0, b.data, b.len);
+	if (proto_buf_reserve(out, out->len + PROTO_FRAME_HDR_LEN + b.len) < 0)
+		abort();
+	proto_frame_hdr_encode(&h, out->data + out->len);
+	if (b.len)
+		memcpy(out->data + out->len + PROTO_FRAME_HDR_LEN, b.data, b.len);
+	out->len += PROTO_FRAME_HDR_LEN + b.len;
+	proto_buf_release(&b);
+}
 
 static void feed(struct capture *c, struct proto_msg *m)
 {
-	struct proto_buf b;
-	struct iovec iov;
+	size_t at = c->answers.len;
 
-	proto_buf_init(&b);
-	check(proto_msg_encode(m, c->version, &b, err), "encode");
-	iov.iov_base = b.data;
-	iov.iov_len = b.len;
-	check(proto_conn_send(c->dst, m->type, 0, &iov, 1, err), "feed");
-	proto_buf_release(&b);
+	put_frame(&c->answers, m, c->version);
+	if (write(c->dst_fd, c->answers.data + at, c->answers.len - at) !=
+	    (ssize_t)(c->answers.len - at))
+		abort();
 }
 
 static void feed_type(struct capture *c, unsigned type)
@@ -65,7 +84,6 @@ static void open_capture(struct capture *c, unsigned version, enum proto_role ro
 		abort();
 	c->dst_fd = sv[1];
 	check(proto_conn_open(sv[0], NULL, PROTO_SOURCE, 1000, &c->src, err), "open");
-	check(proto_conn_open(dup(sv[1]), NULL, PROTO_DEST, 1000, &c->dst, err), "open");
 	ack.u.hello_ack.version = (uint16_t)version;
 	ack.u.hello_ack.features = features;
 	memcpy(ack.u.hello_ack.session_id, id, PROTO_ID_LEN);
@@ -90,31 +108,37 @@ static void recv_msg(struct capture *c)
 	proto_msg_release(&m);
 }
 
-/* Writes what the source sent, behind the options byte, to DIR/NAME. */
-static void save(struct capture *c, const char *dir, const char *name, uint8_t opts, int corrupt_at)
+/* DIR/NAME: the options byte, then the stream. */
+static void write_seed(const char *dir, const char *name, uint8_t opts, const uint8_t *p, size_t n)
 {
-	static uint8_t buf[1 << 20];
-	size_t n = 1;
 	char path[4096];
-	ssize_t r;
 	FILE *f;
 
-	buf[0] = opts;
-	fcntl(c->dst_fd, F_SETFL, O_NONBLOCK);
-	while (n < sizeof buf && (r = read(c->dst_fd, buf + n, sizeof buf - n)) > 0)
-		n += (size_t)r;
-	if (corrupt_at > 0 && (size_t)corrupt_at < n)
-		buf[corrupt_at] ^= 0x5a;
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	f = fopen(path, "wb");
-	if (!f || fwrite(buf, 1, n, f) != n || fclose(f) != 0) {
+	if (!f || fputc(opts, f) == EOF || (n && fwrite(p, 1, n, f) != n) || fclose(f) != 0) {
 		perror(path);
 		exit(1);
 	}
+}
+
+/* Writes what the source sent to DIR/NAME. */
+static void save(struct capture *c, const char *dir, const char *name, uint8_t opts, int corrupt_at)
+{
+	static uint8_t buf[1 << 20];
+	size_t n = 0;
+	ssize_t r;
+
+	fcntl(c->dst_fd, F_SETFL, O_NONBLOCK);
+	while (n < sizeof buf && (r = read(c->dst_fd, buf + n, sizeof buf - n)) > 0)
+		n += (size_t)r;
+	if (corrupt_at > 0 && (size_t)corrupt_at <= n)
+		buf[corrupt_at - 1] ^= 0x5a; /* the offset counts the options byte */
+	write_seed(dir, name, opts, buf, n);
 	proto_session_release(&c->s);
 	proto_conn_close(c->src);
-	proto_conn_close(c->dst);
 	close(c->dst_fd);
+	proto_buf_release(&c->answers);
 }
 
 static void preflight(struct capture *c)
@@ -126,6 +150,21 @@ static void preflight(struct capture *c)
 
 	r.u.preflight_reply.go = true;
 	feed(c, &r);
+	for (uint32_t i = 0; i < 2; i++) {
+		struct proto_msg x = {.type = PROTO_DISK_EXPORT};
+
+		x.u.disk_export =
+		    (struct proto_disk_export){.disk = i,
+					       .host = i ? "" : "127.0.0.1",
+					       .port = i ? 0 : 10809,
+					       .socket = i ? "/run/smove/export.sock" : "",
+					       .export_name = i ? "b.raw" : "",
+					       .tls = true,
+					       .psk_identity = "smove-1234",
+					       .psk_len = 32};
+		memset(x.u.disk_export.psk, 0xa5, 32);
+		feed(c, &x);
+	}
 	m.u.preflight = (struct proto_preflight){.vm_name = "vm",
 						 .config_json = "{\"memory\":65536,\"vcpus\":1}",
 						 .mem_size = sizeof mem,
@@ -138,6 +177,8 @@ static void preflight(struct capture *c)
 						 .features = PROTO_FEATURES_V2,
 						 .channels = 1};
 	send_msg(c, &m);
+	recv_msg(c);
+	recv_msg(c);
 	recv_msg(c);
 }
 
@@ -191,7 +232,52 @@ static void migration(const char *dir, unsigned version, const char *name, uint8
 	recv_msg(&c);
 	m = (struct proto_msg){.type = PROTO_COMMIT};
 	send_msg(&c, &m);
+	if (!(opts & 4)) /* the destination's side of it, for the source */
+		write_seed(dir, version >= 2 ? "dest-v2-migration" : "dest-v1-migration",
+			   (uint8_t)(8 | (opts & 3)), c.answers.data, c.answers.len);
 	save(&c, dir, name, opts, -1);
+}
+
+/* DIR/NAME: a destination's answers to a source (the harness's bit 3):
+ * HELLO_ACK, then the n messages. */
+static void answers(const char *dir, const char *name, uint8_t opts, struct proto_msg *m,
+		    unsigned n)
+{
+	struct proto_msg ack = {.type = PROTO_HELLO_ACK};
+	struct proto_buf b;
+
+	proto_buf_init(&b);
+	ack.u.hello_ack.version = PROTO_VERSION_CURRENT;
+	ack.u.hello_ack.features = opts & 16 ? 0 : PROTO_FEAT_COMPRESS;
+	memcpy(ack.u.hello_ack.session_id, "fuzz-session-id", PROTO_ID_LEN);
+	ack.u.hello_ack.software = "smove seeds";
+	put_frame(&b, &ack, PROTO_VERSION_CURRENT);
+	for (unsigned i = 0; i < n; i++)
+		put_frame(&b, &m[i], PROTO_VERSION_CURRENT);
+	write_seed(dir, name, opts, b.data, b.len);
+	proto_buf_release(&b);
+}
+
+static void destination_seeds(const char *dir)
+{
+	struct proto_msg go = {.type = PROTO_PREFLIGHT_REPLY, .u.preflight_reply = {.go = true}};
+	struct proto_msg m[3] = {{.type = PROTO_PREFLIGHT_REPLY}};
+
+	m[0].u.preflight_reply.nreasons = 2;
+	m[0].u.preflight_reply.reasons = (char *[]){"too little memory", "CPUID bit missing"};
+	answers(dir, "dest-nogo", 9, m, 1);
+	m[0] = go;
+	m[1] = (struct proto_msg){.type = PROTO_PONG, .u.nonce = 7};
+	m[2] = (struct proto_msg){.type = PROTO_ERROR, .u.reason = {EIO, "disk on fire"}};
+	answers(dir, "dest-error", 9, m, 3);
+	m[1] = (struct proto_msg){.type = PROTO_PING, .u.nonce = 7};
+	m[2] = (struct proto_msg){.type = PROTO_CANCEL, .u.reason = {ECANCELED, "operator"}};
+	answers(dir, "dest-ping-cancel", 9, m, 3);
+	m[0] = (struct proto_msg){.type = PROTO_RESOLVE_REPLY};
+	memcpy(m[0].u.resolve_reply.session_id, "fuzz-session-id", PROTO_ID_LEN);
+	m[0].u.resolve_reply.outcome = PROTO_OUTCOME_RESUMED;
+	m[0].u.resolve_reply.detail = "vm was resumed here";
+	answers(dir, "dest-resolve", 25, m, 1);
 }
 
 int main(int argc, char **argv)
@@ -208,6 +294,7 @@ int main(int argc, char **argv)
 	migration(argv[1], 2, "v2-migration", 1);
 	migration(argv[1], 1, "v1-migration", 3);
 	migration(argv[1], 2, "v2-into-target", 5); /* received straight into memory */
+	destination_seeds(argv[1]);
 
 	open_capture(&c, 2, PROTO_ROLE_CHANNEL, PROTO_FEATURES_V2);
 	pages(&c, 1, true);

@@ -6,11 +6,14 @@
  *   bit 1: the destination speaks only protocol version 1
  *   bit 2: the destination receives pages through a target (straight into
  *          guest memory, ordered by a rounds tracker)
+ *   bit 3: the stream is what a destination sends: a real source session
+ *          receives it (a hostile destination) instead of a destination
+ *   bit 4: with bit 3, the source asks RESOLVE instead of migrating
  * Each frame is parsed and its payload decoded for both versions (MEM_BATCH
  * also applied to a small guest memory), then the whole stream is received
- * by a real destination session over a socketpair, which answers, applies
- * pages and ends (DEAD with a reason, or at the end of the stream). Nothing
- * may crash, leak or hang. Built with libFuzzer and as a replay program
+ * by a real session over a socketpair, which answers, applies pages and ends
+ * (DEAD with a reason, or at the end of the stream). Nothing may crash, leak
+ * or hang. Built with libFuzzer and as a replay program
  * (tests/fuzz/replay-main.c). */
 #include <errno.h>
 #include <stdio.h>
@@ -93,6 +96,127 @@ static void decode_frames(const uint8_t *p, size_t size, struct proto_buf *scrat
 	}
 }
 
+/* A session of `side` on a socketpair whose other end has sent p and
+ * closed; sv[0] is that other end. NULL when p does not fit in the socket
+ * buffers (the frames alone were checked then). */
+static struct proto_conn *start_session(const uint8_t *p, size_t size, unsigned opts,
+					enum proto_side side, struct proto_session *s, int sv[2])
+{
+	struct proto_conn *c;
+	char err[PROTO_ERR_LEN];
+	int big = 4 << 20;
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		abort();
+	setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+	setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+	if (size && write(sv[0], p, size) != (ssize_t)size) {
+		close(sv[0]);
+		close(sv[1]);
+		return NULL;
+	}
+	shutdown(sv[0], SHUT_WR);
+	if (proto_conn_open(sv[1], NULL, side, 200, &c, err) < 0)
+		abort();
+	proto_session_init(s, c, side);
+	if (opts & 2)
+		s->max_version = 1;
+	return c;
+}
+
+/* The source's next message after each of the destination's. */
+static int source_answer(struct proto_session *s, const struct proto_msg *m, char *err)
+{
+	static const uint8_t blob[32] = "SMVSTATE fuzz";
+	struct proto_msg r = {0};
+
+	switch (m->type) {
+	case PROTO_DISK_EXPORT: { /* the last of the two disks: memory and state */
+		static uint8_t page[PROTO_PAGE_SIZE] = {1};
+		struct proto_page pages[2] = {{0, page}, {PROTO_PAGE_SIZE, page}};
+		struct proto_pages_enc *e;
+		int rc;
+
+		if (m->u.disk_export.disk != 1)
+			return 0;
+		if ((rc = proto_pages_enc_new(&(struct proto_pages_opts){0}, &e, err)) < 0)
+			return rc;
+		rc = proto_session_send_pages(s, e, 1, pages, 2, err);
+		proto_pages_enc_free(e);
+		r = (struct proto_msg){.type = PROTO_ROUND_END};
+		r.u.round_end = (struct proto_round_end){.round = 1,
+							 .flags = PROTO_ROUND_FINAL,
+							 .nchannels = 1,
+							 .batches = {1},
+							 .pages = 2};
+		if (rc == 0)
+			rc = proto_session_send(s, &r, err);
+		r = (struct proto_msg){.type = PROTO_DEVICE_STATE,
+				       .u.blob = {0, "vm", (uint8_t *)blob, sizeof blob}};
+		if (rc == 0)
+			rc = proto_session_send(s, &r, err);
+		r = (struct proto_msg){.type = PROTO_STATE_END, .u.state_end = {0, 1}};
+		return rc < 0 ? rc : proto_session_send(s, &r, err);
+	}
+	case PROTO_SWITCHOVER_READY:
+		r.type = PROTO_RESUME;
+		return proto_session_send(s, &r, err);
+	case PROTO_RUNNING:
+		r.type = PROTO_COMMIT;
+		return proto_session_send(s, &r, err);
+	default: /* PREFLIGHT_REPLY, RESUMING, DONE, RESOLVE_REPLY: wait for more */
+		return 0;
+	}
+}
+
+/* The whole stream as a destination's answers, through a source session. */
+static void play_source(const uint8_t *p, size_t size, unsigned opts)
+{
+	static const uint8_t id[PROTO_ID_LEN] = "fuzz-session-id";
+	struct proto_disk disks[2] = {{"a.raw", "raw", 1 << 20, 0, 0},
+				      {"b.vhdx", "vhdx", 1 << 20, 4096, 1 << 20}};
+	struct proto_msg m = {.type = PROTO_PREFLIGHT};
+	bool resolve = opts & 16;
+	struct proto_conn *c;
+	struct proto_session s;
+	char err[PROTO_ERR_LEN];
+	int sv[2], rc;
+
+	if (!(c = start_session(p, size, opts, PROTO_SOURCE, &s, sv)))
+		return;
+	rc = proto_session_hello(&s, resolve ? PROTO_ROLE_RESOLVE : PROTO_ROLE_MIGRATE,
+				 resolve ? 0 : PROTO_FEATURES_V2, id, NULL, 0, err);
+	if (rc == 0 && resolve) {
+		m = (struct proto_msg){.type = PROTO_RESOLVE};
+		memcpy(m.u.resolve.session_id, id, PROTO_ID_LEN);
+	} else if (rc == 0) {
+		m.u.preflight = (struct proto_preflight){.vm_name = "vm",
+							 .config_json = "{}",
+							 .mem_size = FUZZ_MEM,
+							 .vcpus = 1,
+							 .cpu_vendor = "",
+							 .ndisks = 2,
+							 .disks = disks,
+							 .features = s.features,
+							 .channels = 0};
+	}
+	if (rc == 0)
+		rc = proto_session_send(&s, &m, err);
+	while (rc == 0) {
+		rc = proto_session_recv(&s, &m, err);
+		if (rc < 0)
+			break;
+		rc = source_answer(&s, &m, err);
+		proto_msg_release(&m);
+	}
+	if (getenv("FUZZ_FRAME_VERBOSE"))
+		fprintf(stderr, "source session ended in state %s (outcome %d): %s\n",
+			proto_state_name(s.state), proto_session_outcome(&s), rc < 0 ? err : s.why);
+	proto_session_release(&s);
+	proto_conn_close(c);
+	close(sv[0]);
+}
+
 /* The whole stream through a destination session. */
 static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct proto_buf *scratch)
 {
@@ -103,25 +227,8 @@ static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct 
 	char err[PROTO_ERR_LEN];
 	int sv[2], rc;
 
-	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		abort();
-	{
-		int big = 4 << 20;
-
-		setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
-		setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
-	}
-	if (size && write(sv[0], p, size) != (ssize_t)size) {
-		close(sv[0]);
-		close(sv[1]);
-		return; /* larger than the socket buffers: frames alone were checked */
-	}
-	shutdown(sv[0], SHUT_WR);
-	if (proto_conn_open(sv[1], NULL, PROTO_DEST, 200, &c, err) < 0)
-		abort();
-	proto_session_init(&s, c, PROTO_DEST);
-	if (opts & 2)
-		s.max_version = 1;
+	if (!(c = start_session(p, size, opts, PROTO_DEST, &s, sv)))
+		return;
 	if ((opts & 4) && proto_rounds_new(2, &target.rounds, err) == 0)
 		proto_session_set_target(&s, &target);
 	rc = proto_session_accept(&s, err);
@@ -200,7 +307,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		fix_crcs(p, size - 1);
 	proto_buf_init(&scratch);
 	decode_frames(p, size - 1, &scratch);
-	receive_stream(p, size - 1, opts, &scratch);
+	if (opts & 8)
+		play_source(p, size - 1, opts);
+	else
+		receive_stream(p, size - 1, opts, &scratch);
 	proto_buf_release(&scratch);
 	free(p);
 	return 0;

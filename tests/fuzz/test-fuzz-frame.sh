@@ -1,8 +1,10 @@
 #!/bin/sh
-# Coverage-guided fuzzing of the migration protocol's receiver (frames,
-# messages, pages, the destination's state machine) for a bounded time, from
-# streams captured from real source sessions plus the committed seeds. 20 s
-# here; SMOVE_TEST_FULL=1 (make check-full) runs 10 minutes.
+# Coverage-guided fuzzing of the migration protocol's receivers (frames,
+# every message's decoder in both versions, pages into a bounded guest
+# memory, the destination's and the source's state machines) for a bounded
+# time, from streams captured from real sessions of both sides plus the
+# committed seeds. 20 s here; SMOVE_TEST_FULL=1 (make check-full) runs 10
+# minutes.
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/fuzz/fuzz-lib.sh"
 mkdir "$T/corpus"

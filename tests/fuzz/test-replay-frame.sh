@@ -1,7 +1,8 @@
 #!/bin/sh
-# Replays the committed frame-fuzzer seeds (and freshly captured streams)
-# through the protocol harness built with the project's compiler (and, in the
-# sanitizer pass, under ASan and UBSan).
+# Replays the committed frame-fuzzer seeds (and freshly captured streams of
+# both sides: every message type appears) through the protocol harness built
+# with the project's compiler (and, in the sanitizer pass, under ASan and
+# UBSan).
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/fuzz/fuzz-lib.sh"
 mkdir "$T/corpus"

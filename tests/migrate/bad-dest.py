@@ -177,7 +177,7 @@ CASES = {
     "go-export-closed": (go_then(exports=lambda: [("127.0.0.1", closed_port(), "")]),
                          ROLLED_BACK, "refused|connect", "disk"),
     "go-export-garbage": (go_then(exports=lambda: [("127.0.0.1", garbage_server(), "")]),
-                          ROLLED_BACK, ".", "disk"),
+                          ROLLED_BACK, "NBD magic|handshake", "disk"),
     "go-export-uri": (go_then(exports=lambda: [("127.0.0.1", closed_port(),
                                                 "x?tls-certificates=/nonexistent-certs")]),
                       ROLLED_BACK, "does not take plain", "disk"),

@@ -57,6 +57,7 @@ wait_for() {
 
 # (A second start_serve listens on the same port: a restart of the same host.)
 start_serve() {
+	: >"$T/serve.out" # not a previous serve's line, whenever the shell opens it
 	SMOVE_RUNTIME_DIR="$T/dst" $IN_DST "$SMOVE" serve --listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" \
 		--json "$@" >"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
@@ -305,6 +306,50 @@ fault_serve() {
 	[ -z "${1:-}" ] || export SMOVE_TEST_STALL="$1"
 	start_serve
 	unset SMOVE_TEST_STALL
+}
+
+# fault_move PHASE [MOVE OPTS]: serve and vm1 started with the test hooks
+# (docs/migration.md) that hold a migration at PHASE, and vm1's move started
+# (move_bg); returns once the migration is there. The phases:
+#   preflight      PREFLIGHT received, not answered (dest-preflight)
+#   storage        the disk's bulk copy, slowed down (--bandwidth 4, no hook)
+#   synced         disks mirrored synchronously (source-storage)
+#   round-1        after memory round 1 (source-memory)
+#   round-3        after round 3 (source-round-3, --downtime-ms 1)
+#   switchover     the source paused, before the last round (source-switchover)
+#   ready-wait     the source paused, the state sent, not loaded there
+#                  (dest-switchover)
+#   before-resume  the destination ready, RESUME not sent (source-ready)
+#   after-resume   RESUME received there, nothing done (dest-resume)
+#   before-running resumed there, RUNNING not sent (dest-running)
+#   after-running  RUNNING received here, COMMIT not sent (source-running)
+fault_move() {
+	src_stall="" dest_stall="" opts=""
+	case $1 in
+	preflight) dest_stall=dest-preflight ;;
+	storage) opts="--bandwidth 4" ;;
+	synced) src_stall=source-storage ;;
+	round-1) src_stall=source-memory ;;
+	round-3) src_stall=source-round-3 opts="--downtime-ms 1" ;;
+	switchover) src_stall=source-switchover ;;
+	ready-wait) dest_stall=dest-switchover ;;
+	before-resume) src_stall=source-ready ;;
+	after-resume) dest_stall=dest-resume ;;
+	before-running) dest_stall=dest-running ;;
+	after-running) src_stall=source-running ;;
+	*) fail "no phase $1" ;;
+	esac
+	shift
+	fault_serve "$dest_stall"
+	fault_vm "$src_stall"
+	move_bg vm1 $opts "$@"
+	if [ -n "$src_stall" ]; then
+		wait_for "$T/vm1.run.err" "stalling at $src_stall"
+	elif [ -n "$dest_stall" ]; then
+		wait_for "$T/serve.err" "stalling at $dest_stall"
+	else
+		wait_for "$T/move.json" '"event":"progress"'
+	fi
 }
 
 # expect_result STATUS RESULT [PATTERN]: the last move exited STATUS with the

@@ -5,7 +5,9 @@
 # that exist only inside the two namespaces, so parallel tests never meet).
 # The namespaces go when the test exits, whatever the way; those of a test
 # that was killed are removed by the next one.
-#   netns_shape RATE   shapes the link both ways with tc tbf (e.g. 200mbit)
+#   netns_shape RATE   shapes the link both ways with tc tbf (e.g. 200mbit);
+#                      $SHAPED says whether it could (no over loopback);
+#   netns_unshape      the link at full speed again
 # Without root or iproute2, or with SMOVE_TEST_NETNS=no, the test runs over
 # loopback instead and says so ($NETNS is yes or no).
 
@@ -48,7 +50,8 @@ netns_link() {
 		ip -n "$NS_A" addr add "10.250.$x.1/24" dev va &&
 		ip -n "$NS_B" addr add "10.250.$x.2/24" dev vb &&
 		ip -n "$NS_A" link set lo up && ip -n "$NS_B" link set lo up &&
-		ip -n "$NS_A" link set va up && ip -n "$NS_B" link set vb up || return 1
+		ip -n "$NS_A" link set va up && ip -n "$NS_B" link set vb up &&
+		ip netns exec "$NS_A" true || return 1
 	IN_SRC="ip netns exec $NS_A"
 	IN_DST="ip netns exec $NS_B"
 	SRC_ADDR=10.250.$x.1
@@ -61,13 +64,23 @@ netns_cleanup() {
 }
 
 netns_shape() {
+	SHAPED=no
 	if [ $NETNS = no ]; then
 		echo "loopback: the link is not shaped to $1"
-		return 0
+	elif tc -n "$NS_A" qdisc replace dev va root tbf rate "$1" burst 256kb latency 50ms &&
+		tc -n "$NS_B" qdisc replace dev vb root tbf rate "$1" burst 256kb latency 50ms; then
+		SHAPED=yes
+		echo "the link is shaped to $1 both ways (tbf)"
+	else
+		echo "tc cannot shape the link to $1: it runs unshaped"
 	fi
-	tc -n "$NS_A" qdisc replace dev va root tbf rate "$1" burst 256kb latency 50ms
-	tc -n "$NS_B" qdisc replace dev vb root tbf rate "$1" burst 256kb latency 50ms
-	echo "the link is shaped to $1 both ways (tbf)"
+}
+
+netns_unshape() {
+	[ "${SHAPED:-no}" = no ] && return 0
+	tc -n "$NS_A" qdisc del dev va root
+	tc -n "$NS_B" qdisc del dev vb root
+	SHAPED=no
 }
 
 netns_setup

@@ -7,7 +7,7 @@
 #   preflight        (the destination has not answered yet)
 #   storage          (bulk copy, --bandwidth 4)
 #   synced           (disks mirrored synchronously)
-#   memory           (after round 1)
+#   round-1          (after memory round 1)
 #   switchover       (the source paused, before the last round)
 #   ready-wait       (the source paused, waiting for the destination to load)
 #   before-resume    (the destination ready, RESUME not sent)
@@ -16,33 +16,11 @@
 #   after-running    (RUNNING received here; then serve dies: done)
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/migrate/lib.sh"
-[ $# = 1 ] || fault_cases "$0" preflight storage synced memory switchover ready-wait \
+[ $# = 1 ] || fault_cases "$0" preflight storage synced round-1 switchover ready-wait \
 	before-resume after-resume after-running
 [ $# = 1 ] || exit 0
 
-dest_stall="" src_stall="" opts=""
-case $1 in
-preflight) dest_stall=dest-preflight ;;
-storage) opts="--bandwidth 4" ;;
-synced) src_stall=source-storage ;;
-memory) src_stall=source-memory ;;
-switchover) src_stall=source-switchover ;;
-ready-wait) dest_stall=dest-switchover ;;
-before-resume) src_stall=source-ready ;;
-after-resume) dest_stall=dest-resume ;;
-after-running) src_stall=source-running ;;
-*) fail "no case $1" ;;
-esac
-fault_serve "$dest_stall"
-fault_vm "$src_stall"
-move_bg vm1 $opts
-if [ -n "$src_stall" ]; then
-	wait_for "$T/vm1.run.err" "stalling at $src_stall"
-elif [ -n "$dest_stall" ]; then
-	wait_for "$T/serve.err" "stalling at $dest_stall"
-else
-	wait_for "$T/move.json" '"event":"progress"'
-fi
+fault_move "$1"
 case $1 in
 after-resume | after-running)
 	expect_status 1 src move --cancel vm1

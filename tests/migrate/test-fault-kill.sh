@@ -1,13 +1,16 @@
 #!/bin/sh
 # The destination killed (`smove serve`, SIGKILL) at every phase of a
 # migration of a guest writing memory and disk; the test hooks
-# (SMOVE_TEST_STALL, docs/migration.md) hold one side at the phase. At every
-# moment at most one copy runs and nothing is lost:
+# (SMOVE_TEST_STALL, docs/migration.md) hold one side at the phase (lib.sh's
+# fault_move lists them). At every moment at most one copy runs and nothing is
+# lost:
 #   preflight        `smove move` exits 1 (failed, nothing changed): vm1 runs here
 #   storage          (bulk copy, --bandwidth 4) exit 5, rolled back: vm1 runs here
 #   synced           (disks mirrored synchronously) exit 5, rolled back
 #   round-1, round-3 (memory pre-copy) exit 5, rolled back
-#   switchover       (the source paused, the state sent) exit 5: vm1 resumes here
+#   switchover       (the source paused, before the last round) exit 5: vm1
+#                    resumes here
+#   ready-wait       (the source paused, the state sent) exit 5: vm1 resumes here
 #   before-resume    (destination ready, RESUME not sent) exit 5: vm1 resumes here
 #   after-resume     (RESUME received, nothing done) exit 6, in doubt: vm1 paused
 #                    here; `smove move --resolve` against the restarted serve
@@ -21,36 +24,13 @@
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/migrate/lib.sh"
 [ $# = 1 ] || fault_cases "$0" preflight storage synced round-1 round-3 switchover \
-	before-resume after-resume before-running after-running
+	ready-wait before-resume after-resume before-running after-running
 [ $# = 1 ] || exit 0
 
-dest_stall="" src_stall="" opts=""
-case $1 in
-preflight) dest_stall=dest-preflight ;;
-storage) opts="--bandwidth 4" ;;
-synced) src_stall=source-storage ;;
-round-1) src_stall=source-memory ;;
-round-3) src_stall=source-round-3 opts="--downtime-ms 1" ;;
-switchover) dest_stall=dest-switchover ;;
-before-resume) src_stall=source-ready ;;
-after-resume) dest_stall=dest-resume ;;
-before-running) dest_stall=dest-running ;;
-after-running) src_stall=source-running ;;
-*) fail "no case $1" ;;
-esac
-fault_serve "$dest_stall"
-fault_vm "$src_stall"
-move_bg vm1 $opts
-if [ -n "$src_stall" ]; then
-	wait_for "$T/vm1.run.err" "stalling at $src_stall"
-elif [ -n "$dest_stall" ]; then
-	wait_for "$T/serve.err" "stalling at $dest_stall"
-else
-	wait_for "$T/move.json" '"event":"progress"'
-fi
+fault_move "$1"
 # The phase the source is in when the destination dies.
 case $1 in
-switchover | before-resume | after-resume | before-running | after-running)
+switchover | ready-wait | before-resume | after-resume | before-running | after-running)
 	[ "$(ps_state src vm1)" = paused ] || fail "the source runs while it switches over" ;;
 *) runs "$T/src/vm1.sock" ;;
 esac

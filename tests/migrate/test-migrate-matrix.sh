@@ -7,7 +7,7 @@
 # by QEMU and for VHD by libvhdi too, VHDX passes qemu-img check, nothing is
 # left on the source). A row: disk format, vCPUs, TLS (none or psk),
 # compression (off or on), memory channels, and optionally a tbf rate for the
-# link. `make check` runs a pairwise selection (every pair of values of any
+# link in Mbit/s (e.g. 200mbit). `make check` runs a pairwise selection (every pair of values of any
 # two dimensions in some row) and one row over a 200 Mbit/s link;
 # SMOVE_TEST_FULL=1 runs the whole product; SMOVE_TEST_ROWS="ROW;ROW"
 # runs the rows given.
@@ -44,10 +44,11 @@ row() {
 	LIVE_MEMORY=256M live_scenario "$1" "$2" $move_opts
 	echo "bytes sent: $(event 'd["bytes"]'), rounds: $(event 'd["rounds"]'), $(event 'd["total_s"]') s"
 	# The link was shaped: the bytes took at least 90 % of their time at RATE.
-	if [ -n "${6:-}" ] && [ $NETNS = yes ]; then
+	if [ -n "${6:-}" ] && [ $SHAPED = yes ]; then
 		[ "$(event "int(d['total_s'] >= 0.9 * d['bytes']['total'] * 8 / ${6%mbit}e6)")" = 1 ] ||
 			fail "the migration went faster than $6: the link is not shaped"
 	fi
+	netns_unshape
 	kill "$SERVE_PID"
 	wait "$SERVE_PID" || true
 	rm -rf "$T/src" "$T/dst" "$T/store" "$T"/vm1.* "$T"/disk.* "$T"/move.* "$T"/serve.*
