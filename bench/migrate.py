@@ -223,7 +223,10 @@ def smove(a):
 
         verify(res, failed,
                os.path.join(a.store, name, "console.log"), a.verify)
-        ctl(dsock, '{"cmd":"stop"}')
+        try:
+            ctl(dsock, '{"cmd":"stop"}')
+        except OSError:
+            pass  # a failed guest's VM is gone already
     finally:
         if "error" in res:  # the destination's word on it, if any
             with open(os.path.join(a.tmp, "serve.err"), errors="replace") as f:
@@ -384,8 +387,9 @@ def table(a):
                 r["tool"], []).append(r)
     print("link limits: " + ", ".join("%s %.0f MB/s" % (k, v / 1e6) for k, v in links.items()))
     print("ratios: time = total / (touched / link), bytes = sent / (touched + re-dirtied);")
-    print("  touched = smove's round 1 (the guest's non-zero memory); re-dirtied = rate x live")
-    print("  time (paced rows) or KVM's dirty log summed over rounds (smove, flat-out rows);")
+    print("  touched = smove's round 1 (the guest's non-zero memory); re-dirtied = the pages")
+    print("  KVM's dirty log reported, summed over the rounds (exact here; smove rows, and")
+    print("  idle rows: none); QEMU's bytes are compared with smove's below instead;")
     print("  down = the hosts' view, source pause to destination resume (QEMU: its QMP")
     print("  events STOP to RESUME); sent = pause to the last byte sent (QEMU's own downtime);")
     print("  gap = the guest's longest heartbeat gap while it moved (QEMU's guest clock")
@@ -416,8 +420,6 @@ def table(a):
                 tr = m["total_s"] / (touched / links[ln])
                 if rate == "idle":
                     red = 0
-                elif rate != "max":
-                    red = float(rate) * 2**20 * (m["total_s"] - m["downtime_ms"] / 1e3)
                 elif tool.startswith("smove"):
                     red = median([r["dirtied"] for r in ok])
                 else:
