@@ -201,7 +201,10 @@ def smove(a):
         rounds = [e for e in events if e.get("event") == "round"]
         result = [e for e in events if e.get("event") == "result"]
         if not result or result[-1]["result"] != "done":
-            res["error"] = (result[-1].get("error") if result else output.strip()[-300:])
+            last = rounds[-1] if rounds else {}
+            res["error"] = (result[-1].get("error") if result else
+                            "no result in %d s (round %s, throttle %s %%)" % (
+                                a.timeout, last.get("round"), last.get("throttle")))
             return res
         r = result[-1]
         res.update(total_s=r["total_s"], downtime_ms=r["downtime_ms"], rounds=r["rounds"],
