@@ -129,6 +129,11 @@ struct vm {
 	uint32_t ring_entries;
 	pthread_mutex_t ring_lock;
 	uint64_t *ring_dirty[VM_MAX_SLOTS];
+	/* Entries marked harvested that KVM_RESET_DIRTY_RINGS has not yet
+	 * reset (their pages not yet write-protected again). */
+	uint64_t ring_unreset;
+	/* A reset stopped early: KVM may have left pages writable unlogged. */
+	bool ring_lost;
 	bool dirty_logging;
 
 	size_t run_size;
@@ -190,7 +195,8 @@ int vm_dirty_setup(struct vm *vm, char *err);
 void vm_dirty_release(struct vm *vm);
 int vm_dirty_enable_ring(struct vm *vm, char *err);
 int vm_dirty_map_ring(struct vm *vm, struct vcpu *v, char *err);
-/* Harvests v's ring into ring_dirty (from its own thread on a full ring). */
+/* Harvests v's ring into ring_dirty (from its own thread on a full ring or
+ * when it parks); fails the VM if KVM cannot reset the ring. */
 void vm_dirty_harvest(struct vm *vm, struct vcpu *v);
 
 #endif

@@ -1,6 +1,6 @@
 /* tests/memsync/test-vm.c: scenarios that drive memsync's VM through its
  * library API with the test guest, one per invocation:
- *   test-vm dirty bitmap|ring  the dirty log equals the guest's published write set
+ *   test-vm dirty bitmap|ring [kicked]  the dirty log equals the guest's published write set
  *   test-vm tamper             a page corrupted by the host while paused is
  *                              reported by the guest after resume
  *   test-vm restore DISK       pause mid-run, save every state and the RAM, make a
@@ -104,16 +104,23 @@ static bool dirty_running(struct vm *vm)
 	return status(vm)->dirty_set_gpa && status(vm)->cpu[0].dirty_writes > 1000;
 }
 
-static int test_dirty(const char *mode)
+/* With kicked, the guest writes over 64 MiB (more pages than a dirty ring
+ * holds, so that the ring fills between fetches) while throttled: the
+ * throttler then kicks the vCPU thread with a signal every 10 ms, also while
+ * it resets a full ring (KVM_RESET_DIRTY_RINGS stops early with EINTR). */
+static int test_dirty(const char *mode, bool kicked)
 {
 	struct vm_config c;
 	struct vm *vm;
 	uint64_t pending_before = GUEST_NO_PAGE, total = 0, writes;
+	uint64_t round_writes = kicked ? 40000 : 500;
 
-	config(&c, "dirty", "dirty=16M", 128, 1);
+	config(&c, "dirty", kicked ? "dirty=64M" : "dirty=16M", kicked ? 256 : 128, 1);
 	if (vm_dirty_mode_parse(mode, &c.dirty_mode) < 0)
 		die("unknown mode %s", mode);
 	vm = start(&c);
+	if (kicked)
+		vm_set_throttle(vm, 30);
 	wait_for(vm, dirty_running, "the dirty program");
 	const struct vm_slot *slot = vm_slot(vm, 0);
 	uint64_t base = status(vm)->dirty_base / VM_PAGE_SIZE,
@@ -153,8 +160,9 @@ static int test_dirty(const char *mode)
 		pending_before = pending;
 		writes = status(vm)->cpu[0].dirty_writes;
 		CHECK(vm_resume(vm, err));
-		/* Let the guest write a few hundred pages (however loaded the host). */
-		for (int i = 0; i < 1000 && status(vm)->cpu[0].dirty_writes < writes + 500; i++)
+		/* Let the guest write its pages (however loaded the host). */
+		for (int i = 0; i < 1000 && status(vm)->cpu[0].dirty_writes < writes + round_writes;
+		     i++)
 			sleep_ms(10);
 	}
 	/* The VMM's own writes are in the log too. */
@@ -165,8 +173,8 @@ static int test_dirty(const char *mode)
 	if (!(bitmap[0] & (1u << 7)))
 		die("%s: a page the VMM wrote is missing from the dirty log", mode);
 	CHECK(vm_dirty_log_stop(vm, err));
-	printf("dirty log (%s): exact over 5 rounds, %llu pages written\n", mode,
-	       (unsigned long long)total);
+	printf("dirty log (%s%s): exact over 5 rounds, %llu pages written\n", mode,
+	       kicked ? ", kicked" : "", (unsigned long long)total);
 	free(bitmap);
 	vm_free(vm);
 	vm_config_release(&c);
@@ -403,7 +411,9 @@ int main(int argc, char **argv)
 		return 77;
 	}
 	if (argc == 3 && strcmp(argv[1], "dirty") == 0)
-		return test_dirty(argv[2]);
+		return test_dirty(argv[2], false);
+	if (argc == 4 && strcmp(argv[1], "dirty") == 0 && strcmp(argv[3], "kicked") == 0)
+		return test_dirty(argv[2], true);
 	if (argc == 2 && strcmp(argv[1], "tamper") == 0)
 		return test_tamper();
 	if (argc == 3 && strcmp(argv[1], "restore") == 0)
@@ -412,7 +422,9 @@ int main(int argc, char **argv)
 		return test_backend(argv[2]);
 	if (argc == 2 && strcmp(argv[1], "throttle") == 0)
 		return test_throttle();
-	fprintf(stderr, "usage: test-vm dirty bitmap|ring | tamper | restore DISK | backend DISK | "
-			"throttle\n");
+	fprintf(
+	    stderr,
+	    "usage: test-vm dirty bitmap|ring [kicked] | tamper | restore DISK | backend DISK | "
+	    "throttle\n");
 	return 2;
 }
