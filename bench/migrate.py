@@ -95,6 +95,21 @@ class Sched:
                 res["wait_ms"] += (v[1] - f[1]) / 1e6
 
 
+def verify(res, failed, console, seconds):
+    """The guest goes on checking its pages on the destination for a while
+    (a lost or stale page stops it with FAIL): a failure is the run's error."""
+    end = time.time() + seconds
+    while time.time() < end and not failed():
+        time.sleep(0.1)
+    try:
+        with open(console, errors="replace") as f:
+            bad = [l.strip() for l in f if l.startswith("FAIL")]
+    except FileNotFoundError:  # the destination discarded a failed VM
+        bad = []
+    if bad or failed():
+        res["error"] = "the guest failed after the move: %s" % (bad[0] if bad else "stopped")
+
+
 def cmdline(a):
     progs = "passes=1 cpu0=mem+idle" if a.rate == "idle" else "passes=0 rate=%s" % (
         0 if a.rate == "max" else a.rate)
@@ -186,7 +201,10 @@ def smove(a):
         rounds = [e for e in events if e.get("event") == "round"]
         result = [e for e in events if e.get("event") == "result"]
         if not result or result[-1]["result"] != "done":
-            res["error"] = (result[-1].get("error") if result else output.strip()[-300:])
+            last = rounds[-1] if rounds else {}
+            res["error"] = (result[-1].get("error") if result else
+                            "no result in %d s (round %s, throttle %s %%)" % (
+                                a.timeout, last.get("round"), last.get("throttle")))
             return res
         r = result[-1]
         res.update(total_s=r["total_s"], downtime_ms=r["downtime_ms"], rounds=r["rounds"],
@@ -200,8 +218,24 @@ def smove(a):
         time.sleep(0.3)  # the destination's heartbeat goes on after the resume
         dsock = os.path.join(a.dst_dir, name + ".sock")
         res["gap_ms"] = gaps(os.path.join(a.store, name, "console.log"), offset)
-        ctl(dsock, '{"cmd":"stop"}')
+        def failed():
+            try:
+                return ctl(dsock)["guest"]["state"] == "failed"
+            except (OSError, KeyError, ValueError):
+                return True  # the VM process is gone
+
+        verify(res, failed,
+               os.path.join(a.store, name, "console.log"), a.verify)
+        try:
+            ctl(dsock, '{"cmd":"stop"}')
+        except OSError:
+            pass  # a failed guest's VM is gone already
     finally:
+        if "error" in res:  # the destination's word on it, if any
+            with open(os.path.join(a.tmp, "serve.err"), errors="replace") as f:
+                why = [l.strip() for l in f if name in l and "guest reported a failure" in l]
+            if why:
+                res["error"] = why[-1]
         if vm.poll() is None:
             vm.kill()
         vm.wait()
@@ -320,6 +354,8 @@ def qemu(a):
         time.sleep(0.3)
         res["gap_ms"] = max(gaps(console, offset) or 0,
                             gaps(os.path.join(a.tmp, "qemu-dst.console")) or 0)
+        verify(res, lambda: dst.poll() is not None, os.path.join(a.tmp, "qemu-dst.console"),
+               a.verify)
     finally:
         for p in (src, dst):
             if p.poll() is None:
@@ -354,8 +390,9 @@ def table(a):
                 r["tool"], []).append(r)
     print("link limits: " + ", ".join("%s %.0f MB/s" % (k, v / 1e6) for k, v in links.items()))
     print("ratios: time = total / (touched / link), bytes = sent / (touched + re-dirtied);")
-    print("  touched = smove's round 1 (the guest's non-zero memory); re-dirtied = rate x live")
-    print("  time (paced rows) or KVM's dirty log summed over rounds (smove, flat-out rows);")
+    print("  touched = smove's round 1 (the guest's non-zero memory); re-dirtied = the pages")
+    print("  KVM's dirty log reported, summed over the rounds (exact here; smove rows, and")
+    print("  idle rows: none); QEMU's bytes are compared with smove's below instead;")
     print("  down = the hosts' view, source pause to destination resume (QEMU: its QMP")
     print("  events STOP to RESUME); sent = pause to the last byte sent (QEMU's own downtime);")
     print("  gap = the guest's longest heartbeat gap while it moved (QEMU's guest clock")
@@ -386,8 +423,6 @@ def table(a):
                 tr = m["total_s"] / (touched / links[ln])
                 if rate == "idle":
                     red = 0
-                elif rate != "max":
-                    red = float(rate) * 2**20 * (m["total_s"] - m["downtime_ms"] / 1e3)
                 elif tool.startswith("smove"):
                     red = median([r["dirtied"] for r in ok])
                 else:
@@ -450,6 +485,8 @@ def main():
         q.add_argument("--store")
         q.add_argument("--settle", type=float, default=2)
         q.add_argument("--serve-pid", type=int, default=0)
+        q.add_argument("--verify", type=float, default=2,
+                       help="seconds the guest goes on checking on the destination")
         q.add_argument("--timeout", type=int, default=120)
         q.add_argument("--link", required=True, help="the link's name in the table")
     q = sub.add_parser("table")

@@ -18,6 +18,7 @@
 #
 # Run as root from the build directory (or set abs_top_builddir).
 #   RUNS=N (3) runs of each 1 GiB row, RUNS4=N (1) of each 4 GiB row,
+#   RUNS_MAX=N (1) of the flat-out rows on the shaped link (slow),
 #   SIZES="1024 4096" (MiB), RATES="idle 64 512 max", TOOLS="bitmap ring qemu",
 #   KEEP=1 keeps the scratch directory (its results.jsonl holds every run,
 #   with smove's round log).
@@ -68,7 +69,7 @@ in_ns() { ns=$1; shift; if [ -n "$ns" ]; then ip netns exec "$ns" "$@"; else "$@
 bg_in_ns() { ns=$1; shift; if [ -n "$ns" ]; then ip netns exec "$ns" "$@" & else "$@" & fi; }
 shape() { # unshaped | tbf
 	[ -n "$NSS" ] || return 0
-	if [ "$1" = tbf ]; then
+	if [ "${1%%-*}" = tbf ]; then
 		ip netns exec "$NSS" tc qdisc replace dev va root tbf rate 1gbit burst 256kb latency 50ms
 	else
 		ip netns exec "$NSS" tc qdisc del dev va root 2>/dev/null || true
@@ -101,10 +102,10 @@ for mem in $SIZES; do
 	runs=$RUNS
 	[ "$mem" -lt 4096 ] || runs=$RUNS4
 	for rate in $RATES; do
-		link=unshaped
-		[ "$rate" != max ] || link=tbf-1gbit
+		link=unshaped n=$runs
+		[ "$rate" != max ] || link=tbf-1gbit n=$((runs < ${RUNS_MAX:-1} ? runs : ${RUNS_MAX:-1}))
 		shape "$link"
-		for i in $(seq "$runs"); do
+		for i in $(seq "$n"); do
 			for tool in $TOOLS; do
 				case $tool in
 				qemu) set -- qemu ;;
