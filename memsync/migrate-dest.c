@@ -178,6 +178,7 @@ static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
 	proto_session_set_target(&inc->s, &inc->target);
 	pthread_mutex_lock(&inc->sv->lock);
 	inc->ready = true;
+	pthread_cond_broadcast(&inc->sv->cond); /* channels waiting in find_ready */
 	pthread_mutex_unlock(&inc->sv->lock);
 	return 0;
 }

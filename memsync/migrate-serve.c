@@ -22,6 +22,7 @@
 #include <sys/file.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "memsync/migrate.h"
@@ -104,6 +105,30 @@ static void serve_migrate(struct vm_serve *sv, struct proto_conn *conn, struct p
 	unref(inc);
 }
 
+/* Under sv->lock: the migration of session id, once its guest RAM is mapped.
+ * A channel may arrive between the go and that moment (a VM without disks
+ * opens its channels at once): it waits, at most one frame timeout. */
+static struct mig_incoming *find_ready(struct vm_serve *sv, const char *id)
+{
+	struct timespec end;
+
+	clock_gettime(CLOCK_REALTIME, &end);
+	end.tv_sec += mig_frame_timeout_ms() / 1000 + 1;
+	for (;;) {
+		bool pending = false;
+
+		for (struct mig_incoming *i = sv->incoming; i; i = i->next)
+			if (strcmp(i->id, id) == 0) {
+				if (i->ready)
+					return i;
+				pending = true;
+			}
+		if (!pending || sv->stopping ||
+		    pthread_cond_timedwait(&sv->cond, &sv->lock, &end) == ETIMEDOUT)
+			return NULL;
+	}
+}
+
 static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 {
 	struct mig_incoming *inc = NULL;
@@ -112,9 +137,7 @@ static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 
 	mig_hex(s->peer.session_id, PROTO_ID_LEN, id);
 	pthread_mutex_lock(&sv->lock);
-	for (struct mig_incoming *i = sv->incoming; i; i = i->next)
-		if (i->ready && strcmp(i->id, id) == 0)
-			inc = i;
+	inc = find_ready(sv, id);
 	if (inc) {
 		snprintf(name, sizeof(name), "%s", inc->name);
 		inc->refs++;
@@ -463,6 +486,7 @@ void vm_serve_free(struct vm_serve *sv)
 		for (struct mig_channel *c = i->chans; c; c = c->next)
 			shutdown(c->fd, SHUT_RDWR);
 	}
+	pthread_cond_broadcast(&sv->cond); /* channels waiting in find_ready */
 	while (sv->nthreads)
 		pthread_cond_wait(&sv->cond, &sv->lock);
 	pthread_mutex_unlock(&sv->lock);

@@ -58,16 +58,23 @@ static int apply_tls(struct nbd_handle *h, const char *uri, const struct storage
 	return 0;
 }
 
-/* Over TCP, data left unacknowledged for timeout_ms fails the connection
- * (and with it every command in flight): a blackholed link or a vanished
- * peer ends in an error instead of a wait of many minutes. */
+/* Over TCP, a peer that acknowledges nothing for timeout_ms (data sent, or
+ * keepalive probes while a reply is awaited) fails the connection, and with it
+ * every command in flight: a blackholed or cut link ends in an error instead
+ * of a wait of many minutes, or for ever. */
 static void set_timeout(struct nbd_handle *h, unsigned timeout_ms)
 {
-	int fd = nbd_aio_get_fd(h);
+	int fd = nbd_aio_get_fd(h), on = 1;
+	int idle = timeout_ms >= 3000 ? (int)(timeout_ms / 3000) : 1;
+	int intvl = timeout_ms >= 6000 ? (int)(timeout_ms / 6000) : 1, cnt = 3;
 
-	if (fd >= 0 && timeout_ms) /* fails harmlessly on a Unix socket */
-		(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms,
-				 sizeof(timeout_ms));
+	if (fd < 0 || !timeout_ms) /* these fail harmlessly on a Unix socket */
+		return;
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_USER_TIMEOUT, &timeout_ms, sizeof(timeout_ms));
+	(void)setsockopt(fd, SOL_SOCKET, SO_KEEPALIVE, &on, sizeof(on));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPIDLE, &idle, sizeof(idle));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPINTVL, &intvl, sizeof(intvl));
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_KEEPCNT, &cnt, sizeof(cnt));
 }
 
 int storage_nbd_connect(const char *uri, const struct storage_tls *tls, bool want_extents,
