@@ -274,18 +274,3 @@ int64_t vm_dirty_fetch(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err
 	}
 	return count;
 }
-
-/* On PVM (the kvm_pvm module) the dirty ring misses writes while the vCPU is
- * throttled, even with every reset complete: `test-vm dirty ring kicked`
- * (tests/memsync) loses a page or more in 5 rounds where the bitmap loses
- * none (docs/migration.md). */
-int vm_dirty_log_exact(const struct vm *vm, char *err)
-{
-	if (vm->cfg.dirty_mode == VM_DIRTY_RING && access("/sys/module/kvm_pvm", F_OK) == 0)
-		return vm_error(
-		    err, ENOTSUP,
-		    "cannot live-migrate with the dirty ring on this KVM (PVM): "
-		    "its ring misses guest writes while the VM is throttled; run the VM "
-		    "with --dirty-log bitmap to migrate it");
-	return 0;
-}

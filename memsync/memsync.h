@@ -198,10 +198,6 @@ int vm_read_guest(struct vm *vm, uint64_t gpa, void *buf, size_t len, char *err)
 /* Enables KVM's dirty log on every slot and clears both logs. */
 int vm_dirty_log_start(struct vm *vm, char *err);
 int vm_dirty_log_stop(struct vm *vm, char *err);
-/* 0 if vm's dirty log is exact on this KVM (a live migration may rely on
- * it), else -ENOTSUP with the reason in err (without the VM's name, which
- * the control reply adds): the dirty ring on PVM. */
-int vm_dirty_log_exact(const struct vm *vm, char *err);
 /* Fetches and clears the pages of slot i dirtied since the last fetch (or the
  * start): KVM's log union the VMM's. bitmap has one bit per page of the slot
  * (slot size / 4096 bits, in uint64_t words, bit n = page n) and is

@@ -615,7 +615,7 @@ static int cmd_migrate(void *opaque, struct vm *vm, const struct proto_json_valu
 	struct mig_opts o;
 	int r = parse_opts(req, &o, err);
 
-	if (r < 0 || (r = vm_dirty_log_exact(vm, err)) < 0)
+	if (r < 0)
 		return r;
 	pthread_mutex_lock(&mm->lock);
 	if ((r = busy_error(mm, err)) < 0) {
