@@ -5,10 +5,7 @@
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/migrate/lib.sh"
 start_serve
-truncate -s 8M "$T/disk.raw"
-SMOVE_TEST_STALL=source-memory start_vm vm1 --memory 128M --disk "$T/disk.raw" \
-	--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5" --cpus 2
-wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+fault_vm source-memory
 move_bg vm1
 wait_for "$T/move.json" '"event":"round"'
 kill -9 "$SERVE_PID"

@@ -10,10 +10,7 @@
 export SMOVE_TEST_STALL=dest-resume
 start_serve
 unset SMOVE_TEST_STALL
-truncate -s 8M "$T/disk.raw"
-start_vm vm1 --memory 128M --cpus 2 --disk "$T/disk.raw" \
-	--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5"
-wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+fault_vm
 move_bg vm1
 wait_for "$T/serve.err" "stalling at dest-resume"
 kill -9 "$SERVE_PID"

@@ -11,10 +11,7 @@
 export SMOVE_TEST_STALL=dest-running
 start_serve
 unset SMOVE_TEST_STALL
-truncate -s 8M "$T/disk.raw"
-start_vm vm1 --memory 128M --cpus 2 --disk "$T/disk.raw" \
-	--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5"
-wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+fault_vm
 move_bg vm1
 wait_for "$T/serve.err" "stalling at dest-running"
 [ "$(status "$T/src/vm1.sock" 'd["state"]')" = paused ] || fail "the source runs while the destination does"
