@@ -42,32 +42,6 @@ int mig_ho_send(int fd, const char *line, const void *payload, size_t len, char 
 	return r;
 }
 
-static int read_exact(int fd, void *p, size_t len, int timeout_ms, char *err)
-{
-	size_t got = 0;
-
-	while (got < len) {
-		struct pollfd pf = {fd, POLLIN, 0};
-		ssize_t r;
-		int k = poll(&pf, 1, timeout_ms);
-
-		if (k < 0 && errno == EINTR)
-			continue;
-		if (k == 0)
-			return vm_error(err, ETIMEDOUT, "handover: no answer within %d ms",
-					timeout_ms);
-		r = recv(fd, (char *)p + got, len - got, 0);
-		if (r < 0 && errno == EINTR)
-			continue;
-		if (r < 0)
-			return vm_error(err, errno, "handover: %s", strerror(errno));
-		if (r == 0)
-			return vm_error(err, ECONNRESET, "handover: the other side has gone");
-		got += (size_t)r;
-	}
-	return 0;
-}
-
 /* Waits until fd is readable. */
 static int wait_in(int fd, int timeout_ms, char *err)
 {
@@ -82,6 +56,28 @@ static int wait_in(int fd, int timeout_ms, char *err)
 					timeout_ms);
 		return 0;
 	}
+}
+
+static int read_exact(int fd, void *p, size_t len, int timeout_ms, char *err)
+{
+	size_t got = 0;
+
+	while (got < len) {
+		int k = wait_in(fd, timeout_ms, err);
+		ssize_t r;
+
+		if (k < 0)
+			return k;
+		r = recv(fd, (char *)p + got, len - got, 0);
+		if (r < 0 && errno == EINTR)
+			continue;
+		if (r < 0)
+			return vm_error(err, errno, "handover: %s", strerror(errno));
+		if (r == 0)
+			return vm_error(err, ECONNRESET, "handover: the other side has gone");
+		got += (size_t)r;
+	}
+	return 0;
 }
 
 /* Reads up to and including the next newline (peeking, so that nothing after
