@@ -205,6 +205,11 @@ int vm_dirty_log_stop(struct vm *vm, char *err);
  * the guest writes after it is reported by the next fetch. Returns the number
  * of dirty pages. */
 int64_t vm_dirty_fetch(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err);
+/* The pages of slot i that the guest wrote since the last fetch, without
+ * fetching them: they stay in the next fetch. KVM's log alone (not the
+ * VMM's), bitmap mode alone (-ENOTSUP with the dirty ring). For a sender
+ * that skips a page it would send now when the next round sends it anyway. */
+int vm_dirty_peek(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err);
 
 /* ---- state: vCPUs, the machine, devices ---------------------------------------------- */
 

@@ -187,6 +187,9 @@ struct mig_source {
 	atomic_bool wfail;	     /* a sender failed: the others stop */
 	bool round_all;		     /* round 1: the pages present, zero ones skipped */
 	bool paused;		     /* the final round: no snapshot copies needed */
+	atomic_bool peek;	     /* the senders skip pages dirtied again (bitmap mode) */
+	uint64_t peek_pages;	     /* pages a sender adds between two peeks */
+	_Atomic uint64_t deferred;   /* pages skipped so in this round */
 	pthread_mutex_t wlock;	     /* the channel threads' rounds */
 	pthread_cond_t wcond;
 	bool wsync, wstop;
