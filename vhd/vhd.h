@@ -84,6 +84,10 @@ enum {
 	VHD_IO_RDONLY = 1 << 0,
 	VHD_IO_CREATE = 1 << 1, /* create; fails if the file exists */
 	VHD_IO_DIRECT = 1 << 2, /* O_DIRECT where the file system allows it */
+	/* Bulk writing that ends with a flush: start each write towards stable
+	 * storage at once (without waiting), so that the device writes while the
+	 * caller produces more and the final flush has little left to do. */
+	VHD_IO_WRITEBACK = 1 << 3,
 };
 
 /* Opens a local file (or block device). Takes VHD_IO_* flags. */
@@ -111,7 +115,8 @@ int vhd_io_zero(struct vhd_io *io, uint64_t len, uint64_t off, bool punch, char 
 
 enum vhd_extent_type {
 	VHD_EXTENT_DATA,   /* allocated; holds data (which may happen to be zero) */
-	VHD_EXTENT_ZERO,   /* known to read as zero, recorded as such by the format */
+	VHD_EXTENT_ZERO,   /* known to read as zero: recorded as such by the format,
+			    * or a hole in the container under allocated data */
 	VHD_EXTENT_ABSENT, /* not allocated: falls through to the parent (layer map)
 			    * or reads as zero (chain map) */
 };
