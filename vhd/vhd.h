@@ -84,10 +84,6 @@ enum {
 	VHD_IO_RDONLY = 1 << 0,
 	VHD_IO_CREATE = 1 << 1, /* create; fails if the file exists */
 	VHD_IO_DIRECT = 1 << 2, /* O_DIRECT where the file system allows it */
-	/* Bulk writing that ends with a flush: start each write towards stable
-	 * storage at once (without waiting), so that the device writes while the
-	 * caller produces more and the final flush has little left to do. */
-	VHD_IO_WRITEBACK = 1 << 3,
 };
 
 /* Opens a local file (or block device). Takes VHD_IO_* flags. */
