@@ -43,4 +43,4 @@ memsync_libmemsync_la_SOURCES += memsync/migrate.h memsync/migrate-util.c \
 	memsync/migrate-precopy.c memsync/migrate-switchover.c
 memsync_libmemsync_la_SOURCES += memsync/migrate-preflight.c memsync/migrate-serve.c \
 	memsync/migrate-dest.c memsync/migrate-dest-disk.c memsync/migrate-child.c \
-	memsync/migrate-incoming.c
+	memsync/migrate-incoming.c memsync/migrate-prefault.c

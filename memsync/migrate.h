@@ -305,6 +305,25 @@ struct mig_channel {
 	struct mig_channel *next;
 };
 
+/* The guest RAM made present ahead of the receivers (migrate-prefault.c). */
+struct mig_prefault {
+	int fd;
+	uint8_t *mem;
+	uint64_t size;
+	_Atomic uint64_t high; /* the end of the highest page received (a hint) */
+	atomic_bool stop;
+	bool use_fallocate, use_populate, started;
+	pthread_t thread;
+	uint64_t bytes; /* made present (read after the join) */
+	double seconds; /* the thread's run */
+};
+/* Starts the thread (without it, the receivers fault the pages themselves). */
+void mig_prefault_start(struct mig_prefault *p, int fd, uint8_t *mem, uint64_t size);
+/* proto_mem_target.page: the page's address, noting how far the receivers are. */
+void *mig_prefault_page(void *opaque, uint64_t gpa);
+void mig_prefault_stop(struct mig_prefault *p); /* at the end of round 1: returns at once */
+void mig_prefault_join(struct mig_prefault *p); /* before the RAM is unmapped */
+
 struct mig_incoming {
 	struct vm_serve *sv;
 	struct mig_incoming *next;
@@ -329,6 +348,7 @@ struct mig_incoming {
 	uint64_t mem_size;
 	struct proto_rounds *rounds;
 	struct proto_mem_target target;
+	struct mig_prefault prefault;
 	struct mig_child child;
 	uint8_t *state;
 	size_t state_len;
