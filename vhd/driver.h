@@ -85,6 +85,14 @@ struct vhd_disk {
 /* Reads a range this layer does not hold: from the parent, or zeros. */
 int vhd_read_absent(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *err);
 
+/* Appends the map of [off, off+len) of the virtual disk, which this layer
+ * stores at container offset foff: data where the container holds data, zero
+ * where it has a hole (SEEK_HOLE, NBD block status). A hole reads as zeros,
+ * and those zeros are this layer's (they hide any parent), so they are zero,
+ * never absent. Without an extents query, all of it is data. */
+int vhd_map_stored(struct vhd_disk *d, uint64_t off, uint64_t len, uint64_t foff,
+		   struct vhd_extents *out, char *err);
+
 /* Formats err as "NAME: message" (the name of the disk being parsed). */
 int vhd_disk_error(const struct vhd_disk *d, char *err, int errnum, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));

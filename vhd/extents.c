@@ -1,8 +1,9 @@
-/* vhd/extents.c: the growing list of extents that maps return. */
+/* vhd/extents.c: the growing list of extents that maps return, and the map of
+ * a range stored in the container (its holes read as zero). */
 #include <errno.h>
 #include <stdlib.h>
 
-#include "vhd/vhd.h"
+#include "vhd/driver.h"
 
 void vhd_extents_init(struct vhd_extents *e)
 {
@@ -53,4 +54,32 @@ const char *vhd_extent_type_name(enum vhd_extent_type t)
 		return "absent";
 	}
 	return "?";
+}
+
+struct stored_map {
+	struct vhd_extents *out;
+	uint64_t delta; /* virtual offset minus container offset, modulo 2^64 */
+};
+
+static int stored_found(void *opaque, uint64_t off, uint64_t len, bool is_data)
+{
+	struct stored_map *m = opaque;
+
+	return vhd_extents_append(m->out, off + m->delta, len,
+				  is_data ? VHD_EXTENT_DATA : VHD_EXTENT_ZERO);
+}
+
+int vhd_map_stored(struct vhd_disk *d, uint64_t off, uint64_t len, uint64_t foff,
+		   struct vhd_extents *out, char *err)
+{
+	struct stored_map m = {out, off - foff};
+	int r;
+
+	if (!d->io->ops->extents)
+		r = vhd_extents_append(out, off, len, VHD_EXTENT_DATA);
+	else
+		r = d->io->ops->extents(d->io, foff, len, stored_found, &m, err);
+	if (r == -ENOMEM)
+		return vhd_disk_error(d, err, ENOMEM, "out of memory");
+	return r;
 }

@@ -111,7 +111,8 @@ int vhd_io_zero(struct vhd_io *io, uint64_t len, uint64_t off, bool punch, char 
 
 enum vhd_extent_type {
 	VHD_EXTENT_DATA,   /* allocated; holds data (which may happen to be zero) */
-	VHD_EXTENT_ZERO,   /* known to read as zero, recorded as such by the format */
+	VHD_EXTENT_ZERO,   /* known to read as zero: recorded as such by the format,
+			    * or a hole in the container under allocated data */
 	VHD_EXTENT_ABSENT, /* not allocated: falls through to the parent (layer map)
 			    * or reads as zero (chain map) */
 };

@@ -166,7 +166,6 @@ int vhdx_pread(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *er
 int vhdx_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents *out, char *err)
 {
 	static const enum vhd_extent_type type[] = {
-	    [IN_FILE] = VHD_EXTENT_DATA,
 	    [IN_ZERO] = VHD_EXTENT_ZERO,
 	    [IN_PARENT] = VHD_EXTENT_ABSENT,
 	    [IN_NOTHING] = VHD_EXTENT_ABSENT,
@@ -180,9 +179,11 @@ int vhdx_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents 
 		r = lookup_locked(v, off, len, &pc, err);
 		if (r < 0)
 			break;
-		r = vhd_extents_append(out, off, pc.len, type[pc.where]);
-		if (r < 0)
+		if (pc.where == IN_FILE) {
+			r = vhd_map_stored(d, off, pc.len, pc.file_off, out, err);
+		} else if (vhd_extents_append(out, off, pc.len, type[pc.where]) < 0) {
 			r = vhd_disk_error(d, err, ENOMEM, "out of memory");
+		}
 		off += pc.len;
 		len -= pc.len;
 	}
