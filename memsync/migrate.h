@@ -143,6 +143,9 @@ struct mig_opts {
 	bool compress, no_delete, dry_run;
 	unsigned max_rounds;
 };
+/* Reads the `migrate` request's members into o (defaults for the absent ones);
+ * -EINVAL with err naming the member that is wrong (migrate-opts.c). */
+int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char *err);
 
 struct mig_disk {
 	unsigned index;
