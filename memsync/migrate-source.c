@@ -104,6 +104,8 @@ static void resolve_command(const char *name, char *out, size_t len)
 static void emit_result(struct mig_source *m, int code, const struct proto_preflight_reply *no_go)
 {
 	const struct vm_config *c = vm_get_config(m->vm);
+	/* What the mirror jobs sent, also those a rollback cancelled. */
+	uint64_t disk = mig_storage_bytes(m);
 	struct proto_json j;
 
 	mig_event_begin(&m->ev, &j, "result");
@@ -137,10 +139,10 @@ static void emit_result(struct mig_source *m, int code, const struct proto_prefl
 	proto_json_kv_uint(&j, "rounds", m->round);
 	proto_json_key(&j, "bytes");
 	proto_json_obj_begin(&j);
-	proto_json_kv_uint(&j, "disk", m->bytes_disk);
+	proto_json_kv_uint(&j, "disk", disk);
 	proto_json_kv_uint(&j, "memory", m->bytes_mem);
 	proto_json_kv_uint(&j, "state", m->bytes_state);
-	proto_json_kv_uint(&j, "total", m->bytes_disk + m->bytes_mem + m->bytes_state);
+	proto_json_kv_uint(&j, "total", disk + m->bytes_mem + m->bytes_state);
 	proto_json_obj_end(&j);
 	proto_json_kv_uint(&j, "pages", m->pages_sent);
 	mig_event_end(&m->ev, &j);
