@@ -524,10 +524,8 @@ int mig_precopy_final(struct mig_source *m, char *err)
 	}
 	if (r == 0 && c.rc < 0)
 		r = vm_error(err, -c.rc, "%s", c.err);
-	if (r == 0) {
-		m->bytes_disk = mig_storage_bytes(m);
+	if (r == 0)
 		round_event(m, elapsed, 0, 0, 0);
-	}
 	return r;
 }
 

@@ -143,6 +143,9 @@ struct mig_opts {
 	bool compress, no_delete, dry_run;
 	unsigned max_rounds;
 };
+/* Reads the `migrate` request's members into o (defaults for the absent ones);
+ * -EINVAL with err naming the member that is wrong (migrate-opts.c). */
+int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char *err);
 
 struct mig_disk {
 	unsigned index;
@@ -203,7 +206,7 @@ struct mig_source {
 	double t_start, t_pause, t_resumed;
 	double t_disks_ms, t_sent_ms; /* into the switchover: disks completed, all sent */
 	uint64_t pause_ns, switch_ns;
-	uint64_t bytes_disk, bytes_mem, bytes_state;
+	uint64_t bytes_mem, bytes_state;
 	uint64_t bytes_disk_done; /* of the mirror jobs already freed */
 	uint64_t pages_sent;
 	double bandwidth; /* bytes/s measured in the last round */
@@ -225,6 +228,8 @@ void mig_storage_release(struct mig_source *m);
 /* Flushes both sides of every disk while the guest runs (so that the
  * switchover's final flush finds little); returns how long that took. */
 uint64_t mig_storage_preflush(struct mig_source *m);
+/* The disk bytes sent so far: by the running mirror jobs, and by those already
+ * completed or cancelled (a rollback's too). */
 uint64_t mig_storage_bytes(struct mig_source *m);
 
 /* migrate-precopy.c */
