@@ -155,8 +155,8 @@ typedef void (*mirror_progress_fn)(void *opaque, const struct mirror_progress *p
 
 struct mirror_opts {
 	uint64_t bandwidth;	 /* cap on the copier in bytes/s; 0 = none */
-	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 16 */
-	uint32_t request_size;	 /* bytes per copy request; 0 = 1 MiB */
+	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 32 */
+	uint32_t request_size;	 /* bytes per copy request; 0 = 512 KiB */
 	uint32_t granularity;	 /* bytes per dirty-bitmap bit (power of 2); 0 = 64 KiB */
 	uint64_t sync_threshold; /* go synchronous at or below this many dirty bytes;
 				  * 0 = 64 MiB */
