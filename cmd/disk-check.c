@@ -1,5 +1,4 @@
 /* cmd/disk-check.c: `smove disk check`, an image's structure. */
-#include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
@@ -42,46 +41,21 @@ static void on_problem(void *opaque, const char *problem)
 
 int cmd_disk_check(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"format", required_argument, NULL, 'f'},
-	    {"no-parent", no_argument, NULL, 'n'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *prog = "smove disk check";
-	struct vhd_open_opts opts = {.readonly = true};
+	struct disk_read_args a;
 	struct proto_json j;
 	struct report rep = {false, &j};
 	char err[VHD_ERR_LEN];
-	int c, n;
+	int n = disk_read_args_parse(argc, argv, "smove disk check", help, DISK_ARG_NO_PARENT, &a);
 
-	while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			rep.json = true;
-			break;
-		case 'f':
-			if (parse_format_arg(prog, optarg, &opts.format) < 0)
-				return EXIT_USAGE;
-			break;
-		case 'n':
-			opts.no_parent = true;
-			break;
-		default:
-			return help_or_unknown(c, prog, help);
-		}
-	}
-	if (optind != argc - 1)
-		return usage_error(prog, "expected one IMAGE");
-
-	const char *image = argv[optind];
+	if (n >= 0)
+		return n;
+	rep.json = a.json;
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
-	proto_json_kv_str(&j, "image", image);
+	proto_json_kv_str(&j, "image", a.image);
 	proto_json_key(&j, "problems");
 	proto_json_arr_begin(&j);
-	n = disk_check_arg(image, &opts, on_problem, &rep, err);
+	n = disk_check_arg(a.image, &a.opts, on_problem, &rep, err);
 	if (n < 0) {
 		proto_json_release(&j);
 		msg("%s", err);
@@ -93,7 +67,7 @@ int cmd_disk_check(int argc, char **argv)
 	if (rep.json && print_json(&j) < 0)
 		n = -1;
 	else if (!rep.json)
-		printf("%s: %s\n", image, n == 0 ? "no problems found" : "has problems");
+		printf("%s: %s\n", a.image, n == 0 ? "no problems found" : "has problems");
 	proto_json_release(&j);
 	return n < 0 ? EXIT_FAILURE : n == 0 ? EXIT_SUCCESS : EXIT_PROBLEMS;
 }

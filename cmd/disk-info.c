@@ -1,5 +1,4 @@
 /* cmd/disk-info.c: `smove disk info`, an image's format, sizes and chain. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
@@ -125,46 +124,25 @@ int disk_print_info(struct vhd_disk *d)
 
 int cmd_disk_info(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"format", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *prog = "smove disk info";
-	struct vhd_open_opts opts = {.readonly = true};
-	bool json = false;
+	struct disk_read_args a;
 	struct proto_json j;
-	int c, status = EXIT_SUCCESS;
+	struct vhd_disk *d;
+	int status = disk_read_args_parse(argc, argv, "smove disk info", help, 0, &a);
 
-	while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'f':
-			if (parse_format_arg(prog, optarg, &opts.format) < 0)
-				return EXIT_USAGE;
-			break;
-		default:
-			return help_or_unknown(c, prog, help);
-		}
-	}
-	if (optind != argc - 1)
-		return usage_error(prog, "expected one IMAGE");
-
-	struct vhd_disk *d = disk_open_arg(argv[optind], &opts);
-	if (!d)
+	if (status >= 0)
+		return status;
+	if (!(d = disk_open_arg(a.image, &a.opts)))
 		return EXIT_FAILURE;
+	status = EXIT_SUCCESS;
 	proto_json_init(&j);
-	if (json) {
+	if (a.json) {
 		proto_json_obj_begin(&j);
 		proto_json_key(&j, "chain");
 		proto_json_arr_begin(&j);
 	}
-	if (print_chain(d, json ? &j : NULL) < 0)
+	if (print_chain(d, a.json ? &j : NULL) < 0)
 		status = EXIT_FAILURE;
-	if (json && status == EXIT_SUCCESS) {
+	if (a.json && status == EXIT_SUCCESS) {
 		proto_json_arr_end(&j);
 		proto_json_obj_end(&j);
 		if (print_json(&j) < 0)

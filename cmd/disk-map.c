@@ -1,5 +1,4 @@
 /* cmd/disk-map.c: `smove disk map`, which ranges hold data, zeros, or nothing. */
-#include <getopt.h>
 #include <stdio.h>
 
 #include "cmd/cmd.h"
@@ -61,45 +60,16 @@ int disk_print_map(struct vhd_disk *d, unsigned flags)
 
 int cmd_disk_map(int argc, char **argv)
 {
-	static const struct option longopts[] = {
-	    {"json", no_argument, NULL, 'j'},
-	    {"layer", no_argument, NULL, 'l'},
-	    {"format", required_argument, NULL, 'f'},
-	    {"help", no_argument, NULL, 'h'},
-	    {NULL, 0, NULL, 0},
-	};
-	const char *prog = "smove disk map";
-	struct vhd_open_opts opts = {.readonly = true};
-	unsigned flags = 0;
-	bool json = false;
-	int c, status = EXIT_SUCCESS;
+	struct disk_read_args a;
+	struct vhd_disk *d;
+	int status = disk_read_args_parse(argc, argv, "smove disk map", help, DISK_ARG_LAYER, &a);
 
-	while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
-		switch (c) {
-		case 'j':
-			json = true;
-			break;
-		case 'l':
-			flags |= VHD_MAP_LAYER;
-			opts.no_parent = true;
-			break;
-		case 'f':
-			if (parse_format_arg(prog, optarg, &opts.format) < 0)
-				return EXIT_USAGE;
-			break;
-		default:
-			return help_or_unknown(c, prog, help);
-		}
-	}
-	if (optind != argc - 1)
-		return usage_error(prog, "expected one IMAGE");
-
-	struct vhd_disk *d = disk_open_arg(argv[optind], &opts);
-
-	if (!d)
+	if (status >= 0)
+		return status;
+	if (!(d = disk_open_arg(a.image, &a.opts)))
 		return EXIT_FAILURE;
-	if (print_map(d, flags, json) < 0)
-		status = EXIT_FAILURE;
+	status =
+	    print_map(d, a.layer ? VHD_MAP_LAYER : 0, a.json) < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 	vhd_close(d);
 	return status;
 }

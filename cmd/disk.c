@@ -1,4 +1,5 @@
 /* cmd/disk.c: `smove disk`, the dispatcher of the disk-image subcommands. */
+#include <getopt.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -63,6 +64,47 @@ int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out)
 		return -1;
 	}
 	return 0;
+}
+
+int disk_read_args_parse(int argc, char **argv, const char *prog, const char *usage, unsigned flags,
+			 struct disk_read_args *a)
+{
+	struct option longopts[6] = {
+	    {"json", no_argument, NULL, 'j'},
+	    {"format", required_argument, NULL, 'f'},
+	    {"help", no_argument, NULL, 'h'},
+	};
+	size_t n = 3;
+	int c;
+
+	if (flags & DISK_ARG_LAYER)
+		longopts[n++] = (struct option){"layer", no_argument, NULL, 'l'};
+	if (flags & DISK_ARG_NO_PARENT)
+		longopts[n++] = (struct option){"no-parent", no_argument, NULL, 'n'};
+	*a = (struct disk_read_args){.opts.readonly = true};
+	while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
+		switch (c) {
+		case 'j':
+			a->json = true;
+			break;
+		case 'l':
+			a->layer = a->opts.no_parent = true;
+			break;
+		case 'n':
+			a->opts.no_parent = true;
+			break;
+		case 'f':
+			if (parse_format_arg(prog, optarg, &a->opts.format) < 0)
+				return EXIT_USAGE;
+			break;
+		default:
+			return help_or_unknown(c, prog, usage);
+		}
+	}
+	if (optind != argc - 1)
+		return usage_error(prog, "expected one IMAGE");
+	a->image = argv[optind];
+	return -1;
 }
 
 static int parse_sector(const char *prog, const char *opt, const char *arg, uint32_t *out)

@@ -23,6 +23,23 @@ int disk_check_arg(const char *name, const struct vhd_open_opts *opts, vhd_repor
 int disk_print_info(struct vhd_disk *d);
 int disk_print_map(struct vhd_disk *d, unsigned flags);
 
+/* The arguments of the commands that read one image (info, map, check):
+ * [--format FMT] [--json] [--layer] [--no-parent] IMAGE, the last two only
+ * where the command's flags name them. */
+enum {
+	DISK_ARG_LAYER = 1 << 0,     /* --layer: this layer alone (also no_parent) */
+	DISK_ARG_NO_PARENT = 1 << 1, /* --no-parent */
+};
+struct disk_read_args {
+	const char *image;
+	struct vhd_open_opts opts; /* read-only; format and no_parent as given */
+	bool json, layer;
+};
+/* Parses them into *a; returns -1 when the command goes on, otherwise the
+ * exit status to return (--help printed, or a usage error). */
+int disk_read_args_parse(int argc, char **argv, const char *prog, const char *usage, unsigned flags,
+			 struct disk_read_args *a);
+
 /* Parses a --format style argument into *out, or prints a usage error naming
  * prog and returns -1. */
 int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out);

@@ -12,8 +12,10 @@ static const char help[] =
     "\n"
     "List the VMs running on this host (registered in $SMOVE_RUNTIME_DIR, or\n"
     "/run/smove): name, pid, state, memory, vCPUs, disks, uptime. Entries left by\n"
-    "processes that died are removed and reported as stale. A VM whose process\n"
-    "ended while its migration was in doubt is listed as 'in doubt'.\n"
+    "processes that died are removed and reported as stale. A VM held paused by\n"
+    "a migration in doubt (resume sent, 'running' not received), also one whose\n"
+    "process has ended since, is listed as 'in-doubt' with the command that\n"
+    "settles it (smove move --resolve NAME).\n"
     "\n"
     "  -j, --json   print one JSON object {\"vms\": [...]}\n"
     "  -h, --help   show this help\n";
@@ -37,11 +39,22 @@ static struct proto_json_value *ask(const struct vm_registry_entry *e, char *err
 	return v;
 }
 
+/* A VM held paused by a migration in doubt: where it went and what settles it
+ * (status's member "migration"). */
+static bool doubt_of(const struct proto_json_value *v, const char **to, const char **resolve)
+{
+	const struct proto_json_value *m = proto_json_get(v, "migration");
+	char perr[PROTO_ERR_LEN];
+
+	return m && proto_json_get_str(m, "to", to, perr) == 0 &&
+	       proto_json_get_str(m, "resolve", resolve, perr) == 0;
+}
+
 static void print_row(const struct vm_registry_entry *e, const struct proto_json_value *v,
 		      const char *err)
 {
 	const struct proto_json_value *disks = proto_json_get(v, "disks"), *up;
-	const char *state = "?";
+	const char *state = "?", *to, *resolve;
 	uint64_t mem = 0, cpus = 0;
 	char perr[PROTO_ERR_LEN], size[32];
 
@@ -54,9 +67,24 @@ static void print_row(const struct vm_registry_entry *e, const struct proto_json
 	proto_json_get_u64(v, "memory", &mem, perr);
 	proto_json_get_u64(v, "cpus", &cpus, perr);
 	up = proto_json_get(v, "uptime_s");
-	printf("%-16s %7ld %-10s %10s %4llu %5zu %9.1fs\n", e->name, e->pid, state,
+	printf("%-16s %7ld %-10s %10s %4llu %5zu %9.1fs", e->name, e->pid, state,
 	       format_size(mem, size, sizeof(size)), (unsigned long long)cpus,
 	       disks && disks->type == PROTO_JSON_ARRAY ? disks->n : 0, up ? up->num : 0.0);
+	if (doubt_of(v, &to, &resolve))
+		printf("  (paused: its migration to %s is in doubt: settle it with '%s')", to,
+		       resolve);
+	putchar('\n');
+}
+
+/* The JSON members of a VM that a migration in doubt holds paused. */
+static void json_doubt(struct proto_json *j, const struct proto_json_value *v)
+{
+	const char *to, *resolve;
+
+	if (!doubt_of(v, &to, &resolve))
+		return;
+	proto_json_kv_str(j, "to", to);
+	proto_json_kv_str(j, "resolve", resolve);
 }
 
 /* VMs whose process ended while a migration was in doubt. */
@@ -70,16 +98,18 @@ static void print_leftovers(const struct vm_registry_entry *list, size_t n, bool
 	if (vm_migrate_leftover_list(&l, &nl, err) < 0)
 		return;
 	for (size_t i = 0; i < nl; i++) {
+		char resolve[VM_NAME_MAX + 32];
 		bool live = false;
 
 		for (size_t k = 0; k < n; k++)
 			live |= !list[k].stale && strcmp(list[k].name, l[i].name) == 0;
 		if (live)
 			continue;
+		snprintf(resolve, sizeof(resolve), "smove move --resolve %s", l[i].name);
 		if (!json) {
 			printf("%-16s %7s %-10s (its process has gone: settle the migration to %s "
-			       "with 'smove move --resolve %s')\n",
-			       l[i].name, "-", "in doubt", l[i].to, l[i].name);
+			       "with '%s')\n",
+			       l[i].name, "-", "in-doubt", l[i].to, resolve);
 			continue;
 		}
 		proto_json_obj_begin(j);
@@ -88,6 +118,7 @@ static void print_leftovers(const struct vm_registry_entry *list, size_t n, bool
 		proto_json_kv_bool(j, "stale", true);
 		proto_json_kv_str(j, "state", "in-doubt");
 		proto_json_kv_str(j, "to", l[i].to);
+		proto_json_kv_str(j, "resolve", resolve);
 		proto_json_obj_end(j);
 	}
 	free(l);
@@ -130,7 +161,11 @@ int cmd_ps(int argc, char **argv)
 		printf("%-16s %7s %-10s %10s %4s %5s %10s\n", "NAME", "PID", "STATE", "MEMORY",
 		       "CPUS", "DISKS", "UPTIME");
 	for (size_t i = 0; i < n; i++) {
-		struct proto_json_value *v = list[i].stale ? NULL : ask(&list[i], err);
+		struct proto_json_value *v;
+
+		if (list[i].stale && vm_migrate_leftover(list[i].name, NULL, 0))
+			continue; /* listed as in doubt below */
+		v = list[i].stale ? NULL : ask(&list[i], err);
 
 		if (!json) {
 			print_row(&list[i], v, err);
@@ -161,6 +196,7 @@ int cmd_ps(int argc, char **argv)
 						proto_json_str(&j, p);
 				}
 				proto_json_arr_end(&j);
+				json_doubt(&j, v);
 			} else if (!list[i].stale) {
 				proto_json_kv_str(&j, "error", err);
 			}

@@ -295,8 +295,8 @@ static int run_vm(struct vm_config *c, bool json)
 	    vm_create(c, 0, json ? 2 : 1, &vm, err) < 0 ||
 	    start_control(vm, NULL, &ctl, &mig, err) < 0 || vm_start(vm, err) < 0) {
 		msg("%s", err);
-		vm_migrator_free(mig);
 		vm_control_stop(ctl);
+		vm_migrator_free(mig);
 		vm_free(vm);
 		vm_registry_remove(reg);
 		return EXIT_FAILURE;
@@ -329,8 +329,8 @@ static int run_incoming(int memfd, int handover_fd, bool json)
 	    vm_incoming_ready(in, err) < 0) {
 		msg("%s", err);
 		vm_incoming_fail(in, err);
-		vm_migrator_free(mig);
 		vm_control_stop(ctl);
+		vm_migrator_free(mig);
 		vm_incoming_free(in);
 		vm_free(vm);
 		vm_registry_remove(reg);

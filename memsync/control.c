@@ -44,6 +44,8 @@ struct vm_control {
 	pthread_mutex_t lock; /* the command table */
 	unsigned ncommands;
 	struct command commands[MAX_COMMANDS];
+	vm_control_status_fn status_fn; /* names the state when the run state would mislead */
+	void *status_opaque;
 	struct client *clients[MAX_CLIENTS];
 };
 
@@ -54,12 +56,22 @@ static int cmd_status(void *opaque, struct vm *vm, const struct proto_json_value
 {
 	static const char *const gstates[] = {"boot", "running", "done", "failed"};
 	const struct vm_config *c = vm_get_config(vm);
+	struct vm_control *ctl = opaque;
+	const char *state = NULL;
+	vm_control_status_fn fn;
+	void *fn_opaque;
 	struct vm_status st;
 
 	vm_status(vm, &st);
 	proto_json_kv_str(j, "name", c->name);
 	proto_json_kv_int(j, "pid", getpid());
-	proto_json_kv_str(j, "state", vm_run_state_name(st.state));
+	pthread_mutex_lock(&ctl->lock);
+	fn = ctl->status_fn;
+	fn_opaque = ctl->status_opaque;
+	pthread_mutex_unlock(&ctl->lock);
+	if (fn)
+		state = fn(fn_opaque, j);
+	proto_json_kv_str(j, "state", state ? state : vm_run_state_name(st.state));
 	proto_json_kv_uint(j, "memory", c->memory);
 	proto_json_kv_uint(j, "cpus", c->cpus);
 	proto_json_kv_str(j, "dirty_log", vm_dirty_mode_name(c->dirty_mode));
@@ -136,6 +148,14 @@ int vm_control_register(struct vm_control *c, const char *cmd, vm_control_fn fn,
 		c->commands[c->ncommands++] = (struct command){cmd, fn, NULL, opaque};
 	pthread_mutex_unlock(&c->lock);
 	return r;
+}
+
+void vm_control_status_hook(struct vm_control *c, vm_control_status_fn fn, void *opaque)
+{
+	pthread_mutex_lock(&c->lock);
+	c->status_fn = fn;
+	c->status_opaque = opaque;
+	pthread_mutex_unlock(&c->lock);
 }
 
 int vm_control_register_stream(struct vm_control *c, const char *cmd, vm_control_stream_fn fn,
@@ -416,7 +436,7 @@ int vm_control_start(struct vm *vm, const char *path, struct vm_control **out, c
 	c->vm = vm;
 	c->listen_fd = c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->lock, NULL);
-	vm_control_register(c, "status", cmd_status, NULL);
+	vm_control_register(c, "status", cmd_status, c);
 	vm_control_register(c, "config", cmd_config, NULL);
 	vm_control_register(c, "pause", cmd_pause, NULL);
 	vm_control_register(c, "resume", cmd_resume, NULL);

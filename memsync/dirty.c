@@ -226,6 +226,23 @@ int vm_dirty_log_stop(struct vm *vm, char *err)
 	return vm_slots_set_logging(vm, false, err);
 }
 
+int vm_dirty_peek(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err)
+{
+	struct kvm_dirty_log log = {.slot = slot, .dirty_bitmap = bitmap};
+
+	if (slot >= vm->nslots || !vm->dirty_logging)
+		return vm_error(err, EINVAL, "%s: no dirty log on slot %u", vm->cfg.name, slot);
+	if (vm->cfg.dirty_mode != VM_DIRTY_BITMAP)
+		return vm_error(err, ENOTSUP, "%s: the dirty ring cannot be peeked at",
+				vm->cfg.name);
+	/* With manual protect, KVM_GET_DIRTY_LOG only copies the bitmap: the
+	 * bits stay set, and the pages writable, until KVM_CLEAR_DIRTY_LOG. */
+	if (ioctl(vm->vm_fd, KVM_GET_DIRTY_LOG, &log) < 0)
+		return vm_error(err, errno, "%s: KVM_GET_DIRTY_LOG slot %u: %s", vm->cfg.name, slot,
+				strerror(errno));
+	return 0;
+}
+
 int64_t vm_dirty_fetch(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err)
 {
 	uint64_t pages, words;

@@ -39,8 +39,8 @@ memsync/guest/guest32.elf: memsync/guest/guest.elf
 # Live migration: the source (in the VM's process), serve, the incoming VM.
 memsync_libmemsync_la_SOURCES += memsync/migrate.h memsync/migrate-util.c \
 	memsync/migrate-events.c memsync/migrate-limit.c memsync/migrate-handover.c \
-	memsync/migrate-record.c memsync/migrate-source.c memsync/migrate-storage.c \
-	memsync/migrate-precopy.c memsync/migrate-switchover.c
+	memsync/migrate-opts.c memsync/migrate-record.c memsync/migrate-source.c \
+	memsync/migrate-storage.c memsync/migrate-precopy.c memsync/migrate-switchover.c
 memsync_libmemsync_la_SOURCES += memsync/migrate-preflight.c memsync/migrate-serve.c \
 	memsync/migrate-dest.c memsync/migrate-dest-disk.c memsync/migrate-child.c \
 	memsync/migrate-incoming.c memsync/migrate-prefault.c

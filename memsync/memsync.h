@@ -205,6 +205,11 @@ int vm_dirty_log_stop(struct vm *vm, char *err);
  * the guest writes after it is reported by the next fetch. Returns the number
  * of dirty pages. */
 int64_t vm_dirty_fetch(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err);
+/* The pages of slot i that the guest wrote since the last fetch, without
+ * fetching them: they stay in the next fetch. KVM's log alone (not the
+ * VMM's), bitmap mode alone (-ENOTSUP with the dirty ring). For a sender
+ * that skips a page it would send now when the next round sends it anyway. */
+int vm_dirty_peek(struct vm *vm, unsigned slot, uint64_t *bitmap, char *err);
 
 /* ---- state: vCPUs, the machine, devices ---------------------------------------------- */
 
@@ -327,6 +332,13 @@ typedef int (*vm_control_stream_fn)(void *opaque, struct vm *vm,
 				    const struct proto_json_value *request, int fd, char *err);
 int vm_control_register_stream(struct vm_control *c, const char *cmd, vm_control_stream_fn fn,
 			       void *opaque);
+/* Names the VM's state in `status` where its run state alone would mislead
+ * (a VM paused by a migration in doubt is not merely "paused"): fn returns
+ * that state's name, or NULL to report the run state, and may add members of
+ * its own to the reply (they come before "state"). Runs on the control
+ * socket's thread. One per socket; fn NULL removes it. */
+typedef const char *(*vm_control_status_fn)(void *opaque, struct proto_json *reply);
+void vm_control_status_hook(struct vm_control *c, vm_control_status_fn fn, void *opaque);
 void vm_control_stop(struct vm_control *c);
 /* Sends one request line to a control socket and returns the reply line. */
 int vm_control_request(const char *path, const char *request, char **reply, int timeout_ms,
@@ -368,7 +380,9 @@ int vm_migrator_new(struct vm *vm, struct vm_control *ctl, const struct vm_migra
 		    struct vm_migrator **out, char *err);
 bool vm_migrator_moved(struct vm_migrator *mm, char *to, size_t len);
 bool vm_migrator_in_doubt(struct vm_migrator *mm);
-/* Cancels a migration in progress (it rolls back if it can) and waits for it. */
+/* Cancels a migration in progress (it rolls back if it can) and waits for it.
+ * The migrator's commands and its `status` hook (a VM held by a migration in
+ * doubt reports "in-doubt") live on the control socket: stop that first. */
 void vm_migrator_free(struct vm_migrator *mm);
 
 /* A source process that ended while its migration was in doubt leaves

@@ -12,6 +12,11 @@
  * While the guest runs a page may change under the sender, and the frame's
  * CRC is computed before its bytes are written: each batch is therefore
  * copied first (a snapshot; a page written after it is in the next round).
+ * In bitmap mode each sender also peeks at KVM's log now and then (every
+ * 1/32 of the RAM it sends, 32 MiB at least): a page the guest wrote again
+ * since the round's fetch is deferred, not sent, since the next fetch
+ * reports it anyway (a guest that rewrites its memory faster than the link
+ * carries it would otherwise have most of it sent twice).
  *
  * After each round: bandwidth = bytes / time of the round, dirty rate = pages
  * dirtied / time, predicted downtime = dirty bytes / bandwidth + the
@@ -33,8 +38,9 @@
 
 #include "memsync/migrate.h"
 
-#define EXTRA_ROUNDS 3	   /* rounds past a fitting prediction while they shrink */
-#define REST_MIN_S   0.001 /* a rest that takes less to send is not worth a round */
+#define EXTRA_ROUNDS   3     /* rounds past a fitting prediction while they shrink */
+#define REST_MIN_S     0.001 /* a rest that takes less to send is not worth a round */
+#define PEEK_MIN_PAGES 8192u /* 32 MiB: the least a sender adds between two peeks */
 
 struct mig_worker {
 	struct mig_source *m;
@@ -45,6 +51,9 @@ struct mig_worker {
 	struct proto_session *s;
 	struct proto_pages_enc *enc;
 	uint8_t *stage;
+	uint64_t *peek[VM_MAX_SLOTS]; /* KVM's log at the last peek */
+	uint64_t unpeeked;	      /* pages added since */
+	bool peeked;		      /* peek holds this round's log */
 	struct proto_page pages[MIG_BATCH_PAGES];
 	size_t n;
 	pthread_t thread;
@@ -99,6 +108,7 @@ int mig_precopy_open_channels(struct mig_source *m, char *err)
 	if (!m->workers)
 		return vm_error(err, ENOMEM, "out of memory");
 	m->npages = 0;
+	atomic_store(&m->peek, vm->cfg.dirty_mode == VM_DIRTY_BITMAP);
 	for (unsigned i = 0; i < vm_nslots(vm); i++) {
 		const struct vm_slot *sl = vm_slot(vm, i);
 		uint64_t words = (sl->size / VM_PAGE_SIZE + 63) / 64;
@@ -109,7 +119,11 @@ int mig_precopy_open_channels(struct mig_source *m, char *err)
 		m->fetched[i] = calloc(words, sizeof(uint64_t));
 		if (!m->bitmap[i] || !m->fetched[i])
 			return vm_error(err, ENOMEM, "out of memory for the dirty bitmaps");
+		for (unsigned k = 0; k < m->nworkers && atomic_load(&m->peek); k++)
+			if (!(m->workers[k].peek[i] = calloc(words, sizeof(uint64_t))))
+				return vm_error(err, ENOMEM, "out of memory for the dirty bitmaps");
 	}
+	m->peek_pages = m->npages / 32 > PEEK_MIN_PAGES ? m->npages / 32 : PEEK_MIN_PAGES;
 	for (unsigned i = 0; i < m->nworkers; i++)
 		if ((r = worker_init(m, &m->workers[i], i, err)) < 0)
 			return r;
@@ -135,6 +149,25 @@ static int flush_batch(struct mig_worker *w)
 	return 0;
 }
 
+/* Refreshes w->peek from KVM's log when the worker has added enough pages
+ * since the last time. A failure only ends the peeking. */
+static void peek(struct mig_worker *w)
+{
+	struct mig_source *m = w->m;
+	char err[VM_ERR_LEN];
+
+	if (!atomic_load(&m->peek) || m->paused || w->unpeeked < m->peek_pages)
+		return;
+	w->unpeeked = 0;
+	for (unsigned i = 0; i < vm_nslots(m->vm); i++)
+		if (vm_dirty_peek(m->vm, i, w->peek[i], err) < 0) {
+			w->peeked = false;
+			atomic_store(&m->peek, false); /* the others stop at their next peek */
+			return;
+		}
+	w->peeked = true;
+}
+
 /* Adds the page at RAM offset off (host address p) to the batch. */
 static int add_page(struct mig_worker *w, uint64_t off, const uint8_t *p, bool copy)
 {
@@ -144,6 +177,7 @@ static int add_page(struct mig_worker *w, uint64_t off, const uint8_t *p, bool c
 	}
 	w->pages[w->n].gpa = off;
 	w->pages[w->n].data = p;
+	w->unpeeked++;
 	if (++w->n == MIG_BATCH_PAGES)
 		return flush_batch(w);
 	return 0;
@@ -157,6 +191,7 @@ static int send_chunk(struct mig_worker *w, uint64_t first, uint64_t last)
 	bool copy = !m->paused;
 	int r = 0;
 
+	peek(w);
 	for (unsigned i = 0; i < vm_nslots(m->vm) && r == 0; i++) {
 		const struct vm_slot *sl = vm_slot(m->vm, i);
 		uint64_t lo = m->slot_first[i], hi = lo + sl->size / VM_PAGE_SIZE;
@@ -167,14 +202,20 @@ static int send_chunk(struct mig_worker *w, uint64_t first, uint64_t last)
 			uint64_t p = g - m->slot_first[i];
 			const uint8_t *hva = sl->hva + p * VM_PAGE_SIZE;
 
-			uint64_t word = m->bitmap[i][p / 64];
+			uint64_t word = m->bitmap[i][p / 64], bit = 1ull << (p % 64);
 
 			if (!word) {
 				g |= 63; /* skip the rest of an empty word */
 				continue;
 			}
-			if (!(word & (1ull << (p % 64))) ||
-			    (m->round_all && proto_page_is_zero(hva)))
+			if (!(word & bit))
+				continue;
+			if (w->peeked && (w->peek[i][p / 64] & bit)) {
+				/* written again since the fetch: the next one has it */
+				atomic_fetch_add_explicit(&m->deferred, 1, memory_order_relaxed);
+				continue;
+			}
+			if (m->round_all && proto_page_is_zero(hva))
 				continue;
 			r = add_page(w, sl->memfd_offset + p * VM_PAGE_SIZE, hva, copy);
 		}
@@ -188,6 +229,10 @@ static int send_share(struct mig_worker *w)
 	int r = 0;
 
 	w->n = 0;
+	/* A peek of an earlier round holds pages that this round's fetch has
+	 * taken from KVM's log: deferring them would lose them. */
+	w->peeked = false;
+	w->unpeeked = 0;
 	for (;;) {
 		uint64_t chunk = atomic_fetch_add(&m->next_chunk, 1);
 		uint64_t first = chunk * MIG_CHUNK_PAGES, last = first + MIG_CHUNK_PAGES;
@@ -248,6 +293,7 @@ static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, doubl
 	}
 	atomic_store(&m->next_chunk, 0);
 	atomic_store(&m->wfail, false);
+	atomic_store(&m->deferred, 0);
 	pthread_mutex_lock(&m->wlock);
 	m->wdone = 0;
 	m->wgen++;
@@ -327,6 +373,7 @@ static void round_event(struct mig_source *m, double elapsed, uint64_t dirty, do
 	proto_json_kv_double(&j, "elapsed_ms", elapsed * 1e3);
 	proto_json_kv_double(&j, "bandwidth", m->bandwidth);
 	proto_json_kv_uint(&j, "dirty_pages", dirty);
+	proto_json_kv_uint(&j, "deferred_pages", atomic_load(&m->deferred));
 	proto_json_kv_double(&j, "dirty_rate", dirty_rate);
 	proto_json_kv_double(&j, "predicted_downtime_ms", predicted_ms);
 	proto_json_kv_uint(&j, "throttle", m->throttle);
@@ -477,10 +524,8 @@ int mig_precopy_final(struct mig_source *m, char *err)
 	}
 	if (r == 0 && c.rc < 0)
 		r = vm_error(err, -c.rc, "%s", c.err);
-	if (r == 0) {
-		m->bytes_disk = mig_storage_bytes(m);
+	if (r == 0)
 		round_event(m, elapsed, 0, 0, 0);
-	}
 	return r;
 }
 
@@ -570,6 +615,8 @@ void mig_precopy_release(struct mig_source *m)
 			proto_tls_free(w->tls);
 			proto_pages_enc_free(w->enc);
 			free(w->stage);
+			for (unsigned k = 0; k < VM_MAX_SLOTS; k++)
+				free(w->peek[k]);
 		}
 		free(m->workers);
 		m->workers = NULL;

@@ -30,6 +30,7 @@ struct vm_migrator {
 	enum migrator_state state;
 	struct mig_source *active;
 	struct mig_source_record doubt; /* IN_DOUBT: what settles it */
+	bool resolving;			/* BUSY asking doubt.to: still in doubt meanwhile */
 	char moved_to[256];
 };
 
@@ -94,9 +95,17 @@ static const char *result_name(int code)
 	}
 }
 
+/* The command that settles a migration of NAME left in doubt. */
+static void resolve_command(const char *name, char *out, size_t len)
+{
+	snprintf(out, len, "smove move --resolve %s", name);
+}
+
 static void emit_result(struct mig_source *m, int code, const struct proto_preflight_reply *no_go)
 {
 	const struct vm_config *c = vm_get_config(m->vm);
+	/* What the mirror jobs sent, also those a rollback cancelled. */
+	uint64_t disk = mig_storage_bytes(m);
 	struct proto_json j;
 
 	mig_event_begin(&m->ev, &j, "result");
@@ -116,7 +125,7 @@ static void emit_result(struct mig_source *m, int code, const struct proto_prefl
 	if (code == VM_MIGRATE_IN_DOUBT) {
 		char cmd[160];
 
-		snprintf(cmd, sizeof(cmd), "smove move --resolve %s", c->name);
+		resolve_command(c->name, cmd, sizeof(cmd));
 		proto_json_kv_str(&j, "resolve", cmd);
 	}
 	proto_json_kv_double(&j, "total_s", mig_now() - m->t_start);
@@ -130,10 +139,10 @@ static void emit_result(struct mig_source *m, int code, const struct proto_prefl
 	proto_json_kv_uint(&j, "rounds", m->round);
 	proto_json_key(&j, "bytes");
 	proto_json_obj_begin(&j);
-	proto_json_kv_uint(&j, "disk", m->bytes_disk);
+	proto_json_kv_uint(&j, "disk", disk);
 	proto_json_kv_uint(&j, "memory", m->bytes_mem);
 	proto_json_kv_uint(&j, "state", m->bytes_state);
-	proto_json_kv_uint(&j, "total", m->bytes_disk + m->bytes_mem + m->bytes_state);
+	proto_json_kv_uint(&j, "total", disk + m->bytes_mem + m->bytes_state);
 	proto_json_obj_end(&j);
 	proto_json_kv_uint(&j, "pages", m->pages_sent);
 	mig_event_end(&m->ev, &j);
@@ -482,75 +491,6 @@ const char *mig_migrator_own_dir(struct vm_migrator *mm)
 
 /* ---- the control commands ---------------------------------------------------------- */
 
-static int opt_str(const struct proto_json_value *req, const char *key, char *dst, size_t len,
-		   char *err)
-{
-	const char *s;
-	char perr[PROTO_ERR_LEN];
-	int r = proto_json_get_str(req, key, &s, perr);
-
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0 || strlen(s) >= len)
-		return vm_error(err, EINVAL,
-				"migrate: \"%s\" must be a string of at most %zu bytes", key,
-				len - 1);
-	strcpy(dst, s);
-	return 0;
-}
-
-static int opt_u64(const struct proto_json_value *req, const char *key, uint64_t *dst, uint64_t max,
-		   char *err)
-{
-	char perr[PROTO_ERR_LEN];
-	int r = proto_json_get_u64(req, key, dst, perr);
-
-	if (r == -ENOENT)
-		return 0;
-	if (r < 0 || *dst > max)
-		return vm_error(err, EINVAL, "migrate: \"%s\" must be an integer up to %llu", key,
-				(unsigned long long)max);
-	return 0;
-}
-
-static int opt_bool(const struct proto_json_value *req, const char *key, bool *dst, char *err)
-{
-	char perr[PROTO_ERR_LEN];
-	int r = proto_json_get_bool(req, key, dst, perr);
-
-	if (r == -ENOENT)
-		return 0;
-	return r < 0 ? vm_error(err, EINVAL, "migrate: \"%s\" must be true or false", key) : 0;
-}
-
-static int parse_opts(const struct proto_json_value *req, struct mig_opts *o, char *err)
-{
-	uint64_t channels = 0, rounds = MIG_MAX_ROUNDS;
-	int r;
-
-	memset(o, 0, sizeof(*o));
-	o->downtime_ms = 300;
-	if ((r = opt_str(req, "to", o->to, sizeof(o->to), err)) < 0 ||
-	    (r = opt_str(req, "tls_psk", o->tls_psk, sizeof(o->tls_psk), err)) < 0 ||
-	    (r = opt_str(req, "tls_user", o->tls_user, sizeof(o->tls_user), err)) < 0 ||
-	    (r = opt_str(req, "tls_x509", o->tls_x509, sizeof(o->tls_x509), err)) < 0 ||
-	    (r = opt_u64(req, "downtime_ms", &o->downtime_ms, 3600000, err)) < 0 ||
-	    (r = opt_u64(req, "bandwidth", &o->bandwidth, UINT64_MAX / 2, err)) < 0 ||
-	    (r = opt_u64(req, "channels", &channels, PROTO_MAX_CHANNELS - 1, err)) < 0 ||
-	    (r = opt_u64(req, "max_rounds", &rounds, 100000, err)) < 0 ||
-	    (r = opt_bool(req, "compress", &o->compress, err)) < 0 ||
-	    (r = opt_bool(req, "no_delete", &o->no_delete, err)) < 0 ||
-	    (r = opt_bool(req, "dry_run", &o->dry_run, err)) < 0)
-		return r;
-	if (!o->to[0])
-		return vm_error(err, EINVAL, "migrate: \"to\" (HOST:PORT) is required");
-	if (o->tls_psk[0] && o->tls_x509[0])
-		return vm_error(err, EINVAL, "migrate: give \"tls_psk\" or \"tls_x509\", not both");
-	o->channels = (unsigned)channels;
-	o->max_rounds = rounds ? (unsigned)rounds : MIG_MAX_ROUNDS;
-	return 0;
-}
-
 static int busy_error(struct vm_migrator *mm, char *err)
 {
 	const char *name = vm_get_config(mm->vm)->name;
@@ -613,7 +553,7 @@ static int cmd_migrate(void *opaque, struct vm *vm, const struct proto_json_valu
 	struct vm_migrator *mm = opaque;
 	struct mig_source *m;
 	struct mig_opts o;
-	int r = parse_opts(req, &o, err);
+	int r = mig_opts_parse(req, &o, err);
 
 	if (r < 0)
 		return r;
@@ -681,6 +621,7 @@ static void *resolve_thread(void *arg)
 	emit_result(m, code, NULL);
 	release_source(m);
 	pthread_mutex_lock(&mm->lock);
+	mm->resolving = false;
 	if (outcome == PROTO_OUTCOME_RESUMED) {
 		mm->state = MOVED;
 		snprintf(mm->moved_to, sizeof(mm->moved_to), "%s", m->o.to);
@@ -715,9 +656,11 @@ static int cmd_resolve(void *opaque, struct vm *vm, const struct proto_json_valu
 		mig_limit_init(&m->limit, 0);
 		send_ok(fd, mm, "started");
 		mm->state = BUSY;
+		mm->resolving = true;
 		mm->active = m;
 		if ((r = start_thread(mm, m, resolve_thread, err)) < 0) {
 			mm->state = IN_DOUBT;
+			mm->resolving = false;
 			mm->active = NULL;
 			m->ev.fd = -1;
 			mig_limit_release(&m->limit);
@@ -730,6 +673,30 @@ static int cmd_resolve(void *opaque, struct vm *vm, const struct proto_json_valu
 }
 
 /* ---- the migrator ----------------------------------------------------------------- */
+
+/* `status` of a VM that a migration in doubt holds paused: "in-doubt", and a
+ * member "migration" saying where it went and what settles it. */
+static const char *status_state(void *opaque, struct proto_json *j)
+{
+	struct vm_migrator *mm = opaque;
+	const char *name = vm_get_config(mm->vm)->name;
+	char cmd[160];
+	bool doubt;
+
+	pthread_mutex_lock(&mm->lock);
+	doubt = mm->state == IN_DOUBT || mm->resolving;
+	if (doubt) {
+		resolve_command(name, cmd, sizeof(cmd));
+		proto_json_key(j, "migration");
+		proto_json_obj_begin(j);
+		proto_json_kv_str(j, "state", "in-doubt");
+		proto_json_kv_str(j, "to", mm->doubt.to);
+		proto_json_kv_str(j, "resolve", cmd);
+		proto_json_obj_end(j);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return doubt ? "in-doubt" : NULL;
+}
 
 int vm_migrator_new(struct vm *vm, struct vm_control *ctl, const struct vm_migrator_opts *o,
 		    struct vm_migrator **out, char *err)
@@ -752,6 +719,7 @@ int vm_migrator_new(struct vm *vm, struct vm_control *ctl, const struct vm_migra
 		vm_migrator_free(mm);
 		return vm_error(err, ENOSPC, "too many control commands");
 	}
+	vm_control_status_hook(ctl, status_state, mm);
 	*out = mm;
 	return 0;
 }

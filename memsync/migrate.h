@@ -143,6 +143,9 @@ struct mig_opts {
 	bool compress, no_delete, dry_run;
 	unsigned max_rounds;
 };
+/* Reads the `migrate` request's members into o (defaults for the absent ones);
+ * -EINVAL with err naming the member that is wrong (migrate-opts.c). */
+int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char *err);
 
 struct mig_disk {
 	unsigned index;
@@ -187,6 +190,9 @@ struct mig_source {
 	atomic_bool wfail;	     /* a sender failed: the others stop */
 	bool round_all;		     /* round 1: the pages present, zero ones skipped */
 	bool paused;		     /* the final round: no snapshot copies needed */
+	atomic_bool peek;	     /* the senders skip pages dirtied again (bitmap mode) */
+	uint64_t peek_pages;	     /* pages a sender adds between two peeks */
+	_Atomic uint64_t deferred;   /* pages skipped so in this round */
 	pthread_mutex_t wlock;	     /* the channel threads' rounds */
 	pthread_cond_t wcond;
 	bool wsync, wstop;
@@ -200,7 +206,7 @@ struct mig_source {
 	double t_start, t_pause, t_resumed;
 	double t_disks_ms, t_sent_ms; /* into the switchover: disks completed, all sent */
 	uint64_t pause_ns, switch_ns;
-	uint64_t bytes_disk, bytes_mem, bytes_state;
+	uint64_t bytes_mem, bytes_state;
 	uint64_t bytes_disk_done; /* of the mirror jobs already freed */
 	uint64_t pages_sent;
 	double bandwidth; /* bytes/s measured in the last round */
@@ -222,6 +228,8 @@ void mig_storage_release(struct mig_source *m);
 /* Flushes both sides of every disk while the guest runs (so that the
  * switchover's final flush finds little); returns how long that took. */
 uint64_t mig_storage_preflush(struct mig_source *m);
+/* The disk bytes sent so far: by the running mirror jobs, and by those already
+ * completed or cancelled (a rollback's too). */
 uint64_t mig_storage_bytes(struct mig_source *m);
 
 /* migrate-precopy.c */

@@ -58,6 +58,27 @@ static int apply_tls(struct nbd_handle *h, const char *uri, const struct storage
 	return 0;
 }
 
+/* "cannot connect", and for a refused TLS handshake what to check first:
+ * libnbd passes on gnutls' symptom ("Error in the pull function"), not the
+ * cause. */
+static int connect_error(char *err, const char *uri, bool tls)
+{
+	const char *msg = nbd_get_error();
+
+	if (tls && msg && strstr(msg, "certificate verification"))
+		return storage_nbd_error(err, uri,
+					 "cannot connect: the server's certificate is not signed "
+					 "by the CA this client trusts (ca-cert.pem in the "
+					 "certificates directory), or does not name the host");
+	if (tls && msg && (strstr(msg, "pull function") || strstr(msg, "non-properly terminated")))
+		return storage_nbd_error(err, uri,
+					 "cannot connect: the server ended the TLS handshake, "
+					 "refusing this client's credentials (X.509: "
+					 "client-cert.pem and client-key.pem signed by a CA the "
+					 "server trusts; PSK: a user and key the server knows)");
+	return storage_nbd_error(err, uri, "cannot connect");
+}
+
 /* Over TCP, a peer that acknowledges nothing for timeout_ms (data sent, or
  * keepalive probes while a reply is awaited) fails the connection, and with it
  * every command in flight: a blackholed or cut link ends in an error instead
@@ -98,7 +119,7 @@ int storage_nbd_connect(const char *uri, const struct storage_tls *tls, bool wan
 	if (r == 0 && !(u = use_tls ? tls_uri(uri) : strdup(uri)))
 		r = vhd_error(err, ENOMEM, "%s: out of memory", uri);
 	if (r == 0 && nbd_connect_uri(h, u) < 0)
-		r = storage_nbd_error(err, uri, "cannot connect");
+		r = connect_error(err, uri, use_tls || strncmp(uri, "nbds", 4) == 0);
 	free(u);
 	if (r < 0) {
 		nbd_close(h);

@@ -425,7 +425,7 @@ on_destination() {
 in_doubt() {
 	expect_result 6 in-doubt
 	[ "$(event 'd["resolve"]')" = "smove move --resolve vm1" ] || fail "the result does not say how to settle it"
-	[ "$(ps_state src vm1)" = paused ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
+	[ "$(ps_state src vm1)" = in-doubt ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
 	ctl "$T/src/vm1.sock" '{"cmd":"resume"}' | grep -q '"ok":false' || fail "the source VM could be resumed"
 	[ -e "$T/disk.raw" ] || fail "the source's disk is gone while in doubt"
 	[ -e "$T/src/vm1.migration" ] || fail "no record of the migration in doubt"

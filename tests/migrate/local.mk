@@ -13,7 +13,7 @@ migrate_shell_tests = \
 	tests/migrate/test-migrate-bad-dest.sh \
 	tests/migrate/test-migrate-back.sh tests/migrate/test-demo.sh \
 	tests/migrate/test-migrate-two-at-once.sh tests/migrate/test-migrate-nodisk-channels.sh \
-	tests/migrate/test-migrate-ring.sh \
+	tests/migrate/test-migrate-ring.sh tests/migrate/test-migrate-deferred.sh \
 	tests/migrate/test-fault-kill.sh tests/migrate/test-fault-cancel.sh \
 	tests/migrate/test-fault-net.sh tests/migrate/test-fault-disk.sh
 TESTS += $(migrate_shell_tests)

@@ -3,7 +3,8 @@
 # memory and disk (the test hooks of docs/migration.md hold a side there).
 # Before RESUME a cancel rolls back: `smove move` exits 5 saying it was
 # cancelled, vm1 runs on the source with its disk and its guest goes on, and
-# the destination (still serving) has discarded its copy:
+# the destination (still serving) has discarded its copy, and the report
+# counts the disk bytes sent:
 #   preflight        (the destination has not answered yet)
 #   storage          (bulk copy, --bandwidth 4)
 #   synced           (disks mirrored synchronously)
@@ -41,10 +42,30 @@ after-resume | after-running)
 	exit 0
 	;;
 esac
+# copied: the bytes the bulk copy had copied at its last progress event.
+copied() {
+	grep '"event":"progress"' "$T/move.json" | tail -n 1 |
+		/usr/bin/python3 -c 'import json,sys; print(json.load(sys.stdin)["done"])'
+}
+if [ "$1" = storage ]; then # cancel once the bulk copy has copied something
+	for i in $(seq 100); do [ "$(copied)" -gt 0 ] && break; sleep 0.1; done
+fi
 expect_status 0 src move --cancel vm1
 move_wait
 grep '"result"' "$T/move.json"
 expect_result 5 rolled-back "cancelled on the source"
+# The report counts the disk bytes sent before the rollback: none before the
+# storage phase, at least the bulk copy's progress during it, and the whole
+# disk (8 MiB the guest wrote) once it was mirrored.
+disk=$(event 'd["bytes"]["disk"]')
+case $1 in
+preflight) [ "$disk" = 0 ] || fail "bytes.disk is $disk before any disk was copied" ;;
+storage)
+	[ "$(copied)" -gt 0 ] && [ "$disk" -ge "$(copied)" ] ||
+		fail "bytes.disk is $disk although the bulk copy had copied $(copied) bytes"
+	;;
+*) [ "$disk" -ge 8388608 ] || fail "bytes.disk is $disk although the disk was mirrored" ;;
+esac
 kill -0 "$SERVE_PID" || fail "serve ended"
 grep -q "cancelled on the source" "$T/serve.err" || fail "serve does not say the source cancelled"
 on_source

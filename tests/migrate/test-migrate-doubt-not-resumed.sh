@@ -16,7 +16,7 @@ wait_for "$T/serve.err" "stalling at dest-resume"
 kill -9 "$SERVE_PID"
 move_wait
 expect_move 6
-[ "$(status "$T/src/vm1.sock" 'd["state"]')" = paused ] || fail "the source VM is not paused"
+[ "$(status "$T/src/vm1.sock" 'd["state"]')" = in-doubt ] || fail "the source VM is not held in doubt"
 start_serve
 nothing_on_dest vm1
 expect_status 5 src move --resolve vm1

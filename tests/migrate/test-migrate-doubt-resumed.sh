@@ -2,8 +2,8 @@
 # In doubt, settled as resumed: the destination resumes the VM and records it,
 # then dies before it can answer RUNNING (the test hook stalls it there and the
 # test kills it). `smove move` exits 6: the VM is paused on the source with all
-# its files, and refuses to resume there; on the destination it runs (it
-# outlives serve). `smove move --resolve` asks the restarted serve, which
+# its files, and refuses to resume there; its status and `smove ps` say
+# in-doubt and how to settle it; on the destination it runs (it outlives serve). `smove move --resolve` asks the restarted serve, which
 # answers from its record: the source ends its copy and deletes its disk.
 # At no moment do two copies run.
 . "$abs_top_srcdir/tests/functions.sh"
@@ -20,7 +20,15 @@ move_wait
 expect_move 6
 [ "$(event 'd["result"]')" = in-doubt ] || fail "result is not in-doubt"
 [ "$(event 'd["resolve"]')" = "smove move --resolve vm1" ] || fail "the result does not say how to settle it"
-[ "$(status "$T/src/vm1.sock" 'd["state"]')" = paused ] || fail "the source VM is not paused"
+[ "$(status "$T/src/vm1.sock" 'd["state"]')" = in-doubt ] || fail "status does not say in-doubt"
+[ "$(status "$T/src/vm1.sock" 'd["migration"]["resolve"]')" = "smove move --resolve vm1" ] ||
+	fail "status does not say how to settle it"
+[ "$(status "$T/src/vm1.sock" 'd["migration"]["to"]')" = "$DST_ADDR:$PORT" ] || fail "status does not say where it went"
+# smove ps: a state of its own, and the command that settles it
+src ps >"$T/ps" || fail "smove ps failed"
+grep -q "^vm1 .* in-doubt .*'smove move --resolve vm1'" "$T/ps" || { cat "$T/ps"; fail "smove ps does not show vm1 in doubt"; }
+[ "$(src ps --json | /usr/bin/python3 -c 'import json,sys; v=json.load(sys.stdin)["vms"][0]; print(v["state"], v["resolve"])')" = \
+	"in-doubt smove move --resolve vm1" ] || fail "smove ps --json does not show vm1 in doubt"
 ctl "$T/src/vm1.sock" '{"cmd":"resume"}' | grep -q '"ok":false' || fail "the source VM could be resumed"
 runs "$T/dst/vm1.sock"
 [ -e "$T/disk.raw" ] || fail "the source's disk is gone while in doubt"

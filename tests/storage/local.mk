@@ -20,6 +20,7 @@ storage_shell_tests = \
 	tests/storage/test-mirror-vhd.sh \
 	tests/storage/test-mirror-vhdx.sh \
 	tests/storage/test-mirror-tls.sh \
+	tests/storage/test-nbd-x509.sh \
 	tests/storage/test-mirror-fault.sh \
 	tests/storage/test-mirror-sparse-raw.sh \
 	tests/storage/test-mirror-sparse-vhdx.sh

@@ -160,7 +160,10 @@ Test(mirror_api, cancel_says_what_the_destination_holds)
 	vhd_close(src);
 }
 
-Test(mirror_api, verify_catches_a_destination_changed_behind_its_back)
+/* A mirror with verify of a 16 MiB source holding 4 MiB of data, whose
+ * destination another client changes at off once synced: completing it fails,
+ * naming hex (off in hex). */
+static void verify_catches_change_at(uint64_t off, const char *hex)
 {
 	struct vhd_disk *src = make_source(16 * MiB, 4 * MiB);
 	struct mirror_opts o = {.verify = true};
@@ -172,17 +175,27 @@ Test(mirror_api, verify_catches_a_destination_changed_behind_its_back)
 	cr_assert_eq(mirror_start(src, &(struct mirror_dest){.uri = uri}, &o, &job, err), 0, "%s",
 		     err);
 	cr_assert_eq(mirror_wait_synced(job, err), 0, "%s", err);
-	/* Another client writes where the source has nothing. */
 	cr_assert_eq(storage_io_open(uri, NULL, false, &other, err), 0, "%s", err);
 	memset(b, 0xee, sizeof b);
-	cr_assert_eq(vhd_io_pwrite(other, b, sizeof b, 10 * MiB + 4096, err), 0, "%s", err);
+	cr_assert_eq(vhd_io_pwrite(other, b, sizeof b, off, err), 0, "%s", err);
 	vhd_io_close(other);
 	cr_assert_eq(mirror_complete(job, err), -EILSEQ);
-	cr_assert(strstr(err, "verify: the destination differs from") &&
-		      strstr(err, "at offset 0xa01000"),
-		  "%s", err);
+	cr_assert(strstr(err, "verify: the destination differs from") && strstr(err, hex), "%s",
+		  err);
 	mirror_free(job);
 	vhd_close(src);
+}
+
+/* Another client writes where the source has nothing. */
+Test(mirror_api, verify_catches_a_destination_changed_behind_its_back)
+{
+	verify_catches_change_at(10 * MiB + 4096, "at offset 0xa01000");
+}
+
+/* And where the source has data. */
+Test(mirror_api, verify_catches_changed_data)
+{
+	verify_catches_change_at(3 * MiB + 512, "at offset 0x300200");
 }
 
 Test(mirror_api, unfit_destinations_are_refused_at_start)
