@@ -210,11 +210,14 @@ def smove(a):
         res.update(total_s=r["total_s"], downtime_ms=r["downtime_ms"], rounds=r["rounds"],
                    pause_ms=r.get("pause_ms"), disks_ms=r.get("disks_ms"),
                    sent_ms=r.get("state_sent_ms"),
-                   bytes=r["bytes"]["total"], touched=rounds[0]["bytes"],
+                   bytes=r["bytes"]["total"],
+                   # round 1 sends the non-zero memory, but for the pages it
+                   # defers (rewritten meanwhile: round 2 sends them)
+                   touched=rounds[0]["bytes"] + rounds[0].get("deferred_pages", 0) * (4096 + 8),
                    dirtied=sum(e["dirty_pages"] for e in rounds) * 4096,
                    round_log=[[e["round"], e["bytes"], round(e["elapsed_ms"], 1),
                                e["dirty_pages"], round(e["predicted_downtime_ms"], 1),
-                               e["throttle"]] for e in rounds])
+                               e["throttle"], e.get("deferred_pages", 0)] for e in rounds])
         time.sleep(0.3)  # the destination's heartbeat goes on after the resume
         dsock = os.path.join(a.dst_dir, name + ".sock")
         res["gap_ms"] = gaps(os.path.join(a.store, name, "console.log"), offset)
@@ -397,7 +400,8 @@ def table(a):
             "%s %.0f MB/s (%s)" % (k, v / 1e6, " ".join("%.0f" % (x / 1e6) for x in runs[k]))
             for k, v in links.items()))
     print("ratios: time = total / (touched / link), bytes = sent / (touched + re-dirtied);")
-    print("  touched = smove's round 1 (the guest's non-zero memory); re-dirtied = the pages")
+    print("  touched = smove's round 1 and the pages it deferred (the guest's non-zero memory);")
+    print("  re-dirtied = the pages")
     print("  KVM's dirty log reported, summed over the rounds (exact here; smove rows, and")
     print("  idle rows: none); QEMU's bytes are compared with smove's below instead;")
     print("  down = the hosts' view, source pause to destination resume (QEMU: its QMP")

@@ -475,6 +475,10 @@ static void discard(struct mig_incoming *inc)
 		if (inc->exp[i].committed)
 			unlink(inc->exp[i].path);
 	}
+	if (inc->psk_file[0]) { /* the exports' key: gone before DIR/NAME is */
+		unlink(inc->psk_file);
+		inc->psk_file[0] = '\0';
+	}
 	if (inc->dir[0] && inc->rec.created_dir) {
 		mig_join(path, sizeof(path), inc->dir, "guest.elf");
 		unlink(path);

@@ -13,7 +13,7 @@
  * CRC is computed before its bytes are written: each batch is therefore
  * copied first (a snapshot; a page written after it is in the next round).
  * In bitmap mode each sender also peeks at KVM's log now and then (every
- * 1/32 of the RAM it sends, 32 MiB at least): a page the guest wrote again
+ * 1/32 of the RAM it sends, 4 MiB at least): a page the guest wrote again
  * since the round's fetch is deferred, not sent, since the next fetch
  * reports it anyway (a guest that rewrites its memory faster than the link
  * carries it would otherwise have most of it sent twice).
@@ -40,7 +40,7 @@
 
 #define EXTRA_ROUNDS   3     /* rounds past a fitting prediction while they shrink */
 #define REST_MIN_S     0.001 /* a rest that takes less to send is not worth a round */
-#define PEEK_MIN_PAGES 8192u /* 32 MiB: the least a sender adds between two peeks */
+#define PEEK_MIN_PAGES 1024u /* 4 MiB: the least a sender adds between two peeks */
 
 struct mig_worker {
 	struct mig_source *m;

@@ -378,6 +378,20 @@ guest_goes_on() {
 		fail "the guest's programs do not go on ($1)"
 }
 
+# guest_mem_goes_on CONSOLE: the memory program of the guest behind CONSOLE
+# checks one more pass (every page of its pattern) and finds nothing wrong.
+guest_mem_goes_on() {
+	mem=$(grep -c "mem pass" "$1" || true)
+	for i in $(seq 300); do
+		grep -q FAIL "$1" && break
+		[ "$(grep -c "mem pass" "$1")" -ge $((mem + 1)) ] && break
+		sleep 0.1
+	done
+	! grep FAIL "$1" || fail "the guest found a stale or lost page after the migration"
+	[ "$(grep -c "mem pass" "$1")" -ge $((mem + 1)) ] ||
+		fail "the memory program does not go on after the migration"
+}
+
 # ps_state HOST NAME: NAME's state in `smove ps` on HOST (src or dst), or none.
 ps_state() {
 	"$1" ps | awk -v n="$2" '$1 == n { print $3; f = 1 } END { if (!f) print "none" }'

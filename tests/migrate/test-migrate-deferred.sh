@@ -15,16 +15,7 @@ move vm1 --downtime-ms 20 --bandwidth 100 --channels 2
 expect_move 0
 [ "$(event 'd["result"]')" = done ] || fail "result is not done"
 grep -q '"deferred_pages":[1-9]' "$T/move.json" || fail "no round deferred a page"
-console="$T/store/vm1/console.log"
-passes=$(grep -c "mem pass" "$console" || true)
-for i in $(seq 300); do
-	grep -q FAIL "$console" && break
-	[ "$(grep -c "mem pass" "$console")" -ge $((passes + 1)) ] && break
-	sleep 0.1
-done
-! grep FAIL "$console" || fail "the guest found a stale or lost page after the migration"
-[ "$(grep -c "mem pass" "$console")" -ge $((passes + 1)) ] ||
-	fail "the memory program does not go on after the migration"
+guest_mem_goes_on "$T/store/vm1/console.log"
 echo "moved in $(event 'd["total_s"]') s, $(event 'd["rounds"]') rounds," \
 	"$(grep -o '"deferred_pages":[0-9]*' "$T/move.json" | awk -F: '{n += $2} END {print n}')" \
 	"pages deferred"
