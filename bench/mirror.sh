@@ -5,9 +5,10 @@
 #     with the images in memory (/dev/shm: the engines, not the disk, are
 #     measured) and then on disk (raw only: the flush to stable storage counts),
 #     by `nbdcopy --destination-is-zero --flush` and by `smove disk mirror`
-#     (one connection, and four like nbdcopy's multi-conn default). Both end
-#     with the data on the destination's stable storage (nbdcopy flushes only
-#     with --flush; its unflushed time is printed too): raw to raw
+#     (one connection, and four like nbdcopy's multi-conn default; both open
+#     at most one per core). Both end with the data on the destination's
+#     stable storage (nbdcopy flushes only with --flush; its unflushed time
+#     is printed too): raw to raw
 #     (nbdcopy reads the file itself), and VHDX to VHDX (nbdcopy reads the
 #     source through a second `nbdkit smove`, smove reads the file). Each copy
 #     is checked against the source once.

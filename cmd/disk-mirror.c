@@ -28,7 +28,7 @@ static const char help[] =
     "      --tls-username USER  the PSK identity (default: the login name)\n"
     "      --tls-certs DIR      TLS with the X.509 certificates in DIR\n"
     "      --connections N      up to N connections if the export allows\n"
-    "                           multi-conn (default 1)\n"
+    "                           multi-conn, one per CPU at most (default 1)\n"
     "      --bandwidth RATE     at most RATE MiB/s (or a size with a unit per\n"
     "                           second: 500K, 1.5G)\n"
     "      --verify             read both sides afterwards and compare them\n"

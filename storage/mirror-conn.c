@@ -116,18 +116,20 @@ static int early_flush_done(void *opaque, int *error)
 {
 	struct mirror_job *job = opaque;
 
-	if (*error) {
-		pthread_mutex_lock(&job->lock);
+	pthread_mutex_lock(&job->lock);
+	job->flushing = false;
+	if (*error)
 		mirror_fail(job, *error, "%s: flushing the destination failed: %s", job->uri,
 			    strerror(*error));
-		pthread_mutex_unlock(&job->lock);
-	}
+	pthread_mutex_unlock(&job->lock);
 	return 1;
 }
 
 /* Asks the destination to write back what it has so far, while the copy goes
  * on: its disk works in parallel with the network, and the final flush of
  * mirror_complete (in a migration, part of the downtime) finds little left.
+ * One at a time: a disk slower than the copy would otherwise pile flushes up
+ * in the server's threads, each waiting for the same writeback.
  * Not a durability point: writes still in flight may or may not be covered. */
 static void early_flush(struct mirror_conn *c)
 {
@@ -156,7 +158,9 @@ static void copy_part(struct mirror_conn *c, struct copy_req *req, const uint8_t
 	if (buf) {
 		job->sent += len;
 		job->unflushed += len;
-		if (job->dest_can_flush && job->unflushed >= job->opts.flush_interval) {
+		if (job->dest_can_flush && !job->flushing &&
+		    job->unflushed >= job->opts.flush_interval) {
+			job->flushing = true;
 			job->unflushed = 0;
 			flush = true;
 		}

@@ -119,6 +119,7 @@ struct mirror_job {
 	/* Progress. */
 	uint64_t total, done, sent, zeroed, mirrored;
 	uint64_t unflushed; /* data sent since the last early flush */
+	bool flushing;	    /* an early flush is in flight */
 	double start, rate, rate_t0;
 	uint64_t rate_done0;
 

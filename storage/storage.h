@@ -102,7 +102,8 @@ int storage_check(const char *name, const struct vhd_open_opts *vopts, const str
  * - Cancel, complete or failure leave the source exactly as its user wrote it.
  * - The bandwidth cap applies to the copier, never to the user's writes.
  * - Several connections are used only when the destination advertises
- *   multi-conn (flush on one makes all connections' writes durable).
+ *   multi-conn (flush on one makes all connections' writes durable), and no
+ *   more of them than there are CPUs (each has its own thread).
  *
  * Threads: mirror_pwrite/zero/trim/flush may be called concurrently from any
  * number of threads, also while another thread waits in mirror_wait_synced.
@@ -128,7 +129,8 @@ const char *mirror_state_name(enum mirror_state s); /* "bulk", "synced", ... */
 struct mirror_dest {
 	const char *uri;	/* nbd://HOST:PORT/EXPORT, nbds://..., nbd+unix:///?socket=... */
 	struct storage_tls tls; /* overrides what the URI says */
-	unsigned connections;	/* 0 = 1; more only if the export allows multi-conn */
+	unsigned connections;	/* 0 = 1; more only if the export allows multi-conn,
+				 * and at most one per online CPU */
 	unsigned timeout_ms;	/* TCP: a peer that acknowledges nothing this long is
 				 * gone (TCP_USER_TIMEOUT); 0 = the kernel's (minutes) */
 };
@@ -153,8 +155,8 @@ typedef void (*mirror_progress_fn)(void *opaque, const struct mirror_progress *p
 
 struct mirror_opts {
 	uint64_t bandwidth;	 /* cap on the copier in bytes/s; 0 = none */
-	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 16 */
-	uint32_t request_size;	 /* bytes per copy request; 0 = 1 MiB */
+	unsigned max_in_flight;	 /* copy requests in flight per connection; 0 = 32 */
+	uint32_t request_size;	 /* bytes per copy request; 0 = 512 KiB */
 	uint32_t granularity;	 /* bytes per dirty-bitmap bit (power of 2); 0 = 64 KiB */
 	uint64_t sync_threshold; /* go synchronous at or below this many dirty bytes;
 				  * 0 = 64 MiB */

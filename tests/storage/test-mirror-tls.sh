@@ -11,7 +11,9 @@ psktool -u alice -p "$T/keys.psk" >/dev/null
 NBDKIT_ARGS="--tls=require --tls-psk=$T/keys.psk"
 mirror_scenario raw raw --tls-psk "$T/keys.psk" --tls-username alice --connections 2 \
 	--writers 2 --write-rate 1000000 --bandwidth 200000000 --timeout 60
-grep -q '^connections=2$' "$T/out" || fail "expected 2 connections: $(cat "$T/out")"
+# The engine opens no more connections than there are CPUs.
+want=$(($(nproc) < 2 ? $(nproc) : 2))
+grep -q "^connections=$want\$" "$T/out" || fail "expected $want connections: $(cat "$T/out")"
 # mirror-writer forces synchronous mode after 4 passes (then a 5th copies the
 # rest): 4 or fewer means the dirty set shrank below the threshold by itself.
 grep -q '^passes=[1-4]$' "$T/out" || fail "expected to converge by itself: $(cat "$T/out")"
