@@ -40,6 +40,7 @@
 #include <stdint.h>
 
 #include "proto/proto.h"
+#include "storage/storage.h"
 #include "vhd/vhd.h"
 
 #define VM_ERR_LEN    512
@@ -268,26 +269,14 @@ int vm_vcpu_state_decode(const uint8_t *buf, size_t len, struct vm_vcpu_state *s
 
 /* ---- disks --------------------------------------------------------------------------- */
 
-/* The operations virtio-blk performs on its disk. The default is the vhd/
- * disk opened from the configuration; a migration routes writes through the
- * storage mirror by installing its own. All may be called from vCPU threads. */
-enum {
-	VM_BLK_MAY_TRIM = 1 << 0,
-	VM_BLK_DISCARD = 1 << 1,
-};
-struct vm_blk_ops {
-	int (*pread)(void *h, void *buf, size_t len, uint64_t off, char *err);
-	int (*pwrite)(void *h, const void *buf, size_t len, uint64_t off, char *err);
-	/* Makes [off, off+len) read as zero (VM_BLK_MAY_TRIM: it may also be
-	 * deallocated), or with VM_BLK_DISCARD deallocates it (the guest's discard:
-	 * it then reads as zero, or as a differencing disk's parent). */
-	int (*zero)(void *h, uint64_t len, uint64_t off, unsigned flags, char *err);
-	int (*flush)(void *h, char *err);
-};
+/* Disk i's backend (storage/storage.h: struct storage_blk_ops): by default
+ * the vhd/ disk opened from the configuration; a migration routes writes
+ * through the storage mirror by installing its own. All may be called from
+ * vCPU threads. */
 /* Swaps disk i's backend: waits for the request in progress (if any) to finish,
  * then installs ops/h for every later request. Returns the vhd_disk the VM
  * opened (still owned by the VM). */
-int vm_disk_set_ops(struct vm *vm, unsigned i, const struct vm_blk_ops *ops, void *h,
+int vm_disk_set_ops(struct vm *vm, unsigned i, const struct storage_blk_ops *ops, void *h,
 		    struct vhd_disk **disk, char *err);
 /* Returns once no disk request is in progress; with the VM paused none starts. */
 void vm_disk_drain(struct vm *vm);

@@ -3,7 +3,7 @@
  * named in DISK_EXPORT, authenticated with the pre-shared key it sent.
  *
  * The VM's virtio-blk requests reach the mirror through a router installed
- * as the disk's backend (struct vm_blk_ops). The job is started held (it
+ * as the disk's backend (struct storage_blk_ops). The job is started held (it
  * connects and takes writes, but copies nothing), the router installed, then
  * the job run: a write made before the routing is on the disk before the
  * copy reads it, so none escapes the mirror, and the guest never pauses.
@@ -42,8 +42,8 @@ static int r_pwrite(void *h, const void *buf, size_t len, uint64_t off, char *er
 static int r_zero(void *h, uint64_t len, uint64_t off, unsigned flags, char *err)
 {
 	struct mig_disk *d = h;
-	bool trim = flags & VM_BLK_DISCARD;
-	unsigned zf = flags & VM_BLK_MAY_TRIM ? VHD_ZERO_MAY_TRIM : 0;
+	bool trim = flags & STORAGE_BLK_DISCARD;
+	unsigned zf = flags & STORAGE_BLK_MAY_TRIM ? VHD_ZERO_MAY_TRIM : 0;
 	int r;
 
 	pthread_mutex_lock(&d->lock);
@@ -67,7 +67,7 @@ static int r_flush(void *h, char *err)
 	return r;
 }
 
-static const struct vm_blk_ops router_ops = {r_pread, r_pwrite, r_zero, r_flush};
+static const struct storage_blk_ops router_ops = {r_pread, r_pwrite, r_zero, r_flush};
 
 /* ---- starting ------------------------------------------------------------------------ */
 

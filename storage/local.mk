@@ -3,7 +3,7 @@
 noinst_LTLIBRARIES += storage/libstorage.la
 storage_libstorage_la_SOURCES = \
 	storage/storage.h storage/nbd.h storage/http.h \
-	storage/open.c storage/nbd.c storage/http.c storage/http-cache.c \
+	storage/blk-vhd.c storage/open.c storage/nbd.c storage/http.c storage/http-cache.c \
 	storage/mirror.h storage/mirror.c storage/mirror-track.c storage/mirror-conn.c \
 	storage/mirror-write.c storage/mirror-verify.c
 storage_libstorage_la_CFLAGS = $(AM_CFLAGS) $(LIBNBD_CFLAGS) $(LIBCURL_CFLAGS)

@@ -69,6 +69,28 @@ int storage_open(const char *name, const struct vhd_open_opts *vopts, const stru
 int storage_check(const char *name, const struct vhd_open_opts *vopts, const struct storage_opts *o,
 		  vhd_report_fn report, void *opaque, char *err);
 
+/* ---- a VM's disk, as its device model sees it ------------------------------
+ *
+ * The operations a VM's disk device performs: memsync's virtio-blk, and the
+ * NBD server through which the QEMU runtime gives QEMU its disks. By default
+ * they go to the vhd/ disk (storage_blk_vhd_ops, h = the struct vhd_disk); a
+ * migration routes them through the mirror by installing its own. All may be
+ * called from several threads at once. */
+enum {
+	STORAGE_BLK_MAY_TRIM = 1 << 0, /* zero: the range may also be deallocated */
+	STORAGE_BLK_DISCARD = 1 << 1,  /* zero: deallocate it (the guest's discard) */
+};
+struct storage_blk_ops {
+	int (*pread)(void *h, void *buf, size_t len, uint64_t off, char *err);
+	int (*pwrite)(void *h, const void *buf, size_t len, uint64_t off, char *err);
+	/* Makes [off, off+len) read as zero (STORAGE_BLK_MAY_TRIM: it may also be
+	 * deallocated), or with STORAGE_BLK_DISCARD deallocates it: it then reads
+	 * as zero, or as a differencing disk's parent. */
+	int (*zero)(void *h, uint64_t len, uint64_t off, unsigned flags, char *err);
+	int (*flush)(void *h, char *err);
+};
+extern const struct storage_blk_ops storage_blk_vhd_ops;
+
 /* ---- the mirror engine ------------------------------------------------------
  *
  * A job copies the virtual contents of `src` (its whole chain, flattened) to an

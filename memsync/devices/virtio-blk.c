@@ -1,7 +1,7 @@
 /* memsync/devices/virtio-blk.c: virtio block devices, one per configured disk,
  * on the legacy virtio-pci transport. Requests: read, write, flush, get id,
  * discard (the format's trim) and write zeroes. The disk is reached through
- * struct vm_blk_ops: by default the vhd/ disk opened from the configuration,
+ * struct storage_blk_ops: by default the vhd/ disk opened from the configuration,
  * swappable at run time (vm_disk_set_ops) so that a migration can route the
  * guest's writes through the storage mirror. Data read from the disk into
  * guest buffers is marked in the VMM's dirty log.
@@ -38,37 +38,10 @@ struct blk {
 	int lock_fd;
 	bool readonly;
 	uint64_t capacity; /* bytes */
-	const struct vm_blk_ops *ops;
+	const struct storage_blk_ops *ops;
 	void *h;
 	char last_error[VM_ERR_LEN];
 };
-
-/* ---- the default backend: the vhd/ disk ------------------------------------------- */
-
-static int vhd_ops_pread(void *h, void *buf, size_t len, uint64_t off, char *err)
-{
-	return vhd_pread(h, buf, len, off, err);
-}
-
-static int vhd_ops_pwrite(void *h, const void *buf, size_t len, uint64_t off, char *err)
-{
-	return vhd_pwrite(h, buf, len, off, err);
-}
-
-static int vhd_ops_zero(void *h, uint64_t len, uint64_t off, unsigned flags, char *err)
-{
-	if (flags & VM_BLK_DISCARD)
-		return vhd_trim(h, len, off, err);
-	return vhd_zero(h, len, off, flags & VM_BLK_MAY_TRIM ? VHD_ZERO_MAY_TRIM : 0, err);
-}
-
-static int vhd_ops_flush(void *h, char *err)
-{
-	return vhd_flush(h, err);
-}
-
-static const struct vm_blk_ops vhd_blk_ops = {vhd_ops_pread, vhd_ops_pwrite, vhd_ops_zero,
-					      vhd_ops_flush};
 
 /* ---- requests ------------------------------------------------------------------------ */
 
@@ -88,8 +61,8 @@ static uint8_t zero_ranges(struct blk *b, uint32_t type, const struct virtio_seg
 			uint64_t sector = get_le64(segs[i].p + o);
 			uint32_t count = get_le32(segs[i].p + o + 8),
 				 flags = get_le32(segs[i].p + o + 12);
-			unsigned zf = type == T_DISCARD ? VM_BLK_DISCARD
-				      : flags & 1	? VM_BLK_MAY_TRIM
+			unsigned zf = type == T_DISCARD ? STORAGE_BLK_DISCARD
+				      : flags & 1	? STORAGE_BLK_MAY_TRIM
 							: 0;
 
 			if (count > MAX_SECTORS || !in_range(b, sector, (uint64_t)count * 512))
@@ -254,7 +227,7 @@ static int open_disk(struct blk *b, const struct vm_disk_config *dc, const char 
 	}
 	b->capacity = vhd_size(b->disk) & ~511ull;
 	b->readonly = dc->readonly;
-	b->ops = &vhd_blk_ops;
+	b->ops = &storage_blk_vhd_ops;
 	b->h = b->disk;
 	return 0;
 }
@@ -291,7 +264,7 @@ int vm_virtio_blk_create(struct vm *vm, char *err)
 	return 0;
 }
 
-int vm_disk_set_ops(struct vm *vm, unsigned i, const struct vm_blk_ops *ops, void *h,
+int vm_disk_set_ops(struct vm *vm, unsigned i, const struct storage_blk_ops *ops, void *h,
 		    struct vhd_disk **disk, char *err)
 {
 	struct blk *b;
@@ -300,7 +273,7 @@ int vm_disk_set_ops(struct vm *vm, unsigned i, const struct vm_blk_ops *ops, voi
 		return vm_error(err, EINVAL, "%s: no disk %u", vm->cfg.name, i);
 	b = vm->blk[i];
 	pthread_mutex_lock(&b->v.lock); /* waits for the request in progress */
-	b->ops = ops ? ops : &vhd_blk_ops;
+	b->ops = ops ? ops : &storage_blk_vhd_ops;
 	b->h = ops ? h : b->disk;
 	pthread_mutex_unlock(&b->v.lock);
 	if (disk)

@@ -335,7 +335,7 @@ static int count_flush(void *h, char *e)
 	return vhd_flush(h, e);
 }
 
-static const struct vm_blk_ops counting_ops = {count_pread, count_pwrite, count_zero, count_flush};
+static const struct storage_blk_ops counting_ops = {count_pread, count_pwrite, count_zero, count_flush};
 
 static bool disk_started(struct vm *vm)
 {
