@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "util/util.h"
+
 /* Exit statuses beside EXIT_SUCCESS (0) and EXIT_FAILURE (1: the operation
  * failed, the message says why); see docs/smove.1, EXIT STATUS. */
 enum {
@@ -64,7 +66,6 @@ int help_or_unknown(int c, const char *prog, const char *help);
 int parse_size(const char *s, uint64_t *out);
 /* "1.5 GiB" into buf. */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
-double now_seconds(void);
 
 struct proto_json;
 /* Prints the finished JSON text as one line on standard output; -1 (with a

@@ -94,14 +94,6 @@ const char *format_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int print_json(struct proto_json *j)
 {
 	const char *text = proto_json_finish(j);

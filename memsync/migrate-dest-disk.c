@@ -35,7 +35,7 @@ int mig_export_create(struct mig_export *x, const char *dir, const struct proto_
 	if (!proto_valid_disk_name(d->name))
 		return vm_error(err, EINVAL, "disk name '%s' is not a plain file name", d->name);
 	snprintf(x->path, sizeof(x->path), "%s/%s", dir, d->name);
-	if ((r = vhd_temp_name(x->path, x->tmp, sizeof(x->tmp), verr)) < 0)
+	if ((r = util_temp_name(x->path, x->tmp, sizeof(x->tmp), verr)) < 0)
 		return vm_error(err, -r, "%s", verr);
 	if ((r = vhd_format_parse(d->format, &co.format)) < 0)
 		return vm_error(err, EINVAL, "disk %s: unknown format '%s'", d->name, d->format);

@@ -244,7 +244,7 @@ static int keep_blob(struct mig_incoming *inc, const struct proto_blob *b, char 
 	}
 	if (strcmp(b->name, MIG_FILE_GUEST) == 0) {
 		mig_join(path, sizeof(path), inc->dir, "guest.elf");
-		return mig_write_durable(path, b->data, b->len, err);
+		return util_write_durable(path, b->data, b->len, err);
 	}
 	if (strcmp(b->name, MIG_FILE_CONSOLE) == 0) {
 		/* The VM has it open for appending and has written nothing yet. */
@@ -277,10 +277,10 @@ static int load(struct mig_incoming *inc, char *err)
 
 	if (!inc->state)
 		return vm_error(err, EPROTO, "STATE_END without the VM's state");
-	inc->t_state_end = mig_now();
+	inc->t_state_end = util_now();
 	if ((r = reap_exports(inc, err)) < 0)
 		return r;
-	inc->t_stopped = mig_now();
+	inc->t_stopped = util_now();
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
 	proto_json_kv_str(&j, "cmd", "disks");
@@ -301,7 +301,7 @@ static int load(struct mig_incoming *inc, char *err)
 	if (r == 0)
 		r = mig_child_call(&inc->child, line, inc->state, inc->state_len, NULL,
 				   MIG_HANDOVER_MS, err);
-	inc->t_loaded = mig_now();
+	inc->t_loaded = util_now();
 	return r;
 }
 
@@ -316,7 +316,7 @@ static int resume(struct mig_incoming *inc, char *err)
 	bool valid = false;
 	int r;
 
-	inc->t_resume = mig_now();
+	inc->t_resume = util_now();
 	mig_stall_forever("dest-resume");
 	if ((r = mig_child_call(&inc->child, "{\"cmd\":\"status\"}", NULL, 0, &st, MIG_HANDOVER_MS,
 				err)) < 0)
@@ -330,7 +330,7 @@ static int resume(struct mig_incoming *inc, char *err)
 	/* RESUMING goes right before the resume itself, so that the source's
 	 * measure of the downtime ends when the VM resumes (the reply from the VM
 	 * process, whose vCPUs now compete with it for the CPU, may come later). */
-	inc->t_resumed = mig_now();
+	inc->t_resumed = util_now();
 	r = proto_session_send(&inc->s, &m, err);
 	if (mig_child_call(&inc->child, "{\"cmd\":\"resume\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
 			   err) < 0 ||
@@ -345,10 +345,10 @@ static int resume(struct mig_incoming *inc, char *err)
 		}
 		inc->exp[i].committed = true;
 	}
-	if (mig_fsync_dir(inc->dir, err) < 0)
+	if (util_fsync_dir(inc->dir, err) < 0)
 		return 1;
 	mig_stall_forever("dest-running");
-	for (deadline = mig_now() + MIG_RUNNING_MS / 1e3; mig_now() < deadline;) {
+	for (deadline = util_now() + MIG_RUNNING_MS / 1e3; util_now() < deadline;) {
 		struct timespec ts = {0, 2000000};
 		const char *state = "";
 
@@ -405,7 +405,7 @@ static int receive(struct mig_incoming *inc, char *err)
 				 * the exports) before its last round: nbdkit has
 				 * nothing left to do and is killed, which also makes
 				 * sure it cannot write once the VM has the image. */
-				inc->t_final = mig_now();
+				inc->t_final = util_now();
 				for (unsigned i = 0; i < inc->nexp; i++)
 					if (inc->exp[i].nbdkit > 0) /* reaped at STATE_END */
 						kill(inc->exp[i].nbdkit, SIGKILL);

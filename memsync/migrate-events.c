@@ -19,7 +19,7 @@ void mig_events_init(struct mig_events *e, int fd, void (*log)(void *, const cha
 	e->fd = fd;
 	e->log = log;
 	e->opaque = opaque;
-	e->t0 = mig_now();
+	e->t0 = util_now();
 }
 
 void mig_events_release(struct mig_events *e)
@@ -36,7 +36,7 @@ void mig_event_begin(struct mig_events *e, struct proto_json *j, const char *eve
 	proto_json_obj_begin(j);
 	proto_json_kv_int(j, "schema", MIG_SCHEMA);
 	proto_json_kv_str(j, "event", event);
-	proto_json_kv_double(j, "t", mig_now() - e->t0);
+	proto_json_kv_double(j, "t", util_now() - e->t0);
 }
 
 /* Sends the line; a full socket drops it, unless it is the result. */

@@ -281,7 +281,7 @@ static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, doubl
 {
 	struct proto_msg re = {.type = PROTO_ROUND_END};
 	uint64_t bytes0 = 0, pages0 = 0, zero0 = 0, bytes = 0, pages = 0, zero = 0;
-	double t0 = mig_now();
+	double t0 = util_now();
 	int r;
 
 	for (unsigned i = 0; i < m->nworkers; i++) {
@@ -321,7 +321,7 @@ static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, doubl
 	}
 	if (r < 0)
 		return r;
-	*elapsed = mig_now() - t0;
+	*elapsed = util_now() - t0;
 	re.u.round_end.round = m->round;
 	re.u.round_end.flags = flags;
 	re.u.round_end.nchannels = (uint16_t)m->nworkers;
@@ -422,7 +422,7 @@ int mig_precopy(struct mig_source *m, char *err)
 
 	if ((r = vm_dirty_log_start(m->vm, err)) < 0)
 		return r;
-	last_fetch = mig_now();
+	last_fetch = util_now();
 	present_pages(m);
 	m->round_all = true;
 	for (m->round = 1;; m->round++) {
@@ -433,7 +433,7 @@ int mig_precopy(struct mig_source *m, char *err)
 			return r;
 		if ((dirty = fetch_dirty(m, false, err)) < 0)
 			return (int)dirty;
-		now = mig_now();
+		now = util_now();
 		m->round_all = false;
 		if (m->round_bytes >= (1u << 20) || m->bandwidth == 0)
 			m->bandwidth = (double)m->round_bytes / (elapsed > 1e-6 ? elapsed : 1e-6);
@@ -494,7 +494,7 @@ static void *complete_disks(void *arg)
 	struct completion *c = arg;
 
 	c->rc = mig_storage_complete(c->m, c->err);
-	c->m->t_disks_ms = (mig_now() - c->start) * 1e3;
+	c->m->t_disks_ms = (util_now() - c->start) * 1e3;
 	return NULL;
 }
 
@@ -503,7 +503,7 @@ static void *complete_disks(void *arg)
  * after which the destination ends its exports, waits for them. */
 int mig_precopy_final(struct mig_source *m, char *err)
 {
-	struct completion c = {.m = m, .start = mig_now()};
+	struct completion c = {.m = m, .start = util_now()};
 	pthread_t t;
 	double elapsed;
 	int64_t dirty = fetch_dirty(m, true, err);
@@ -555,7 +555,7 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err)
 
 int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 {
-	double end = mig_now() + mig_frame_timeout_ms() / 1e3;
+	double end = util_now() + mig_frame_timeout_ms() / 1e3;
 	int r;
 
 	for (;;) {
@@ -563,7 +563,7 @@ int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 			return vm_error(err, ECANCELED, "%s", m->cancel_why);
 		if ((r = proto_session_poll(&m->s, msg, err)) != 0)
 			return r < 0 ? r : 0;
-		if (mig_now() >= end)
+		if (util_now() >= end)
 			return proto_session_fail(&m->s, ETIMEDOUT, err,
 						  "the destination sent nothing for %.1f s",
 						  mig_frame_timeout_ms() / 1e3);
@@ -579,10 +579,10 @@ int mig_check_abort(struct mig_source *m, char *err)
 
 	if (atomic_load(&m->cancel))
 		return vm_error(err, ECANCELED, "%s", m->cancel_why);
-	if (mig_now() - m->last_ping >= MIG_PING_MS / 1e3) {
-		struct proto_msg ping = {.type = PROTO_PING, .u.nonce = (uint64_t)mig_now()};
+	if (util_now() - m->last_ping >= MIG_PING_MS / 1e3) {
+		struct proto_msg ping = {.type = PROTO_PING, .u.nonce = (uint64_t)util_now()};
 
-		m->last_ping = mig_now();
+		m->last_ping = util_now();
 		if ((r = proto_session_send(&m->s, &ping, err)) < 0)
 			return r;
 	}

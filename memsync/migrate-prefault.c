@@ -59,7 +59,7 @@ static bool present(struct mig_prefault *p, uint64_t off, uint64_t len)
 static void *prefault_thread(void *arg)
 {
 	struct mig_prefault *p = arg;
-	double t0 = mig_now();
+	double t0 = util_now();
 	uint64_t pos = 0;
 
 	while (pos < p->size && !atomic_load(&p->stop)) {
@@ -79,7 +79,7 @@ static void *prefault_thread(void *arg)
 		pos += len;
 		p->bytes += len;
 	}
-	p->seconds = mig_now() - t0;
+	p->seconds = util_now() - t0;
 	return NULL;
 }
 

@@ -3,7 +3,7 @@
  * Destination: DIR/.smove-sessions/ID.json for every incoming session,
  *   {"session": ID, "name": NAME, "state": "receiving"|"aborted"|"resuming"|
  *    "resumed"|"committed", "created_dir": BOOL, "time": UNIX_SECONDS}
- * written durably (mig_write_durable) at each change. "resuming" is written
+ * written durably (util_write_durable) at each change. "resuming" is written
  * before the VM may run, "aborted" before a copy is discarded or a RESOLVE
  * is told NOT_RESUMED: RESOLVE answers from it, also after a restart.
  * Source: RUNDIR/NAME.migration while a migration may be in doubt (written
@@ -87,7 +87,7 @@ int mig_record_write(const char *dir, const struct mig_record *r, char *err)
 	}
 	fd = open(path, O_WRONLY | O_CLOEXEC);
 	if (fd < 0)
-		return mig_write_durable(path, block, sizeof(block), err);
+		return util_write_durable(path, block, sizeof(block), err);
 	/* Durability point: after fdatasync the record says r->state. */
 	rc = pwrite(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block) && fdatasync(fd) == 0
 		 ? 0
@@ -122,7 +122,7 @@ int mig_record_read(const char *dir, const char *id, struct mig_record *r, char 
 
 	memset(r, 0, sizeof(*r));
 	mig_record_path(dir, id, path, sizeof(path));
-	if ((rc = mig_read_small(path, &text, &len, 65536, err)) < 0)
+	if ((rc = util_read_small(path, &text, &len, 65536, err)) < 0)
 		return rc;
 	rc = proto_json_parse(text, len, &v, perr);
 	free(text);
@@ -178,8 +178,8 @@ int mig_source_record_write(const struct mig_source_record *r, char *err)
 	proto_json_arr_end(&j);
 	proto_json_obj_end(&j);
 	s = proto_json_finish(&j);
-	rc =
-	    s ? mig_write_durable(path, s, strlen(s), err) : vm_error(err, ENOMEM, "out of memory");
+	rc = s ? util_write_durable(path, s, strlen(s), err)
+	       : vm_error(err, ENOMEM, "out of memory");
 	proto_json_release(&j);
 	return rc;
 }
@@ -194,7 +194,7 @@ int mig_source_record_read(const char *name, struct mig_source_record *r, char *
 
 	memset(r, 0, sizeof(*r));
 	source_path(name, path, sizeof(path));
-	if ((rc = mig_read_small(path, &text, &len, 1 << 20, err)) < 0)
+	if ((rc = util_read_small(path, &text, &len, 1 << 20, err)) < 0)
 		return rc;
 	rc = proto_json_parse(text, len, &v, perr);
 	free(text);

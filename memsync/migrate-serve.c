@@ -94,7 +94,7 @@ static void serve_migrate(struct vm_serve *sv, struct proto_conn *conn, struct p
 	inc->child.fd = -1;
 	inc->conn_fd = fd;
 	snprintf(inc->host, sizeof(inc->host), "%s", host);
-	mig_hex(s->peer.session_id, PROTO_ID_LEN, inc->id);
+	util_hex(s->peer.session_id, PROTO_ID_LEN, inc->id);
 	inc->next = sv->incoming;
 	sv->incoming = inc;
 	sv->nincoming++;
@@ -135,7 +135,7 @@ static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 	struct mig_channel ch = {.fd = fd};
 	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1], name[VM_NAME_MAX + 1];
 
-	mig_hex(s->peer.session_id, PROTO_ID_LEN, id);
+	util_hex(s->peer.session_id, PROTO_ID_LEN, id);
 	pthread_mutex_lock(&sv->lock);
 	inc = find_ready(sv, id);
 	if (inc) {
@@ -183,7 +183,7 @@ static void serve_resolve(struct vm_serve *sv, struct proto_session *s)
 		mig_serve_log(sv, "a resolve was refused: %s", err);
 		return;
 	}
-	mig_hex(m.u.resolve.session_id, PROTO_ID_LEN, id);
+	util_hex(m.u.resolve.session_id, PROTO_ID_LEN, id);
 	reply.u.resolve_reply.outcome = (uint8_t)mig_dest_resolve(sv, id, detail, sizeof(detail));
 	memcpy(reply.u.resolve_reply.session_id, m.u.resolve.session_id, PROTO_ID_LEN);
 	reply.u.resolve_reply.detail = detail;

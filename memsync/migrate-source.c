@@ -128,7 +128,7 @@ static void emit_result(struct mig_source *m, int code, const struct proto_prefl
 		resolve_command(c->name, cmd, sizeof(cmd));
 		proto_json_kv_str(&j, "resolve", cmd);
 	}
-	proto_json_kv_double(&j, "total_s", mig_now() - m->t_start);
+	proto_json_kv_double(&j, "total_s", util_now() - m->t_start);
 	if (m->t_pause > 0) {
 		proto_json_kv_double(&j, "pause_ms", (double)m->pause_ns / 1e6);
 		proto_json_kv_double(&j, "disks_ms", m->t_disks_ms);
@@ -310,7 +310,7 @@ static int preflight(struct mig_source *m)
  * so that the same VM can be moved there again at once. */
 static void wait_destination_closed(struct mig_source *m)
 {
-	double end = mig_now() + MIG_DISCARD_MS / 1e3;
+	double end = util_now() + MIG_DISCARD_MS / 1e3;
 	struct proto_frame_hdr h;
 	struct proto_buf b;
 	char err[VM_ERR_LEN];
@@ -318,7 +318,7 @@ static void wait_destination_closed(struct mig_source *m)
 
 	proto_buf_init(&b);
 	do {
-		int left = (int)((end - mig_now()) * 1e3);
+		int left = (int)((end - util_now()) * 1e3);
 
 		r = left > 0 ? proto_conn_poll(m->s.conn, left, err) : 0;
 		if (r == 1)
@@ -542,7 +542,7 @@ static struct mig_source *new_source(struct vm_migrator *mm, int fd, char *err)
 	}
 	m->vm = mm->vm;
 	m->owner = mm;
-	m->t_start = mig_now();
+	m->t_start = util_now();
 	mig_events_init(&m->ev, fd, mm->o.log, mm->o.opaque);
 	return m;
 }

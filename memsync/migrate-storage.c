@@ -126,7 +126,7 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 
 uint64_t mig_storage_preflush(struct mig_source *m)
 {
-	double t = mig_now();
+	double t = util_now();
 	char err[VM_ERR_LEN];
 
 	for (unsigned i = 0; i < m->ndisks; i++) {
@@ -137,7 +137,7 @@ uint64_t mig_storage_preflush(struct mig_source *m)
 		if (d->flush_io)
 			vhd_io_flush(d->flush_io, err);
 	}
-	return (uint64_t)((mig_now() - t) * 1e9);
+	return (uint64_t)((util_now() - t) * 1e9);
 }
 
 int mig_storage_start(struct mig_source *m, char *err)
@@ -217,8 +217,8 @@ int mig_storage_wait_synced(struct mig_source *m, char *err)
 				return mirror_wait_synced(m->disks[i].job, err);
 			synced += p.state == MIRROR_SYNCED;
 		}
-		if (mig_now() - last >= 0.5 || synced == m->ndisks) {
-			last = mig_now();
+		if (util_now() - last >= 0.5 || synced == m->ndisks) {
+			last = util_now();
 			if (m->ndisks)
 				progress_event(m);
 		}

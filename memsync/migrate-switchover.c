@@ -48,7 +48,7 @@ static int send_file(struct mig_source *m, const char *name, const char *path, s
 			return vm_error(err, ENOENT, "%s: %s", path ? path : "", strerror(errno));
 		return 0;
 	}
-	if ((r = mig_read_small(path, &text, &len, SIZE_MAX / 2, err)) < 0)
+	if ((r = util_read_small(path, &text, &len, SIZE_MAX / 2, err)) < 0)
 		return required ? r : 0;
 	r = send_blob(m, name, (uint8_t *)text + (len > max ? len - max : 0), len > max ? max : len,
 		      err);
@@ -106,7 +106,7 @@ static void fill_record(struct mig_source *m, struct mig_source_record *r)
 
 	memset(r, 0, sizeof(*r));
 	snprintf(r->name, sizeof(r->name), "%s", c->name);
-	mig_hex(m->s.session_id, PROTO_ID_LEN, r->id);
+	util_hex(m->s.session_id, PROTO_ID_LEN, r->id);
 	snprintf(r->to, sizeof(r->to), "%s", m->o.to);
 	snprintf(r->tls_psk, sizeof(r->tls_psk), "%s", m->o.tls_psk);
 	snprintf(r->tls_user, sizeof(r->tls_user), "%s", m->o.tls_user);
@@ -171,14 +171,14 @@ int mig_switchover(struct mig_source *m, char *err)
 		return VM_MIGRATE_ROLLED_BACK;
 	mig_storage_preflush(m); /* less for the final flush, in the pause */
 	vm_resume_block(m->vm, "a migration is switching over");
-	m->t_pause = mig_now();
+	m->t_pause = util_now();
 	if ((r = vm_pause(m->vm, &m->pause_ns, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
 	vm_disk_drain(m->vm);
 	if ((r = mig_stall_point(m, "source-switchover", err)) < 0 ||
 	    (r = mig_precopy_final(m, err)) < 0 || (r = send_state(m, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
-	m->t_sent_ms = (mig_now() - m->t_pause) * 1e3;
+	m->t_sent_ms = (util_now() - m->t_pause) * 1e3;
 	if ((r = expect(m, PROTO_SWITCHOVER_READY, &msg, err)) < 0)
 		return VM_MIGRATE_ROLLED_BACK;
 	proto_msg_release(&msg);
@@ -191,7 +191,7 @@ int mig_switchover(struct mig_source *m, char *err)
 	msg = (struct proto_msg){.type = PROTO_RESUME};
 	if ((r = proto_session_send(&m->s, &msg, err)) < 0 ||
 	    (r = expect(m, PROTO_RESUMING, &msg, err)) < 0 ||
-	    (m->t_resumed = mig_now(), proto_msg_release(&msg), 0) ||
+	    (m->t_resumed = util_now(), proto_msg_release(&msg), 0) ||
 	    (r = expect(m, PROTO_RUNNING, &msg, err)) < 0) {
 		if (proto_session_outcome(&m->s) == PROTO_OUTCOME_NOT_RESUMED)
 			return VM_MIGRATE_ROLLED_BACK;
@@ -219,7 +219,7 @@ static int ask(const struct mig_source_record *rec, enum proto_outcome *outcome,
 	uint8_t id[PROTO_ID_LEN];
 	int r;
 
-	if (mig_unhex(rec->id, id, PROTO_ID_LEN) < 0)
+	if (util_unhex(rec->id, id, PROTO_ID_LEN) < 0)
 		return vm_error(err, EINVAL, "%s: bad session id in the record", rec->name);
 	snprintf(o.to, sizeof(o.to), "%s", rec->to);
 	snprintf(o.tls_psk, sizeof(o.tls_psk), "%s", rec->tls_psk);

@@ -33,17 +33,8 @@
 
 /* ---- helpers (migrate-util.c) ------------------------------------------------ */
 
-double mig_now(void); /* CLOCK_MONOTONIC seconds */
 /* out = DIR/NAME (truncated to len; out may be dir). */
 void mig_join(char *out, size_t len, const char *dir, const char *name);
-void mig_hex(const uint8_t *id, size_t n, char *out);
-int mig_unhex(const char *s, uint8_t *id, size_t n);
-/* Writes len bytes to path through a temporary file, fsynced, renamed, the
- * directory fsynced: after it returns path holds the bytes durably. */
-int mig_write_durable(const char *path, const void *buf, size_t len, char *err);
-/* Durability point: the directory's entries (a rename in it) are stable. */
-int mig_fsync_dir(const char *dir, char *err);
-int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *err);
 /* The test hook: SMOVE_TEST_STALL=where[,where...]: true (after a line on
  * stderr) when `where` is listed; the caller then stalls there. */
 bool mig_test_stall(const char *where);
