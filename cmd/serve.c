@@ -9,7 +9,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "memsync/memsync.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
     "Usage: smove serve --listen ADDR:PORT --storage DIR [OPTIONS]\n"
@@ -32,7 +32,7 @@ static const char help[] =
     "The NBD exports of the disks use nbdkit with the smove plugin ($SMOVE_NBDKIT and\n"
     "$SMOVE_NBDKIT_PLUGIN override which). docs/migration.md tells the whole story.\n";
 
-static struct vm_serve *serving;
+static struct migrate_serve *serving;
 
 static void *signal_thread(void *arg)
 {
@@ -40,7 +40,7 @@ static void *signal_thread(void *arg)
 	int sig;
 
 	if (sigwait(set, &sig) == 0)
-		vm_serve_stop(serving);
+		migrate_serve_stop(serving);
 	return NULL;
 }
 
@@ -82,8 +82,8 @@ int cmd_serve(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove serve";
-	struct vm_serve_opts o = {.log = log_line};
-	char err[VM_ERR_LEN], plugin[PATH_MAX];
+	struct migrate_serve_opts o = {.log = log_line};
+	char err[MIGRATE_ERR_LEN], plugin[PATH_MAX];
 	bool json = false;
 	sigset_t set;
 	pthread_t t;
@@ -131,24 +131,24 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (vm_serve_new(&o, &serving, err) < 0) {
+	if (migrate_serve_new(&o, &serving, err) < 0) {
 		msg("serve: %s", err);
 		return EXIT_FAILURE;
 	}
 	if (json) {
 		printf("{\"event\":\"listening\",\"address\":\"%s\",\"pid\":%d}\n",
-		       vm_serve_address(serving), (int)getpid());
+		       migrate_serve_address(serving), (int)getpid());
 		fflush(stdout);
 	}
-	msg("serve: listening on %s, storage %s%s", vm_serve_address(serving), o.storage,
+	msg("serve: listening on %s, storage %s%s", migrate_serve_address(serving), o.storage,
 	    o.tls_psk	 ? ", TLS-PSK"
 	    : o.tls_x509 ? ", TLS X.509"
 			 : ", no TLS");
 	pthread_create(&t, NULL, signal_thread, &set);
 	pthread_detach(t);
-	r = vm_serve_run(serving, err);
+	r = migrate_serve_run(serving, err);
 	if (r < 0)
 		msg("serve: %s", err);
-	vm_serve_free(serving);
+	migrate_serve_free(serving);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -105,3 +105,20 @@ int print_json(struct proto_json *j)
 	puts(text);
 	return 0;
 }
+
+int exit_of_result(const char *result)
+{
+	static const struct {
+		const char *name;
+		int code;
+	} codes[] = {
+	    {"done", EXIT_SUCCESS},	 {"go", EXIT_SUCCESS},
+	    {"no-go", EXIT_NOGO},	 {"rolled-back", EXIT_ROLLED_BACK},
+	    {"in-doubt", EXIT_IN_DOUBT},
+	};
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(result, codes[i].name) == 0)
+			return codes[i].code;
+	return EXIT_FAILURE;
+}

@@ -25,6 +25,14 @@ int util_error(char *err, int errnum, const char *fmt, ...)
 	return -errnum;
 }
 
+void util_path_join(char *out, size_t len, const char *dir, const char *name)
+{
+	char copy[PATH_MAX];
+
+	snprintf(copy, sizeof(copy), "%s", dir); /* dir may be out */
+	snprintf(out, len, "%s/%s", copy, name);
+}
+
 int util_temp_name(const char *path, char *out, size_t outlen, char *err)
 {
 	const char *slash = strrchr(path, '/');

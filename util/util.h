@@ -41,6 +41,9 @@ int util_unhex(const char *s, uint8_t *bytes, size_t n);
 
 /* ---- files --------------------------------------------------------------------- */
 
+/* out = DIR/NAME (truncated to len; out may be dir itself). */
+void util_path_join(char *out, size_t len, const char *dir, const char *name);
+
 /* The temporary name of path, in the same directory: "DIR/.NAME.smove-tmp".
  * Every file smove writes whole is written under it first. */
 int util_temp_name(const char *path, char *out, size_t outlen, char *err);

@@ -1,6 +1,7 @@
-/* memsync/migrate-util.c: small helpers of the live migration: clocks, hex
- * ids, durable small files, and the test hooks SMOVE_TEST_STALL and
- * SMOVE_TEST_FRAME_TIMEOUT_MS. */
+/* migrate/testhook.c: the test hooks of the migration: SMOVE_TEST_STALL
+ * (stop a side at a named point, so that a test can kill or cut it there)
+ * and SMOVE_TEST_FRAME_TIMEOUT_MS (a short frame timeout for tests of silent
+ * peers). */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -12,15 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
-
-void mig_join(char *out, size_t len, const char *dir, const char *name)
-{
-	char copy[PATH_MAX];
-
-	snprintf(copy, sizeof(copy), "%s", dir); /* dir may be out */
-	snprintf(out, len, "%s/%s", copy, name);
-}
+#include "migrate/internal.h"
 
 /* Each listed point stalls once per process: a later migration of the same
  * VM goes through (so that a test can cancel one and then migrate). */

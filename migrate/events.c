@@ -1,4 +1,4 @@
-/* memsync/migrate-events.c: a migration's events, one JSON object a line
+/* migrate/events.c: a migration's events, one JSON object a line
  * ({"schema": 1, "event": ..., "t": seconds since the start, ...}; the list
  * is in docs/control-socket.md), written to the `migrate` client while it
  * listens and to the VM's log always. A client that has gone or does not read
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 void mig_events_init(struct mig_events *e, int fd, void (*log)(void *, const char *), void *opaque)
 {

@@ -1,4 +1,4 @@
-/* memsync/migrate-storage.c: the source's disks during a migration. Each disk
+/* migrate/storage.c: the source's disks during a migration. Each disk
  * is mirrored (storage/'s mirror engine) to the NBD export the destination
  * named in DISK_EXPORT, authenticated with the pre-shared key it sent.
  *
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 /* ---- the router ------------------------------------------------------------------ */
 
@@ -93,8 +93,8 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	int r;
 
 	if (d->exp.tls) {
-		snprintf(d->psk_file, sizeof(d->psk_file), "%s/.%s-%u-%d.psk", vm_runtime_dir(),
-			 vm_get_config(m->vm)->name, d->index, (int)getpid());
+		snprintf(d->psk_file, sizeof(d->psk_file), "%s/.%s-%u-%d.psk",
+			 migrate_runtime_dir(), migrate_vm_name(m->vm), d->index, (int)getpid());
 		if ((r = proto_psk_write_file(d->psk_file, d->exp.psk_identity, d->exp.psk,
 					      d->exp.psk_len, err)) < 0) {
 			d->psk_file[0] = 0;
@@ -111,7 +111,7 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	if ((r = mirror_start(d->disk, &dest, &mo, &job, err)) < 0)
 		return r;
 	d->job = job;
-	if ((r = vm_disk_set_ops(m->vm, d->index, &router_ops, d, NULL, err)) < 0)
+	if ((r = m->vm->ops->disk_route(m->vm->vm, d->index, &router_ops, d, NULL, err)) < 0)
 		return r;
 	d->routed = true;
 	mirror_run(job);
@@ -127,7 +127,7 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 uint64_t mig_storage_preflush(struct mig_source *m)
 {
 	double t = util_now();
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 
 	for (unsigned i = 0; i < m->ndisks; i++) {
 		struct mig_disk *d = &m->disks[i];
@@ -260,10 +260,10 @@ static struct mirror_job *unroute(struct mig_disk *d)
 
 static void restore_backend(struct mig_source *m, struct mig_disk *d)
 {
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 
 	if (d->routed)
-		vm_disk_set_ops(m->vm, d->index, NULL, NULL, NULL, err);
+		m->vm->ops->disk_route(m->vm->vm, d->index, NULL, NULL, NULL, err);
 	d->routed = false;
 }
 

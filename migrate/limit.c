@@ -1,10 +1,10 @@
-/* memsync/migrate-limit.c: --bandwidth, one token bucket shared by the disk
+/* migrate/limit.c: --bandwidth, one token bucket shared by the disk
  * mirror's copier (through mirror_opts.limit) and the memory senders. Bytes
  * are charged when a transfer starts; a debt makes the next one wait. The
  * bucket holds at most a tenth of a second of tokens, so a burst stays short. */
 #include <time.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 void mig_limit_init(struct mig_limit *l, uint64_t bytes_per_s)
 {

@@ -1,4 +1,4 @@
-/* memsync/migrate-record.c: the durable records of migrations.
+/* migrate/record.c: the durable records of migrations.
  *
  * Destination: DIR/.smove-sessions/ID.json for every incoming session,
  *   {"session": ID, "name": NAME, "state": "receiving"|"aborted"|"resuming"|
@@ -19,7 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 static const char *const state_names[] = {"receiving", "aborted", "resuming", "resumed",
 					  "committed"};
@@ -47,9 +47,9 @@ int mig_record_write(const char *dir, const struct mig_record *r, char *err)
 	const char *s;
 	int rc, fd;
 
-	mig_join(path, sizeof(path), dir, MIG_RECORD_DIR);
+	util_path_join(path, sizeof(path), dir, MIG_RECORD_DIR);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return vm_error(err, errno, "%s: %s", path, strerror(errno));
+		return util_error(err, errno, "%s: %s", path, strerror(errno));
 	mig_record_path(dir, r->id, path, sizeof(path));
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
@@ -62,7 +62,7 @@ int mig_record_write(const char *dir, const struct mig_record *r, char *err)
 	s = proto_json_finish(&j);
 	if (!s || strlen(s) >= RECORD_SIZE) {
 		proto_json_release(&j);
-		return vm_error(err, ENOMEM, "%s: record too large", path);
+		return util_error(err, ENOMEM, "%s: record too large", path);
 	}
 	memset(block, ' ', sizeof(block));
 	memcpy(block, s, strlen(s));
@@ -91,7 +91,7 @@ int mig_record_write(const char *dir, const struct mig_record *r, char *err)
 	/* Durability point: after fdatasync the record says r->state. */
 	rc = pwrite(fd, block, sizeof(block), 0) == (ssize_t)sizeof(block) && fdatasync(fd) == 0
 		 ? 0
-		 : vm_error(err, errno, "%s: %s", path, strerror(errno));
+		 : util_error(err, errno, "%s: %s", path, strerror(errno));
 	close(fd);
 	return rc;
 }
@@ -108,7 +108,7 @@ static int copy_str(const struct proto_json_value *v, const char *key, char *dst
 		return 0;
 	}
 	if (r < 0 || strlen(s) >= len)
-		return vm_error(err, EINVAL, "record: bad or missing \"%s\"", key);
+		return util_error(err, EINVAL, "record: bad or missing \"%s\"", key);
 	strcpy(dst, s);
 	return 0;
 }
@@ -127,14 +127,14 @@ int mig_record_read(const char *dir, const char *id, struct mig_record *r, char 
 	rc = proto_json_parse(text, len, &v, perr);
 	free(text);
 	if (rc < 0)
-		return vm_error(err, EINVAL, "%s: %s", path, perr);
+		return util_error(err, EINVAL, "%s: %s", path, perr);
 	rc = copy_str(v, "session", r->id, sizeof(r->id), true, err);
 	if (rc == 0)
 		rc = copy_str(v, "name", r->name, sizeof(r->name), true, err);
 	if (rc == 0)
 		rc = copy_str(v, "state", state, sizeof(state), true, err);
 	if (rc == 0) {
-		rc = vm_error(err, EINVAL, "%s: unknown state '%s'", path, state);
+		rc = util_error(err, EINVAL, "%s: unknown state '%s'", path, state);
 		for (unsigned i = 0; i < 5; i++)
 			if (strcmp(state, state_names[i]) == 0) {
 				r->state = (enum mig_rec_state)i;
@@ -151,7 +151,7 @@ int mig_record_read(const char *dir, const char *id, struct mig_record *r, char 
 
 static void source_path(const char *name, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%s.migration", vm_runtime_dir(), name);
+	snprintf(out, len, "%s/%s.migration", migrate_runtime_dir(), name);
 }
 
 int mig_source_record_write(const struct mig_source_record *r, char *err)
@@ -179,7 +179,7 @@ int mig_source_record_write(const struct mig_source_record *r, char *err)
 	proto_json_obj_end(&j);
 	s = proto_json_finish(&j);
 	rc = s ? util_write_durable(path, s, strlen(s), err)
-	       : vm_error(err, ENOMEM, "out of memory");
+	       : util_error(err, ENOMEM, "out of memory");
 	proto_json_release(&j);
 	return rc;
 }
@@ -199,7 +199,7 @@ int mig_source_record_read(const char *name, struct mig_source_record *r, char *
 	rc = proto_json_parse(text, len, &v, perr);
 	free(text);
 	if (rc < 0)
-		return vm_error(err, EINVAL, "%s: %s", path, perr);
+		return util_error(err, EINVAL, "%s: %s", path, perr);
 	if ((rc = copy_str(v, "name", r->name, sizeof(r->name), true, err)) == 0 &&
 	    (rc = copy_str(v, "session", r->id, sizeof(r->id), true, err)) == 0 &&
 	    (rc = copy_str(v, "to", r->to, sizeof(r->to), true, err)) == 0 &&
@@ -209,9 +209,9 @@ int mig_source_record_read(const char *name, struct mig_source_record *r, char *
 		rc = copy_str(v, "tls_x509", r->tls_x509, sizeof(r->tls_x509), false, err);
 	d = proto_json_get(v, "disks");
 	for (size_t i = 0; rc == 0 && d && d->type == PROTO_JSON_ARRAY && i < d->n; i++) {
-		if (i >= VM_MAX_DISKS || d->items[i]->type != PROTO_JSON_STRING ||
+		if (i >= MIGRATE_MAX_DISKS || d->items[i]->type != PROTO_JSON_STRING ||
 		    strlen(d->items[i]->str) >= sizeof(r->disks[0])) {
-			rc = vm_error(err, EINVAL, "%s: bad disk list", path);
+			rc = util_error(err, EINVAL, "%s: bad disk list", path);
 			break;
 		}
 		strcpy(r->disks[r->ndisks++], d->items[i]->str);
