@@ -268,16 +268,27 @@ static void run_block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static int run_check_leftover(const char *name)
+/* A VM whose migration is in doubt must not start again here, by its name
+ * or by any of its disks, whatever the path to them: it may run on the
+ * destination. */
+static int run_check_leftover(const char *name, const char *const *disks, unsigned ndisks)
 {
-	char to[256];
+	char to[256], held[MIGRATE_NAME_MAX + 1];
 
-	if (!migrate_leftover(name, to, sizeof(to)))
-		return 0;
-	msg("%s: a migration to %s was in doubt when this VM's process ended: run 'smove move "
-	    "--resolve %s' first",
-	    name, to, name);
-	return EXIT_FAILURE;
+	if (migrate_leftover(name, to, sizeof(to))) {
+		msg("%s: a migration to %s was in doubt when this VM's process ended: run 'smove "
+		    "move --resolve %s' first",
+		    name, to, name);
+		return EXIT_FAILURE;
+	}
+	for (unsigned i = 0; i < ndisks; i++)
+		if (migrate_disk_held(disks[i], held, sizeof(held))) {
+			msg("%s: the migration of %s is in doubt and this disk may be in use on "
+			    "its destination: run 'smove move --resolve %s' first",
+			    disks[i], held, held);
+			return EXIT_FAILURE;
+		}
+	return 0;
 }
 
 static int run_host(struct migrate_vm *vm, bool json)
@@ -339,13 +350,34 @@ static int run_incoming(int data_fd, int handover_fd, bool json)
 	return r;
 }
 
+/* Makes *path absolute (a migration's records name files that a later
+ * command, run from anywhere, deletes or keeps). */
+static int absolute(char **path)
+{
+	char cwd[PATH_MAX], buf[2 * PATH_MAX];
+
+	if (!*path || !**path || **path == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd))) {
+		msg("cannot name the current directory: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s/%s", cwd, *path);
+	return set_str(path, buf);
+}
+
 /* smove's own KVM VMM. */
 static int run_memsync(struct vm_config *c, bool json)
 {
 	char err[MIGRATE_ERR_LEN], sock[PATH_MAX];
 	struct migrate_vm *mv;
 	struct vm *vm;
-	int r;
+	int r = absolute(&c->guest) || absolute(&c->console) || absolute(&c->control);
+
+	for (unsigned i = 0; i < c->ndisks && !r; i++)
+		r = absolute(&c->disks[i].path);
+	if (r)
+		return EXIT_FAILURE;
 
 	if (!c->control) {
 		snprintf(sock, sizeof(sock), "%s/%s.sock", migrate_runtime_dir(), c->name);
@@ -356,8 +388,14 @@ static int run_memsync(struct vm_config *c, bool json)
 		msg("%s", err);
 		return EXIT_USAGE;
 	}
-	if ((r = run_check_leftover(c->name)))
-		return r;
+	{
+		const char *disks[VM_MAX_DISKS];
+
+		for (unsigned i = 0; i < c->ndisks; i++)
+			disks[i] = c->disks[i].path;
+		if ((r = run_check_leftover(c->name, disks, c->ndisks)))
+			return r;
+	}
 	run_block_signals();
 	if (vm_create(c, 0, json ? 2 : 1, &vm, err) < 0) {
 		msg("%s", err);

@@ -566,6 +566,9 @@ static int go(struct mig_incoming *inc, const struct proto_preflight *p, char *e
 		return r;
 	if (mkdir(inc->dir, 0755) < 0)
 		return util_error(err, errno, "%s: %s", inc->dir, strerror(errno));
+	/* Durability point: DIR/NAME exists, as the record about to say so. */
+	if ((r = util_fsync_dir(inc->sv->storage, err)) < 0)
+		return r;
 	pthread_mutex_lock(&inc->sv->lock);
 	inc->rec.created_dir = true;
 	pthread_mutex_unlock(&inc->sv->lock);

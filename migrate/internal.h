@@ -106,15 +106,18 @@ int mig_record_write(const char *dir, const struct mig_record *r, char *err);
 int mig_record_read(const char *dir, const char *id, struct mig_record *r, char *err);
 void mig_record_path(const char *dir, const char *id, char *out, size_t len);
 
-/* The source's record, RUNDIR/NAME.migration, while a migration is in doubt. */
+/* The source's record, STATEDIR/NAME.migration, while a migration may be in
+ * doubt. */
 struct mig_source_record {
 	char name[MIGRATE_NAME_MAX + 1];
 	char id[2 * PROTO_ID_LEN + 1];
 	char to[256];
 	char tls_psk[1024], tls_user[128], tls_x509[1024];
 	char own_dir[1024]; /* a VM serve made: its directory (deleted with it) */
-	unsigned ndisks;
+	unsigned ndisks;    /* the disks deleted once the destination owns the VM */
 	char disks[MIGRATE_MAX_DISKS][1024];
+	unsigned nheld; /* every disk of the VM: `smove run` refuses them meanwhile */
+	char held[MIGRATE_MAX_DISKS][1024];
 };
 int mig_source_record_write(const struct mig_source_record *r, char *err);
 int mig_source_record_read(const char *name, struct mig_source_record *r, char *err);
@@ -278,6 +281,9 @@ int mig_send_blob(struct mig_source *m, const char *name, const uint8_t *p, size
 int mig_vm_restore(struct migrate_vm *v, char *err);
 
 /* source.c */
+/* The host part of HOST:PORT or [V6]:PORT (a certificate's name, the host
+ * the disks go to). */
+void mig_host_of(const char *to, char *out, size_t len);
 int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls **tls,
 		struct proto_conn **conn, char *err);
 void mig_migrator_moved(struct migrator *mm, const char *to);

@@ -192,6 +192,9 @@ struct migrate_leftover_entry {
 	char name[MIGRATE_NAME_MAX + 1];
 	char to[256];
 };
+/* True (and the VM's name) when an unresolved migration's record names this
+ * disk file (any path to it): `smove run` refuses to start a VM on it. */
+bool migrate_disk_held(const char *disk, char *name, size_t len);
 /* Every such record (malloc'ed list). */
 int migrate_leftover_list(struct migrate_leftover_entry **out, size_t *n, char *err);
 /* Settles one by asking the destination (line gets the events); the outcome.

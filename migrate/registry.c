@@ -28,6 +28,13 @@ const char *migrate_runtime_dir(void)
 	return d && d[0] ? d : "/run/smove";
 }
 
+const char *migrate_state_dir(void)
+{
+	const char *d = getenv("SMOVE_STATE_DIR");
+
+	return d && d[0] ? d : "/var/lib/smove";
+}
+
 static int entry_path(const char *name, char *out, size_t len, char *err)
 {
 	if ((size_t)snprintf(out, len, "%s/%s.json", migrate_runtime_dir(), name) >= len)

@@ -425,12 +425,12 @@ static int open_listener(struct migrate_serve *sv, char *err)
 		r = 0;
 	if (r < 0)
 		return r;
-	if (!sv->tls && !o->insecure && !proto_addr_is_loopback(o->listen))
-		return util_error(
-		    err, EPERM,
-		    "%s is not a loopback address: without TLS (--tls-psk or --tls-x509) "
-		    "anyone who reaches it could send a VM; give --insecure to allow it",
-		    o->listen);
+	/* Loopback is no exception: any local user could push a VM in. */
+	if (!sv->tls && !o->insecure)
+		return util_error(err, EPERM,
+				  "without TLS (--tls-psk or --tls-x509) anyone who reaches %s "
+				  "could send a VM; give --insecure to allow it",
+				  o->listen);
 	if ((r = proto_listen(o->listen, &sv->listen_fd, err)) < 0)
 		return r;
 	colon = strrchr(o->listen, ':');

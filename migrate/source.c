@@ -36,8 +36,8 @@ struct migrator {
 
 /* ---- connecting ---------------------------------------------------------------- */
 
-/* The host part of HOST:PORT or [V6]:PORT, for a certificate's name. */
-static void host_of(const char *to, char *out, size_t len)
+/* The host part of HOST:PORT or [V6]:PORT. */
+void mig_host_of(const char *to, char *out, size_t len)
 {
 	const char *colon = strrchr(to, ':');
 	size_t n = colon ? (size_t)(colon - to) : strlen(to);
@@ -57,7 +57,7 @@ int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls
 
 	*tls = NULL;
 	*conn = NULL;
-	host_of(o->to, host, sizeof(host));
+	mig_host_of(o->to, host, sizeof(host));
 	if (o->tls_psk[0])
 		r = proto_tls_new_psk(o->tls_psk, o->tls_user[0] ? o->tls_user : NULL, PROTO_SOURCE,
 				      tls, err);

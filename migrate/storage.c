@@ -71,14 +71,33 @@ static const struct storage_blk_ops router_ops = {r_pread, r_pwrite, r_zero, r_f
 
 /* ---- starting ------------------------------------------------------------------------ */
 
-static void export_uri(const struct proto_disk_export *x, char *out, size_t len)
+/* The export's address: the destination names a port, never a host or a
+ * socket of its choice. The disk goes to the host this migration connected
+ * to and authenticated, over TLS with the key the destination made for this
+ * migration; a destination that asks for anything else (a Unix socket path
+ * on this host, another host, no TLS) is refused. */
+static int export_uri(const struct mig_source *m, const struct proto_disk_export *x, char *out,
+		      size_t len, char *err)
 {
+	char host[256];
+
 	if (x->socket && x->socket[0])
-		snprintf(out, len, "nbd+unix:///%s?socket=%s", x->export_name, x->socket);
-	else if (strchr(x->host, ':'))
-		snprintf(out, len, "nbd://[%s]:%u/%s", x->host, x->port, x->export_name);
+		return util_error(err, EPROTO,
+				  "the destination named a Unix socket (%.200s) for disk %u: "
+				  "refused, disks go only over TLS to the destination itself",
+				  x->socket, x->disk);
+	if (!x->tls || !x->psk_len)
+		return util_error(err, EPROTO,
+				  "the destination offered disk %u without TLS: refused", x->disk);
+	if (!x->port)
+		return util_error(err, EPROTO, "the destination named no port for disk %u",
+				  x->disk);
+	mig_host_of(m->o.to, host, sizeof(host));
+	if (strchr(host, ':'))
+		snprintf(out, len, "nbds://[%s]:%u/%s", host, x->port, x->export_name);
 	else
-		snprintf(out, len, "nbd://%s:%u/%s", x->host, x->port, x->export_name);
+		snprintf(out, len, "nbds://%s:%u/%s", host, x->port, x->export_name);
+	return 0;
 }
 
 static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
@@ -92,18 +111,17 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	char uri[4096];
 	int r;
 
-	if (d->exp.tls) {
-		snprintf(d->psk_file, sizeof(d->psk_file), "%s/.%s-%u-%d.psk",
-			 migrate_runtime_dir(), migrate_vm_name(m->vm), d->index, (int)getpid());
-		if ((r = proto_psk_write_file(d->psk_file, d->exp.psk_identity, d->exp.psk,
-					      d->exp.psk_len, err)) < 0) {
-			d->psk_file[0] = 0;
-			return r;
-		}
-		dest.tls.psk_file = d->psk_file;
-		dest.tls.username = d->exp.psk_identity;
+	if ((r = export_uri(m, &d->exp, uri, sizeof(uri), err)) < 0)
+		return r;
+	snprintf(d->psk_file, sizeof(d->psk_file), "%s/.%s-%u-%d.psk", migrate_runtime_dir(),
+		 migrate_vm_name(m->vm), d->index, (int)getpid());
+	if ((r = proto_psk_write_file(d->psk_file, d->exp.psk_identity, d->exp.psk, d->exp.psk_len,
+				      err)) < 0) {
+		d->psk_file[0] = 0;
+		return r;
 	}
-	export_uri(&d->exp, uri, sizeof(uri));
+	dest.tls.psk_file = d->psk_file;
+	dest.tls.username = d->exp.psk_identity;
 	dest.uri = uri;
 	dest.connections = 4;
 	dest.timeout_ms =

@@ -135,10 +135,12 @@ static void fill_record(struct mig_source *m, struct mig_source_record *r)
 	r->ndisks = 0;
 	if (!m->o.no_delete && mig_migrator_own_dir(m->owner))
 		snprintf(r->own_dir, sizeof(r->own_dir), "%s", mig_migrator_own_dir(m->owner));
-	for (unsigned i = 0; i < c->ndisks; i++)
+	for (unsigned i = 0; i < c->ndisks; i++) {
+		snprintf(r->held[r->nheld++], sizeof(r->held[0]), "%s", c->disks[i].path);
 		if (!c->disks[i].readonly && !m->o.no_delete)
 			snprintf(r->disks[r->ndisks++], sizeof(r->disks[0]), "%s",
 				 c->disks[i].path);
+	}
 	free(c);
 }
 
@@ -320,7 +322,7 @@ bool migrate_leftover(const char *name, char *to, size_t len)
 
 int migrate_leftover_list(struct migrate_leftover_entry **out, size_t *n, char *err)
 {
-	DIR *d = opendir(migrate_runtime_dir());
+	DIR *d = opendir(migrate_state_dir());
 	struct migrate_leftover_entry *v = NULL;
 	struct dirent *e;
 
@@ -328,7 +330,7 @@ int migrate_leftover_list(struct migrate_leftover_entry **out, size_t *n, char *
 	*n = 0;
 	if (!d)
 		return errno == ENOENT ? 0
-				       : util_error(err, errno, "%s: %s", migrate_runtime_dir(),
+				       : util_error(err, errno, "%s: %s", migrate_state_dir(),
 						    strerror(errno));
 	while ((e = readdir(d))) {
 		size_t len = strlen(e->d_name);
