@@ -72,6 +72,15 @@ int mig_child_spawn(const char *exe, bool stream, int memfd, struct mig_child *c
 int mig_child_call(struct mig_child *c, const char *line, const void *payload, size_t len,
 		   struct proto_json_value **reply, int timeout_ms, char *err)
 {
+	int r = mig_ho_send(c->fd, line, payload, len, err);
+
+	if (reply)
+		*reply = NULL;
+	return r < 0 ? r : mig_child_reply(c, timeout_ms, reply, err);
+}
+
+int mig_child_reply(struct mig_child *c, int timeout_ms, struct proto_json_value **reply, char *err)
+{
 	struct proto_json_value *v;
 	char perr[PROTO_ERR_LEN];
 	const char *msg;
@@ -80,8 +89,7 @@ int mig_child_call(struct mig_child *c, const char *line, const void *payload, s
 
 	if (reply)
 		*reply = NULL;
-	if ((r = mig_ho_send(c->fd, line, payload, len, err)) < 0 ||
-	    (r = mig_ho_recv(c->fd, timeout_ms, &v, NULL, NULL, err)) < 0)
+	if ((r = mig_ho_recv(c->fd, timeout_ms, &v, NULL, NULL, err)) < 0)
 		return r;
 	if (proto_json_get_bool(v, "ok", &ok, perr) < 0 || !ok) {
 		r = util_error(err, EIO, "the incoming VM: %s",

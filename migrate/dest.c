@@ -32,23 +32,41 @@
 
 /* ---- records ---------------------------------------------------------------------- */
 
-static int set_state(struct mig_incoming *inc, enum mig_rec_state st, char *err)
+/* The states a record may move to st from. */
+static unsigned from_states(enum mig_rec_state st)
+{
+	switch (st) {
+	case MIG_REC_ABORTED: /* never once it may have resumed */
+		return MIG_REC_BIT(MIG_REC_RECEIVING);
+	case MIG_REC_RESUMING:
+		return MIG_REC_BIT(MIG_REC_RECEIVING);
+	case MIG_REC_RESUMED:
+		return MIG_REC_BIT(MIG_REC_RESUMING);
+	case MIG_REC_COMMITTED:
+		return MIG_REC_BIT(MIG_REC_RESUMING) | MIG_REC_BIT(MIG_REC_RESUMED);
+	default:
+		return MIG_REC_BIT(MIG_REC_RECEIVING);
+	}
+}
+
+/* Moves the session's record to st, on disk, against RESOLVE and the incoming
+ * VM's own resume (mig_record_transition); inc->rec follows what is on disk. */
+static int set_state(struct mig_incoming *inc, enum mig_rec_state st, const bool *created_dir,
+		     char *err)
 {
 	struct migrate_serve *sv = inc->sv;
+	struct mig_record now;
 	int r;
 
 	pthread_mutex_lock(&sv->lock);
-	if (inc->rec.state == MIG_REC_ABORTED && st != MIG_REC_ABORTED)
-		r = util_error(err, ECANCELED,
-			       "the session was resolved as never resumed (a RESOLVE came first)");
-	else {
-		enum mig_rec_state old = inc->rec.state;
-
-		inc->rec.state = st;
-		if ((r = mig_record_write(sv->storage, &inc->rec, err)) < 0)
-			inc->rec.state = old;
-	}
+	r = mig_record_transition(sv->storage, inc->rec.id, from_states(st), st, created_dir, &now,
+				  err);
+	if (r == 0 || r == -ECANCELED)
+		inc->rec = now;
 	pthread_mutex_unlock(&sv->lock);
+	if (r == -ECANCELED)
+		return util_error(err, ECANCELED, "the session is %s already, it cannot be %s",
+				  mig_rec_state_name(now.state), mig_rec_state_name(st));
 	return r;
 }
 
@@ -339,6 +357,55 @@ static int load(struct mig_incoming *inc, char *err)
 	return r;
 }
 
+/* Asks the incoming VM to take the decision and run: its own process moves
+ * the record from "receiving" to "resuming" (durably, under the record's
+ * lock, which RESOLVE takes too) and resumes at once, so that the record
+ * says "resuming" only where nothing but that process's death keeps the VM
+ * from running, and serve's death changes nothing from there on. 0: it
+ * runs; 1: it may run (the record says so); < 0: it never will (the record
+ * stays "receiving", or RESOLVE made it "aborted" first). */
+static int resume_vm(struct mig_incoming *inc, char *err)
+{
+	struct proto_json_value *reply = NULL;
+	struct mig_record now;
+	struct proto_json j;
+	char e2[MIGRATE_ERR_LEN];
+	int r;
+
+	proto_json_init(&j);
+	proto_json_obj_begin(&j);
+	proto_json_kv_str(&j, "cmd", "resume");
+	proto_json_kv_str(&j, "storage", inc->sv->storage);
+	proto_json_kv_str(&j, "session", inc->rec.id);
+	proto_json_obj_end(&j);
+	r = proto_json_finish(&j) ? mig_ho_send(inc->child.fd, proto_json_finish(&j), NULL, 0, err)
+				  : util_error(err, ENOMEM, "out of memory");
+	proto_json_release(&j);
+	if (r == 0) {
+		mig_stall_forever("dest-resume-sent");
+		r = mig_child_reply(&inc->child, MIG_HANDOVER_MS, &reply, err);
+		proto_json_free(reply);
+	}
+	pthread_mutex_lock(&inc->sv->lock);
+	if (r == 0) {
+		inc->rec.state = MIG_REC_RESUMING;
+	} else {
+		/* No answer, or a failure: what the record says decides. "Aborted"
+		 * now if it is still "receiving", so that a process that would take
+		 * the decision late finds it taken. */
+		int t = mig_record_transition(inc->sv->storage, inc->rec.id,
+					      MIG_REC_BIT(MIG_REC_RECEIVING), MIG_REC_ABORTED, NULL,
+					      &now, e2);
+
+		if (t == 0 || t == -ECANCELED)
+			inc->rec = now;
+		if (inc->rec.state >= MIG_REC_RESUMING)
+			r = 1;
+	}
+	pthread_mutex_unlock(&inc->sv->lock);
+	return r;
+}
+
 /* RESUME: from "resuming" on, this host owns the VM. */
 static int resume(struct mig_incoming *inc, char *err)
 {
@@ -359,17 +426,11 @@ static int resume(struct mig_incoming *inc, char *err)
 	proto_json_free(st);
 	/* Durability point: "resuming" is on stable storage before the VM runs
 	 * (and the temporary names are completed after a crash from here on). */
-	if ((r = set_state(inc, MIG_REC_RESUMING, err)) < 0)
+	if ((r = resume_vm(inc, err)) != 0)
 		return r;
-	/* RESUMING goes right before the resume itself, so that the source's
-	 * measure of the downtime ends when the VM resumes (the reply from the VM
-	 * process, whose vCPUs now compete with it for the CPU, may come later). */
 	inc->t_resumed = util_now();
-	r = proto_session_send(&inc->s, &m, err);
-	if (mig_child_call(&inc->child, "{\"cmd\":\"resume\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
-			   err) < 0 ||
-	    r < 0)
-		return 1; /* it may run: the record says so, the source will ask */
+	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+		return 1; /* it runs: the record says so, the source will ask */
 	/* The names, out of the downtime: the disks were flushed through the
 	 * exports before the last round, the rename makes them final. */
 	for (unsigned i = 0; i < inc->nexp; i++) {
@@ -411,7 +472,7 @@ static int resume(struct mig_incoming *inc, char *err)
 	m.u.running.heartbeat = hb;
 	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
 		return r;
-	return set_state(inc, MIG_REC_RESUMED, err);
+	return set_state(inc, MIG_REC_RESUMED, NULL, err);
 }
 
 /* ---- the loop ------------------------------------------------------------------------ */
@@ -520,7 +581,7 @@ static void discard(struct mig_incoming *inc)
 		}
 		rmdir(inc->dir);
 	}
-	if (inc->rec.id[0] && set_state(inc, MIG_REC_ABORTED, err) < 0 &&
+	if (inc->rec.id[0] && set_state(inc, MIG_REC_ABORTED, NULL, err) < 0 &&
 	    inc->rec.state != MIG_REC_ABORTED)
 		mig_serve_log(inc->sv, "%s: %s", inc->name, err);
 }
@@ -567,12 +628,8 @@ static int go(struct mig_incoming *inc, const struct proto_preflight *p, char *e
 	if (mkdir(inc->dir, 0755) < 0)
 		return util_error(err, errno, "%s: %s", inc->dir, strerror(errno));
 	/* Durability point: DIR/NAME exists, as the record about to say so. */
-	if ((r = util_fsync_dir(inc->sv->storage, err)) < 0)
-		return r;
-	pthread_mutex_lock(&inc->sv->lock);
-	inc->rec.created_dir = true;
-	pthread_mutex_unlock(&inc->sv->lock);
-	if ((r = mig_record_write(inc->sv->storage, &inc->rec, err)) < 0 ||
+	if ((r = util_fsync_dir(inc->sv->storage, err)) < 0 ||
+	    (r = set_state(inc, MIG_REC_RECEIVING, &(bool){true}, err)) < 0 ||
 	    (r = make_memory(inc, p->mem_size, err)) < 0 || (r = make_exports(inc, p, err)) < 0 ||
 	    (r = make_vm(inc, p->config_json, err)) < 0)
 		return r;
@@ -626,7 +683,7 @@ void mig_dest_run(struct mig_incoming *inc)
 			      inc->name, err);
 		mig_child_release(&inc->child);
 	} else {
-		if (set_state(inc, MIG_REC_COMMITTED, err) < 0)
+		if (set_state(inc, MIG_REC_COMMITTED, NULL, err) < 0)
 			mig_serve_log(inc->sv, "%s: %s", inc->name, err);
 		mig_child_call(&inc->child, "{\"cmd\":\"commit\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
 			       err);
@@ -657,35 +714,23 @@ enum proto_outcome mig_dest_resolve(struct migrate_serve *sv, const char *id, ch
 				    size_t len)
 {
 	struct mig_record rec;
-	struct mig_incoming *live = NULL;
 	char err[MIGRATE_ERR_LEN];
 	enum proto_outcome out;
+	int r;
 
+	/* The promise "never" for a session still receiving, atomic against the
+	 * incoming VM's resume (the record's lock); a session of a serve that
+	 * crashed is settled the same way. */
 	memset(&rec, 0, sizeof(rec));
 	pthread_mutex_lock(&sv->lock);
-	for (struct mig_incoming *i = sv->incoming; i; i = i->next)
+	r = mig_record_transition(sv->storage, id, MIG_REC_BIT(MIG_REC_RECEIVING), MIG_REC_ABORTED,
+				  NULL, &rec, err);
+	for (struct mig_incoming *i = sv->incoming; i && (r == 0 || r == -ECANCELED); i = i->next)
 		if (strcmp(i->id, id) == 0 && i->rec.id[0])
-			live = i;
-	if (live) {
-		rec = live->rec;
-		if (rec.state == MIG_REC_RECEIVING) {
-			/* The promise "never": atomic against RESUME (set_state). */
-			live->rec.state = MIG_REC_ABORTED;
-			rec.state = mig_record_write(sv->storage, &live->rec, err) == 0
-					? MIG_REC_ABORTED
-					: MIG_REC_RECEIVING;
-			live->rec.state = rec.state;
-		}
-	} else if (mig_record_read(sv->storage, id, &rec, err) == 0 &&
-		   rec.state == MIG_REC_RECEIVING) {
-		/* A record of a serve that crashed: its copy never ran. */
-		rec.state = MIG_REC_ABORTED;
-		if (mig_record_write(sv->storage, &rec, err) < 0)
-			rec.state = MIG_REC_RECEIVING;
-	} else if (!rec.id[0]) {
-		rec.state = (enum mig_rec_state) - 1;
-	}
+			i->rec = rec;
 	pthread_mutex_unlock(&sv->lock);
+	if (r < 0 && r != -ECANCELED)
+		rec.state = (enum mig_rec_state) - 1;
 	switch ((int)rec.state) {
 	case MIG_REC_ABORTED:
 		out = PROTO_OUTCOME_NOT_RESUMED;

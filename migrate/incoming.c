@@ -8,8 +8,9 @@
  *   state   {"len": N} + N bytes               the state blob (ram runtimes)
  *   loaded                                     the stream has all arrived and
  *                                              is loaded (stream runtimes)
- *   resume                                     the VM runs; from now on it
- *                                              outlives serve
+ *   resume  {"storage": DIR, "session": ID}    the session's record made
+ *                                              "resuming", then the VM runs;
+ *                                              from now on it outlives serve
  *   status                                     run state and guest heartbeat
  *   commit                                     the handover ends
  *   abort                                      the VM stops (the copy is discarded)
@@ -91,10 +92,29 @@ static int do_loaded(struct migrate_incoming *in, char *err)
 	return stream->in_wait(in->vm->vm, MIG_HANDOVER_MS, err);
 }
 
-static int do_resume(struct migrate_incoming *in, char *err)
+/* The decision and the resume, in this process: the session's record goes
+ * from "receiving" to "resuming" (durably, under its lock, against RESOLVE
+ * in serve), then the VM runs, whatever happens to serve meanwhile. */
+static int do_resume(struct migrate_incoming *in, const struct proto_json_value *req, char *err)
 {
+	const char *storage, *session;
+	char perr[PROTO_ERR_LEN];
+	struct mig_record now;
+	int r;
+
+	if (proto_json_get_str(req, "storage", &storage, perr) < 0 ||
+	    proto_json_get_str(req, "session", &session, perr) < 0)
+		return util_error(err, EINVAL, "resume: storage and session expected");
+	r = mig_record_transition(storage, session, MIG_REC_BIT(MIG_REC_RECEIVING),
+				  MIG_REC_RESUMING, NULL, &now, err);
+	if (r == -ECANCELED)
+		return util_error(err, ECANCELED, "the migration was settled as %s: never resuming",
+				  mig_rec_state_name(now.state));
+	if (r < 0)
+		return r;
 	/* From here this may be the only running copy: it outlives serve. */
 	in->resumed = true;
+	mig_stall_forever("incoming-resuming");
 	in->vm->ops->resume_block(in->vm->vm, NULL);
 	return in->vm->ops->resume(in->vm->vm, err);
 }
@@ -145,7 +165,7 @@ static bool serve_one(struct migrate_incoming *in)
 	} else if (strcmp(cmd, "loaded") == 0) {
 		r = do_loaded(in, err);
 	} else if (strcmp(cmd, "resume") == 0) {
-		r = do_resume(in, err);
+		r = do_resume(in, req, err);
 	} else if (strcmp(cmd, "status") == 0) {
 		do_status(in, &j);
 	} else if (strcmp(cmd, "commit") == 0) {

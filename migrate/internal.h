@@ -38,6 +38,8 @@ bool mig_test_stall(const char *where);
 void mig_stall_forever(const char *where);
 /* ... until the peer sends something or closes the connection. */
 void mig_stall_until_peer(const char *where, struct proto_conn *c);
+/* SMOVE_TEST_DELAY=where:MS: sleeps MS milliseconds at `where`. */
+void mig_test_delay(const char *where);
 /* The per-frame timeout of migration connections (both sides):
  * PROTO_TIMEOUT_MS, or the test hook SMOVE_TEST_FRAME_TIMEOUT_MS=N (100 ms
  * or more), so that a test of a silent peer need not wait 30 s. */
@@ -102,8 +104,20 @@ struct mig_record {
 	bool created_dir; /* DIR/NAME was made by this session */
 	double time;	  /* wall clock of the last update */
 };
+#define MIG_REC_BIT(s) (1u << (s))
+/* Writes a record whole (its first version, or a change nobody else can
+ * make at the same time). */
 int mig_record_write(const char *dir, const struct mig_record *r, char *err);
 int mig_record_read(const char *dir, const char *id, struct mig_record *r, char *err);
+/* Moves session id's record to state `to` if it is in one of the states in
+ * `from` (MIG_REC_BIT()s), atomically against every other process doing the
+ * same: serve and the incoming VM decide on one record, under its lock, and
+ * the decision is on stable storage when this returns. created_dir (may be
+ * NULL: kept) sets that field too. *now (may be NULL) receives the record as
+ * it is afterwards. -ECANCELED: it was in another state (*now says which);
+ * being in `to` already is no error. */
+int mig_record_transition(const char *dir, const char *id, unsigned from, enum mig_rec_state to,
+			  const bool *created_dir, struct mig_record *now, char *err);
 void mig_record_path(const char *dir, const char *id, char *out, size_t len);
 
 /* The source's record, STATEDIR/NAME.migration, while a migration may be in
@@ -317,6 +331,9 @@ int mig_child_spawn(const char *exe, bool stream, int data_fd, struct mig_child 
 /* A request; reply (may be NULL) receives the parsed reply. */
 int mig_child_call(struct mig_child *c, const char *line, const void *payload, size_t len,
 		   struct proto_json_value **reply, int timeout_ms, char *err);
+/* The reply to a request sent with mig_ho_send. */
+int mig_child_reply(struct mig_child *c, int timeout_ms, struct proto_json_value **reply,
+		    char *err);
 void mig_child_kill(struct mig_child *c);
 /* After commit: the VM lives on without serve; a thread reaps it. */
 void mig_child_release(struct mig_child *c);

@@ -150,6 +150,50 @@ int mig_record_read(const char *dir, const char *id, struct mig_record *r, char 
 	return rc;
 }
 
+int mig_record_transition(const char *dir, const char *id, unsigned from, enum mig_rec_state to,
+			  const bool *created_dir, struct mig_record *now, char *err)
+{
+	struct flock fl = {.l_type = F_WRLCK, .l_whence = SEEK_SET};
+	struct mig_record cur;
+	char path[4096];
+	int fd, rc;
+
+	mig_record_path(dir, id, path, sizeof(path));
+	if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+		return util_error(err, errno, "%s: %s", path, strerror(errno));
+	/* The lock serialises serve (RESOLVE, discard, confirmation) and the
+	 * incoming VM's process (its resume) on this one record; it goes with
+	 * the process that holds it, whatever kills it. */
+	while ((rc = fcntl(fd, F_OFD_SETLKW, &fl)) < 0 && errno == EINTR)
+		;
+	if (rc < 0) {
+		rc = util_error(err, errno, "%s: lock: %s", path, strerror(errno));
+		close(fd);
+		return rc;
+	}
+	if ((rc = mig_record_read(dir, id, &cur, err)) == 0) {
+		bool change;
+
+		mig_test_delay("record");
+		change = cur.state != to || (created_dir && *created_dir != cur.created_dir);
+
+		if (cur.state != to && !(from & MIG_REC_BIT(cur.state)))
+			rc = -ECANCELED;
+		else if (change) {
+			cur.state = to;
+			if (created_dir)
+				cur.created_dir = *created_dir;
+			rc = mig_record_write(dir, &cur, err);
+		}
+	}
+	if (rc == 0 || rc == -ECANCELED) {
+		if (now)
+			*now = cur;
+	}
+	close(fd);
+	return rc;
+}
+
 /* ---- the source's record ---------------------------------------------------- */
 
 static void source_path(const char *name, char *out, size_t len)
@@ -208,8 +252,8 @@ int mig_source_record_write(const struct mig_source_record *r, char *err)
 }
 
 /* A list of paths, at most MIGRATE_MAX_DISKS; an absent list is empty. */
-static int read_paths(const struct proto_json_value *v, const char *key,
-		      char out[][1024], unsigned *n, const char *path, char *err)
+static int read_paths(const struct proto_json_value *v, const char *key, char out[][1024],
+		      unsigned *n, const char *path, char *err)
 {
 	const struct proto_json_value *d = proto_json_get(v, key);
 

@@ -328,18 +328,23 @@ static void leftover(struct migrate_serve *sv, const char *id)
 	}
 	util_path_join(dir, sizeof(dir), sv->storage, rec.name);
 	if (rec.state == MIG_REC_RECEIVING) {
-		/* A copy that never ran: everything of it goes. */
-		if (rec.created_dir)
-			remove_dir_files(dir);
-		rec.state = MIG_REC_ABORTED;
-		if (mig_record_write(sv->storage, &rec, err) < 0)
+		/* A copy that never ran ("aborted" first, against an incoming VM
+		 * that would still take the decision): everything of it goes. */
+		int r = mig_record_transition(sv->storage, id, MIG_REC_BIT(MIG_REC_RECEIVING),
+					      MIG_REC_ABORTED, NULL, &rec, err);
+
+		if (r < 0 && r != -ECANCELED)
 			mig_serve_log(sv, "leftover: %s", err);
-		else
+		if (r == 0) {
+			if (rec.created_dir)
+				remove_dir_files(dir);
 			mig_serve_log(sv,
 				      "%s: removed the partial copy of a migration that did not "
 				      "finish (session %s)",
 				      rec.name, rec.id);
-	} else if (rec.state >= MIG_REC_RESUMING) {
+		}
+	}
+	if (rec.state >= MIG_REC_RESUMING) {
 		complete_names(sv, dir);
 	}
 	if ((rec.state == MIG_REC_RESUMING || rec.state == MIG_REC_RESUMED) &&

@@ -329,9 +329,9 @@ int migrate_leftover_list(struct migrate_leftover_entry **out, size_t *n, char *
 	*out = NULL;
 	*n = 0;
 	if (!d)
-		return errno == ENOENT ? 0
-				       : util_error(err, errno, "%s: %s", migrate_state_dir(),
-						    strerror(errno));
+		return errno == ENOENT
+			   ? 0
+			   : util_error(err, errno, "%s: %s", migrate_state_dir(), strerror(errno));
 	while ((e = readdir(d))) {
 		size_t len = strlen(e->d_name);
 		struct migrate_leftover_entry *bigger;

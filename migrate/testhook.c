@@ -1,7 +1,8 @@
 /* migrate/testhook.c: the test hooks of the migration: SMOVE_TEST_STALL
- * (stop a side at a named point, so that a test can kill or cut it there)
- * and SMOVE_TEST_FRAME_TIMEOUT_MS (a short frame timeout for tests of silent
- * peers). */
+ * (stop a side at a named point, so that a test can kill or cut it there),
+ * SMOVE_TEST_DELAY (widen a race window, so that a test of its lock can
+ * fail) and SMOVE_TEST_FRAME_TIMEOUT_MS (a short frame timeout for tests of
+ * silent peers). */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -69,4 +70,20 @@ void mig_stall_until_peer(const char *where, struct proto_conn *c)
 
 	if (mig_test_stall(where))
 		proto_conn_poll(c, -1, err);
+}
+
+void mig_test_delay(const char *where)
+{
+	const char *v = getenv("SMOVE_TEST_DELAY");
+	size_t n = strlen(where);
+	struct timespec ts;
+	long ms;
+
+	if (!v || strncmp(v, where, n) != 0 || v[n] != ':')
+		return;
+	ms = strtol(v + n + 1, NULL, 10);
+	if (ms <= 0 || ms > 10000)
+		return;
+	ts = (struct timespec){ms / 1000, (ms % 1000) * 1000000};
+	nanosleep(&ts, NULL);
 }
