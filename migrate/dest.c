@@ -116,10 +116,10 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 {
 	struct migrate_serve *sv = inc->sv;
 	const char *runtime = migrate_config_runtime(p->config_json);
+	struct mig_reservation need;
 	char path[4096];
 	struct stat st;
 
-	mig_preflight_host(p, sv->storage, r);
 	if (!proto_valid_disk_name(p->vm_name) || strlen(p->vm_name) > MIGRATE_NAME_MAX) {
 		mig_reason(r, "VM name '%s' cannot be used here", p->vm_name);
 		return;
@@ -133,14 +133,23 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 	util_path_join(path, sizeof(path), sv->storage, p->vm_name);
 	if (lstat(path, &st) == 0)
 		mig_reason(r, "%s already exists", path);
-	for (uint32_t i = 0; i < p->ndisks; i++)
+	for (uint32_t i = 0; i < p->ndisks; i++) {
 		if (!proto_valid_disk_name(p->disks[i].name))
 			mig_reason(r, "disk name '%s' is not a plain file name", p->disks[i].name);
+		else if (inc->rt && mig_runtime_file(inc->rt, NULL, p->disks[i].name))
+			mig_reason(r, "disk name '%s' is the name of a file of the VM's own",
+				   p->disks[i].name);
+	}
 	pthread_mutex_lock(&sv->lock);
+	mig_preflight_host(p, sv->storage, &sv->reserved, &need, r);
 	if (name_taken(inc, p->vm_name))
 		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
-	else if (r->n == 0)
+	if (r->n == 0) { /* go: the name, the memory and the space are this one's */
 		snprintf(inc->name, sizeof(inc->name), "%s", p->vm_name);
+		inc->reserved = need;
+		sv->reserved.memory += need.memory;
+		sv->reserved.disk += need.disk;
+	}
 	pthread_mutex_unlock(&sv->lock);
 }
 
@@ -262,14 +271,6 @@ static int make_vm(struct mig_incoming *inc, const char *config, char *err)
 
 /* ---- receiving ------------------------------------------------------------------- */
 
-static const struct mig_vm_file *runtime_file(const struct mig_runtime *rt, const char *blob)
-{
-	for (unsigned i = 0; i < rt->nfiles; i++)
-		if (strcmp(rt->files[i].blob, blob) == 0)
-			return &rt->files[i];
-	return NULL;
-}
-
 /* A file that travels with the VM, into the VM's directory under the local
  * name its runtime gives it. A log is appended to (the VM has it open for
  * appending and has written nothing yet); anything else is written durably. */
@@ -295,7 +296,7 @@ static int keep_file(struct mig_incoming *inc, const struct mig_vm_file *f,
 
 static int keep_blob(struct mig_incoming *inc, const struct proto_blob *b, char *err)
 {
-	const struct mig_vm_file *f = runtime_file(inc->rt, b->name);
+	const struct mig_vm_file *f = mig_runtime_file(inc->rt, b->name, NULL);
 
 	inc->devices++;
 	if (strcmp(b->name, MIG_STATE_BLOB) == 0 && !inc->rt->stream) {
@@ -705,6 +706,9 @@ out:
 	release(inc);
 	pthread_mutex_lock(&inc->sv->lock); /* a copy that runs is in the registry */
 	inc->name[0] = '\0';
+	inc->sv->reserved.memory -= inc->reserved.memory;
+	inc->sv->reserved.disk -= inc->reserved.disk;
+	inc->reserved = (struct mig_reservation){0};
 	pthread_mutex_unlock(&inc->sv->lock);
 	mig_reasons_release(&reasons);
 	proto_msg_release(&m);

@@ -316,7 +316,15 @@ struct mig_reasons {
 };
 void mig_reason(struct mig_reasons *r, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 void mig_reasons_release(struct mig_reasons *r);
+/* What a migration takes from its destination: reserved from its go to its
+ * end, so that migrations at once cannot together overcommit the host. */
+struct mig_reservation {
+	uint64_t memory, disk;
+};
+/* The checks that hold for every runtime, against what the migrations in
+ * progress have taken already; need receives what this one would take. */
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
+			const struct mig_reservation *taken, struct mig_reservation *need,
 			struct mig_reasons *r);
 
 /* child.c: the incoming VM's process, from serve's side. */
@@ -382,7 +390,8 @@ void mig_prefault_join(struct mig_prefault *p); /* before the RAM is unmapped */
 
 struct mig_incoming {
 	struct migrate_serve *sv;
-	const struct mig_runtime *rt; /* the VM's, once PREFLIGHT named it */
+	struct mig_reservation reserved; /* its part of sv->reserved */
+	const struct mig_runtime *rt;	 /* the VM's, once PREFLIGHT named it */
 	struct mig_incoming *next;
 	unsigned refs; /* under sv->lock: the migration's thread and its channels */
 	struct proto_conn *conn;
@@ -425,6 +434,8 @@ struct migrate_serve {
 	struct mig_incoming *incoming;
 	unsigned nincoming, nthreads;
 	bool stopping;
+	char preauth[32][64];		 /* the peers of unauthenticated connections (serve.c) */
+	struct mig_reservation reserved; /* by the migrations in progress */
 };
 
 void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)

@@ -64,28 +64,51 @@ static void human(uint64_t n, char *out, size_t len)
 		snprintf(out, len, "%.1f MiB", (double)n / (1ull << 20));
 }
 
-void mig_preflight_host(const struct proto_preflight *p, const char *storage, struct mig_reasons *r)
+/* a + b, saturated: a peer's sizes are its claims, never trusted to fit. */
+static uint64_t add_sat(uint64_t a, uint64_t b)
 {
-	uint64_t avail = mem_available(), need = 0;
-	char a[32], b[32];
+	uint64_t sum;
+
+	return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
+}
+
+void mig_preflight_host(const struct proto_preflight *p, const char *storage,
+			const struct mig_reservation *taken, struct mig_reservation *need,
+			struct mig_reasons *r)
+{
+	uint64_t avail = mem_available(), space = UINT64_MAX, disk = 0;
+	char a[32], b[32], c[32];
 	struct statvfs sv;
 
-	if (p->mem_size > avail) {
+	need->memory = p->mem_size;
+	if (add_sat(p->mem_size, taken->memory) > avail) {
 		human(p->mem_size, a, sizeof(a));
 		human(avail, b, sizeof(b));
-		mig_reason(r, "the VM needs %s of memory, this host has %s available", a, b);
+		human(taken->memory, c, sizeof(c));
+		mig_reason(r,
+			   "the VM needs %s of memory, this host has %s available (%s of it "
+			   "promised to the migrations in progress)",
+			   a, b, c);
 	}
 	for (uint32_t i = 0; i < p->ndisks; i++) {
 		enum vhd_format f;
 
-		need += p->disks[i].allocated;
+		disk = add_sat(disk, p->disks[i].allocated);
 		if (vhd_format_parse(p->disks[i].format, &f) < 0 || f == VHD_FORMAT_AUTO)
 			mig_reason(r, "disk %s: unknown format '%s'", p->disks[i].name,
 				   p->disks[i].format);
 	}
-	if (statvfs(storage, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need + need / 64) {
-		human(need, a, sizeof(a));
-		human((uint64_t)sv.f_bavail * sv.f_frsize, b, sizeof(b));
-		mig_reason(r, "the disks hold %s, %s has %s free", a, storage, b);
+	/* The formats' metadata: 1/64 more, at least 1 MiB a disk. */
+	need->disk = add_sat(add_sat(disk, disk / 64), (uint64_t)p->ndisks << 20);
+	if (statvfs(storage, &sv) == 0)
+		space = (uint64_t)sv.f_bavail * sv.f_frsize;
+	if (add_sat(need->disk, taken->disk) > space) {
+		human(disk, a, sizeof(a));
+		human(space, b, sizeof(b));
+		human(taken->disk, c, sizeof(c));
+		mig_reason(r,
+			   "the disks hold %s, %s has %s free (%s of it promised to the "
+			   "migrations in progress)",
+			   a, storage, b, c);
 	}
 }

@@ -192,5 +192,9 @@ extern const struct mig_runtime mig_runtime_memsync;
 extern const struct mig_runtime mig_runtime_qemu;
 /* The runtime named so, or NULL. */
 const struct mig_runtime *mig_runtime_find(const char *name);
+/* The file of rt that travels as blob, or lands as local (either may be
+ * NULL), or NULL. */
+const struct mig_vm_file *mig_runtime_file(const struct mig_runtime *rt, const char *blob,
+					   const char *local);
 
 #endif

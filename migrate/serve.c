@@ -27,7 +27,10 @@
 
 #include "migrate/internal.h"
 
-#define MAX_CONNECTIONS 256
+#define MAX_CONNECTIONS		 256
+#define MAX_UNAUTHENTICATED	 32    /* connections before their HELLO, in all */
+#define MAX_UNAUTHENTICATED_PEER 8     /* ... and from one address */
+#define HANDSHAKE_MS		 10000 /* TLS and HELLO, from the accept */
 
 void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)
 {
@@ -47,6 +50,7 @@ void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)
 struct conn_arg {
 	struct migrate_serve *sv;
 	int fd;
+	int preauth; /* its place among the unauthenticated connections */
 };
 
 static void unref(struct mig_incoming *inc)
@@ -192,17 +196,49 @@ static void serve_resolve(struct migrate_serve *sv, struct proto_session *s)
 	proto_msg_release(&m);
 }
 
-/* The numeric local address of a connected socket: where the source reached us. */
-static void local_host(int fd, char *out, size_t len)
+/* The numeric local (where the source reached us) or peer address of a
+ * connected socket. */
+static void address(int fd, bool peer, char *out, size_t len)
 {
 	struct sockaddr_storage ss;
 	socklen_t sl = sizeof(ss);
+	int r = peer ? getpeername(fd, (struct sockaddr *)&ss, &sl)
+		     : getsockname(fd, (struct sockaddr *)&ss, &sl);
 
 	snprintf(out, len, "127.0.0.1");
-	if (getsockname(fd, (struct sockaddr *)&ss, &sl) == 0 &&
-	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
+	if (r == 0 && (ss.ss_family == AF_INET || ss.ss_family == AF_INET6))
 		getnameinfo((struct sockaddr *)&ss, sl, out, (socklen_t)len, NULL, 0,
 			    NI_NUMERICHOST);
+}
+
+/* ---- connections that have not authenticated yet ---------------------------------
+ * Each takes a place here from its accept to its HELLO, at most HANDSHAKE_MS:
+ * a peer that opens connections and says nothing cannot crowd out the
+ * channels of a migration in progress or a RESOLVE. Under sv->lock. */
+
+static int preauth_take(struct migrate_serve *sv, const char *peer)
+{
+	unsigned total = 0, same = 0, free_slot = MAX_UNAUTHENTICATED;
+
+	for (unsigned i = 0; i < MAX_UNAUTHENTICATED; i++) {
+		if (!sv->preauth[i][0]) {
+			free_slot = free_slot < i ? free_slot : i;
+			continue;
+		}
+		total++;
+		same += strcmp(sv->preauth[i], peer) == 0;
+	}
+	if (total >= MAX_UNAUTHENTICATED || same >= MAX_UNAUTHENTICATED_PEER)
+		return -1;
+	snprintf(sv->preauth[free_slot], sizeof(sv->preauth[0]), "%s", peer);
+	return (int)free_slot;
+}
+
+static void preauth_release(struct migrate_serve *sv, int slot)
+{
+	pthread_mutex_lock(&sv->lock);
+	sv->preauth[slot][0] = 0;
+	pthread_mutex_unlock(&sv->lock);
 }
 
 static void *conn_thread(void *arg)
@@ -212,15 +248,23 @@ static void *conn_thread(void *arg)
 	struct proto_conn *conn;
 	struct proto_session s;
 	char err[MIGRATE_ERR_LEN], host[256];
-	int fd = a->fd;
+	int fd = a->fd, preauth = a->preauth;
+	int handshake_ms =
+	    mig_frame_timeout_ms() < HANDSHAKE_MS ? mig_frame_timeout_ms() : HANDSHAKE_MS;
 
 	free(a);
-	local_host(fd, host, sizeof(host));
-	if (proto_conn_open(fd, sv->tls, PROTO_DEST, mig_frame_timeout_ms(), &conn, err) < 0) {
+	address(fd, false, host, sizeof(host));
+	if (proto_conn_open(fd, sv->tls, PROTO_DEST, handshake_ms, &conn, err) < 0) {
+		preauth_release(sv, preauth);
 		mig_serve_log(sv, "a connection was refused: %s", err);
 	} else {
+		int r;
+
 		proto_session_init(&s, conn, PROTO_DEST);
-		if (proto_session_accept(&s, err) < 0)
+		r = proto_session_accept(&s, err);
+		preauth_release(sv, preauth);
+		proto_conn_set_timeout(conn, mig_frame_timeout_ms());
+		if (r < 0)
 			mig_serve_log(sv, "a peer was refused: %s", err);
 		else if (s.peer.role == PROTO_ROLE_MIGRATE)
 			serve_migrate(sv, conn, &s, fd, host);
@@ -244,8 +288,9 @@ int migrate_serve_run(struct migrate_serve *sv, char *err)
 	for (;;) {
 		struct pollfd p[2] = {{sv->wake[0], POLLIN, 0}, {sv->listen_fd, POLLIN, 0}};
 		struct conn_arg *a;
+		char peer[64];
 		pthread_t t;
-		int fd, r;
+		int fd, r, slot = -1;
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
 			return util_error(err, errno, "poll: %s", strerror(errno));
@@ -253,17 +298,22 @@ int migrate_serve_run(struct migrate_serve *sv, char *err)
 			return 0;
 		if (!(p[1].revents & POLLIN) || proto_accept(sv->listen_fd, 0, &fd, err) < 0)
 			continue;
+		address(fd, true, peer, sizeof(peer));
 		pthread_mutex_lock(&sv->lock);
-		if (sv->nthreads >= MAX_CONNECTIONS || !(a = malloc(sizeof(*a)))) {
+		if (sv->nthreads >= MAX_CONNECTIONS || (slot = preauth_take(sv, peer)) < 0 ||
+		    !(a = malloc(sizeof(*a)))) {
+			if (sv->nthreads < MAX_CONNECTIONS && slot >= 0)
+				sv->preauth[slot][0] = 0;
 			pthread_mutex_unlock(&sv->lock);
 			close(fd);
 			continue;
 		}
-		*a = (struct conn_arg){sv, fd};
+		*a = (struct conn_arg){sv, fd, slot};
 		if ((r = pthread_create(&t, NULL, conn_thread, a)) == 0) {
 			sv->nthreads++;
 			pthread_detach(t);
 		} else {
+			sv->preauth[slot][0] = 0;
 			free(a);
 			close(fd);
 		}
@@ -317,6 +367,24 @@ static void complete_names(struct migrate_serve *sv, const char *dir)
 		closedir(d);
 }
 
+/* A record of a session that ended (aborted or committed) answers a late
+ * RESOLVE for this long, then goes. */
+#define RECORD_KEEP_S (30 * 24 * 3600)
+
+static bool expired(struct migrate_serve *sv, const struct mig_record *rec)
+{
+	char path[PATH_MAX];
+	struct stat st;
+
+	if (rec->state != MIG_REC_ABORTED && rec->state != MIG_REC_COMMITTED)
+		return false;
+	mig_record_path(sv->storage, rec->id, path, sizeof(path));
+	if (stat(path, &st) < 0 || time(NULL) - st.st_mtime < RECORD_KEEP_S)
+		return false;
+	unlink(path);
+	return true;
+}
+
 static void leftover(struct migrate_serve *sv, const char *id)
 {
 	struct mig_record rec;
@@ -326,6 +394,8 @@ static void leftover(struct migrate_serve *sv, const char *id)
 		mig_serve_log(sv, "leftover: %s", err);
 		return;
 	}
+	if (expired(sv, &rec))
+		return;
 	util_path_join(dir, sizeof(dir), sv->storage, rec.name);
 	if (rec.state == MIG_REC_RECEIVING) {
 		/* A copy that never ran ("aborted" first, against an incoming VM
@@ -378,8 +448,8 @@ static void clean_leftovers(struct migrate_serve *sv)
 		size_t n = strlen(e->d_name);
 
 		util_path_join(path, sizeof(path), dir, e->d_name);
-		if (n > 4 && (strcmp(e->d_name + n - 4, ".psk") == 0 ||
-			      strcmp(e->d_name + n - 4, ".tmp") == 0))
+		if ((n > 4 && strcmp(e->d_name + n - 4, ".psk") == 0) ||
+		    (n > 10 && strcmp(e->d_name + n - 10, ".smove-tmp") == 0))
 			unlink(path);
 		else if (n == 2 * PROTO_ID_LEN + 5 && strcmp(e->d_name + n - 5, ".json") == 0) {
 			char id[2 * PROTO_ID_LEN + 1];

@@ -187,7 +187,8 @@ static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct m
 	return 0;
 }
 
-/* Names the disks for the destination: their file names, made unique. */
+/* Names the disks for the destination: their file names, made unique among
+ * themselves and apart from the files that travel with the VM. */
 static int name_disks(struct mig_source *m, const struct mig_vm_desc *desc)
 {
 	m->ndisks = desc->ndisks;
@@ -202,8 +203,9 @@ static int name_disks(struct mig_source *m, const struct mig_vm_desc *desc)
 			return r;
 		snprintf(copy, sizeof(copy), "%s", desc->disks[i].path);
 		snprintf(d->name, sizeof(d->name), "%s", basename(copy));
-		for (unsigned k = 0; k < i; k++)
-			if (strcmp(m->disks[k].name, d->name) == 0) {
+		for (unsigned k = 0; k <= i; k++)
+			if ((k < i && strcmp(m->disks[k].name, d->name) == 0) ||
+			    (k == i && mig_runtime_file(m->vm->ops->runtime, NULL, d->name))) {
 				char unique[sizeof(d->name) + 16];
 
 				snprintf(unique, sizeof(unique), "%u-%s", i, d->name);

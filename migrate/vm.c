@@ -16,6 +16,16 @@ const struct mig_runtime *mig_runtime_find(const char *name)
 	return NULL;
 }
 
+const struct mig_vm_file *mig_runtime_file(const struct mig_runtime *rt, const char *blob,
+					   const char *local)
+{
+	for (unsigned i = 0; i < rt->nfiles; i++)
+		if ((blob && strcmp(rt->files[i].blob, blob) == 0) ||
+		    (local && strcmp(rt->files[i].local, local) == 0))
+			return &rt->files[i];
+	return NULL;
+}
+
 const char *migrate_config_runtime(const char *config_json)
 {
 	struct proto_json_value *v;
