@@ -95,12 +95,13 @@ start_plugin() {
 }
 
 # try_plugin NAME PARAMS...: the same, but returns nbdkit's failure (its
-# messages are in $T/NAME.log) instead of failing the test.
+# messages are in $T/NAME.log) instead of failing the test. NBDKIT_PLUGIN
+# names another plugin than smove's (file, memory, ...) for both.
 try_plugin() {
 	requires nbdkit
 	_pn=$1
 	shift
-	set -- -U "$T/$_pn.sock" -P "$T/$_pn.pid" ${NBDKIT_ARGS:-} "$PLUGIN" "$@"
+	set -- -U "$T/$_pn.sock" -P "$T/$_pn.pid" ${NBDKIT_ARGS:-} "${NBDKIT_PLUGIN:-$PLUGIN}" "$@"
 	if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
 		set -- env LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
 			ASAN_OPTIONS=detect_leaks=0 nbdkit "$@"
