@@ -1,6 +1,8 @@
 /* cmd/disk-convert.c: `smove disk convert`, a sparse copy into another format.
  * The destination is written under a temporary name in its directory and
- * renamed only once complete and flushed; a failure removes it. */
+ * renamed only once complete and flushed; a failure removes it. The source's
+ * chain is locked against writers, the new file as a writer, and a file it
+ * replaces (--force) must be neither in the source's chain nor in use. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -19,8 +21,9 @@ static const char help[] =
     "Copy the virtual disk of SRC (with its parent chain, flattened) into a new\n"
     "image DST. Only allocated data is read and only non-zero data written, so\n"
     "DST stays sparse. DST is written as .DST.smove-tmp beside it and renamed\n"
-    "when complete; it must not exist unless --force is given. DST '-' writes\n"
-    "the raw disk to standard output.\n"
+    "when complete; it must not exist unless --force is given, and is never an\n"
+    "image in use or one SRC is made from. DST '-' writes the raw disk to\n"
+    "standard output. SRC is locked against writers while it is read.\n"
     "\n"
     "  -O, --to FMT               raw, vhd or vhdx (default: from DST's extension)\n"
     "  -f, --format FMT           open SRC as raw, vhd or vhdx instead of probing\n"
@@ -94,6 +97,36 @@ static int check_destination(const char *dst, bool force)
 	return 0;
 }
 
+/* A destination that exists and is to be replaced: it must not be the source
+ * or one of its parents (the copy would be made from a file it replaces), nor
+ * in use by another process. Holds its lock in *lock_fd until the rename. */
+static int check_replaced(const char *dst, struct vhd_disk *src, int *lock_fd)
+{
+	struct stat ds, ss;
+	char err[VHD_ERR_LEN];
+
+	*lock_fd = -1;
+	if (strcmp(dst, "-") == 0 || stat(dst, &ds) < 0)
+		return 0;
+	for (struct vhd_disk *d = src; d; d = vhd_parent(d)) {
+		if (stat(vhd_name(d), &ss) < 0 || ss.st_dev != ds.st_dev || ss.st_ino != ds.st_ino)
+			continue;
+		if (d == src)
+			msg("%s: is the source itself; convert cannot replace the image it reads",
+			    dst);
+		else
+			msg("%s: is a parent of %s, which convert reads; it cannot be replaced by "
+			    "the copy",
+			    dst, vhd_name(src));
+		return -1;
+	}
+	if (vhd_lock_path(dst, true, lock_fd, err) < 0) {
+		msg("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
 int cmd_disk_convert(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -107,7 +140,7 @@ int cmd_disk_convert(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove disk convert";
-	struct vhd_open_opts sopts = {.readonly = true};
+	struct vhd_open_opts sopts = {.readonly = true, .lock = true};
 	struct vhd_create_opts create = {0};
 	bool force = false, quiet = false, json = false;
 	char err[VHD_ERR_LEN], tmp[4096];
@@ -160,6 +193,11 @@ int cmd_disk_convert(int argc, char **argv)
 	struct vhd_disk *src = disk_open_arg(src_name, &sopts);
 	if (!src)
 		return EXIT_FAILURE;
+	int replaced_fd;
+	if (check_replaced(dst_name, src, &replaced_fd) < 0) {
+		vhd_close(src);
+		return EXIT_FAILURE;
+	}
 	create.size = vhd_size(src);
 
 	struct convert_job job = {0};
@@ -177,7 +215,7 @@ int cmd_disk_convert(int argc, char **argv)
 		r = vhd_temp_name(dst_name, tmp, sizeof tmp, err);
 		if (r == 0) {
 			unlink(tmp); /* a leftover of an interrupted convert */
-			r = vhd_io_open_file(tmp, VHD_IO_CREATE, &io, err);
+			r = vhd_io_open_file(tmp, VHD_IO_CREATE | VHD_IO_LOCK, &io, err);
 		}
 		if (r == 0) {
 			r = copy_into(src, io, false, &create, &job, err);
@@ -188,6 +226,8 @@ int cmd_disk_convert(int argc, char **argv)
 		}
 	}
 	vhd_close(src);
+	if (replaced_fd >= 0)
+		close(replaced_fd);
 	if (r < 0) {
 		if (job.bar.enabled)
 			fputc('\n', stderr);

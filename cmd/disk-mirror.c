@@ -21,7 +21,7 @@ static const char help[] =
     "export at least as large. Only allocated data is read and sent; every\n"
     "other range is made zero on the destination with write-zeroes requests\n"
     "(one fast zero of the whole disk where the export can), whatever it held.\n"
-    "The destination is flushed at the end.\n"
+    "The destination is flushed at the end. SRC is locked against writers.\n"
     "\n"
     "  -f, --format FMT         open SRC as raw, vhd or vhdx instead of probing\n"
     "      --destination-is-zero  the export already reads as zero (a fresh\n"
@@ -142,7 +142,7 @@ int cmd_disk_mirror(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove disk mirror";
-	struct vhd_open_opts sopts = {.readonly = true};
+	struct vhd_open_opts sopts = {.readonly = true, .lock = true};
 	struct mirror_dest dest = {0};
 	struct mirror_opts mopts = {0};
 	bool quiet = false, json = false;

@@ -97,9 +97,6 @@ int vm_pci_add(struct vm *vm, struct vm_pci_dev *d, char *err);
 void vm_pci_irq(struct vm *vm, struct vm_pci_dev *d, bool level);
 uint16_t vm_pci_next_io(struct vm *vm, uint16_t size);
 
-/* Disk locks (disklock.c): OFD locks compatible with QEMU's image locking. */
-int vm_disk_lock(const char *path, bool readonly, int *fd, char *err);
-
 /* ---- the VM ---------------------------------------------------------------------- */
 
 struct vcpu {

@@ -59,8 +59,10 @@ static int probe(struct vhd_io *io, const struct vhd_driver **out, char *err)
 	return vhd_error(err, EINVAL, "%s: unknown image format", io->name);
 }
 
-static int default_open_parent(void *opaque, const char *child, const char *parent, bool readonly,
-			       struct vhd_io **io, char *err)
+/* A local parent, relative to a local child; locked as a reader when the
+ * child's open asks for locks. */
+static int open_local_parent(const char *child, const char *parent, bool lock, struct vhd_io **io,
+			     char *err)
 {
 	char path[4096];
 	const char *slash = strrchr(child, '/');
@@ -70,7 +72,7 @@ static int default_open_parent(void *opaque, const char *child, const char *pare
 	else if (snprintf(path, sizeof path, "%.*s/%s", (int)(slash - child), child, parent) >=
 		 (int)sizeof path)
 		return vhd_error(err, ENAMETOOLONG, "%s: parent path too long", child);
-	return vhd_io_open_file(path, readonly ? VHD_IO_RDONLY : 0, io, err);
+	return vhd_io_open_file(path, VHD_IO_RDONLY | (lock ? VHD_IO_LOCK : 0), io, err);
 }
 
 static int open_at_depth(struct vhd_io *io, const struct vhd_open_opts *opts, int depth,
@@ -81,7 +83,7 @@ static int open_at_depth(struct vhd_io *io, const struct vhd_open_opts *opts, in
  * opened read-only: a differencing disk never writes its parent. */
 static int open_parent(struct vhd_disk *d, char *err)
 {
-	vhd_open_parent_fn opener = d->opts.open_parent ? d->opts.open_parent : default_open_parent;
+	vhd_open_parent_fn opener = d->opts.open_parent;
 	struct vhd_open_opts popts = d->opts;
 	char first_err[VHD_ERR_LEN] = "";
 	int r = -ENOENT;
@@ -96,7 +98,10 @@ static int open_parent(struct vhd_disk *d, char *err)
 		struct vhd_io *pio;
 		char e[VHD_ERR_LEN];
 
-		r = opener(d->opts.opaque, d->name, d->parent_paths[i], true, &pio, e);
+		if (opener)
+			r = opener(d->opts.opaque, d->name, d->parent_paths[i], true, &pio, e);
+		else
+			r = open_local_parent(d->name, d->parent_paths[i], d->opts.lock, &pio, e);
 		if (r < 0) {
 			if (!first_err[0])
 				snprintf(first_err, sizeof first_err, "%s", e);
@@ -183,7 +188,10 @@ int vhd_open(const char *path, const struct vhd_open_opts *opts, struct vhd_disk
 	int r;
 
 	*out = NULL;
-	r = vhd_io_open_file(path, opts && opts->readonly ? VHD_IO_RDONLY : 0, &io, err);
+	r = vhd_io_open_file(path,
+			     (opts && opts->readonly ? VHD_IO_RDONLY : 0) |
+				 (opts && opts->lock ? VHD_IO_LOCK : 0),
+			     &io, err);
 	if (r < 0)
 		return r;
 	return vhd_open_io(io, opts, out, err);
@@ -480,7 +488,8 @@ int vhd_create_io(struct vhd_io *io, const char *name, const struct vhd_create_o
 		return vhd_error(err, EINVAL, "%s: choose a format to create (raw, vhd or vhdx)",
 				 name);
 	if (opts->subformat == VHD_SUB_DIFFERENCING) {
-		struct vhd_open_opts popts = {.format = VHD_FORMAT_AUTO, .readonly = true};
+		struct vhd_open_opts popts = {
+		    .format = VHD_FORMAT_AUTO, .readonly = true, .lock = true};
 
 		if (!opts->parent)
 			return vhd_error(err, EINVAL, "%s: a differencing image needs a parent",
@@ -510,7 +519,7 @@ int vhd_create(const char *path, const struct vhd_create_opts *opts, char *err)
 	struct vhd_io *io;
 	int r;
 
-	r = vhd_io_open_file(path, VHD_IO_CREATE, &io, err);
+	r = vhd_io_open_file(path, VHD_IO_CREATE | VHD_IO_LOCK, &io, err);
 	if (r < 0)
 		return r;
 	r = vhd_create_io(io, path, opts, err);
