@@ -109,6 +109,9 @@ try_plugin() {
 		set -- nbdkit "$@"
 	fi
 	"$@" 2>>"$T/$_pn.log" || return 1
+	# nbdkit's parent returns once the socket listens; the child writes the
+	# pid file a moment later, and stop_plugin needs it.
+	for _ in $(seq 200); do [ -s "$T/$_pn.pid" ] && break; sleep 0.02; done
 	on_exit "stop_plugin $_pn"
 	nbd_uri="nbd+unix:///?socket=$T/$_pn.sock"
 }
