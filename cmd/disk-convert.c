@@ -25,7 +25,8 @@ static const char help[] =
     "image in use or one SRC is made from. DST '-' writes the raw disk to\n"
     "standard output. SRC is locked against writers while it is read.\n"
     "\n"
-    "  -O, --to FMT               raw, vhd or vhdx (default: from DST's extension)\n"
+    "  -O, --to FMT               raw, vhd or vhdx (default: from DST's extension,\n"
+    "                             .vhd, .vhdx, .raw or .img; others need --to)\n"
     "  -f, --format FMT           open SRC as raw, vhd or vhdx instead of probing\n"
     "      --force                replace DST if it exists\n" CREATE_HELP
     "  -q, --quiet                no progress bar\n"
@@ -181,8 +182,10 @@ int cmd_disk_convert(int argc, char **argv)
 	if (create.subformat == VHD_SUB_DIFFERENCING)
 		return usage_error(prog, "convert writes a whole image; it cannot make a "
 					 "differencing one");
-	if (create.format == VHD_FORMAT_AUTO)
-		create.format = to_stdout ? VHD_FORMAT_RAW : vhd_format_from_name(dst_name);
+	if (to_stdout && create.format == VHD_FORMAT_AUTO)
+		create.format = VHD_FORMAT_RAW;
+	if (dest_format_arg(prog, "--to", dst_name, &create.format) < 0)
+		return EXIT_USAGE;
 	if (to_stdout && create.format != VHD_FORMAT_RAW)
 		return usage_error(prog, "standard output takes raw only");
 	if (to_stdout && isatty(STDOUT_FILENO))

@@ -66,6 +66,20 @@ int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out)
 	return 0;
 }
 
+int dest_format_arg(const char *prog, const char *opt, const char *name, enum vhd_format *f)
+{
+	if (*f != VHD_FORMAT_AUTO)
+		return 0;
+	*f = vhd_format_from_name(name);
+	if (*f != VHD_FORMAT_AUTO)
+		return 0;
+	usage_error(prog,
+		    "cannot tell the format of '%s' from its name (.vhd, .vhdx, .raw or .img): "
+		    "give %s raw, vhd or vhdx",
+		    name, opt);
+	return -1;
+}
+
 int disk_read_args_parse(int argc, char **argv, const char *prog, const char *usage, unsigned flags,
 			 struct disk_read_args *a)
 {

@@ -43,6 +43,10 @@ int disk_read_args_parse(int argc, char **argv, const char *prog, const char *us
 /* Parses a --format style argument into *out, or prints a usage error naming
  * prog and returns -1. */
 int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out);
+/* The format of an image to be written, from its name's extension when none
+ * was given (opt, as --format or --to): 0, or -1 after a usage error for a
+ * name that does not say. */
+int dest_format_arg(const char *prog, const char *opt, const char *name, enum vhd_format *f);
 
 /* The image-layout options that create and convert share, as getopt_long
  * entries (their values are the CREATE_OPT_* codes) and their help text. */

@@ -176,7 +176,9 @@ const char *vhd_format_name(enum vhd_format f);		   /* "raw", "vhd", "vhdx" */
 const char *vhd_subformat_name(enum vhd_subformat s);	   /* "fixed", ... */
 int vhd_format_parse(const char *s, enum vhd_format *out); /* -EINVAL if unknown */
 int vhd_subformat_parse(const char *s, enum vhd_subformat *out);
-/* The format a file name's extension suggests (.vhd, .vhdx, anything else raw). */
+/* The format a file name's extension names: .vhd and .avhd VHD, .vhdx and
+ * .avhdx VHDX, .raw and .img raw (any case); anything else VHD_FORMAT_AUTO,
+ * which a caller must not take for raw. */
 enum vhd_format vhd_format_from_name(const char *path);
 
 /* ---- open disks ------------------------------------------------------------------- */
