@@ -23,7 +23,9 @@ static const char help[] =
     "DST stays sparse. DST is written as .DST.smove-tmp beside it and renamed\n"
     "when complete; it must not exist unless --force is given, and is never an\n"
     "image in use or one SRC is made from. DST '-' writes the raw disk to\n"
-    "standard output. SRC is locked against writers while it is read.\n"
+    "standard output. SRC is locked against writers while it is read. The\n"
+    "guest sees the same disk: SRC's sector size is kept (a VHDX's 4096 needs\n"
+    "a VHDX destination, or --sector-size 512 to change it).\n"
     "\n"
     "  -O, --to FMT               raw, vhd or vhdx (default: from DST's extension,\n"
     "                             .vhd, .vhdx, .raw or .img; others need --to)\n"
@@ -128,6 +130,35 @@ static int check_replaced(const char *dst, struct vhd_disk *src, int *lock_fd)
 	return 0;
 }
 
+/* What the guest sees stays as it is: the source's logical sector size (and
+ * a VHDX's physical one), unless given. A format that cannot record it is
+ * refused rather than changing it silently. */
+static int keep_sectors(struct vhd_disk *src, struct vhd_create_opts *c)
+{
+	uint32_t logical = vhd_sector_size(src) < 512 ? 512 : vhd_sector_size(src);
+	struct vhd_info info;
+	char err[VHD_ERR_LEN];
+
+	if (!c->logical_sector && logical != 512 && c->format != VHD_FORMAT_VHDX) {
+		msg("%s: has %u-byte logical sectors, which a %s image cannot record: convert "
+		    "to VHDX to keep them, or give --sector-size 512 to change what the guest "
+		    "sees",
+		    vhd_name(src), logical, vhd_format_name(c->format));
+		return -1;
+	}
+	if (!c->logical_sector)
+		c->logical_sector = logical;
+	if (c->physical_sector || c->format != VHD_FORMAT_VHDX ||
+	    vhd_disk_format(src) != VHD_FORMAT_VHDX)
+		return 0;
+	if (vhd_get_info(src, &info, err) < 0) {
+		msg("%s", err);
+		return -1;
+	}
+	c->physical_sector = info.physical_sector;
+	return 0;
+}
+
 int cmd_disk_convert(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -184,7 +215,8 @@ int cmd_disk_convert(int argc, char **argv)
 					 "differencing one");
 	if (to_stdout && create.format == VHD_FORMAT_AUTO)
 		create.format = VHD_FORMAT_RAW;
-	if (dest_format_arg(prog, "--to", dst_name, &create.format) < 0)
+	if (dest_format_arg(prog, "--to", dst_name, &create.format) < 0 ||
+	    check_create_options(prog, &create) < 0)
 		return EXIT_USAGE;
 	if (to_stdout && create.format != VHD_FORMAT_RAW)
 		return usage_error(prog, "standard output takes raw only");
@@ -197,7 +229,7 @@ int cmd_disk_convert(int argc, char **argv)
 	if (!src)
 		return EXIT_FAILURE;
 	int replaced_fd;
-	if (check_replaced(dst_name, src, &replaced_fd) < 0) {
+	if (keep_sectors(src, &create) < 0 || check_replaced(dst_name, src, &replaced_fd) < 0) {
 		vhd_close(src);
 		return EXIT_FAILURE;
 	}

@@ -67,7 +67,8 @@ int cmd_disk_create(int argc, char **argv)
 		return usage_error(prog, "--size is required");
 	if (opts.parent && have_size)
 		return usage_error(prog, "a differencing image has its parent's size: drop --size");
-	if (dest_format_arg(prog, "--format", argv[optind], &opts.format) < 0)
+	if (dest_format_arg(prog, "--format", argv[optind], &opts.format) < 0 ||
+	    check_create_options(prog, &opts) < 0)
 		return EXIT_USAGE;
 	if (vhd_create(argv[optind], &opts, err) < 0) {
 		msg("%s", err);

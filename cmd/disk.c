@@ -164,3 +164,24 @@ int parse_create_option(const char *prog, int c, const char *arg, struct vhd_cre
 	}
 	return 0;
 }
+
+int check_create_options(const char *prog, const struct vhd_create_opts *opts)
+{
+	if (opts->format == VHD_FORMAT_VHDX)
+		return 0;
+	if (opts->logical_sector && opts->logical_sector != 512) {
+		usage_error(prog,
+			    "--sector-size %u: a %s image records no sector size (512 only); use "
+			    "VHDX",
+			    opts->logical_sector, vhd_format_name(opts->format));
+		return -1;
+	}
+	if (opts->physical_sector && opts->physical_sector != 512) {
+		usage_error(prog,
+			    "--physical-sector-size %u: a %s image records no sector size (512 "
+			    "only); use VHDX",
+			    opts->physical_sector, vhd_format_name(opts->format));
+		return -1;
+	}
+	return 0;
+}
