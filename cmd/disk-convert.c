@@ -237,7 +237,7 @@ int cmd_disk_convert(int argc, char **argv)
 
 	struct convert_job job = {0};
 	struct vhd_io *io;
-	double start = now_seconds();
+	double start = util_now();
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -247,7 +247,7 @@ int cmd_disk_convert(int argc, char **argv)
 		if (r == 0)
 			r = copy_into(src, io, true, &create, &job, err);
 	} else {
-		r = vhd_temp_name(dst_name, tmp, sizeof tmp, err);
+		r = util_temp_name(dst_name, tmp, sizeof tmp, err);
 		if (r == 0) {
 			unlink(tmp); /* a leftover of an interrupted convert */
 			r = vhd_io_open_file(tmp, VHD_IO_CREATE | VHD_IO_LOCK, &io, err);
@@ -255,7 +255,7 @@ int cmd_disk_convert(int argc, char **argv)
 		if (r == 0) {
 			r = copy_into(src, io, false, &create, &job, err);
 			if (r == 0)
-				r = vhd_commit_temp(tmp, dst_name, err);
+				r = util_commit_temp(tmp, dst_name, err);
 			if (r < 0)
 				unlink(tmp);
 		}
@@ -280,7 +280,7 @@ int cmd_disk_convert(int argc, char **argv)
 		proto_json_kv_str(&j, "format", vhd_format_name(create.format));
 		proto_json_kv_uint(&j, "virtual-size", create.size);
 		proto_json_kv_uint(&j, "bytes-written", job.written);
-		proto_json_kv_double(&j, "seconds", now_seconds() - start);
+		proto_json_kv_double(&j, "seconds", util_now() - start);
 		proto_json_obj_end(&j);
 		r = print_json(&j);
 		proto_json_release(&j);

@@ -13,6 +13,7 @@
 
 #include "cmd/cmd.h"
 #include "memsync/memsync.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
     "Usage: smove run --name NAME [OPTIONS]\n"
@@ -82,7 +83,7 @@ static int read_file(const char *path, char **out, size_t *len)
 
 static int parse_disk(const char *prog, char *arg, struct vm_config *c)
 {
-	char *path = strtok(arg, ","), *opt, err[VM_ERR_LEN];
+	char *path = strtok(arg, ","), *opt, err[MIGRATE_ERR_LEN];
 	enum vhd_format fmt = VHD_FORMAT_AUTO;
 	bool ro = false;
 
@@ -111,7 +112,7 @@ static int set_str(char **dst, const char *s)
 
 /* The VM that SIGINT, SIGTERM and SIGHUP stop, NULL once it is being freed. */
 static pthread_mutex_t running_lock = PTHREAD_MUTEX_INITIALIZER;
-static struct vm *running;
+static struct migrate_vm *running;
 
 static void *signal_thread(void *arg)
 {
@@ -125,24 +126,24 @@ static void *signal_thread(void *arg)
 	while (sigwait(&set, &sig) == 0) {
 		pthread_mutex_lock(&running_lock);
 		if (running)
-			vm_stop(running);
+			migrate_vm_stop(running);
 		pthread_mutex_unlock(&running_lock);
 	}
 	return NULL;
 }
 
-static int report(struct vm *vm, int r, int guest_exit, const char *err, bool json)
+static int report(struct migrate_vm *vm, int r, int guest_exit, const char *err, bool json)
 {
-	const struct vm_config *c = vm_get_config(vm);
-	struct vm_status st;
+	const char *name = migrate_vm_name(vm);
+	struct migrate_vm_status st;
 	struct proto_json j;
 
-	vm_status(vm, &st);
+	migrate_vm_status(vm, &st);
 	if (json) {
 		proto_json_init(&j);
 		proto_json_obj_begin(&j);
 		proto_json_kv_str(&j, "event", "stopped");
-		proto_json_kv_str(&j, "name", c->name);
+		proto_json_kv_str(&j, "name", name);
 		proto_json_kv_str(&j, "reason", r < 0 ? "error" : r == 1 ? "stopped" : "guest");
 		if (r == 0)
 			proto_json_kv_int(&j, "guest_exit", guest_exit);
@@ -161,16 +162,16 @@ static int report(struct vm *vm, int r, int guest_exit, const char *err, bool js
 	}
 	if (r == 1) {
 		if (!json)
-			msg("%s: stopped", c->name);
+			msg("%s: stopped", name);
 		return EXIT_SUCCESS;
 	}
 	if (guest_exit != 0) {
-		msg("%s: the guest reported a failure (exit %d)%s%s", c->name, guest_exit,
+		msg("%s: the guest reported a failure (exit %d)%s%s", name, guest_exit,
 		    st.guest_valid ? ": " : "", st.guest_valid ? st.guest_message : "");
 		return EXIT_FAILURE;
 	}
 	if (!json)
-		msg("%s: the guest stopped: %s", c->name, st.guest_valid ? st.guest_message : "ok");
+		msg("%s: the guest stopped: %s", name, st.guest_valid ? st.guest_message : "ok");
 	return EXIT_SUCCESS;
 }
 
@@ -182,7 +183,7 @@ static void log_event(void *opaque, const char *line)
 		msg("%s: migrate: %s", (const char *)opaque, line);
 }
 
-static void print_started(const struct vm_config *c, bool json)
+static void print_started(struct migrate_vm *vm, bool json)
 {
 	struct proto_json j;
 
@@ -191,9 +192,10 @@ static void print_started(const struct vm_config *c, bool json)
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
 	proto_json_kv_str(&j, "event", "started");
-	proto_json_kv_str(&j, "name", c->name);
+	proto_json_kv_str(&j, "name", migrate_vm_name(vm));
+	proto_json_kv_str(&j, "runtime", migrate_vm_runtime(vm));
 	proto_json_kv_int(&j, "pid", getpid());
-	proto_json_kv_str(&j, "control", c->control);
+	proto_json_kv_str(&j, "control", migrate_vm_control_path(vm));
 	proto_json_obj_end(&j);
 	print_json(&j);
 	proto_json_release(&j);
@@ -202,10 +204,11 @@ static void print_started(const struct vm_config *c, bool json)
 
 /* Runs the started VM until it stops, and reports how: 0 also when it has
  * moved to another host. */
-static int wait_vm(struct vm *vm, struct vm_control *ctl, struct vm_migrator *mig, bool json)
+static int wait_vm(struct migrate_vm *vm, struct migrate_control *ctl, struct migrator *mig,
+		   bool json)
 {
-	const struct vm_config *c = vm_get_config(vm);
-	char err[VM_ERR_LEN], to[256];
+	const char *name = migrate_vm_name(vm);
+	char err[MIGRATE_ERR_LEN], to[256];
 	pthread_t sigthread;
 	bool moved;
 	int r, guest_exit = -1;
@@ -215,21 +218,20 @@ static int wait_vm(struct vm *vm, struct vm_control *ctl, struct vm_migrator *mi
 	pthread_mutex_unlock(&running_lock);
 	pthread_create(&sigthread, NULL, signal_thread, NULL);
 	pthread_detach(sigthread);
-	print_started(c, json);
-	r = vm_wait(vm, &guest_exit, err);
-	if (vm_migrator_in_doubt(mig))
+	print_started(vm, json);
+	r = migrate_vm_wait(vm, &guest_exit, err);
+	if (migrate_in_doubt(mig))
 		msg("%s: stopped while a migration is in doubt: settle it with 'smove move "
 		    "--resolve %s'",
-		    c->name, c->name);
-	vm_control_stop(ctl);
-	moved = vm_migrator_moved(mig, to, sizeof(to));
-	vm_migrator_free(mig); /* a migration in progress rolls back */
+		    name, name);
+	migrate_control_stop(ctl);
+	moved = migrate_moved(mig, to, sizeof(to));
+	migrate_detach(mig); /* a migration in progress rolls back */
 	if (moved && r == 1) {
 		if (json)
-			printf("{\"event\":\"moved\",\"name\":\"%s\",\"to\":\"%s\"}\n", c->name,
-			       to);
+			printf("{\"event\":\"moved\",\"name\":\"%s\",\"to\":\"%s\"}\n", name, to);
 		else
-			msg("%s: moved to %s", c->name, to);
+			msg("%s: moved to %s", name, to);
 		r = EXIT_SUCCESS;
 	} else {
 		r = report(vm, r, guest_exit, err, json);
@@ -241,21 +243,21 @@ static int wait_vm(struct vm *vm, struct vm_control *ctl, struct vm_migrator *mi
 }
 
 /* The control socket and the migration commands; own_dir for a VM serve made. */
-static int start_control(struct vm *vm, const char *own_dir, struct vm_control **ctl,
-			 struct vm_migrator **mig, char *err)
+static int start_control(struct migrate_vm *vm, const char *own_dir, struct migrate_control **ctl,
+			 struct migrator **mig, char *err)
 {
-	const struct vm_config *c = vm_get_config(vm);
-	struct vm_migrator_opts mo = {.log = log_event, .opaque = c->name, .own_dir = own_dir};
-	int r = vm_control_start(vm, c->control, ctl, err);
+	struct migrate_attach_opts mo = {
+	    .log = log_event, .opaque = (void *)migrate_vm_name(vm), .own_dir = own_dir};
+	int r = migrate_control_start(vm, migrate_vm_control_path(vm), ctl, err);
 
-	if (r == 0 && (r = vm_migrator_new(vm, *ctl, &mo, mig, err)) < 0) {
-		vm_control_stop(*ctl);
+	if (r == 0 && (r = migrate_attach(vm, *ctl, &mo, mig, err)) < 0) {
+		migrate_control_stop(*ctl);
 		*ctl = NULL;
 	}
 	return r;
 }
 
-static void block_signals(void)
+static void run_block_signals(void)
 {
 	sigset_t set;
 
@@ -266,17 +268,119 @@ static void block_signals(void)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 }
 
-static int run_vm(struct vm_config *c, bool json)
+/* A VM whose migration is in doubt must not start again here, by its name
+ * or by any of its disks, whatever the path to them: it may run on the
+ * destination. */
+static int run_check_leftover(const char *name, const char *const *disks, unsigned ndisks)
 {
-	char err[VM_ERR_LEN], sock[PATH_MAX], to[256];
-	struct vm_registry *reg = NULL;
-	struct vm_control *ctl = NULL;
-	struct vm_migrator *mig = NULL;
-	struct vm *vm = NULL;
+	char to[256], held[MIGRATE_NAME_MAX + 1];
+
+	if (migrate_leftover(name, to, sizeof(to))) {
+		msg("%s: a migration to %s was in doubt when this VM's process ended: run 'smove "
+		    "move --resolve %s' first",
+		    name, to, name);
+		return EXIT_FAILURE;
+	}
+	for (unsigned i = 0; i < ndisks; i++)
+		if (migrate_disk_held(disks[i], held, sizeof(held))) {
+			msg("%s: the migration of %s is in doubt and this disk may be in use on "
+			    "its destination: run 'smove move --resolve %s' first",
+			    disks[i], held, held);
+			return EXIT_FAILURE;
+		}
+	return 0;
+}
+
+static int run_host(struct migrate_vm *vm, bool json)
+{
+	char err[MIGRATE_ERR_LEN];
+	struct migrate_registry *reg = NULL;
+	struct migrate_control *ctl = NULL;
+	struct migrator *mig = NULL;
 	int r;
 
+	if (migrate_registry_add(migrate_vm_name(vm), migrate_vm_control_path(vm), &reg, err) < 0 ||
+	    start_control(vm, NULL, &ctl, &mig, err) < 0 || migrate_vm_start(vm, err) < 0) {
+		msg("%s", err);
+		migrate_control_stop(ctl);
+		migrate_detach(mig);
+		migrate_vm_free(vm);
+		migrate_registry_remove(reg);
+		return EXIT_FAILURE;
+	}
+	r = wait_vm(vm, ctl, mig, json);
+	migrate_vm_free(vm);
+	migrate_registry_remove(reg);
+	return r;
+}
+
+/* `smove run --incoming`: a VM that `smove serve` creates for a migration. */
+static int run_incoming(int data_fd, int handover_fd, bool json)
+{
+	char err[MIGRATE_ERR_LEN];
+	struct migrate_incoming *in = NULL;
+	struct migrate_registry *reg = NULL;
+	struct migrate_control *ctl = NULL;
+	struct migrator *mig = NULL;
+	struct migrate_vm *vm = NULL;
+	int r;
+
+	run_block_signals();
+	if (migrate_incoming_accept(handover_fd, data_fd, &in, &vm, err) < 0) {
+		msg("incoming VM: %s", err);
+		return EXIT_FAILURE;
+	}
+	close(data_fd);
+	if (migrate_registry_add(migrate_vm_name(vm), migrate_vm_control_path(vm), &reg, err) < 0 ||
+	    start_control(vm, migrate_incoming_dir(in), &ctl, &mig, err) < 0 ||
+	    migrate_incoming_ready(in, err) < 0) {
+		msg("%s", err);
+		migrate_incoming_fail(in, err);
+		migrate_control_stop(ctl);
+		migrate_detach(mig);
+		migrate_incoming_free(in);
+		migrate_vm_free(vm);
+		migrate_registry_remove(reg);
+		return EXIT_FAILURE;
+	}
+	r = wait_vm(vm, ctl, mig, json);
+	migrate_incoming_free(in);
+	migrate_vm_free(vm);
+	migrate_registry_remove(reg);
+	return r;
+}
+
+/* Makes *path absolute (a migration's records name files that a later
+ * command, run from anywhere, deletes or keeps). */
+static int absolute(char **path)
+{
+	char cwd[PATH_MAX], buf[2 * PATH_MAX];
+
+	if (!*path || !**path || **path == '/')
+		return 0;
+	if (!getcwd(cwd, sizeof(cwd))) {
+		msg("cannot name the current directory: %s", strerror(errno));
+		return -1;
+	}
+	snprintf(buf, sizeof(buf), "%s/%s", cwd, *path);
+	return set_str(path, buf);
+}
+
+/* smove's own KVM VMM. */
+static int run_memsync(struct vm_config *c, bool json)
+{
+	char err[MIGRATE_ERR_LEN], sock[PATH_MAX];
+	struct migrate_vm *mv;
+	struct vm *vm;
+	int r = absolute(&c->guest) || absolute(&c->console) || absolute(&c->control);
+
+	for (unsigned i = 0; i < c->ndisks && !r; i++)
+		r = absolute(&c->disks[i].path);
+	if (r)
+		return EXIT_FAILURE;
+
 	if (!c->control) {
-		snprintf(sock, sizeof(sock), "%s/%s.sock", vm_runtime_dir(), c->name);
+		snprintf(sock, sizeof(sock), "%s/%s.sock", migrate_runtime_dir(), c->name);
 		if (set_str(&c->control, sock) < 0)
 			return EXIT_FAILURE;
 	}
@@ -284,63 +388,25 @@ static int run_vm(struct vm_config *c, bool json)
 		msg("%s", err);
 		return EXIT_USAGE;
 	}
-	if (vm_migrate_leftover(c->name, to, sizeof(to))) {
-		msg("%s: a migration to %s was in doubt when this VM's process ended: run 'smove "
-		    "move --resolve %s' first",
-		    c->name, to, c->name);
-		return EXIT_FAILURE;
-	}
-	block_signals();
-	if (vm_registry_add(c->name, c->control, &reg, err) < 0 ||
-	    vm_create(c, 0, json ? 2 : 1, &vm, err) < 0 ||
-	    start_control(vm, NULL, &ctl, &mig, err) < 0 || vm_start(vm, err) < 0) {
-		msg("%s", err);
-		vm_control_stop(ctl);
-		vm_migrator_free(mig);
-		vm_free(vm);
-		vm_registry_remove(reg);
-		return EXIT_FAILURE;
-	}
-	r = wait_vm(vm, ctl, mig, json);
-	vm_free(vm);
-	vm_registry_remove(reg);
-	return r;
-}
+	{
+		const char *disks[VM_MAX_DISKS];
 
-/* `smove run --incoming`: a VM that `smove serve` creates for a migration. */
-static int run_incoming(int memfd, int handover_fd, bool json)
-{
-	char err[VM_ERR_LEN];
-	struct vm_incoming *in = NULL;
-	struct vm_registry *reg = NULL;
-	struct vm_control *ctl = NULL;
-	struct vm_migrator *mig = NULL;
-	struct vm *vm = NULL;
-	int r;
-
-	block_signals();
-	if (vm_incoming_accept(handover_fd, memfd, &in, &vm, err) < 0) {
-		msg("incoming VM: %s", err);
-		return EXIT_FAILURE;
+		for (unsigned i = 0; i < c->ndisks; i++)
+			disks[i] = c->disks[i].path;
+		if ((r = run_check_leftover(c->name, disks, c->ndisks)))
+			return r;
 	}
-	close(memfd);
-	if (vm_registry_add(vm_get_config(vm)->name, vm_get_config(vm)->control, &reg, err) < 0 ||
-	    start_control(vm, vm_incoming_dir(in), &ctl, &mig, err) < 0 ||
-	    vm_incoming_ready(in, err) < 0) {
+	run_block_signals();
+	if (vm_create(c, 0, json ? 2 : 1, &vm, err) < 0) {
 		msg("%s", err);
-		vm_incoming_fail(in, err);
-		vm_control_stop(ctl);
-		vm_migrator_free(mig);
-		vm_incoming_free(in);
-		vm_free(vm);
-		vm_registry_remove(reg);
 		return EXIT_FAILURE;
 	}
-	r = wait_vm(vm, ctl, mig, json);
-	vm_incoming_free(in);
-	vm_free(vm);
-	vm_registry_remove(reg);
-	return r;
+	if (migrate_vm_memsync(vm, &mv, err) < 0) {
+		msg("%s", err);
+		vm_free(vm);
+		return EXIT_FAILURE;
+	}
+	return run_host(mv, json);
 }
 
 int cmd_run(int argc, char **argv)
@@ -360,12 +426,13 @@ int cmd_run(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {"incoming", no_argument, NULL, 'I'},
 	    {"memfd", required_argument, NULL, 'M'},
+	    {"stream-fd", required_argument, NULL, 'M'},
 	    {"handover-fd", required_argument, NULL, 'H'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove run";
 	struct vm_config c;
-	char err[VM_ERR_LEN], guestbuf[PATH_MAX], *text = NULL;
+	char err[MIGRATE_ERR_LEN], guestbuf[PATH_MAX], *text = NULL;
 	bool json = false, incoming = false;
 	int opt, r = 0, memfd = -1, handover_fd = -1;
 	size_t len = 0;
@@ -435,7 +502,7 @@ int cmd_run(int argc, char **argv)
 		case 'H':
 			if (parse_size(optarg, &v) < 0 || v < 3 || v > 1024)
 				r = usage_error(prog, "--%s takes a descriptor number",
-						opt == 'M' ? "memfd" : "handover-fd");
+						opt == 'M' ? "memfd/--stream-fd" : "handover-fd");
 			else
 				*(opt == 'M' ? &memfd : &handover_fd) = (int)v;
 			break;
@@ -455,7 +522,8 @@ int cmd_run(int argc, char **argv)
 	if (incoming) {
 		vm_config_release(&c);
 		if (memfd < 0 || handover_fd < 0)
-			return usage_error(prog, "--incoming needs --memfd and --handover-fd");
+			return usage_error(
+			    prog, "--incoming needs --handover-fd and --memfd or --stream-fd");
 		return run_incoming(memfd, handover_fd, json);
 	}
 	if (!c.name) {
@@ -464,7 +532,7 @@ int cmd_run(int argc, char **argv)
 	}
 	if (!c.guest && set_str(&c.guest, default_guest(guestbuf, sizeof(guestbuf))) < 0)
 		return EXIT_FAILURE;
-	r = run_vm(&c, json);
+	r = run_memsync(&c, json);
 	vm_config_release(&c);
 	return r;
 }

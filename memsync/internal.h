@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 
 #include "memsync/memsync.h"
+#include "util/endian.h"
+#include "util/util.h"
 
 #define VM_MAX_SLOTS	2
 #define VM_MAX_IO	32
@@ -50,10 +52,6 @@ int blob_next(struct blob_reader *r, uint32_t *tag, const uint8_t **p, size_t *l
 /* A section that must be exactly len bytes, copied into dst. */
 int blob_copy(struct blob_reader *r, const uint8_t *p, size_t plen, void *dst, size_t len,
 	      const char *field, char *err);
-uint32_t get_le32(const uint8_t *p);
-uint64_t get_le64(const uint8_t *p);
-void put_le32(uint8_t *p, uint32_t v);
-void put_le64(uint8_t *p, uint64_t v);
 
 /* ---- port I/O bus ----------------------------------------------------------- */
 
@@ -165,7 +163,6 @@ struct vm {
 	uint64_t entry, isr_base, image_end;
 };
 
-uint64_t vm_now_ns(void);
 /* Records a fatal VM error (the first one wins) and stops the VM. */
 void vm_fail(struct vm *vm, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The guest wrote the exit port. */

@@ -5,6 +5,7 @@
 
 #include "proto/proto.h"
 #include "proto/wire.h"
+#include "util/util.h"
 
 /* pages.c: decodes a MEM_BATCH payload into a view (checks layout only; the
  * addresses are checked against guest memory by proto_mem_batch_apply). */

@@ -420,9 +420,6 @@ int proto_frame_hdr_parse(const uint8_t in[PROTO_FRAME_HDR_LEN], struct proto_fr
 			  char *err);
 /* Checks the payload's CRC against the header's. */
 int proto_frame_check(const struct proto_frame_hdr *h, const uint8_t *payload, char *err);
-/* CRC-32C (Castagnoli; hardware-assisted when the CPU has SSE4.2), chained
- * like zlib's crc32: proto_crc32c(0, p, n) is the standard value. */
-uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
 /* CRC-32C of a payload held in pieces. */
 uint32_t proto_crc32c_iov(const struct iovec *iov, int n);
 

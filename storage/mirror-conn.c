@@ -303,7 +303,7 @@ static struct copy_req *get_req(struct mirror_conn *c)
  * data request may start (0: now). Caller holds the lock. */
 static int bandwidth_wait(struct mirror_job *job)
 {
-	double now = mirror_now(), bw = (double)job->opts.bandwidth;
+	double now = util_now(), bw = (double)job->opts.bandwidth;
 	double burst = bw / 10 > job->request_size ? bw / 10 : job->request_size;
 
 	if (!job->opts.bandwidth)

@@ -41,6 +41,7 @@
 #include <pthread.h>
 
 #include "storage/storage.h"
+#include "util/util.h"
 
 struct mirror_job;
 
@@ -169,7 +170,6 @@ void mirror_set_state(struct mirror_job *job, enum mirror_state s);
 bool mirror_terminal(enum mirror_state s);
 void mirror_wake(struct mirror_conn *c);
 void mirror_wake_all(struct mirror_job *job);
-double mirror_now(void);
 
 /* ---- mirror-conn.c ---- */
 int mirror_conn_open(struct mirror_conn *c, char *err); /* its eventfd */

@@ -340,12 +340,4 @@ typedef int (*vhd_progress_fn)(void *opaque, const struct vhd_copy_progress *p);
 int vhd_copy(struct vhd_disk *src, struct vhd_disk *dst, vhd_progress_fn progress, void *opaque,
 	     char *err);
 
-/* ---- files written under a temporary name -------------------------------------- */
-
-/* The temporary name for path, in the same directory: "DIR/.NAME.smove-tmp". */
-int vhd_temp_name(const char *path, char *out, size_t outlen, char *err);
-/* Durability point: fsyncs tmp, renames it to path and fsyncs the directory, so
- * that after it returns path is the complete file, even across a crash. */
-int vhd_commit_temp(const char *tmp, const char *path, char *err);
-
 #endif

@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "vhd/driver.h"
-#include "vhd/endian.h"
+#include "util/endian.h"
 
 #define VPC_SECTOR 512u
 

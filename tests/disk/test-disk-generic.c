@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "vhd/vhd.h"
 
 static char dir[] = "/tmp/smove-unit.XXXXXX";
@@ -166,15 +167,15 @@ Test(disk_generic, temp_file_is_committed_under_its_name)
 	char tmp[256];
 	int fd;
 
-	cr_assert_eq(vhd_temp_name("sub/disk.vhdx", tmp, sizeof tmp, err), 0);
+	cr_assert_eq(util_temp_name("sub/disk.vhdx", tmp, sizeof tmp, err), 0);
 	cr_assert_str_eq(tmp, "sub/.disk.vhdx.smove-tmp");
-	cr_assert_eq(vhd_temp_name("disk.vhdx", tmp, sizeof tmp, err), 0);
+	cr_assert_eq(util_temp_name("disk.vhdx", tmp, sizeof tmp, err), 0);
 	cr_assert_str_eq(tmp, ".disk.vhdx.smove-tmp");
 	fd = open(tmp, O_CREAT | O_WRONLY, 0644);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "abc", 3), 3);
 	close(fd);
-	cr_assert_eq(vhd_commit_temp(tmp, "disk.vhdx", err), 0, "%s", err);
+	cr_assert_eq(util_commit_temp(tmp, "disk.vhdx", err), 0, "%s", err);
 	cr_assert_eq(access(tmp, F_OK), -1);
 	cr_assert_eq(access("disk.vhdx", F_OK), 0);
 }

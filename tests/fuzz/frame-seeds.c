@@ -14,6 +14,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "proto/proto.h"
 
 static char err[PROTO_ERR_LEN];
@@ -44,7 +45,7 @@ static void put_frame(struct proto_buf *out, const struct proto_msg *m, unsigned
 	proto_buf_init(&b);
 	check(proto_msg_encode(m, version, &b, err), "encode");
 	h.len = (uint32_t)b.len;
-	h.crc = proto_crc32c(0, b.data, b.len);
+	h.crc = util_crc32c(0, b.data, b.len);
 	if (proto_buf_reserve(out, out->len + PROTO_FRAME_HDR_LEN + b.len) < 0)
 		abort();
 	proto_frame_hdr_encode(&h, out->data + out->len);

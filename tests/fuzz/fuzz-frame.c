@@ -22,6 +22,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "proto/proto.h"
 
 #define FUZZ_MEM (64u * PROTO_PAGE_SIZE)
@@ -52,8 +53,8 @@ static void fix_crcs(uint8_t *p, size_t size)
 		size_t avail = size - off - PROTO_FRAME_HDR_LEN;
 		size_t n = len < avail ? len : avail;
 
-		put_be32(h + 12, proto_crc32c(0, h + PROTO_FRAME_HDR_LEN, n));
-		put_be32(h + 16, proto_crc32c(0, h, 16));
+		put_be32(h + 12, util_crc32c(0, h + PROTO_FRAME_HDR_LEN, n));
+		put_be32(h + 16, util_crc32c(0, h, 16));
 		off += PROTO_FRAME_HDR_LEN + n;
 	}
 }

@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/util.h"
 #include "proto/proto.h"
 
 static char err[PROTO_ERR_LEN];
@@ -459,9 +460,9 @@ Test(frames, payload_checksum_is_checked)
 	struct proto_frame_hdr fh = {.type = PROTO_PING, .len = sizeof payload};
 
 	fh.crc = proto_crc32c_iov(&iov, 1);
-	cr_assert_eq(proto_crc32c(0, "123456789", 9), 0xe3069283u, "the CRC-32C check value");
-	cr_assert_eq(proto_crc32c(proto_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
-	cr_assert_eq(fh.crc, proto_crc32c(0, payload, sizeof payload));
+	cr_assert_eq(util_crc32c(0, "123456789", 9), 0xe3069283u, "the CRC-32C check value");
+	cr_assert_eq(util_crc32c(util_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+	cr_assert_eq(fh.crc, util_crc32c(0, payload, sizeof payload));
 	cr_assert_eq(proto_frame_check(&fh, payload, err), 0);
 	payload[3] ^= 0x40;
 	cr_assert_eq(proto_frame_check(&fh, payload, err), -EPROTO);
@@ -497,11 +498,11 @@ Test(frames, crc32c_matches_the_bitwise_reference)
 		for (size_t off = 0; off < 9; off++) {
 			uint32_t want = crc32c_bitwise(buf + off, lens[l]);
 
-			cr_assert_eq(proto_crc32c(0, buf + off, lens[l]), want, "len %zu off %zu",
+			cr_assert_eq(util_crc32c(0, buf + off, lens[l]), want, "len %zu off %zu",
 				     lens[l], off);
 			/* and chained in two pieces */
-			cr_assert_eq(proto_crc32c(proto_crc32c(0, buf + off, lens[l] / 3),
-						  buf + off + lens[l] / 3, lens[l] - lens[l] / 3),
+			cr_assert_eq(util_crc32c(util_crc32c(0, buf + off, lens[l] / 3),
+						 buf + off + lens[l] / 3, lens[l] - lens[l] / 3),
 				     want);
 		}
 }

@@ -6,6 +6,7 @@
  * each ending both sides with the reason. */
 #include <criterion/criterion.h>
 
+#include "util/util.h"
 #include "tests/proto/harness.h"
 
 #define MEM (4u << 20)
@@ -566,9 +567,9 @@ Test(session, poll_skips_pongs_without_blocking)
 	pthread_t t;
 
 	start(&src, &d, &t, PROTO_FEAT_DRY_RUN);
-	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, PROTO_FEAT_DRY_RUN, NULL, NULL,
-					 0, err),
-		     0, "%s", err);
+	cr_assert_eq(
+	    proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, PROTO_FEAT_DRY_RUN, NULL, NULL, 0, err),
+	    0, "%s", err);
 	cr_assert_eq(src.s.features, PROTO_FEAT_DRY_RUN);
 	preflight(&src, 0);
 	cr_assert_eq(proto_session_poll(&src.s, &m, err), 0, "nothing waiting yet");
@@ -772,7 +773,7 @@ Test(session, corrupted_batch_into_a_target_ends_both_sides)
 	p[15] = 1;
 	p[22] = 0x30;
 	memset(p + 24, 0xab, PROTO_PAGE_SIZE);
-	h.crc = proto_crc32c(0, p, h.len) ^ 1;
+	h.crc = util_crc32c(0, p, h.len) ^ 1;
 	proto_frame_hdr_encode(&h, frame);
 	cr_assert_eq(write(sv[0], frame, sizeof frame), (ssize_t)sizeof frame);
 	expect_peer_error(&src, "MEM_BATCH frame of 4120 bytes: payload checksum mismatch");

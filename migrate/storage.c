@@ -1,4 +1,4 @@
-/* memsync/migrate-storage.c: the source's disks during a migration. Each disk
+/* migrate/storage.c: the source's disks during a migration. Each disk
  * is mirrored (storage/'s mirror engine) to the NBD export the destination
  * named in DISK_EXPORT, authenticated with the pre-shared key it sent.
  *
@@ -16,7 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 /* ---- the router ------------------------------------------------------------------ */
 
@@ -71,14 +71,33 @@ static const struct storage_blk_ops router_ops = {r_pread, r_pwrite, r_zero, r_f
 
 /* ---- starting ------------------------------------------------------------------------ */
 
-static void export_uri(const struct proto_disk_export *x, char *out, size_t len)
+/* The export's address: the destination names a port, never a host or a
+ * socket of its choice. The disk goes to the host this migration connected
+ * to and authenticated, over TLS with the key the destination made for this
+ * migration; a destination that asks for anything else (a Unix socket path
+ * on this host, another host, no TLS) is refused. */
+static int export_uri(const struct mig_source *m, const struct proto_disk_export *x, char *out,
+		      size_t len, char *err)
 {
+	char host[256];
+
 	if (x->socket && x->socket[0])
-		snprintf(out, len, "nbd+unix:///%s?socket=%s", x->export_name, x->socket);
-	else if (strchr(x->host, ':'))
-		snprintf(out, len, "nbd://[%s]:%u/%s", x->host, x->port, x->export_name);
+		return util_error(err, EPROTO,
+				  "the destination named a Unix socket (%.200s) for disk %u: "
+				  "refused, disks go only over TLS to the destination itself",
+				  x->socket, x->disk);
+	if (!x->tls || !x->psk_len)
+		return util_error(err, EPROTO,
+				  "the destination offered disk %u without TLS: refused", x->disk);
+	if (!x->port)
+		return util_error(err, EPROTO, "the destination named no port for disk %u",
+				  x->disk);
+	mig_host_of(m->o.to, host, sizeof(host));
+	if (strchr(host, ':'))
+		snprintf(out, len, "nbds://[%s]:%u/%s", host, x->port, x->export_name);
 	else
-		snprintf(out, len, "nbd://%s:%u/%s", x->host, x->port, x->export_name);
+		snprintf(out, len, "nbds://%s:%u/%s", host, x->port, x->export_name);
+	return 0;
 }
 
 static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
@@ -93,18 +112,17 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	char uri[4096];
 	int r;
 
-	if (d->exp.tls) {
-		snprintf(d->psk_file, sizeof(d->psk_file), "%s/.%s-%u-%d.psk", vm_runtime_dir(),
-			 vm_get_config(m->vm)->name, d->index, (int)getpid());
-		if ((r = proto_psk_write_file(d->psk_file, d->exp.psk_identity, d->exp.psk,
-					      d->exp.psk_len, err)) < 0) {
-			d->psk_file[0] = 0;
-			return r;
-		}
-		dest.tls.psk_file = d->psk_file;
-		dest.tls.username = d->exp.psk_identity;
+	if ((r = export_uri(m, &d->exp, uri, sizeof(uri), err)) < 0)
+		return r;
+	snprintf(d->psk_file, sizeof(d->psk_file), "%s/.%s-%u-%d.psk", migrate_runtime_dir(),
+		 migrate_vm_name(m->vm), d->index, (int)getpid());
+	if ((r = proto_psk_write_file(d->psk_file, d->exp.psk_identity, d->exp.psk, d->exp.psk_len,
+				      err)) < 0) {
+		d->psk_file[0] = 0;
+		return r;
 	}
-	export_uri(&d->exp, uri, sizeof(uri));
+	dest.tls.psk_file = d->psk_file;
+	dest.tls.username = d->exp.psk_identity;
 	dest.uri = uri;
 	dest.connections = 4;
 	dest.timeout_ms =
@@ -112,7 +130,7 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	if ((r = mirror_start(d->disk, &dest, &mo, &job, err)) < 0)
 		return r;
 	d->job = job;
-	if ((r = vm_disk_set_ops(m->vm, d->index, &router_ops, d, NULL, err)) < 0)
+	if ((r = m->vm->ops->disk_route(m->vm->vm, d->index, &router_ops, d, NULL, err)) < 0)
 		return r;
 	d->routed = true;
 	mirror_run(job);
@@ -127,8 +145,8 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 
 uint64_t mig_storage_preflush(struct mig_source *m)
 {
-	double t = mig_now();
-	char err[VM_ERR_LEN];
+	double t = util_now();
+	char err[MIGRATE_ERR_LEN];
 
 	for (unsigned i = 0; i < m->ndisks; i++) {
 		struct mig_disk *d = &m->disks[i];
@@ -138,7 +156,7 @@ uint64_t mig_storage_preflush(struct mig_source *m)
 		if (d->flush_io)
 			vhd_io_flush(d->flush_io, err);
 	}
-	return (uint64_t)((mig_now() - t) * 1e9);
+	return (uint64_t)((util_now() - t) * 1e9);
 }
 
 int mig_storage_start(struct mig_source *m, char *err)
@@ -218,8 +236,8 @@ int mig_storage_wait_synced(struct mig_source *m, char *err)
 				return mirror_wait_synced(m->disks[i].job, err);
 			synced += p.state == MIRROR_SYNCED;
 		}
-		if (mig_now() - last >= 0.5 || synced == m->ndisks) {
-			last = mig_now();
+		if (util_now() - last >= 0.5 || synced == m->ndisks) {
+			last = util_now();
 			if (m->ndisks)
 				progress_event(m);
 		}
@@ -261,10 +279,10 @@ static struct mirror_job *unroute(struct mig_disk *d)
 
 static void restore_backend(struct mig_source *m, struct mig_disk *d)
 {
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 
 	if (d->routed)
-		vm_disk_set_ops(m->vm, d->index, NULL, NULL, NULL, err);
+		m->vm->ops->disk_route(m->vm->vm, d->index, NULL, NULL, NULL, err);
 	d->routed = false;
 }
 

@@ -1,7 +1,7 @@
-/* memsync/migrate-dest.c: one incoming migration in `smove serve`, from
+/* migrate/dest.c: one incoming migration in `smove serve`, from
  * PREFLIGHT to DONE, in its connection's thread.
  *
- *   PREFLIGHT      checks (migrate-preflight.c, plus names and files): no-go
+ *   PREFLIGHT      checks (preflight.c, plus names and files): no-go
  *                  lists every reason and creates nothing; a dry run stops here
  *   go             storage/NAME, its record "receiving", each disk created
  *                  under its temporary name and exported (DISK_EXPORT), the
@@ -28,19 +28,19 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 /* ---- records ---------------------------------------------------------------------- */
 
 static int set_state(struct mig_incoming *inc, enum mig_rec_state st, char *err)
 {
-	struct vm_serve *sv = inc->sv;
+	struct migrate_serve *sv = inc->sv;
 	int r;
 
 	pthread_mutex_lock(&sv->lock);
 	if (inc->rec.state == MIG_REC_ABORTED && st != MIG_REC_ABORTED)
-		r = vm_error(err, ECANCELED,
-			     "the session was resolved as never resumed (a RESOLVE came first)");
+		r = util_error(err, ECANCELED,
+			       "the session was resolved as never resumed (a RESOLVE came first)");
 	else {
 		enum mig_rec_state old = inc->rec.state;
 
@@ -56,39 +56,63 @@ static int set_state(struct mig_incoming *inc, enum mig_rec_state st, char *err)
 
 static bool name_taken(struct mig_incoming *inc, const char *name)
 {
-	struct vm_registry_entry *e = NULL;
+	struct migrate_registry_entry *e = NULL;
 	size_t n = 0;
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 	bool taken = false;
 
 	for (struct mig_incoming *o = inc->sv->incoming; o; o = o->next)
 		taken |= o != inc && strcmp(o->name, name) == 0;
-	if (!taken && vm_registry_list(&e, &n, err) == 0)
+	if (!taken && migrate_registry_list(&e, &n, err) == 0)
 		for (size_t i = 0; i < n; i++)
 			taken |= !e[i].stale && strcmp(e[i].name, name) == 0;
 	free(e);
 	return taken;
 }
 
-/* Checks everything and, on go, reserves the name. */
-static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct vm_config *cfg,
-		  struct mig_reasons *r)
+/* The configuration says what PREFLIGHT says (whatever the runtime, a VM's
+ * configuration has its name, memory, cpus and disks). */
+static bool config_matches(const struct proto_preflight *p)
 {
-	struct vm_serve *sv = inc->sv;
-	char err[VM_ERR_LEN], path[4096];
+	struct proto_json_value *v;
+	const struct proto_json_value *disks;
+	char perr[PROTO_ERR_LEN];
+	const char *name = "";
+	uint64_t memory = 0, cpus = 0;
+	bool ok;
+
+	if (proto_json_parse(p->config_json, strlen(p->config_json), &v, perr) < 0)
+		return false;
+	proto_json_get_str(v, "name", &name, perr);
+	proto_json_get_u64(v, "memory", &memory, perr);
+	proto_json_get_u64(v, "cpus", &cpus, perr);
+	disks = proto_json_get(v, "disks");
+	ok = strcmp(name, p->vm_name) == 0 && memory == p->mem_size && cpus == p->vcpus && disks &&
+	     disks->type == PROTO_JSON_ARRAY && disks->n == p->ndisks;
+	proto_json_free(v);
+	return ok;
+}
+
+/* Checks everything and, on go, reserves the name. */
+static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct mig_reasons *r)
+{
+	struct migrate_serve *sv = inc->sv;
+	const char *runtime = migrate_config_runtime(p->config_json);
+	char path[4096];
 	struct stat st;
 
 	mig_preflight_host(p, sv->storage, r);
-	if (!proto_valid_disk_name(p->vm_name) || strlen(p->vm_name) > VM_NAME_MAX) {
+	if (!proto_valid_disk_name(p->vm_name) || strlen(p->vm_name) > MIGRATE_NAME_MAX) {
 		mig_reason(r, "VM name '%s' cannot be used here", p->vm_name);
 		return;
 	}
-	if (vm_config_from_json(p->config_json, strlen(p->config_json), cfg, err) < 0)
-		mig_reason(r, "the VM's configuration is not valid here: %s", err);
-	else if (strcmp(cfg->name, p->vm_name) != 0 || cfg->memory != p->mem_size ||
-		 cfg->cpus != p->vcpus || cfg->ndisks != p->ndisks)
+	if (!(inc->rt = mig_runtime_find(runtime)))
+		mig_reason(r, "the VM runs in a runtime this host does not have (%s)", runtime);
+	else
+		inc->rt->preflight(p, r);
+	if (!config_matches(p))
 		mig_reason(r, "the VM's configuration does not match its preflight");
-	mig_join(path, sizeof(path), sv->storage, p->vm_name);
+	util_path_join(path, sizeof(path), sv->storage, p->vm_name);
 	if (lstat(path, &st) == 0)
 		mig_reason(r, "%s already exists", path);
 	for (uint32_t i = 0; i < p->ndisks; i++)
@@ -116,13 +140,13 @@ static int answer(struct mig_incoming *inc, const struct mig_reasons *r, char *e
 
 static int make_exports(struct mig_incoming *inc, const struct proto_preflight *p, char *err)
 {
-	struct vm_serve *sv = inc->sv;
+	struct migrate_serve *sv = inc->sv;
 	char identity[40];
 	uint8_t key[32];
 	int r;
 
-	mig_join(inc->psk_file, sizeof(inc->psk_file), sv->storage, MIG_RECORD_DIR);
-	mig_join(inc->psk_file, sizeof(inc->psk_file), inc->psk_file, inc->id);
+	util_path_join(inc->psk_file, sizeof(inc->psk_file), sv->storage, MIG_RECORD_DIR);
+	util_path_join(inc->psk_file, sizeof(inc->psk_file), inc->psk_file, inc->id);
 	strncat(inc->psk_file, ".psk", sizeof(inc->psk_file) - strlen(inc->psk_file) - 1);
 	if ((r = proto_psk_generate(identity, key, sizeof(key), err)) < 0 ||
 	    (r = proto_psk_write_file(inc->psk_file, identity, key, sizeof(key), err)) < 0)
@@ -158,21 +182,21 @@ static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
 
 	inc->memfd = memfd_create("smove-incoming-ram", MFD_CLOEXEC);
 	if (inc->memfd < 0)
-		return vm_error(err, errno, "memfd_create: %s", strerror(errno));
+		return util_error(err, errno, "memfd_create: %s", strerror(errno));
 	if (ftruncate(inc->memfd, (off_t)size) < 0)
-		return vm_error(err, errno, "cannot size guest RAM to %llu bytes: %s",
-				(unsigned long long)size, strerror(errno));
+		return util_error(err, errno, "cannot size guest RAM to %llu bytes: %s",
+				  (unsigned long long)size, strerror(errno));
 	inc->mem =
 	    mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, inc->memfd, 0);
 	if (inc->mem == MAP_FAILED) {
 		inc->mem = NULL;
-		return vm_error(err, errno, "cannot map guest RAM: %s", strerror(errno));
+		return util_error(err, errno, "cannot map guest RAM: %s", strerror(errno));
 	}
 	inc->mem_size = size;
 	if ((r = proto_rounds_new(1 + inc->channels, &inc->rounds, err)) < 0)
 		return r;
 	/* From now on, while the exports and the VM process start and the pages
-	 * arrive: the receivers find the pages present (migrate-prefault.c). */
+	 * arrive: the receivers find the pages present (prefault.c). */
 	mig_prefault_start(&inc->prefault, inc->memfd, inc->mem, size);
 	inc->target = (struct proto_mem_target){.mem_size = size,
 						.page = mig_prefault_page,
@@ -187,28 +211,20 @@ static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
 	return 0;
 }
 
-/* The configuration the VM process gets: this host's paths. */
-static int make_vm(struct mig_incoming *inc, struct vm_config *cfg, char *err)
+/* The VM process, on this host's paths. */
+static int make_vm(struct mig_incoming *inc, const char *config, char *err)
 {
-	char path[4096], *json = NULL, *line;
+	char control[4096], *json = NULL, *line;
+	struct mig_local l = {.dir = inc->dir, .control = control, .ndisks = inc->nexp};
 	struct proto_json j;
 	int r;
 
-	free(cfg->control);
-	snprintf(path, sizeof(path), "%s/%s.sock", vm_runtime_dir(), cfg->name);
-	cfg->control = strdup(path);
-	free(cfg->console);
-	mig_join(path, sizeof(path), inc->dir, "console.log");
-	cfg->console = strdup(path);
-	free(cfg->guest);
-	mig_join(path, sizeof(path), inc->dir, "guest.elf");
-	cfg->guest = strdup(path);
-	for (unsigned i = 0; i < cfg->ndisks; i++) {
-		free(cfg->disks[i].path);
-		cfg->disks[i].path = strdup(inc->exp[i].path);
-		cfg->disks[i].format = inc->exp[i].format;
+	snprintf(control, sizeof(control), "%s/%s.sock", migrate_runtime_dir(), inc->name);
+	for (unsigned i = 0; i < inc->nexp; i++) {
+		l.disks[i] = inc->exp[i].path;
+		l.formats[i] = vhd_format_name(inc->exp[i].format);
 	}
-	if ((r = vm_config_to_json(cfg, &json, err)) < 0)
+	if ((r = inc->rt->localize(config, &l, &json, err)) < 0)
 		return r;
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
@@ -218,8 +234,8 @@ static int make_vm(struct mig_incoming *inc, struct vm_config *cfg, char *err)
 	proto_json_obj_end(&j);
 	line = (char *)proto_json_finish(&j);
 	free(json);
-	r = line ? mig_child_spawn(inc->sv->exe, inc->memfd, &inc->child, err)
-		 : vm_error(err, ENOMEM, "out of memory");
+	r = line ? mig_child_spawn(inc->sv->exe, inc->rt->stream, inc->memfd, &inc->child, err)
+		 : util_error(err, ENOMEM, "out of memory");
 	if (r == 0)
 		r = mig_child_call(&inc->child, line, NULL, 0, NULL, MIG_HANDOVER_MS, err);
 	proto_json_release(&j);
@@ -228,35 +244,53 @@ static int make_vm(struct mig_incoming *inc, struct vm_config *cfg, char *err)
 
 /* ---- receiving ------------------------------------------------------------------- */
 
-static int keep_blob(struct mig_incoming *inc, const struct proto_blob *b, char *err)
+static const struct mig_vm_file *runtime_file(const struct mig_runtime *rt, const char *blob)
+{
+	for (unsigned i = 0; i < rt->nfiles; i++)
+		if (strcmp(rt->files[i].blob, blob) == 0)
+			return &rt->files[i];
+	return NULL;
+}
+
+/* A file that travels with the VM, into the VM's directory under the local
+ * name its runtime gives it. A log is appended to (the VM has it open for
+ * appending and has written nothing yet); anything else is written durably. */
+static int keep_file(struct mig_incoming *inc, const struct mig_vm_file *f,
+		     const struct proto_blob *b, char *err)
 {
 	char path[4096];
 	int fd, r = 0;
 
+	if (b->len > f->max)
+		return util_error(err, EFBIG, "%s: %u bytes, more than the %llu allowed", f->blob,
+				  b->len, (unsigned long long)f->max);
+	util_path_join(path, sizeof(path), inc->dir, f->local);
+	if (!f->tail)
+		return util_write_durable(path, b->data, b->len, err);
+	fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0 || write(fd, b->data, b->len) != (ssize_t)b->len)
+		r = util_error(err, errno, "%s: %s", path, strerror(errno));
+	if (fd >= 0)
+		close(fd);
+	return r;
+}
+
+static int keep_blob(struct mig_incoming *inc, const struct proto_blob *b, char *err)
+{
+	const struct mig_vm_file *f = runtime_file(inc->rt, b->name);
+
 	inc->devices++;
-	if (strcmp(b->name, MIG_STATE_BLOB) == 0) {
+	if (strcmp(b->name, MIG_STATE_BLOB) == 0 && !inc->rt->stream) {
 		free(inc->state);
 		if (!(inc->state = malloc(b->len ? b->len : 1)))
-			return vm_error(err, ENOMEM, "out of memory");
+			return util_error(err, ENOMEM, "out of memory");
 		memcpy(inc->state, b->data, b->len);
 		inc->state_len = b->len;
 		return 0;
 	}
-	if (strcmp(b->name, MIG_FILE_GUEST) == 0) {
-		mig_join(path, sizeof(path), inc->dir, "guest.elf");
-		return mig_write_durable(path, b->data, b->len, err);
-	}
-	if (strcmp(b->name, MIG_FILE_CONSOLE) == 0) {
-		/* The VM has it open for appending and has written nothing yet. */
-		mig_join(path, sizeof(path), inc->dir, "console.log");
-		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
-		if (fd < 0 || write(fd, b->data, b->len) != (ssize_t)b->len)
-			r = vm_error(err, errno, "%s: %s", path, strerror(errno));
-		if (fd >= 0)
-			close(fd);
-		return r;
-	}
-	return vm_error(err, EPROTO, "unknown device state '%s' (a newer source?)", b->name);
+	if (f)
+		return keep_file(inc, f, b, err);
+	return util_error(err, EPROTO, "unknown device state '%s' (a newer source?)", b->name);
 }
 
 static int reap_exports(struct mig_incoming *inc, char *err)
@@ -276,11 +310,11 @@ static int load(struct mig_incoming *inc, char *err)
 	int r;
 
 	if (!inc->state)
-		return vm_error(err, EPROTO, "STATE_END without the VM's state");
-	inc->t_state_end = mig_now();
+		return util_error(err, EPROTO, "STATE_END without the VM's state");
+	inc->t_state_end = util_now();
 	if ((r = reap_exports(inc, err)) < 0)
 		return r;
-	inc->t_stopped = mig_now();
+	inc->t_stopped = util_now();
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
 	proto_json_kv_str(&j, "cmd", "disks");
@@ -295,13 +329,13 @@ static int load(struct mig_incoming *inc, char *err)
 	proto_json_obj_end(&j);
 	r = proto_json_finish(&j) ? mig_child_call(&inc->child, proto_json_finish(&j), NULL, 0,
 						   NULL, MIG_HANDOVER_MS, err)
-				  : vm_error(err, ENOMEM, "out of memory");
+				  : util_error(err, ENOMEM, "out of memory");
 	proto_json_release(&j);
 	snprintf(line, sizeof(line), "{\"cmd\":\"state\",\"len\":%zu}", inc->state_len);
 	if (r == 0)
 		r = mig_child_call(&inc->child, line, inc->state, inc->state_len, NULL,
 				   MIG_HANDOVER_MS, err);
-	inc->t_loaded = mig_now();
+	inc->t_loaded = util_now();
 	return r;
 }
 
@@ -316,7 +350,7 @@ static int resume(struct mig_incoming *inc, char *err)
 	bool valid = false;
 	int r;
 
-	inc->t_resume = mig_now();
+	inc->t_resume = util_now();
 	mig_stall_forever("dest-resume");
 	if ((r = mig_child_call(&inc->child, "{\"cmd\":\"status\"}", NULL, 0, &st, MIG_HANDOVER_MS,
 				err)) < 0)
@@ -330,7 +364,7 @@ static int resume(struct mig_incoming *inc, char *err)
 	/* RESUMING goes right before the resume itself, so that the source's
 	 * measure of the downtime ends when the VM resumes (the reply from the VM
 	 * process, whose vCPUs now compete with it for the CPU, may come later). */
-	inc->t_resumed = mig_now();
+	inc->t_resumed = util_now();
 	r = proto_session_send(&inc->s, &m, err);
 	if (mig_child_call(&inc->child, "{\"cmd\":\"resume\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
 			   err) < 0 ||
@@ -340,15 +374,15 @@ static int resume(struct mig_incoming *inc, char *err)
 	 * exports before the last round, the rename makes them final. */
 	for (unsigned i = 0; i < inc->nexp; i++) {
 		if (rename(inc->exp[i].tmp, inc->exp[i].path) < 0) {
-			vm_error(err, errno, "%s: %s", inc->exp[i].path, strerror(errno));
+			util_error(err, errno, "%s: %s", inc->exp[i].path, strerror(errno));
 			return 1;
 		}
 		inc->exp[i].committed = true;
 	}
-	if (mig_fsync_dir(inc->dir, err) < 0)
+	if (util_fsync_dir(inc->dir, err) < 0)
 		return 1;
 	mig_stall_forever("dest-running");
-	for (deadline = mig_now() + MIG_RUNNING_MS / 1e3; mig_now() < deadline;) {
+	for (deadline = util_now() + MIG_RUNNING_MS / 1e3; util_now() < deadline;) {
 		struct timespec ts = {0, 2000000};
 		const char *state = "";
 
@@ -358,7 +392,7 @@ static int resume(struct mig_incoming *inc, char *err)
 		proto_json_get_u64(st, "heartbeat", &hb, perr);
 		proto_json_get_bool(st, "guest_valid", &valid, perr);
 		proto_json_get_str(st, "state", &state, perr);
-		r = strcmp(state, "running") != 0 ? vm_error(err, EIO, "the VM is %s", state)
+		r = strcmp(state, "running") != 0 ? util_error(err, EIO, "the VM is %s", state)
 		    : !valid || hb > hb0	  ? 1
 						  : 0;
 		proto_json_free(st);
@@ -368,10 +402,10 @@ static int resume(struct mig_incoming *inc, char *err)
 	}
 	if (r <= 0)
 		return r < 0 ? r
-			     : vm_error(err, ETIMEDOUT,
-					"the guest's heartbeat did not advance "
-					"within %d ms",
-					MIG_RUNNING_MS);
+			     : util_error(err, ETIMEDOUT,
+					  "the guest's heartbeat did not advance "
+					  "within %d ms",
+					  MIG_RUNNING_MS);
 	m = (struct proto_msg){.type = PROTO_RUNNING};
 	m.u.running.vcpus_running = inc->vcpus;
 	m.u.running.heartbeat = hb;
@@ -405,7 +439,7 @@ static int receive(struct mig_incoming *inc, char *err)
 				 * the exports) before its last round: nbdkit has
 				 * nothing left to do and is killed, which also makes
 				 * sure it cannot write once the VM has the image. */
-				inc->t_final = mig_now();
+				inc->t_final = util_now();
 				for (unsigned i = 0; i < inc->nexp; i++)
 					if (inc->exp[i].nbdkit > 0) /* reaped at STATE_END */
 						kill(inc->exp[i].nbdkit, SIGKILL);
@@ -415,14 +449,14 @@ static int receive(struct mig_incoming *inc, char *err)
 			r = keep_blob(inc, &m.u.blob, err);
 			break;
 		case PROTO_VCPU_STATE:
-			r = vm_error(err, EPROTO,
-				     "separate VCPU_STATE is not supported; the source "
-				     "sends the VM's state as one blob");
+			r = util_error(err, EPROTO,
+				       "separate VCPU_STATE is not supported; the source "
+				       "sends the VM's state as one blob");
 			break;
 		case PROTO_STATE_END:
 			if (m.u.state_end.devices != inc->devices || m.u.state_end.vcpus)
-				r = vm_error(err, EPROTO, "STATE_END counts %u blobs, %u arrived",
-					     m.u.state_end.devices, inc->devices);
+				r = util_error(err, EPROTO, "STATE_END counts %u blobs, %u arrived",
+					       m.u.state_end.devices, inc->devices);
 			if (r == 0)
 				mig_stall_until_peer("dest-switchover", inc->conn);
 			if (r == 0 && (r = load(inc, err)) == 0) {
@@ -448,7 +482,7 @@ static int receive(struct mig_incoming *inc, char *err)
 			return 0;
 		}
 		case PROTO_CANCEL:
-			r = vm_error(err, ECANCELED, "%s", inc->s.why);
+			r = util_error(err, ECANCELED, "%s", inc->s.why);
 			break;
 		default:
 			r = proto_session_fail(&inc->s, EPROTO, err, "unexpected %s",
@@ -467,7 +501,7 @@ static int receive(struct mig_incoming *inc, char *err)
 /* Everything of a copy that will never run: files, exports, VM process. */
 static void discard(struct mig_incoming *inc)
 {
-	char path[4096], err[VM_ERR_LEN];
+	char path[4096], err[MIGRATE_ERR_LEN];
 
 	mig_child_kill(&inc->child);
 	for (unsigned i = 0; i < inc->nexp; i++) {
@@ -480,10 +514,10 @@ static void discard(struct mig_incoming *inc)
 		inc->psk_file[0] = '\0';
 	}
 	if (inc->dir[0] && inc->rec.created_dir) {
-		mig_join(path, sizeof(path), inc->dir, "guest.elf");
-		unlink(path);
-		mig_join(path, sizeof(path), inc->dir, "console.log");
-		unlink(path);
+		for (unsigned i = 0; inc->rt && i < inc->rt->nfiles; i++) {
+			util_path_join(path, sizeof(path), inc->dir, inc->rt->files[i].local);
+			unlink(path);
+		}
 		rmdir(inc->dir);
 	}
 	if (inc->rec.id[0] && set_state(inc, MIG_REC_ABORTED, err) < 0 &&
@@ -518,12 +552,11 @@ static void stop_channels(struct mig_incoming *inc, const char *why)
 		proto_rounds_abort(inc->rounds, why);
 }
 
-static int go(struct mig_incoming *inc, const struct proto_preflight *p, struct vm_config *cfg,
-	      char *err)
+static int go(struct mig_incoming *inc, const struct proto_preflight *p, char *err)
 {
 	int r;
 
-	mig_join(inc->dir, sizeof(inc->dir), inc->sv->storage, inc->name);
+	util_path_join(inc->dir, sizeof(inc->dir), inc->sv->storage, inc->name);
 	snprintf(inc->rec.name, sizeof(inc->rec.name), "%s", inc->name);
 	snprintf(inc->rec.id, sizeof(inc->rec.id), "%s", inc->id);
 	inc->rec.state = MIG_REC_RECEIVING;
@@ -532,13 +565,16 @@ static int go(struct mig_incoming *inc, const struct proto_preflight *p, struct 
 	if ((r = mig_record_write(inc->sv->storage, &inc->rec, err)) < 0)
 		return r;
 	if (mkdir(inc->dir, 0755) < 0)
-		return vm_error(err, errno, "%s: %s", inc->dir, strerror(errno));
+		return util_error(err, errno, "%s: %s", inc->dir, strerror(errno));
+	/* Durability point: DIR/NAME exists, as the record about to say so. */
+	if ((r = util_fsync_dir(inc->sv->storage, err)) < 0)
+		return r;
 	pthread_mutex_lock(&inc->sv->lock);
 	inc->rec.created_dir = true;
 	pthread_mutex_unlock(&inc->sv->lock);
 	if ((r = mig_record_write(inc->sv->storage, &inc->rec, err)) < 0 ||
 	    (r = make_memory(inc, p->mem_size, err)) < 0 || (r = make_exports(inc, p, err)) < 0 ||
-	    (r = make_vm(inc, cfg, err)) < 0)
+	    (r = make_vm(inc, p->config_json, err)) < 0)
 		return r;
 	return 0;
 }
@@ -546,13 +582,11 @@ static int go(struct mig_incoming *inc, const struct proto_preflight *p, struct 
 void mig_dest_run(struct mig_incoming *inc)
 {
 	struct mig_reasons reasons = {0};
-	struct vm_config cfg;
 	struct proto_msg m;
-	char err[VM_ERR_LEN] = "";
+	char err[MIGRATE_ERR_LEN] = "";
 	bool dry;
 	int r;
 
-	vm_config_init(&cfg);
 	if ((r = proto_session_recv(&inc->s, &m, err)) < 0 || m.type != PROTO_PREFLIGHT) {
 		if (r == 0)
 			proto_msg_release(&m);
@@ -561,7 +595,7 @@ void mig_dest_run(struct mig_incoming *inc)
 	}
 	mig_stall_until_peer("dest-preflight", inc->conn);
 	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
-	check(inc, &m.u.preflight, &cfg, &reasons);
+	check(inc, &m.u.preflight, &reasons);
 	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s", m.u.preflight.vm_name,
 		      proto_conn_peer_identity(inc->conn) ? proto_conn_peer_identity(inc->conn)
 							  : "an unauthenticated peer",
@@ -574,7 +608,7 @@ void mig_dest_run(struct mig_incoming *inc)
 			proto_session_recv(&inc->s, &(struct proto_msg){0}, err);
 		goto out;
 	}
-	if ((r = go(inc, &m.u.preflight, &cfg, err)) < 0) {
+	if ((r = go(inc, &m.u.preflight, err)) < 0) {
 		proto_session_fail(&inc->s, -r, err, "%s", err);
 		mig_serve_log(inc->sv, "%s: %s", inc->name, err);
 		discard(inc);
@@ -616,15 +650,15 @@ out:
 	inc->name[0] = '\0';
 	pthread_mutex_unlock(&inc->sv->lock);
 	mig_reasons_release(&reasons);
-	vm_config_release(&cfg);
 	proto_msg_release(&m);
 }
 
-enum proto_outcome mig_dest_resolve(struct vm_serve *sv, const char *id, char *detail, size_t len)
+enum proto_outcome mig_dest_resolve(struct migrate_serve *sv, const char *id, char *detail,
+				    size_t len)
 {
 	struct mig_record rec;
 	struct mig_incoming *live = NULL;
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 	enum proto_outcome out;
 
 	memset(&rec, 0, sizeof(rec));

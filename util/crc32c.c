@@ -1,13 +1,15 @@
-/* proto/crc32c.c: CRC-32C (Castagnoli), the frame checksum: the SSE4.2
+/* util/crc32c.c: CRC-32C (Castagnoli), the checksum of VHDX's headers,
+ * region tables and log entries and of the wire's frames (zlib's crc32 is
+ * another polynomial): the SSE4.2
  * crc32 instruction where the CPU has it, on three interleaved streams whose
  * CRCs are then combined (the instruction's latency is three times its
  * throughput; the method is Mark Adler's, as in his crc32c.c), else a table.
- * Same conventions as zlib's crc32(): proto_crc32c(0, p, n) is the standard
+ * Same conventions as zlib's crc32(): util_crc32c(0, p, n) is the standard
  * value, and calls chain. */
 #include <pthread.h>
 #include <string.h>
 
-#include "proto/proto.h"
+#include "util/util.h"
 
 #define POLY  0x82f63b78u /* reflected Castagnoli polynomial */
 #define LONG  8192u	  /* interleaved block lengths (powers of two) */
@@ -150,7 +152,13 @@ __attribute__((target("sse4.2"))) static uint32_t crc_sse42(uint32_t crc, const 
 }
 #endif
 
-uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len)
+uint32_t util_crc32c_portable(uint32_t crc, const void *buf, size_t len)
+{
+	pthread_once(&once, init);
+	return ~crc_table(~crc, buf, len);
+}
+
+uint32_t util_crc32c(uint32_t crc, const void *buf, size_t len)
 {
 	pthread_once(&once, init);
 	crc = ~crc;

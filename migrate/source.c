@@ -1,4 +1,4 @@
-/* memsync/migrate-source.c: the source side of a live migration, inside the
+/* migrate/source.c: the source side of a live migration, inside the
  * VM's own process. A migrator adds three commands to the VM's control socket
  * (docs/control-socket.md): `migrate` starts a migration in a thread of its
  * own and streams its events back on the client's connection until the
@@ -12,7 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 enum migrator_state {
 	IDLE,
@@ -21,9 +21,9 @@ enum migrator_state {
 	MOVED
 };
 
-struct vm_migrator {
-	struct vm *vm;
-	struct vm_migrator_opts o;
+struct migrator {
+	struct migrate_vm *vm;
+	struct migrate_attach_opts o;
 	char own_dir[4096];
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -36,8 +36,8 @@ struct vm_migrator {
 
 /* ---- connecting ---------------------------------------------------------------- */
 
-/* The host part of HOST:PORT or [V6]:PORT, for a certificate's name. */
-static void host_of(const char *to, char *out, size_t len)
+/* The host part of HOST:PORT or [V6]:PORT. */
+void mig_host_of(const char *to, char *out, size_t len)
 {
 	const char *colon = strrchr(to, ':');
 	size_t n = colon ? (size_t)(colon - to) : strlen(to);
@@ -57,7 +57,7 @@ int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls
 
 	*tls = NULL;
 	*conn = NULL;
-	host_of(o->to, host, sizeof(host));
+	mig_host_of(o->to, host, sizeof(host));
 	if (o->tls_psk[0])
 		r = proto_tls_new_psk(o->tls_psk, o->tls_user[0] ? o->tls_user : NULL, PROTO_SOURCE,
 				      tls, err);
@@ -79,41 +79,26 @@ int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls
 
 /* ---- the result ---------------------------------------------------------------- */
 
-static const char *result_name(int code)
-{
-	switch (code) {
-	case VM_MIGRATE_OK:
-		return "done";
-	case VM_MIGRATE_NOGO:
-		return "no-go";
-	case VM_MIGRATE_ROLLED_BACK:
-		return "rolled-back";
-	case VM_MIGRATE_IN_DOUBT:
-		return "in-doubt";
-	default:
-		return "failed";
-	}
-}
-
 /* The command that settles a migration of NAME left in doubt. */
 static void resolve_command(const char *name, char *out, size_t len)
 {
 	snprintf(out, len, "smove move --resolve %s", name);
 }
 
-static void emit_result(struct mig_source *m, int code, const struct proto_preflight_reply *no_go)
+static void emit_result(struct mig_source *m, enum migrate_result code,
+			const struct proto_preflight_reply *no_go)
 {
-	const struct vm_config *c = vm_get_config(m->vm);
+	const char *name = migrate_vm_name(m->vm);
 	/* What the mirror jobs sent, also those a rollback cancelled. */
 	uint64_t disk = mig_storage_bytes(m);
 	struct proto_json j;
 
 	mig_event_begin(&m->ev, &j, "result");
-	proto_json_kv_str(&j, "result", m->o.dry_run && code == 0 ? "go" : result_name(code));
-	proto_json_kv_int(&j, "exit", code);
-	proto_json_kv_str(&j, "name", c->name);
+	proto_json_kv_str(&j, "result",
+			  m->o.dry_run && code == MIGRATE_DONE ? "go" : migrate_result_name(code));
+	proto_json_kv_str(&j, "name", name);
 	proto_json_kv_str(&j, "to", m->o.to);
-	if (code != VM_MIGRATE_OK && m->err[0])
+	if (code != MIGRATE_DONE && m->err[0])
 		proto_json_kv_str(&j, "error", m->err);
 	if (no_go) {
 		proto_json_key(&j, "reasons");
@@ -122,13 +107,13 @@ static void emit_result(struct mig_source *m, int code, const struct proto_prefl
 			proto_json_str(&j, no_go->reasons[i]);
 		proto_json_arr_end(&j);
 	}
-	if (code == VM_MIGRATE_IN_DOUBT) {
+	if (code == MIGRATE_IN_DOUBT) {
 		char cmd[160];
 
-		resolve_command(c->name, cmd, sizeof(cmd));
+		resolve_command(name, cmd, sizeof(cmd));
 		proto_json_kv_str(&j, "resolve", cmd);
 	}
-	proto_json_kv_double(&j, "total_s", mig_now() - m->t_start);
+	proto_json_kv_double(&j, "total_s", util_now() - m->t_start);
 	if (m->t_pause > 0) {
 		proto_json_kv_double(&j, "pause_ms", (double)m->pause_ns / 1e6);
 		proto_json_kv_double(&j, "disks_ms", m->t_disks_ms);
@@ -150,18 +135,6 @@ static void emit_result(struct mig_source *m, int code, const struct proto_prefl
 
 /* ---- preflight ------------------------------------------------------------------ */
 
-static void cpu_vendor(const struct vm_config *c, char out[13])
-{
-	out[0] = 0;
-	for (unsigned i = 0; i < c->ncpuid; i++)
-		if (c->cpuid[i].function == 0) {
-			memcpy(out, &c->cpuid[i].ebx, 4);
-			memcpy(out + 4, &c->cpuid[i].edx, 4);
-			memcpy(out + 8, &c->cpuid[i].ecx, 4);
-			out[12] = 0;
-		}
-}
-
 /* Allocated bytes over the whole chain: what the destination must hold. */
 static uint64_t chain_allocated(struct vhd_disk *d)
 {
@@ -175,43 +148,38 @@ static uint64_t chain_allocated(struct vhd_disk *d)
 	return sum;
 }
 
-static int build_preflight(struct mig_source *m, struct proto_msg *msg, char *vendor, char **json)
+static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct mig_vm_desc *d,
+			   char **json)
 {
-	const struct vm_config *c = vm_get_config(m->vm);
 	struct proto_preflight *p = &msg->u.preflight;
 	int r;
 
 	memset(msg, 0, sizeof(*msg));
 	msg->type = PROTO_PREFLIGHT;
-	if ((r = vm_config_to_json(c, json, m->err)) < 0)
+	if ((r = m->vm->ops->config_json(m->vm->vm, json, m->err)) < 0)
 		return r;
-	cpu_vendor(c, vendor);
-	p->vm_name = c->name;
+	p->vm_name = (char *)d->name;
 	p->config_json = *json;
-	p->mem_size = c->memory;
-	p->vcpus = c->cpus;
-	p->cpu_vendor = vendor;
-	p->ncpuid = c->ncpuid;
-	p->cpuid = calloc(c->ncpuid + 1, sizeof(*p->cpuid));
-	p->disks = calloc(c->ndisks + 1, sizeof(*p->disks));
-	if (!p->cpuid || !p->disks)
-		return vm_error(m->err, ENOMEM, "out of memory");
-	for (unsigned i = 0; i < c->ncpuid; i++)
-		p->cpuid[i] = (struct proto_cpuid_entry){
-		    c->cpuid[i].function, c->cpuid[i].index, c->cpuid[i].flags, c->cpuid[i].eax,
-		    c->cpuid[i].ebx,	  c->cpuid[i].ecx,   c->cpuid[i].edx};
+	p->mem_size = d->memory;
+	p->vcpus = d->cpus;
+	p->cpu_vendor = d->cpu_vendor;
+	p->ncpuid = d->ncpuid;
+	p->cpuid = d->cpuid;
+	p->disks = calloc(m->ndisks + 1, sizeof(*p->disks));
+	if (!p->disks)
+		return util_error(m->err, ENOMEM, "out of memory");
 	p->ndisks = m->ndisks;
 	for (unsigned i = 0; i < m->ndisks; i++) {
-		struct mig_disk *d = &m->disks[i];
+		struct mig_disk *md = &m->disks[i];
 		struct vhd_info info;
 		char verr[VHD_ERR_LEN];
 
-		if (vhd_get_info(d->disk, &info, verr) < 0)
-			return vm_error(m->err, EIO, "%s", verr);
-		p->disks[i].name = d->name;
-		p->disks[i].format = (char *)vhd_format_name(vhd_disk_format(d->disk));
-		p->disks[i].virtual_size = vhd_size(d->disk);
-		p->disks[i].allocated = chain_allocated(d->disk);
+		if (vhd_get_info(md->disk, &info, verr) < 0)
+			return util_error(m->err, EIO, "%s", verr);
+		p->disks[i].name = md->name;
+		p->disks[i].format = (char *)vhd_format_name(vhd_disk_format(md->disk));
+		p->disks[i].virtual_size = vhd_size(md->disk);
+		p->disks[i].allocated = chain_allocated(md->disk);
 		p->disks[i].block_size = info.block_size;
 	}
 	p->features = m->s.features;
@@ -220,21 +188,19 @@ static int build_preflight(struct mig_source *m, struct proto_msg *msg, char *ve
 }
 
 /* Names the disks for the destination: their file names, made unique. */
-static int name_disks(struct mig_source *m)
+static int name_disks(struct mig_source *m, const struct mig_vm_desc *desc)
 {
-	const struct vm_config *c = vm_get_config(m->vm);
-
-	m->ndisks = c->ndisks;
-	for (unsigned i = 0; i < c->ndisks; i++) {
+	m->ndisks = desc->ndisks;
+	for (unsigned i = 0; i < desc->ndisks; i++) {
 		struct mig_disk *d = &m->disks[i];
 		char copy[4096];
 		int r;
 
 		d->index = i;
 		pthread_mutex_init(&d->lock, NULL);
-		if ((r = vm_disk_set_ops(m->vm, i, NULL, NULL, &d->disk, m->err)) < 0)
+		if ((r = m->vm->ops->disk_route(m->vm->vm, i, NULL, NULL, &d->disk, m->err)) < 0)
 			return r;
-		snprintf(copy, sizeof(copy), "%s", c->disks[i].path);
+		snprintf(copy, sizeof(copy), "%s", desc->disks[i].path);
 		snprintf(d->name, sizeof(d->name), "%s", basename(copy));
 		for (unsigned k = 0; k < i; k++)
 			if (strcmp(m->disks[k].name, d->name) == 0) {
@@ -245,24 +211,29 @@ static int name_disks(struct mig_source *m)
 					 unique);
 			}
 		if (!proto_valid_disk_name(d->name))
-			return vm_error(m->err, EINVAL,
-					"%s: cannot name this disk for the destination",
-					c->disks[i].path);
+			return util_error(m->err, EINVAL,
+					  "%s: cannot name this disk for the destination",
+					  desc->disks[i].path);
 	}
 	return 0;
 }
 
-/* HELLO and PREFLIGHT: VM_MIGRATE_OK on go, else the exit code. */
+/* HELLO and PREFLIGHT: 0 on go; -EACCES on no-go (reported); another
+ * negative errno when it failed. */
 static int preflight(struct mig_source *m)
 {
 	uint64_t want = 0;
 	struct proto_msg msg, reply;
-	char vendor[13], *json = NULL;
+	struct mig_vm_desc *d = malloc(sizeof(*d));
+	char *json = NULL;
 	int r;
 
+	if (!d)
+		return util_error(m->err, ENOMEM, "out of memory");
+	m->vm->ops->describe(m->vm->vm, d);
 	mig_event_phase(&m->ev, "connect", m->o.to);
 	if ((r = mig_connect(&m->o, PROTO_ROLE_MIGRATE, &m->tls, &m->conn, m->err)) < 0)
-		return VM_MIGRATE_FAILED;
+		goto out;
 	proto_session_init(&m->s, m->conn, PROTO_SOURCE);
 	m->session_open = true;
 	if (m->o.compress)
@@ -272,37 +243,39 @@ static int preflight(struct mig_source *m)
 	if (m->o.dry_run)
 		want |= PROTO_FEAT_DRY_RUN;
 	if ((r = proto_session_hello(&m->s, PROTO_ROLE_MIGRATE, want, NULL, NULL, 0, m->err)) < 0)
-		return VM_MIGRATE_FAILED;
+		goto out;
 	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
 		m->o.channels = 0; /* a version-1 destination: one connection */
 	mig_event_phase(&m->ev, "preflight", NULL);
-	if ((r = name_disks(m)) < 0)
-		return VM_MIGRATE_FAILED;
-	r = build_preflight(m, &msg, vendor, &json);
+	if ((r = name_disks(m, d)) < 0)
+		goto out;
+	r = build_preflight(m, &msg, d, &json);
 	if (r == 0)
 		r = proto_session_send(&m->s, &msg, m->err);
-	free(msg.u.preflight.cpuid);
 	free(msg.u.preflight.disks);
 	free(json);
 	if (r < 0 || (r = mig_recv(m, &reply, m->err)) < 0)
-		return r == -ECANCELED ? -ECANCELED : VM_MIGRATE_FAILED;
+		goto out;
 	if (reply.type != PROTO_PREFLIGHT_REPLY) {
-		vm_error(m->err, EPROTO, "the destination answered %s to PREFLIGHT",
-			 proto_type_name(reply.type));
+		r = util_error(m->err, EPROTO, "the destination answered %s to PREFLIGHT",
+			       proto_type_name(reply.type));
 		proto_msg_release(&reply);
-		return VM_MIGRATE_FAILED;
+		goto out;
 	}
 	if (!reply.u.preflight_reply.go) {
 		snprintf(m->err, sizeof(m->err), "the destination cannot take %s (%u reasons)",
-			 vm_get_config(m->vm)->name, reply.u.preflight_reply.nreasons);
-		emit_result(m, VM_MIGRATE_NOGO, &reply.u.preflight_reply);
+			 d->name, reply.u.preflight_reply.nreasons);
+		emit_result(m, MIGRATE_NOGO, &reply.u.preflight_reply);
 		proto_msg_release(&reply);
-		return -VM_MIGRATE_NOGO; /* reported */
+		r = -EACCES;
+		goto out;
 	}
 	for (uint32_t i = 0; i < reply.u.preflight_reply.nreasons; i++)
 		mig_event_phase(&m->ev, "warning", reply.u.preflight_reply.reasons[i]);
 	proto_msg_release(&reply);
-	return VM_MIGRATE_OK;
+out:
+	free(d);
+	return r;
 }
 
 /* The destination closes the connection only once it has discarded its
@@ -310,15 +283,15 @@ static int preflight(struct mig_source *m)
  * so that the same VM can be moved there again at once. */
 static void wait_destination_closed(struct mig_source *m)
 {
-	double end = mig_now() + MIG_DISCARD_MS / 1e3;
+	double end = util_now() + MIG_DISCARD_MS / 1e3;
 	struct proto_frame_hdr h;
 	struct proto_buf b;
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 	int r;
 
 	proto_buf_init(&b);
 	do {
-		int left = (int)((end - mig_now()) * 1e3);
+		int left = (int)((end - util_now()) * 1e3);
 
 		r = left > 0 ? proto_conn_poll(m->s.conn, left, err) : 0;
 		if (r == 1)
@@ -359,7 +332,7 @@ static int recv_exports(struct mig_source *m)
 		if (msg.type != PROTO_DISK_EXPORT || msg.u.disk_export.disk >= m->ndisks ||
 		    m->disks[msg.u.disk_export.disk].have_exp) {
 			r = msg.type == PROTO_CANCEL
-				? vm_error(m->err, ECANCELED, "%s", m->s.why)
+				? util_error(m->err, ECANCELED, "%s", m->s.why)
 				: proto_session_fail(
 				      &m->s, EPROTO, m->err,
 				      "unexpected %s while waiting for the disk exports",
@@ -380,34 +353,37 @@ static int recv_exports(struct mig_source *m)
 /* ---- the migration thread ---------------------------------------------------------- */
 
 /* Before RESUME was sent: every change undone, the VM runs here again. */
-static int roll_back(struct mig_source *m)
+/* Before RESUME was sent: every change undone, the VM runs here again as it
+ * did before the migration (unthrottled, its dirty log off, its disks its
+ * own). */
+static enum migrate_result roll_back(struct mig_source *m)
 {
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 	bool cancelled = atomic_load(&m->cancel);
 
 	mig_event_phase(&m->ev, "rollback", m->err);
 	tell_destination(m, cancelled, cancelled ? m->cancel_why : m->err);
+	mig_memory_cancel(m);
 	mig_storage_cancel(m);
-	mig_source_record_remove(vm_get_config(m->vm)->name);
-	vm_set_throttle(m->vm, 0);
-	vm_dirty_log_stop(m->vm, err);
-	vm_resume_block(m->vm, NULL);
-	if (vm_resume(m->vm, err) < 0)
+	mig_source_record_remove(migrate_vm_name(m->vm));
+	if (mig_vm_restore(m->vm, err) < 0)
 		mig_event_error(&m->ev, err);
-	return VM_MIGRATE_ROLLED_BACK;
+	return MIGRATE_ROLLED_BACK;
 }
 
-static int migrate(struct mig_source *m)
+static enum migrate_result migrate(struct mig_source *m)
 {
 	int r = preflight(m);
 
 	if (r == -ECANCELED) /* nothing was created there yet */
 		return roll_back(m);
-	if (r != VM_MIGRATE_OK)
-		return r;
+	if (r == -EACCES)
+		return MIGRATE_NOGO;
+	if (r < 0)
+		return MIGRATE_FAILED;
 	if (m->o.dry_run) { /* with or without PROTO_FEAT_DRY_RUN, CANCEL ends it */
 		tell_destination(m, true, "dry run");
-		return VM_MIGRATE_OK;
+		return MIGRATE_DONE;
 	}
 	mig_event_phase(&m->ev, "storage", NULL);
 	if (recv_exports(m) < 0 || mig_storage_start(m, m->err) < 0 ||
@@ -416,17 +392,17 @@ static int migrate(struct mig_source *m)
 	if (mig_stall_point(m, "source-storage", m->err) < 0)
 		return roll_back(m);
 	mig_event_phase(&m->ev, "memory", NULL);
-	if (mig_precopy_open_channels(m, m->err) < 0 || mig_precopy(m, m->err) < 0)
+	if (mig_memory(m, m->err) < 0)
 		return roll_back(m);
 	r = mig_switchover(m, m->err);
-	if (r == VM_MIGRATE_ROLLED_BACK)
+	if (r < 0)
 		return roll_back(m);
-	return r;
+	return (enum migrate_result)r;
 }
 
 static void release_source(struct mig_source *m)
 {
-	mig_precopy_release(m);
+	mig_memory_release(m);
 	mig_storage_release(m);
 	if (m->session_open)
 		proto_session_release(&m->s);
@@ -440,27 +416,26 @@ static void release_source(struct mig_source *m)
 static void *migration_thread(void *arg)
 {
 	struct mig_source *m = arg;
-	struct vm_migrator *mm = m->owner;
-	int code = migrate(m);
+	struct migrator *mm = m->owner;
+	enum migrate_result code = migrate(m);
+	struct migrate_vm *vm = m->vm;
+	bool moved = code == MIGRATE_DONE && !m->o.dry_run;
 
-	struct vm *vm = m->vm;
-	bool moved = code == VM_MIGRATE_OK && !m->o.dry_run;
-
-	if (code >= 0)
+	if (code != MIGRATE_NOGO) /* a no-go was reported with its reasons */
 		emit_result(m, code, NULL);
 	release_source(m);
 	pthread_mutex_lock(&mm->lock);
 	if (mm->state == BUSY)
 		mm->state = IDLE;
 	if (moved)
-		vm_stop(vm); /* it runs elsewhere now: `smove run` ends */
+		vm->ops->stop(vm->vm); /* it runs elsewhere now: `smove run` ends */
 	mm->active = NULL;
 	pthread_cond_broadcast(&mm->cond);
 	pthread_mutex_unlock(&mm->lock);
 	return NULL;
 }
 
-void mig_migrator_moved(struct vm_migrator *mm, const char *to)
+void mig_migrator_moved(struct migrator *mm, const char *to)
 {
 	pthread_mutex_lock(&mm->lock);
 	mm->state = MOVED;
@@ -468,7 +443,7 @@ void mig_migrator_moved(struct vm_migrator *mm, const char *to)
 	pthread_mutex_unlock(&mm->lock);
 }
 
-void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_record *r)
+void mig_migrator_in_doubt(struct migrator *mm, const struct mig_source_record *r)
 {
 	pthread_mutex_lock(&mm->lock);
 	mm->state = IN_DOUBT;
@@ -476,7 +451,7 @@ void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_recor
 	pthread_mutex_unlock(&mm->lock);
 }
 
-bool mig_migrator_no_return(struct vm_migrator *mm, struct mig_source *m)
+bool mig_migrator_no_return(struct migrator *mm, struct mig_source *m)
 {
 	pthread_mutex_lock(&mm->lock);
 	m->past_resume = !atomic_load(&m->cancel);
@@ -484,73 +459,71 @@ bool mig_migrator_no_return(struct vm_migrator *mm, struct mig_source *m)
 	return m->past_resume;
 }
 
-const char *mig_migrator_own_dir(struct vm_migrator *mm)
+const char *mig_migrator_own_dir(struct migrator *mm)
 {
 	return mm->own_dir[0] ? mm->own_dir : NULL;
 }
 
 /* ---- the control commands ---------------------------------------------------------- */
 
-static int busy_error(struct vm_migrator *mm, char *err)
+static int busy_error(struct migrator *mm, char *err)
 {
-	const char *name = vm_get_config(mm->vm)->name;
+	const char *name = migrate_vm_name(mm->vm);
 
 	switch (mm->state) {
 	case BUSY:
-		return vm_error(err, EBUSY, "%s: a migration is already running", name);
+		return util_error(err, EBUSY, "%s: a migration is already running", name);
 	case IN_DOUBT:
-		return vm_error(err, EBUSY,
-				"%s: the last migration (to %s) is in doubt: run 'smove move "
-				"--resolve %s' first",
-				name, mm->doubt.to, name);
+		return util_error(err, EBUSY,
+				  "%s: the last migration (to %s) is in doubt: run 'smove move "
+				  "--resolve %s' first",
+				  name, mm->doubt.to, name);
 	case MOVED:
-		return vm_error(err, ESRCH, "%s: the VM has moved to %s", name, mm->moved_to);
+		return util_error(err, ESRCH, "%s: the VM has moved to %s", name, mm->moved_to);
 	default:
 		return 0;
 	}
 }
 
-static void send_ok(int fd, struct vm_migrator *mm, const char *what)
+static void send_ok(int fd, struct migrator *mm, const char *what)
 {
 	char line[256];
 
 	snprintf(line, sizeof(line),
 		 "{\"ok\":true,\"schema\":%d,\"event\":\"%s\",\"name\":\"%s\"}\n", MIG_SCHEMA, what,
-		 vm_get_config(mm->vm)->name);
+		 migrate_vm_name(mm->vm));
 	(void)!write(fd, line, strlen(line));
 }
 
-static int start_thread(struct vm_migrator *mm, struct mig_source *m, void *(*fn)(void *),
-			char *err)
+static int start_thread(struct migrator *mm, struct mig_source *m, void *(*fn)(void *), char *err)
 {
 	pthread_t t;
 	int r = pthread_create(&t, NULL, fn, m);
 
 	if (r)
-		return vm_error(err, r, "cannot start the migration thread: %s", strerror(r));
+		return util_error(err, r, "cannot start the migration thread: %s", strerror(r));
 	pthread_detach(t);
 	return 0;
 }
 
-static struct mig_source *new_source(struct vm_migrator *mm, int fd, char *err)
+static struct mig_source *new_source(struct migrator *mm, int fd, char *err)
 {
 	struct mig_source *m = calloc(1, sizeof(*m));
 
 	if (!m) {
-		vm_error(err, ENOMEM, "out of memory");
+		util_error(err, ENOMEM, "out of memory");
 		return NULL;
 	}
 	m->vm = mm->vm;
 	m->owner = mm;
-	m->t_start = mig_now();
+	m->t_start = util_now();
 	mig_events_init(&m->ev, fd, mm->o.log, mm->o.opaque);
 	return m;
 }
 
-static int cmd_migrate(void *opaque, struct vm *vm, const struct proto_json_value *req, int fd,
-		       char *err)
+static int cmd_migrate(void *opaque, const struct proto_json_value *req, int fd, char *err)
 {
-	struct vm_migrator *mm = opaque;
+	struct migrator *mm = opaque;
 	struct mig_source *m;
 	struct mig_opts o;
 	int r = mig_opts_parse(req, &o, err);
@@ -583,27 +556,28 @@ static int cmd_migrate(void *opaque, struct vm *vm, const struct proto_json_valu
 	return r;
 }
 
-static int cmd_cancel(void *opaque, struct vm *vm, const struct proto_json_value *req,
-		      struct proto_json *reply, char *err)
+static int cmd_cancel(void *opaque, const struct proto_json_value *req, struct proto_json *reply,
+		      char *err)
 {
-	struct vm_migrator *mm = opaque;
+	struct migrator *mm = opaque;
+	const char *name = migrate_vm_name(mm->vm);
 	int r = 0;
 
 	pthread_mutex_lock(&mm->lock);
 	if (mm->state == BUSY && mm->active && mm->active->past_resume) {
-		r = vm_error(err, EALREADY,
-			     "%s: too late to cancel: the destination was told to resume the "
-			     "VM; the migration ends done, or in doubt (then settle it with "
-			     "'smove move --resolve %s')",
-			     vm_get_config(vm)->name, vm_get_config(vm)->name);
+		r = util_error(err, EALREADY,
+			       "%s: too late to cancel: the destination was told to resume the "
+			       "VM; the migration ends done, or in doubt (then settle it with "
+			       "'smove move --resolve %s')",
+			       name, name);
 	} else if (mm->state == BUSY && mm->active) {
 		snprintf(mm->active->cancel_why, sizeof(mm->active->cancel_why),
 			 "cancelled on the source");
 		atomic_store(&mm->active->cancel, true);
 	} else {
-		r = mm->state == IN_DOUBT ? busy_error(mm, err)
-					  : vm_error(err, ENOENT, "%s: no migration is running",
-						     vm_get_config(vm)->name);
+		r = mm->state == IN_DOUBT
+			? busy_error(mm, err)
+			: util_error(err, ENOENT, "%s: no migration is running", name);
 	}
 	pthread_mutex_unlock(&mm->lock);
 	return r;
@@ -612,9 +586,9 @@ static int cmd_cancel(void *opaque, struct vm *vm, const struct proto_json_value
 static void *resolve_thread(void *arg)
 {
 	struct mig_source *m = arg;
-	struct vm_migrator *mm = m->owner;
+	struct migrator *mm = m->owner;
 	enum proto_outcome outcome = PROTO_OUTCOME_UNKNOWN;
-	int code;
+	enum migrate_result code;
 
 	mig_event_phase(&m->ev, "resolve", m->o.to);
 	code = mig_resolve(m->vm, &mm->doubt, &m->ev, &outcome, m->err);
@@ -631,23 +605,23 @@ static void *resolve_thread(void *arg)
 		mm->state = IN_DOUBT;
 	}
 	if (outcome == PROTO_OUTCOME_RESUMED)
-		vm_stop(mm->vm);
+		mm->vm->ops->stop(mm->vm->vm);
 	mm->active = NULL;
 	pthread_cond_broadcast(&mm->cond);
 	pthread_mutex_unlock(&mm->lock);
 	return NULL;
 }
 
-static int cmd_resolve(void *opaque, struct vm *vm, const struct proto_json_value *req, int fd,
-		       char *err)
+static int cmd_resolve(void *opaque, const struct proto_json_value *req, int fd, char *err)
 {
-	struct vm_migrator *mm = opaque;
+	struct migrator *mm = opaque;
 	struct mig_source *m;
 	int r = 0;
 
 	pthread_mutex_lock(&mm->lock);
 	if (mm->state != IN_DOUBT) {
-		r = vm_error(err, ENOENT, "%s: no migration is in doubt", vm_get_config(vm)->name);
+		r = util_error(err, ENOENT, "%s: no migration is in doubt",
+			       migrate_vm_name(mm->vm));
 	} else if (!(m = new_source(mm, fd, err))) {
 		r = -ENOMEM;
 	} else {
@@ -678,8 +652,8 @@ static int cmd_resolve(void *opaque, struct vm *vm, const struct proto_json_valu
  * member "migration" saying where it went and what settles it. */
 static const char *status_state(void *opaque, struct proto_json *j)
 {
-	struct vm_migrator *mm = opaque;
-	const char *name = vm_get_config(mm->vm)->name;
+	struct migrator *mm = opaque;
+	const char *name = migrate_vm_name(mm->vm);
 	char cmd[160];
 	bool doubt;
 
@@ -698,13 +672,13 @@ static const char *status_state(void *opaque, struct proto_json *j)
 	return doubt ? "in-doubt" : NULL;
 }
 
-int vm_migrator_new(struct vm *vm, struct vm_control *ctl, const struct vm_migrator_opts *o,
-		    struct vm_migrator **out, char *err)
+int migrate_attach(struct migrate_vm *vm, struct migrate_control *ctl,
+		   const struct migrate_attach_opts *o, struct migrator **out, char *err)
 {
-	struct vm_migrator *mm = calloc(1, sizeof(*mm));
+	struct migrator *mm = calloc(1, sizeof(*mm));
 
 	if (!mm)
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	mm->vm = vm;
 	if (o)
 		mm->o = *o;
@@ -713,18 +687,18 @@ int vm_migrator_new(struct vm *vm, struct vm_control *ctl, const struct vm_migra
 	mm->o.own_dir = NULL;
 	pthread_mutex_init(&mm->lock, NULL);
 	pthread_cond_init(&mm->cond, NULL);
-	if (vm_control_register_stream(ctl, "migrate", cmd_migrate, mm) < 0 ||
-	    vm_control_register(ctl, "migrate-cancel", cmd_cancel, mm) < 0 ||
-	    vm_control_register_stream(ctl, "migrate-resolve", cmd_resolve, mm) < 0) {
-		vm_migrator_free(mm);
-		return vm_error(err, ENOSPC, "too many control commands");
+	if (migrate_control_register_stream(ctl, "migrate", cmd_migrate, mm) < 0 ||
+	    migrate_control_register(ctl, "migrate-cancel", cmd_cancel, mm) < 0 ||
+	    migrate_control_register_stream(ctl, "migrate-resolve", cmd_resolve, mm) < 0) {
+		migrate_detach(mm);
+		return util_error(err, ENOSPC, "too many control commands");
 	}
-	vm_control_status_hook(ctl, status_state, mm);
+	migrate_control_status_hook(ctl, status_state, mm);
 	*out = mm;
 	return 0;
 }
 
-bool vm_migrator_moved(struct vm_migrator *mm, char *to, size_t len)
+bool migrate_moved(struct migrator *mm, char *to, size_t len)
 {
 	bool moved;
 
@@ -736,7 +710,7 @@ bool vm_migrator_moved(struct vm_migrator *mm, char *to, size_t len)
 	return moved;
 }
 
-bool vm_migrator_in_doubt(struct vm_migrator *mm)
+bool migrate_in_doubt(struct migrator *mm)
 {
 	bool doubt;
 
@@ -746,7 +720,7 @@ bool vm_migrator_in_doubt(struct vm_migrator *mm)
 	return doubt;
 }
 
-void vm_migrator_free(struct vm_migrator *mm)
+void migrate_detach(struct migrator *mm)
 {
 	if (!mm)
 		return;

@@ -1,9 +1,9 @@
-/* memsync/migrate-opts.c: the arguments of the control socket's `migrate`
+/* migrate/opts.c: the arguments of the control socket's `migrate`
  * command (docs/control-socket.md), checked and read into struct mig_opts. */
 #include <errno.h>
 #include <string.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 static int opt_str(const struct proto_json_value *req, const char *key, char *dst, size_t len,
 		   char *err)
@@ -15,9 +15,9 @@ static int opt_str(const struct proto_json_value *req, const char *key, char *ds
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0 || strlen(s) >= len)
-		return vm_error(err, EINVAL,
-				"migrate: \"%s\" must be a string of at most %zu bytes", key,
-				len - 1);
+		return util_error(err, EINVAL,
+				  "migrate: \"%s\" must be a string of at most %zu bytes", key,
+				  len - 1);
 	strcpy(dst, s);
 	return 0;
 }
@@ -31,8 +31,8 @@ static int opt_u64(const struct proto_json_value *req, const char *key, uint64_t
 	if (r == -ENOENT)
 		return 0;
 	if (r < 0 || *dst > max)
-		return vm_error(err, EINVAL, "migrate: \"%s\" must be an integer up to %llu", key,
-				(unsigned long long)max);
+		return util_error(err, EINVAL, "migrate: \"%s\" must be an integer up to %llu", key,
+				  (unsigned long long)max);
 	return 0;
 }
 
@@ -43,7 +43,7 @@ static int opt_bool(const struct proto_json_value *req, const char *key, bool *d
 
 	if (r == -ENOENT)
 		return 0;
-	return r < 0 ? vm_error(err, EINVAL, "migrate: \"%s\" must be true or false", key) : 0;
+	return r < 0 ? util_error(err, EINVAL, "migrate: \"%s\" must be true or false", key) : 0;
 }
 
 int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char *err)
@@ -66,9 +66,10 @@ int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char 
 	    (r = opt_bool(req, "dry_run", &o->dry_run, err)) < 0)
 		return r;
 	if (!o->to[0])
-		return vm_error(err, EINVAL, "migrate: \"to\" (HOST:PORT) is required");
+		return util_error(err, EINVAL, "migrate: \"to\" (HOST:PORT) is required");
 	if (o->tls_psk[0] && o->tls_x509[0])
-		return vm_error(err, EINVAL, "migrate: give \"tls_psk\" or \"tls_x509\", not both");
+		return util_error(err, EINVAL,
+				  "migrate: give \"tls_psk\" or \"tls_x509\", not both");
 	o->channels = (unsigned)channels;
 	o->max_rounds = rounds ? (unsigned)rounds : MIG_MAX_ROUNDS;
 	return 0;

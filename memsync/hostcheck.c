@@ -1,8 +1,7 @@
-/* memsync/migrate-preflight.c: the destination's checks of a PREFLIGHT
- * against this host: CPU vendor, every CPUID feature the VM was started with,
- * free memory, free space in the storage directory, the disks' formats. Each
- * failed check adds a reason; the caller adds the name and file conflicts it
- * alone can see, and answers no-go with every reason, having created nothing.
+/* memsync/hostcheck.c: can this host run a VM of this configuration? KVM
+ * present, the same CPU vendor, every CPUID feature the VM was started with,
+ * vCPUs within smove's limit. A migration's destination asks this before it
+ * accepts a VM (preflight), so that a no-go names every reason.
  *
  * A CPUID feature bit is present when KVM_GET_SUPPORTED_CPUID offers it or
  * the host's own CPUID has it: on PVM hosts KVM reports leaf 1 ECX stripped
@@ -16,31 +15,24 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
-#include <sys/statvfs.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "memsync/internal.h"
 
 #define HOST_CPUID_MAX 256
 
-void mig_reason(struct mig_reasons *r, const char *fmt, ...)
+static void say(vm_reason_fn reason, void *opaque, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+
+static void say(vm_reason_fn reason, void *opaque, const char *fmt, ...)
 {
+	char text[256];
 	va_list ap;
-	char *s;
 
-	if (r->n == PROTO_LIST_MAX)
-		return;
 	va_start(ap, fmt);
-	if (vasprintf(&s, fmt, ap) >= 0)
-		r->v[r->n++] = s;
+	vsnprintf(text, sizeof(text), fmt, ap);
 	va_end(ap);
-}
-
-void mig_reasons_release(struct mig_reasons *r)
-{
-	for (unsigned i = 0; i < r->n; i++)
-		free(r->v[i]);
-	r->n = 0;
+	reason(opaque, text);
 }
 
 /* The feature registers that matter: a VM may use only what it was given. */
@@ -104,14 +96,17 @@ static void host_regs(const struct kvm_cpuid2 *kc, uint32_t function, uint32_t i
 	}
 }
 
-static void check_cpuid(const struct proto_preflight *p, struct mig_reasons *r)
+void vm_host_check(const struct vm_config *cfg, vm_reason_fn reason, void *opaque)
 {
 	struct kvm_cpuid2 *kc = NULL;
 	unsigned a, b, c, d;
-	char vendor[13] = "";
+	char vendor[13] = "", want_vendor[13];
 
+	if (cfg->cpus > VM_MAX_VCPUS)
+		say(reason, opaque, "the VM has %u vCPUs, smove runs at most %d", cfg->cpus,
+		    VM_MAX_VCPUS);
 	if (kvm_supported(&kc) < 0) {
-		mig_reason(r, "KVM is not available on this host (/dev/kvm)");
+		say(reason, opaque, "KVM is not available on this host (/dev/kvm)");
 		return;
 	}
 	if (__get_cpuid(0, &a, &b, &c, &d)) {
@@ -119,10 +114,12 @@ static void check_cpuid(const struct proto_preflight *p, struct mig_reasons *r)
 		memcpy(vendor + 4, &d, 4);
 		memcpy(vendor + 8, &c, 4);
 	}
-	if (p->cpu_vendor[0] && strcmp(p->cpu_vendor, vendor) != 0)
-		mig_reason(r, "the VM runs on a %s CPU, this host's is %s", p->cpu_vendor, vendor);
-	for (uint32_t i = 0; i < p->ncpuid; i++) {
-		const struct proto_cpuid_entry *e = &p->cpuid[i];
+	vm_config_cpu_vendor(cfg, want_vendor);
+	if (want_vendor[0] && strcmp(want_vendor, vendor) != 0)
+		say(reason, opaque, "the VM runs on a %s CPU, this host's is %s", want_vendor,
+		    vendor);
+	for (uint32_t i = 0; i < cfg->ncpuid; i++) {
+		const struct vm_cpuid_entry *e = &cfg->cpuid[i];
 		uint32_t want[4] = {e->eax, e->ebx, e->ecx, e->edx}, have[4];
 
 		for (size_t k = 0; k < sizeof(feature_regs) / sizeof(feature_regs[0]); k++) {
@@ -135,70 +132,11 @@ static void check_cpuid(const struct proto_preflight *p, struct mig_reasons *r)
 			missing = reg_of(want, f->reg) & ~reg_of(have, f->reg);
 			for (unsigned bit = 0; bit < 32; bit++)
 				if (missing & (1u << bit))
-					mig_reason(
-					    r,
+					say(reason, opaque,
 					    "CPUID leaf 0x%x.%u %s bit %u is a feature the VM "
 					    "was started with; this host lacks it",
 					    e->function, e->index, reg_names[f->reg], bit);
 		}
 	}
 	free(kc);
-}
-
-/* MemAvailable; the test hook SMOVE_TEST_MEM_AVAILABLE=BYTES pretends. */
-static uint64_t mem_available(void)
-{
-	FILE *f = fopen("/proc/meminfo", "re");
-	char line[256];
-	unsigned long long kb = 0;
-
-	if (getenv("SMOVE_TEST_MEM_AVAILABLE")) {
-		if (f)
-			fclose(f);
-		return strtoull(getenv("SMOVE_TEST_MEM_AVAILABLE"), NULL, 10);
-	}
-	if (!f)
-		return UINT64_MAX;
-	while (fgets(line, sizeof(line), f))
-		if (sscanf(line, "MemAvailable: %llu kB", &kb) == 1)
-			break;
-	fclose(f);
-	return kb ? (uint64_t)kb * 1024 : UINT64_MAX;
-}
-
-static void human(uint64_t n, char *out, size_t len)
-{
-	if (n >= (1ull << 30))
-		snprintf(out, len, "%.1f GiB", (double)n / (1ull << 30));
-	else
-		snprintf(out, len, "%.1f MiB", (double)n / (1ull << 20));
-}
-
-void mig_preflight_host(const struct proto_preflight *p, const char *storage, struct mig_reasons *r)
-{
-	uint64_t avail = mem_available(), need = 0;
-	char a[32], b[32];
-	struct statvfs sv;
-
-	check_cpuid(p, r);
-	if (p->vcpus > VM_MAX_VCPUS)
-		mig_reason(r, "the VM has %u vCPUs, smove runs at most %d", p->vcpus, VM_MAX_VCPUS);
-	if (p->mem_size > avail) {
-		human(p->mem_size, a, sizeof(a));
-		human(avail, b, sizeof(b));
-		mig_reason(r, "the VM needs %s of memory, this host has %s available", a, b);
-	}
-	for (uint32_t i = 0; i < p->ndisks; i++) {
-		enum vhd_format f;
-
-		need += p->disks[i].allocated;
-		if (vhd_format_parse(p->disks[i].format, &f) < 0 || f == VHD_FORMAT_AUTO)
-			mig_reason(r, "disk %s: unknown format '%s'", p->disks[i].name,
-				   p->disks[i].format);
-	}
-	if (statvfs(storage, &sv) == 0 && (uint64_t)sv.f_bavail * sv.f_frsize < need + need / 64) {
-		human(need, a, sizeof(a));
-		human((uint64_t)sv.f_bavail * sv.f_frsize, b, sizeof(b));
-		mig_reason(r, "the disks hold %s, %s has %s free", a, storage, b);
-	}
 }

@@ -1,4 +1,4 @@
-/* memsync/registry.c: the VMs of this host. Each running VM owns a file
+/* migrate/registry.c: the VMs of this host. Each running VM owns a file
  * NAME.json in the runtime directory ($SMOVE_RUNTIME_DIR, or /run/smove),
  * holding its name, pid and control socket, and keeps it locked (flock) for as
  * long as its process lives. A file nobody locks belongs to a process that
@@ -14,40 +14,48 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "memsync/internal.h"
+#include "migrate/internal.h"
 
-struct vm_registry {
+struct migrate_registry {
 	int fd;
 	char path[4096];
 };
 
-const char *vm_runtime_dir(void)
+const char *migrate_runtime_dir(void)
 {
 	const char *d = getenv("SMOVE_RUNTIME_DIR");
 
 	return d && d[0] ? d : "/run/smove";
 }
 
+const char *migrate_state_dir(void)
+{
+	const char *d = getenv("SMOVE_STATE_DIR");
+
+	return d && d[0] ? d : "/var/lib/smove";
+}
+
 static int entry_path(const char *name, char *out, size_t len, char *err)
 {
-	if ((size_t)snprintf(out, len, "%s/%s.json", vm_runtime_dir(), name) >= len)
-		return vm_error(err, ENAMETOOLONG, "%s: runtime directory path too long",
-				vm_runtime_dir());
+	if ((size_t)snprintf(out, len, "%s/%s.json", migrate_runtime_dir(), name) >= len)
+		return util_error(err, ENAMETOOLONG, "%s: runtime directory path too long",
+				  migrate_runtime_dir());
 	return 0;
 }
 
-int vm_registry_add(const char *name, const char *control, struct vm_registry **out, char *err)
+int migrate_registry_add(const char *name, const char *control, struct migrate_registry **out,
+			 char *err)
 {
-	struct vm_registry *r = calloc(1, sizeof(*r));
+	struct migrate_registry *r = calloc(1, sizeof(*r));
 	struct proto_json j;
 	const char *text;
 	int e;
 
 	if (!r)
-		return vm_error(err, ENOMEM, "out of memory");
-	if (mkdir(vm_runtime_dir(), 0700) < 0 && errno != EEXIST) {
-		e = vm_error(err, errno, "%s: cannot create the runtime directory: %s",
-			     vm_runtime_dir(), strerror(errno));
+		return util_error(err, ENOMEM, "out of memory");
+	if (mkdir(migrate_runtime_dir(), 0700) < 0 && errno != EEXIST) {
+		e = util_error(err, errno, "%s: cannot create the runtime directory: %s",
+			       migrate_runtime_dir(), strerror(errno));
 		free(r);
 		return e;
 	}
@@ -58,9 +66,9 @@ int vm_registry_add(const char *name, const char *control, struct vm_registry **
 	r->fd = open(r->path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (r->fd < 0 || flock(r->fd, LOCK_EX | LOCK_NB) < 0) {
 		e = errno == EWOULDBLOCK
-			? vm_error(err, EEXIST, "a VM named '%s' is already running on this host",
-				   name)
-			: vm_error(err, errno, "%s: %s", r->path, strerror(errno));
+			? util_error(err, EEXIST, "a VM named '%s' is already running on this host",
+				     name)
+			: util_error(err, errno, "%s: %s", r->path, strerror(errno));
 		if (r->fd >= 0)
 			close(r->fd);
 		free(r);
@@ -74,10 +82,10 @@ int vm_registry_add(const char *name, const char *control, struct vm_registry **
 	proto_json_obj_end(&j);
 	text = proto_json_finish(&j);
 	if (!text || ftruncate(r->fd, 0) < 0 || pwrite(r->fd, text, strlen(text), 0) < 0) {
-		e = vm_error(err, errno ? errno : ENOMEM, "%s: cannot write: %s", r->path,
-			     strerror(errno));
+		e = util_error(err, errno ? errno : ENOMEM, "%s: cannot write: %s", r->path,
+			       strerror(errno));
 		proto_json_release(&j);
-		vm_registry_remove(r);
+		migrate_registry_remove(r);
 		return e;
 	}
 	proto_json_release(&j);
@@ -85,7 +93,7 @@ int vm_registry_add(const char *name, const char *control, struct vm_registry **
 	return 0;
 }
 
-void vm_registry_remove(struct vm_registry *r)
+void migrate_registry_remove(struct migrate_registry *r)
 {
 	if (!r)
 		return;
@@ -95,7 +103,7 @@ void vm_registry_remove(struct vm_registry *r)
 }
 
 /* Reads one entry; returns false if its file is unreadable. */
-static bool read_entry(int fd, struct vm_registry_entry *e)
+static bool read_entry(int fd, struct migrate_registry_entry *e)
 {
 	char buf[4096];
 	ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -117,25 +125,25 @@ static bool read_entry(int fd, struct vm_registry_entry *e)
 	return ok;
 }
 
-int vm_registry_list(struct vm_registry_entry **out, size_t *n, char *err)
+int migrate_registry_list(struct migrate_registry_entry **out, size_t *n, char *err)
 {
-	DIR *d = opendir(vm_runtime_dir());
-	struct vm_registry_entry *list = NULL;
+	DIR *d = opendir(migrate_runtime_dir());
+	struct migrate_registry_entry *list = NULL;
 	struct dirent *de;
 	size_t cap = 0;
 
 	*out = NULL;
 	*n = 0;
 	if (!d)
-		return errno == ENOENT
-			   ? 0
-			   : vm_error(err, errno, "%s: %s", vm_runtime_dir(), strerror(errno));
+		return errno == ENOENT ? 0
+				       : util_error(err, errno, "%s: %s", migrate_runtime_dir(),
+						    strerror(errno));
 	while ((de = readdir(d))) {
 		size_t len = strlen(de->d_name);
-		struct vm_registry_entry e = {0};
+		struct migrate_registry_entry e = {0};
 		int fd;
 
-		if (len < 6 || len - 5 > VM_NAME_MAX ||
+		if (len < 6 || len - 5 > MIGRATE_NAME_MAX ||
 		    strcmp(de->d_name + len - 5, ".json") != 0 || de->d_name[0] == '.')
 			continue;
 		memcpy(e.name, de->d_name, len - 5);
@@ -150,13 +158,13 @@ int vm_registry_list(struct vm_registry_entry **out, size_t *n, char *err)
 		}
 		close(fd);
 		if (*n == cap) {
-			struct vm_registry_entry *nl =
+			struct migrate_registry_entry *nl =
 			    realloc(list, (cap = cap ? 2 * cap : 8) * sizeof(*nl));
 
 			if (!nl) {
 				free(list);
 				closedir(d);
-				return vm_error(err, ENOMEM, "out of memory");
+				return util_error(err, ENOMEM, "out of memory");
 			}
 			list = nl;
 		}

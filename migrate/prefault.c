@@ -1,4 +1,4 @@
-/* memsync/migrate-prefault.c: the destination's guest RAM made present ahead
+/* migrate/prefault.c: the destination's guest RAM made present ahead
  * of the pages that arrive, by a thread of its own.
  *
  * The incoming guest RAM is a fresh memfd. Every page a MEM_BATCH writes into
@@ -23,7 +23,7 @@
 #include <sys/mman.h>
 #include <time.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 #ifndef MADV_POPULATE_WRITE
 #define MADV_POPULATE_WRITE 23 /* Linux 5.14 */
@@ -35,7 +35,7 @@
 void *mig_prefault_page(void *opaque, uint64_t gpa)
 {
 	struct mig_prefault *p = opaque;
-	uint64_t end = gpa + VM_PAGE_SIZE;
+	uint64_t end = gpa + PROTO_PAGE_SIZE;
 
 	/* A hint: a racing channel may store a lower value, which is harmless. */
 	if (end > atomic_load_explicit(&p->high, memory_order_relaxed))
@@ -59,7 +59,7 @@ static bool present(struct mig_prefault *p, uint64_t off, uint64_t len)
 static void *prefault_thread(void *arg)
 {
 	struct mig_prefault *p = arg;
-	double t0 = mig_now();
+	double t0 = util_now();
 	uint64_t pos = 0;
 
 	while (pos < p->size && !atomic_load(&p->stop)) {
@@ -79,7 +79,7 @@ static void *prefault_thread(void *arg)
 		pos += len;
 		p->bytes += len;
 	}
-	p->seconds = mig_now() - t0;
+	p->seconds = util_now() - t0;
 	return NULL;
 }
 

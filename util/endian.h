@@ -1,8 +1,9 @@
-/* vhd/endian.h: explicit little- and big-endian loads and stores for on-disk
- * structures (VHD is big-endian, VHDX little-endian). They take byte pointers,
- * so they are safe at any alignment. */
-#ifndef SMOVE_VHD_ENDIAN_H
-#define SMOVE_VHD_ENDIAN_H
+/* util/endian.h: explicit little- and big-endian loads and stores, for
+ * on-disk structures (VHD is big-endian, VHDX little-endian), the wire format
+ * (network byte order) and state blobs (little-endian). They take byte
+ * pointers, so they are safe at any alignment. */
+#ifndef SMOVE_UTIL_ENDIAN_H
+#define SMOVE_UTIL_ENDIAN_H
 
 #include <stdint.h>
 

@@ -1,4 +1,4 @@
-/* memsync/migrate-events.c: a migration's events, one JSON object a line
+/* migrate/events.c: a migration's events, one JSON object a line
  * ({"schema": 1, "event": ..., "t": seconds since the start, ...}; the list
  * is in docs/control-socket.md), written to the `migrate` client while it
  * listens and to the VM's log always. A client that has gone or does not read
@@ -11,7 +11,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 void mig_events_init(struct mig_events *e, int fd, void (*log)(void *, const char *), void *opaque)
 {
@@ -19,7 +19,7 @@ void mig_events_init(struct mig_events *e, int fd, void (*log)(void *, const cha
 	e->fd = fd;
 	e->log = log;
 	e->opaque = opaque;
-	e->t0 = mig_now();
+	e->t0 = util_now();
 }
 
 void mig_events_release(struct mig_events *e)
@@ -36,7 +36,7 @@ void mig_event_begin(struct mig_events *e, struct proto_json *j, const char *eve
 	proto_json_obj_begin(j);
 	proto_json_kv_int(j, "schema", MIG_SCHEMA);
 	proto_json_kv_str(j, "event", event);
-	proto_json_kv_double(j, "t", mig_now() - e->t0);
+	proto_json_kv_double(j, "t", util_now() - e->t0);
 }
 
 /* Sends the line; a full socket drops it, unless it is the result. */

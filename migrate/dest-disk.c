@@ -1,4 +1,4 @@
-/* memsync/migrate-dest-disk.c: the destination's disks during a migration.
+/* migrate/dest-disk.c: the destination's disks during a migration.
  * Each is created flat (the source's format and block size; a differencing
  * chain arrives as one image) under its temporary name in storage/NAME,
  * locked by serve, and exported by its own `nbdkit smove` process: serve binds
@@ -20,7 +20,8 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "memsync/memsync.h"
+#include "migrate/internal.h"
 
 extern char **environ;
 
@@ -33,19 +34,19 @@ int mig_export_create(struct mig_export *x, const char *dir, const struct proto_
 	memset(x, 0, sizeof(*x));
 	x->lock_fd = x->listen_fd = -1;
 	if (!proto_valid_disk_name(d->name))
-		return vm_error(err, EINVAL, "disk name '%s' is not a plain file name", d->name);
+		return util_error(err, EINVAL, "disk name '%s' is not a plain file name", d->name);
 	snprintf(x->path, sizeof(x->path), "%s/%s", dir, d->name);
-	if ((r = vhd_temp_name(x->path, x->tmp, sizeof(x->tmp), verr)) < 0)
-		return vm_error(err, -r, "%s", verr);
+	if ((r = util_temp_name(x->path, x->tmp, sizeof(x->tmp), verr)) < 0)
+		return util_error(err, -r, "%s", verr);
 	if ((r = vhd_format_parse(d->format, &co.format)) < 0)
-		return vm_error(err, EINVAL, "disk %s: unknown format '%s'", d->name, d->format);
+		return util_error(err, EINVAL, "disk %s: unknown format '%s'", d->name, d->format);
 	x->format = co.format;
 	co.size = d->virtual_size;
 	co.block_size = co.format == VHD_FORMAT_RAW ? 0 : d->block_size;
 	unlink(x->tmp); /* a leftover of a crash: never anyone's data */
 	if ((r = vhd_create(x->tmp, &co, verr)) < 0) {
 		x->tmp[0] = 0;
-		return vm_error(err, -r, "%s", verr);
+		return util_error(err, -r, "%s", verr);
 	}
 	return vhd_lock_path(x->tmp, true, &x->lock_fd, err);
 }
@@ -96,8 +97,8 @@ int mig_export_start(struct mig_export *x, const char *nbdkit, const char *plugi
 	pid_t pid;
 
 	if ((r = find_exe(nbdkit, exe, sizeof(exe))) < 0)
-		return vm_error(err, -r, "%s: cannot find nbdkit (install the nbdkit package)",
-				nbdkit);
+		return util_error(err, -r, "%s: cannot find nbdkit (install the nbdkit package)",
+				  nbdkit);
 	snprintf(addr, sizeof(addr), strchr(host, ':') ? "[%s]:0" : "%s:0", host);
 	if ((r = proto_listen(addr, &x->listen_fd, err)) < 0)
 		return r;
@@ -118,7 +119,7 @@ int mig_export_start(struct mig_export *x, const char *nbdkit, const char *plugi
 	while (environ[nenv])
 		nenv++;
 	if (!(envp = calloc(nenv + 3, sizeof(*envp))))
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	for (size_t i = 0, k = 0; i < nenv; i++)
 		if (strncmp(environ[i], "LISTEN_", 7) != 0)
 			envp[k++] = environ[i];
@@ -130,7 +131,7 @@ int mig_export_start(struct mig_export *x, const char *nbdkit, const char *plugi
 	pid = fork();
 	if (pid < 0) {
 		free(envp);
-		return vm_error(err, errno, "fork: %s", strerror(errno));
+		return util_error(err, errno, "fork: %s", strerror(errno));
 	}
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &none, NULL); /* serve blocks its signals */
@@ -172,15 +173,15 @@ int mig_export_stop(struct mig_export *x, char *err)
 
 	if (x->nbdkit <= 0)
 		return 0;
-	kill(x->nbdkit, SIGKILL); /* flushed already: see migrate-dest.c */
+	kill(x->nbdkit, SIGKILL); /* flushed already: see dest.c */
 	status = wait_pid(x->nbdkit, MIG_NBDKIT_STOP_MS);
 	x->nbdkit = 0;
 	if (x->listen_fd >= 0)
 		close(x->listen_fd);
 	x->listen_fd = -1;
 	if (status < 0)
-		return vm_error(err, -status, "%s: nbdkit did not end within %d ms", x->path,
-				MIG_NBDKIT_STOP_MS);
+		return util_error(err, -status, "%s: nbdkit did not end within %d ms", x->path,
+				  MIG_NBDKIT_STOP_MS);
 	return 0;
 }
 

@@ -1,4 +1,5 @@
-/* memsync/migrate-precopy.c: the source's memory pre-copy.
+/* migrate/precopy.c: the source's memory pre-copy, for a runtime whose RAM
+ * smove copies itself (struct mig_ram_ops: memsync's).
  *
  * Round 1 sends every page that is not zero (the destination's RAM starts as
  * zero); each later round sends the pages the dirty log (KVM's and the VMM's)
@@ -36,7 +37,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 #define EXTRA_ROUNDS   3     /* rounds past a fitting prediction while they shrink */
 #define REST_MIN_S     0.001 /* a rest that takes less to send is not worth a round */
@@ -51,16 +52,16 @@ struct mig_worker {
 	struct proto_session *s;
 	struct proto_pages_enc *enc;
 	uint8_t *stage;
-	uint64_t *peek[VM_MAX_SLOTS]; /* KVM's log at the last peek */
-	uint64_t unpeeked;	      /* pages added since */
-	bool peeked;		      /* peek holds this round's log */
+	uint64_t *peek[MIG_MAX_SLOTS]; /* KVM's log at the last peek */
+	uint64_t unpeeked;	       /* pages added since */
+	bool peeked;		       /* peek holds this round's log */
 	struct proto_page pages[MIG_BATCH_PAGES];
 	size_t n;
 	pthread_t thread;
 	bool started;
 	uint32_t seen_gen;
 	int rc;
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 };
 
 /* ---- channels ------------------------------------------------------------------------ */
@@ -75,7 +76,7 @@ static int worker_init(struct mig_source *m, struct mig_worker *w, unsigned inde
 	w->m = m;
 	w->index = index;
 	if (!(w->stage = malloc((size_t)MIG_BATCH_PAGES * PROTO_PAGE_SIZE)))
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	if ((r = proto_pages_enc_new(&po, &w->enc, err)) < 0)
 		return r;
 	if (index == 0) {
@@ -90,14 +91,15 @@ static int worker_init(struct mig_source *m, struct mig_worker *w, unsigned inde
 				     m->s.token, (uint16_t)index, err)) < 0)
 		return r;
 	if ((r = pthread_create(&w->thread, NULL, worker_thread, w)))
-		return vm_error(err, r, "cannot start a channel thread: %s", strerror(r));
+		return util_error(err, r, "cannot start a channel thread: %s", strerror(r));
 	w->started = true;
 	return 0;
 }
 
 int mig_precopy_open_channels(struct mig_source *m, char *err)
 {
-	const struct vm *vm = m->vm;
+	const struct mig_ram_ops *ram = m->vm->ops->ram;
+	void *vm = m->vm->vm;
 	int r;
 
 	pthread_mutex_init(&m->wlock, NULL);
@@ -106,22 +108,29 @@ int mig_precopy_open_channels(struct mig_source *m, char *err)
 	m->nworkers = 1 + m->o.channels;
 	m->workers = calloc(m->nworkers, sizeof(*m->workers));
 	if (!m->workers)
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	m->npages = 0;
-	atomic_store(&m->peek, vm->cfg.dirty_mode == VM_DIRTY_BITMAP);
-	for (unsigned i = 0; i < vm_nslots(vm); i++) {
-		const struct vm_slot *sl = vm_slot(vm, i);
-		uint64_t words = (sl->size / VM_PAGE_SIZE + 63) / 64;
+	atomic_store(&m->peek, ram->can_peek(vm));
+	if ((m->nslots = ram->nslots(vm)) > MIG_MAX_SLOTS)
+		return util_error(err, EINVAL, "the VM has %u memory slots, at most %d can move",
+				  m->nslots, MIG_MAX_SLOTS);
+	for (unsigned i = 0; i < m->nslots; i++) {
+		struct mig_ram_slot *sl = &m->slots[i];
+		uint64_t words;
+
+		ram->slot(vm, i, sl);
+		words = (sl->size / PROTO_PAGE_SIZE + 63) / 64;
 
 		m->slot_first[i] = m->npages;
-		m->npages += sl->size / VM_PAGE_SIZE;
+		m->npages += sl->size / PROTO_PAGE_SIZE;
 		m->bitmap[i] = calloc(words, sizeof(uint64_t));
 		m->fetched[i] = calloc(words, sizeof(uint64_t));
 		if (!m->bitmap[i] || !m->fetched[i])
-			return vm_error(err, ENOMEM, "out of memory for the dirty bitmaps");
+			return util_error(err, ENOMEM, "out of memory for the dirty bitmaps");
 		for (unsigned k = 0; k < m->nworkers && atomic_load(&m->peek); k++)
 			if (!(m->workers[k].peek[i] = calloc(words, sizeof(uint64_t))))
-				return vm_error(err, ENOMEM, "out of memory for the dirty bitmaps");
+				return util_error(err, ENOMEM,
+						  "out of memory for the dirty bitmaps");
 	}
 	m->peek_pages = m->npages / 32 > PEEK_MIN_PAGES ? m->npages / 32 : PEEK_MIN_PAGES;
 	for (unsigned i = 0; i < m->nworkers; i++)
@@ -154,13 +163,13 @@ static int flush_batch(struct mig_worker *w)
 static void peek(struct mig_worker *w)
 {
 	struct mig_source *m = w->m;
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 
 	if (!atomic_load(&m->peek) || m->paused || w->unpeeked < m->peek_pages)
 		return;
 	w->unpeeked = 0;
-	for (unsigned i = 0; i < vm_nslots(m->vm); i++)
-		if (vm_dirty_peek(m->vm, i, w->peek[i], err) < 0) {
+	for (unsigned i = 0; i < m->nslots; i++)
+		if (m->vm->ops->ram->dirty_peek(m->vm->vm, i, w->peek[i], err) < 0) {
 			w->peeked = false;
 			atomic_store(&m->peek, false); /* the others stop at their next peek */
 			return;
@@ -192,15 +201,15 @@ static int send_chunk(struct mig_worker *w, uint64_t first, uint64_t last)
 	int r = 0;
 
 	peek(w);
-	for (unsigned i = 0; i < vm_nslots(m->vm) && r == 0; i++) {
-		const struct vm_slot *sl = vm_slot(m->vm, i);
-		uint64_t lo = m->slot_first[i], hi = lo + sl->size / VM_PAGE_SIZE;
+	for (unsigned i = 0; i < m->nslots && r == 0; i++) {
+		const struct mig_ram_slot *sl = &m->slots[i];
+		uint64_t lo = m->slot_first[i], hi = lo + sl->size / PROTO_PAGE_SIZE;
 
 		lo = first > lo ? first : lo;
 		hi = last < hi ? last : hi;
 		for (uint64_t g = lo; g < hi && r == 0; g++) {
 			uint64_t p = g - m->slot_first[i];
-			const uint8_t *hva = sl->hva + p * VM_PAGE_SIZE;
+			const uint8_t *hva = sl->hva + p * PROTO_PAGE_SIZE;
 
 			uint64_t word = m->bitmap[i][p / 64], bit = 1ull << (p % 64);
 
@@ -217,7 +226,7 @@ static int send_chunk(struct mig_worker *w, uint64_t first, uint64_t last)
 			}
 			if (m->round_all && proto_page_is_zero(hva))
 				continue;
-			r = add_page(w, sl->memfd_offset + p * VM_PAGE_SIZE, hva, copy);
+			r = add_page(w, sl->memfd_offset + p * PROTO_PAGE_SIZE, hva, copy);
 		}
 	}
 	return r;
@@ -273,15 +282,13 @@ static void *worker_thread(void *arg)
 	return NULL;
 }
 
-static int wait_disks(struct mig_source *m, char *err);
-
 /* Sends round m->round on every connection, then its ROUND_END. */
 static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, double *elapsed,
 		     char *err)
 {
 	struct proto_msg re = {.type = PROTO_ROUND_END};
 	uint64_t bytes0 = 0, pages0 = 0, zero0 = 0, bytes = 0, pages = 0, zero = 0;
-	double t0 = mig_now();
+	double t0 = util_now();
 	int r;
 
 	for (unsigned i = 0; i < m->nworkers; i++) {
@@ -305,14 +312,14 @@ static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, doubl
 		pthread_cond_wait(&m->wcond, &m->wlock);
 	pthread_mutex_unlock(&m->wlock);
 	if (r < 0)
-		snprintf(err, VM_ERR_LEN, "%s", m->workers[0].err);
+		snprintf(err, MIGRATE_ERR_LEN, "%s", m->workers[0].err);
 	for (unsigned i = 0; i < m->nworkers; i++) {
 		struct mig_worker *w = &m->workers[i];
 		const struct proto_pages_stats *st = proto_pages_enc_stats(w->enc);
 
 		if (r == 0 && w->rc < 0) {
 			r = w->rc;
-			snprintf(err, VM_ERR_LEN, "channel %u: %.480s", i, w->err);
+			snprintf(err, MIGRATE_ERR_LEN, "channel %u: %.480s", i, w->err);
 		}
 		bytes += st->payload_bytes;
 		pages += st->pages;
@@ -321,7 +328,7 @@ static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, doubl
 	}
 	if (r < 0)
 		return r;
-	*elapsed = mig_now() - t0;
+	*elapsed = util_now() - t0;
 	re.u.round_end.round = m->round;
 	re.u.round_end.flags = flags;
 	re.u.round_end.nchannels = (uint16_t)m->nworkers;
@@ -333,7 +340,7 @@ static int run_round(struct mig_source *m, uint32_t flags, uint64_t dirty, doubl
 	m->bytes_mem += bytes - bytes0;
 	m->pages_sent += pages - pages0;
 	m->round_bytes = bytes - bytes0;
-	if ((flags & PROTO_ROUND_FINAL) && (r = wait_disks(m, err)) < 0)
+	if ((flags & PROTO_ROUND_FINAL) && (r = mig_disks_complete_wait(m, err)) < 0)
 		return r;
 	return proto_session_send(&m->s, &re, err);
 }
@@ -345,10 +352,10 @@ static int64_t fetch_dirty(struct mig_source *m, bool merge, char *err)
 {
 	int64_t total = 0;
 
-	for (unsigned i = 0; i < vm_nslots(m->vm); i++) {
-		const struct vm_slot *sl = vm_slot(m->vm, i);
-		uint64_t words = (sl->size / VM_PAGE_SIZE + 63) / 64, n = 0;
-		int64_t k = vm_dirty_fetch(m->vm, i, m->fetched[i], err);
+	for (unsigned i = 0; i < m->nslots; i++) {
+		const struct mig_ram_slot *sl = &m->slots[i];
+		uint64_t words = (sl->size / PROTO_PAGE_SIZE + 63) / 64, n = 0;
+		int64_t k = m->vm->ops->ram->dirty_fetch(m->vm->vm, i, m->fetched[i], err);
 
 		if (k < 0)
 			return k;
@@ -378,7 +385,7 @@ static void round_event(struct mig_source *m, double elapsed, uint64_t dirty, do
 	proto_json_kv_double(&j, "predicted_downtime_ms", predicted_ms);
 	proto_json_kv_uint(&j, "throttle", m->throttle);
 	proto_json_kv_uint(&j, "memory_sent", m->bytes_mem);
-	proto_json_kv_uint(&j, "memory_total", vm_ram_size(m->vm));
+	proto_json_kv_uint(&j, "memory_total", m->vm->ops->ram->size(m->vm->vm));
 	mig_event_end(&m->ev, &j);
 }
 
@@ -386,13 +393,13 @@ static void round_event(struct mig_source *m, double elapsed, uint64_t dirty, do
  * hole, which reading would allocate (shmem): SEEK_DATA skips the holes. */
 static void present_pages(struct mig_source *m)
 {
-	int fd = vm_memfd(m->vm);
+	int fd = m->vm->ops->ram->memfd(m->vm->vm);
 
-	for (unsigned i = 0; i < vm_nslots(m->vm); i++) {
-		const struct vm_slot *sl = vm_slot(m->vm, i);
+	for (unsigned i = 0; i < m->nslots; i++) {
+		const struct mig_ram_slot *sl = &m->slots[i];
 		off_t pos = (off_t)sl->memfd_offset, end = pos + (off_t)sl->size;
 
-		memset(m->bitmap[i], 0, (sl->size / VM_PAGE_SIZE + 63) / 64 * sizeof(uint64_t));
+		memset(m->bitmap[i], 0, (sl->size / PROTO_PAGE_SIZE + 63) / 64 * sizeof(uint64_t));
 		while (pos < end) {
 			off_t data = lseek(fd, pos, SEEK_DATA), hole;
 
@@ -403,9 +410,10 @@ static void present_pages(struct mig_source *m)
 			hole = lseek(fd, data, SEEK_HOLE);
 			if (hole < 0 || hole > end)
 				hole = end;
-			for (uint64_t p = (uint64_t)(data - (off_t)sl->memfd_offset) / VM_PAGE_SIZE;
-			     p < (uint64_t)(hole - (off_t)sl->memfd_offset + VM_PAGE_SIZE - 1) /
-				     VM_PAGE_SIZE;
+			for (uint64_t p =
+				 (uint64_t)(data - (off_t)sl->memfd_offset) / PROTO_PAGE_SIZE;
+			     p < (uint64_t)(hole - (off_t)sl->memfd_offset + PROTO_PAGE_SIZE - 1) /
+				     PROTO_PAGE_SIZE;
 			     p++)
 				m->bitmap[i][p / 64] |= 1ull << (p % 64);
 			pos = hole;
@@ -420,9 +428,9 @@ int mig_precopy(struct mig_source *m, char *err)
 	int64_t dirty, prev_dirty = -1;
 	int r;
 
-	if ((r = vm_dirty_log_start(m->vm, err)) < 0)
+	if ((r = m->vm->ops->ram->dirty_start(m->vm->vm, err)) < 0)
 		return r;
-	last_fetch = mig_now();
+	last_fetch = util_now();
 	present_pages(m);
 	m->round_all = true;
 	for (m->round = 1;; m->round++) {
@@ -433,17 +441,17 @@ int mig_precopy(struct mig_source *m, char *err)
 			return r;
 		if ((dirty = fetch_dirty(m, false, err)) < 0)
 			return (int)dirty;
-		now = mig_now();
+		now = util_now();
 		m->round_all = false;
 		if (m->round_bytes >= (1u << 20) || m->bandwidth == 0)
 			m->bandwidth = (double)m->round_bytes / (elapsed > 1e-6 ? elapsed : 1e-6);
-		dirty_rate = (double)dirty * VM_PAGE_SIZE / (now - last_fetch);
+		dirty_rate = (double)dirty * PROTO_PAGE_SIZE / (now - last_fetch);
 		last_fetch = now;
 		/* What is written back now is not left for the switchover, whose
 		 * flush costs about as much again. */
 		m->switch_ns = MIG_SWITCH_COST_NS + mig_storage_preflush(m);
 		predicted =
-		    (double)dirty * VM_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
+		    (double)dirty * PROTO_PAGE_SIZE / m->bandwidth + (double)m->switch_ns / 1e9;
 		round_event(m, elapsed, (uint64_t)dirty, dirty_rate, predicted * 1e3);
 		if ((r = mig_storage_check(m, err)) < 0)
 			return r;
@@ -452,7 +460,7 @@ int mig_precopy(struct mig_source *m, char *err)
 		    (r = mig_stall_point(m, point, err)) < 0)
 			return r;
 		if (predicted <= target) {
-			double rest = (double)dirty * VM_PAGE_SIZE / m->bandwidth;
+			double rest = (double)dirty * PROTO_PAGE_SIZE / m->bandwidth;
 
 			if (rest < REST_MIN_S || prev_dirty < 0 || dirty * 2 > prev_dirty ||
 			    extra >= EXTRA_ROUNDS)
@@ -466,79 +474,38 @@ int mig_precopy(struct mig_source *m, char *err)
 		if (m->throttle || high >= 2) {
 			m->throttle =
 			    m->throttle ? (m->throttle + 10 > 99 ? 99 : m->throttle + 10) : 20;
-			vm_set_throttle(m->vm, m->throttle);
+			m->vm->ops->ram->throttle(m->vm->vm, m->throttle);
 		}
 		at_max = m->throttle == 99 ? at_max + 1 : 0;
 		if (at_max > 5 || m->round >= m->o.max_rounds)
-			return vm_error(
+			return util_error(
 			    err, ETIMEDOUT,
 			    "memory does not converge: the guest dirties %.0f MB/s, the "
 			    "link carries %.0f MB/s; after %u rounds (throttle %u %%) "
 			    "the last %.0f MB would take %.0f ms, more than --downtime-ms "
 			    "%llu",
 			    dirty_rate / 1e6, m->bandwidth / 1e6, m->round, m->throttle,
-			    (double)dirty * VM_PAGE_SIZE / 1e6, predicted * 1e3,
+			    (double)dirty * PROTO_PAGE_SIZE / 1e6, predicted * 1e3,
 			    (unsigned long long)m->o.downtime_ms);
 	}
 }
 
-struct completion {
-	struct mig_source *m;
-	double start;
-	int rc;
-	char err[VM_ERR_LEN];
-};
-
-static void *complete_disks(void *arg)
-{
-	struct completion *c = arg;
-
-	c->rc = mig_storage_complete(c->m, c->err);
-	c->m->t_disks_ms = (mig_now() - c->start) * 1e3;
-	return NULL;
-}
-
-/* The last round, with the VM paused and its disks drained. The mirrors are
- * completed (both sides flushed) meanwhile, in a thread: ROUND_END FINAL,
- * after which the destination ends its exports, waits for them. */
+/* The last round, with the VM paused and its disks drained; the mirrors
+ * complete meanwhile (mig_disks_complete_start): ROUND_END FINAL, after which
+ * the destination ends its exports, waits for them. */
 int mig_precopy_final(struct mig_source *m, char *err)
 {
-	struct completion c = {.m = m, .start = mig_now()};
-	pthread_t t;
 	double elapsed;
 	int64_t dirty = fetch_dirty(m, true, err);
 	int r;
 
 	if (dirty < 0)
 		return (int)dirty;
-	if ((r = pthread_create(&t, NULL, complete_disks, &c)))
-		return vm_error(err, r, "cannot start a thread: %s", strerror(r));
-	m->final_disks = t;
-	m->final_c = &c;
 	m->paused = true;
 	m->round++;
-	r = run_round(m, PROTO_ROUND_FINAL, 0, &elapsed, err);
-	if (m->final_c) { /* run_round failed before waiting */
-		pthread_join(t, NULL);
-		m->final_c = NULL;
-	}
-	if (r == 0 && c.rc < 0)
-		r = vm_error(err, -c.rc, "%s", c.err);
-	if (r == 0)
+	if ((r = run_round(m, PROTO_ROUND_FINAL, 0, &elapsed, err)) == 0)
 		round_event(m, elapsed, 0, 0, 0);
 	return r;
-}
-
-/* Before ROUND_END FINAL: the disks' completion. */
-static int wait_disks(struct mig_source *m, char *err)
-{
-	struct completion *c = m->final_c;
-
-	if (!c)
-		return 0;
-	pthread_join(m->final_disks, NULL);
-	m->final_c = NULL;
-	return c->rc < 0 ? vm_error(err, -c->rc, "%s", c->err) : 0;
 }
 
 int mig_stall_point(struct mig_source *m, const char *where, char *err)
@@ -555,15 +522,15 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err)
 
 int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err)
 {
-	double end = mig_now() + mig_frame_timeout_ms() / 1e3;
+	double end = util_now() + mig_frame_timeout_ms() / 1e3;
 	int r;
 
 	for (;;) {
 		if (atomic_load(&m->cancel))
-			return vm_error(err, ECANCELED, "%s", m->cancel_why);
+			return util_error(err, ECANCELED, "%s", m->cancel_why);
 		if ((r = proto_session_poll(&m->s, msg, err)) != 0)
 			return r < 0 ? r : 0;
-		if (mig_now() >= end)
+		if (util_now() >= end)
 			return proto_session_fail(&m->s, ETIMEDOUT, err,
 						  "the destination sent nothing for %.1f s",
 						  mig_frame_timeout_ms() / 1e3);
@@ -578,11 +545,11 @@ int mig_check_abort(struct mig_source *m, char *err)
 	int r;
 
 	if (atomic_load(&m->cancel))
-		return vm_error(err, ECANCELED, "%s", m->cancel_why);
-	if (mig_now() - m->last_ping >= MIG_PING_MS / 1e3) {
-		struct proto_msg ping = {.type = PROTO_PING, .u.nonce = (uint64_t)mig_now()};
+		return util_error(err, ECANCELED, "%s", m->cancel_why);
+	if (util_now() - m->last_ping >= MIG_PING_MS / 1e3) {
+		struct proto_msg ping = {.type = PROTO_PING, .u.nonce = (uint64_t)util_now()};
 
-		m->last_ping = mig_now();
+		m->last_ping = util_now();
 		if ((r = proto_session_send(&m->s, &ping, err)) < 0)
 			return r;
 	}
@@ -590,7 +557,7 @@ int mig_check_abort(struct mig_source *m, char *err)
 	if (r <= 0)
 		return r;
 	r = msg.type == PROTO_CANCEL
-		? vm_error(err, ECANCELED, "%s", m->s.why)
+		? util_error(err, ECANCELED, "%s", m->s.why)
 		: proto_session_fail(&m->s, EPROTO, err, "unexpected %s from the destination",
 				     proto_type_name(msg.type));
 	proto_msg_release(&msg);
@@ -615,13 +582,13 @@ void mig_precopy_release(struct mig_source *m)
 			proto_tls_free(w->tls);
 			proto_pages_enc_free(w->enc);
 			free(w->stage);
-			for (unsigned k = 0; k < VM_MAX_SLOTS; k++)
+			for (unsigned k = 0; k < MIG_MAX_SLOTS; k++)
 				free(w->peek[k]);
 		}
 		free(m->workers);
 		m->workers = NULL;
 	}
-	for (unsigned i = 0; i < VM_MAX_SLOTS; i++) {
+	for (unsigned i = 0; i < MIG_MAX_SLOTS; i++) {
 		free(m->bitmap[i]);
 		free(m->fetched[i]);
 		m->bitmap[i] = m->fetched[i] = NULL;

@@ -1,11 +1,11 @@
-/* memsync/migrate-child.c: the incoming VM's process, seen from serve. It is
+/* migrate/child.c: the incoming VM's process, seen from serve. It is
  * `smove run --incoming --memfd 3 --handover-fd 4`: fd 3 is the guest RAM
  * that serve receives into (the VM maps the very same pages), fd 4 one end
- * of a socketpair carrying the handover requests (migrate-handover.c). It
+ * of a socketpair carrying the handover requests (handover.c). It
  * runs in a session of its own (setsid) so that serve's terminal does not
  * signal it. It dies with serve until it resumes: the end of the handover
  * socket before "resume" (serve exited, crashed or was killed) stops the VM
- * (migrate-incoming.c). PR_SET_PDEATHSIG would not do: it fires when the
+ * (incoming.c). PR_SET_PDEATHSIG would not do: it fires when the
  * forking *thread* ends, which is the migration's, at every migration's end. */
 #include <errno.h>
 #include <fcntl.h>
@@ -18,12 +18,13 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
-int mig_child_spawn(const char *exe, int memfd, struct mig_child *c, char *err)
+int mig_child_spawn(const char *exe, bool stream, int memfd, struct mig_child *c, char *err)
 {
-	char *argv[] = {(char *)exe, "run",	      "--incoming", "--memfd",
-			"3",	     "--handover-fd", "4",	    NULL};
+	char *argv[] = {
+	    (char *)exe, "run",		  "--incoming", stream ? "--stream-fd" : "--memfd",
+	    "3",	 "--handover-fd", "4",		NULL};
 	int sv[2], hi_mem, hi_sock;
 	pid_t pid;
 	sigset_t none;
@@ -32,7 +33,7 @@ int mig_child_spawn(const char *exe, int memfd, struct mig_child *c, char *err)
 	c->fd = -1;
 	c->committed = false;
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-		return vm_error(err, errno, "socketpair: %s", strerror(errno));
+		return util_error(err, errno, "socketpair: %s", strerror(errno));
 	/* Out of the way of 3 and 4, so that the child's dup2s cannot clash. */
 	hi_mem = fcntl(memfd, F_DUPFD_CLOEXEC, 10);
 	hi_sock = fcntl(sv[1], F_DUPFD_CLOEXEC, 10);
@@ -45,7 +46,7 @@ int mig_child_spawn(const char *exe, int memfd, struct mig_child *c, char *err)
 			close(hi_mem);
 		if (hi_sock >= 0)
 			close(hi_sock);
-		return vm_error(err, e, "fcntl: %s", strerror(e));
+		return util_error(err, e, "fcntl: %s", strerror(e));
 	}
 	sigemptyset(&none);
 	pid = fork();
@@ -61,7 +62,7 @@ int mig_child_spawn(const char *exe, int memfd, struct mig_child *c, char *err)
 	close(hi_sock);
 	if (pid < 0) {
 		close(sv[0]);
-		return vm_error(err, errno, "fork: %s", strerror(errno));
+		return util_error(err, errno, "fork: %s", strerror(errno));
 	}
 	c->pid = pid;
 	c->fd = sv[0];
@@ -83,9 +84,9 @@ int mig_child_call(struct mig_child *c, const char *line, const void *payload, s
 	    (r = mig_ho_recv(c->fd, timeout_ms, &v, NULL, NULL, err)) < 0)
 		return r;
 	if (proto_json_get_bool(v, "ok", &ok, perr) < 0 || !ok) {
-		r = vm_error(err, EIO, "the incoming VM: %s",
-			     proto_json_get_str(v, "error", &msg, perr) == 0 ? msg
-									     : "malformed reply");
+		r = util_error(err, EIO, "the incoming VM: %s",
+			       proto_json_get_str(v, "error", &msg, perr) == 0 ? msg
+									       : "malformed reply");
 		proto_json_free(v);
 		return r;
 	}
@@ -113,7 +114,7 @@ static bool reaped(pid_t pid, int ms)
 
 void mig_child_kill(struct mig_child *c)
 {
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 
 	/* Asked first, so that it unregisters itself; killed if it does not go. */
 	if (c->pid > 0 && c->fd >= 0)

@@ -1,11 +1,11 @@
-/* memsync/control.c: the VM's control socket (docs/control-socket.md). A Unix
+/* migrate/control.c: the VM's control socket (docs/control-socket.md). A Unix
  * stream socket; each request is one line holding a JSON object
  * {"cmd": NAME, ...}, each reply one line {"ok": true, ...} or
  * {"ok": false, "error": "..."}. Built-in commands: status, pause, resume,
  * stop; others are registered (the migration adds migrate). One thread serves
  * every client with poll(); a bad request (not JSON, too long, unknown
  * command) gets an error reply and the VM runs on. Also the client side:
- * vm_control_request. */
+ * migrate_control_request. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -16,7 +16,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
-#include "memsync/internal.h"
+#include "migrate/internal.h"
 
 #define MAX_CLIENTS  16
 #define MAX_LINE     65536
@@ -31,39 +31,42 @@ struct client {
 
 struct command {
 	const char *name;
-	vm_control_fn fn;
-	vm_control_stream_fn stream; /* instead of fn: the command keeps the client */
+	migrate_control_fn fn;
+	migrate_control_stream_fn stream; /* instead of fn: the command keeps the client */
 	void *opaque;
 };
 
-struct vm_control {
-	struct vm *vm;
+struct migrate_control {
+	struct migrate_vm *vm;
 	char *path;
 	int listen_fd, wake[2];
 	pthread_t thread;
 	pthread_mutex_t lock; /* the command table */
 	unsigned ncommands;
 	struct command commands[MAX_COMMANDS];
-	vm_control_status_fn status_fn; /* names the state when the run state would mislead */
+	migrate_control_status_fn status_fn; /* names the state when the run state would mislead */
 	void *status_opaque;
 	struct client *clients[MAX_CLIENTS];
 };
 
 /* ---- built-in commands ----------------------------------------------------------- */
 
-static int cmd_status(void *opaque, struct vm *vm, const struct proto_json_value *req,
-		      struct proto_json *j, char *err)
+static int cmd_status(void *opaque, const struct proto_json_value *req, struct proto_json *j,
+		      char *err)
 {
-	static const char *const gstates[] = {"boot", "running", "done", "failed"};
-	const struct vm_config *c = vm_get_config(vm);
-	struct vm_control *ctl = opaque;
+	struct migrate_control *ctl = opaque;
+	struct migrate_vm *vm = ctl->vm;
+	struct mig_vm_desc *d = malloc(sizeof(*d));
 	const char *state = NULL;
-	vm_control_status_fn fn;
+	migrate_control_status_fn fn;
 	void *fn_opaque;
-	struct vm_status st;
+	struct migrate_vm_status st;
 
-	vm_status(vm, &st);
-	proto_json_kv_str(j, "name", c->name);
+	if (!d)
+		return util_error(err, ENOMEM, "out of memory");
+	vm->ops->describe(vm->vm, d);
+	vm->ops->status(vm->vm, &st);
+	proto_json_kv_str(j, "name", d->name);
 	proto_json_kv_int(j, "pid", getpid());
 	pthread_mutex_lock(&ctl->lock);
 	fn = ctl->status_fn;
@@ -71,40 +74,43 @@ static int cmd_status(void *opaque, struct vm *vm, const struct proto_json_value
 	pthread_mutex_unlock(&ctl->lock);
 	if (fn)
 		state = fn(fn_opaque, j);
-	proto_json_kv_str(j, "state", state ? state : vm_run_state_name(st.state));
-	proto_json_kv_uint(j, "memory", c->memory);
-	proto_json_kv_uint(j, "cpus", c->cpus);
-	proto_json_kv_str(j, "dirty_log", vm_dirty_mode_name(c->dirty_mode));
+	proto_json_kv_str(j, "state", state ? state : st.state);
+	proto_json_kv_str(j, "runtime", vm->ops->runtime->name);
+	proto_json_kv_uint(j, "memory", d->memory);
+	proto_json_kv_uint(j, "cpus", d->cpus);
+	if (vm->ops->status_json)
+		vm->ops->status_json(vm->vm, j);
 	proto_json_kv_double(j, "uptime_s", (double)st.uptime_ns / 1e9);
 	proto_json_kv_double(j, "last_pause_ms", (double)st.last_pause_ns / 1e6);
 	proto_json_kv_uint(j, "throttle", st.throttle);
 	proto_json_key(j, "disks");
 	proto_json_arr_begin(j);
-	for (unsigned i = 0; i < c->ndisks; i++) {
+	for (unsigned i = 0; i < d->ndisks; i++) {
 		proto_json_obj_begin(j);
-		proto_json_kv_str(j, "path", c->disks[i].path);
-		proto_json_kv_bool(j, "readonly", c->disks[i].readonly);
+		proto_json_kv_str(j, "path", d->disks[i].path);
+		proto_json_kv_bool(j, "readonly", d->disks[i].readonly);
 		proto_json_obj_end(j);
 	}
 	proto_json_arr_end(j);
 	if (st.guest_valid) {
 		proto_json_key(j, "guest");
 		proto_json_obj_begin(j);
-		proto_json_kv_str(j, "state",
-				  st.guest_state < 4 ? gstates[st.guest_state] : "unknown");
+		proto_json_kv_str(j, "state", st.guest_state);
 		proto_json_kv_uint(j, "heartbeat", st.heartbeat);
 		proto_json_kv_double(j, "max_gap_ms", (double)st.max_gap_ns / 1e6);
 		proto_json_kv_str(j, "message", st.guest_message);
 		proto_json_obj_end(j);
 	}
+	free(d);
 	return 0;
 }
 
-static int cmd_config(void *opaque, struct vm *vm, const struct proto_json_value *req,
-		      struct proto_json *j, char *err)
+static int cmd_config(void *opaque, const struct proto_json_value *req, struct proto_json *j,
+		      char *err)
 {
+	struct migrate_vm *vm = opaque;
 	char *json;
-	int r = vm_config_to_json(vm_get_config(vm), &json, err);
+	int r = vm->ops->config_json(vm->vm, &json, err);
 
 	if (r == 0) {
 		proto_json_kv_str(j, "config", json);
@@ -113,31 +119,37 @@ static int cmd_config(void *opaque, struct vm *vm, const struct proto_json_value
 	return r;
 }
 
-static int cmd_pause(void *opaque, struct vm *vm, const struct proto_json_value *req,
-		     struct proto_json *j, char *err)
+static int cmd_pause(void *opaque, const struct proto_json_value *req, struct proto_json *j,
+		     char *err)
 {
+	struct migrate_vm *vm = opaque;
 	uint64_t ns;
-	int r = vm_pause(vm, &ns, err);
+	int r = vm->ops->pause(vm->vm, &ns, err);
 
 	if (r == 0)
 		proto_json_kv_double(j, "pause_ms", (double)ns / 1e6);
 	return r;
 }
 
-static int cmd_resume(void *opaque, struct vm *vm, const struct proto_json_value *req,
-		      struct proto_json *j, char *err)
+static int cmd_resume(void *opaque, const struct proto_json_value *req, struct proto_json *j,
+		      char *err)
 {
-	return vm_resume(vm, err);
+	struct migrate_vm *vm = opaque;
+
+	return vm->ops->resume(vm->vm, err);
 }
 
-static int cmd_stop(void *opaque, struct vm *vm, const struct proto_json_value *req,
-		    struct proto_json *j, char *err)
+static int cmd_stop(void *opaque, const struct proto_json_value *req, struct proto_json *j,
+		    char *err)
 {
-	vm_stop(vm);
+	struct migrate_vm *vm = opaque;
+
+	vm->ops->stop(vm->vm);
 	return 0;
 }
 
-int vm_control_register(struct vm_control *c, const char *cmd, vm_control_fn fn, void *opaque)
+int migrate_control_register(struct migrate_control *c, const char *cmd, migrate_control_fn fn,
+			     void *opaque)
 {
 	int r = 0;
 
@@ -150,7 +162,8 @@ int vm_control_register(struct vm_control *c, const char *cmd, vm_control_fn fn,
 	return r;
 }
 
-void vm_control_status_hook(struct vm_control *c, vm_control_status_fn fn, void *opaque)
+void migrate_control_status_hook(struct migrate_control *c, migrate_control_status_fn fn,
+				 void *opaque)
 {
 	pthread_mutex_lock(&c->lock);
 	c->status_fn = fn;
@@ -158,8 +171,8 @@ void vm_control_status_hook(struct vm_control *c, vm_control_status_fn fn, void 
 	pthread_mutex_unlock(&c->lock);
 }
 
-int vm_control_register_stream(struct vm_control *c, const char *cmd, vm_control_stream_fn fn,
-			       void *opaque)
+int migrate_control_register_stream(struct migrate_control *c, const char *cmd,
+				    migrate_control_stream_fn fn, void *opaque)
 {
 	int r = 0;
 
@@ -173,14 +186,15 @@ int vm_control_register_stream(struct vm_control *c, const char *cmd, vm_control
 }
 
 /* A streaming command takes a blocking duplicate of the client's socket. */
-static int run_stream(struct vm_control *c, const struct command *cmd, int fd,
+static int run_stream(struct migrate_control *c, const struct command *cmd, int fd,
 		      const struct proto_json_value *req, char *err)
 {
 	int r, dup = fcntl(fd, F_DUPFD_CLOEXEC, 3);
 
 	if (dup < 0)
-		return vm_error(err, errno, "cannot keep the control client: %s", strerror(errno));
-	r = cmd->stream(cmd->opaque, c->vm, req, dup, err);
+		return util_error(err, errno, "cannot keep the control client: %s",
+				  strerror(errno));
+	r = cmd->stream(cmd->opaque, req, dup, err);
 	if (r < 0)
 		close(dup);
 	return r;
@@ -220,11 +234,11 @@ static void reply_error(int fd, const char *msg)
 }
 
 /* Handles one request; true when a streaming command took the client over. */
-static bool handle_line(struct vm_control *c, int fd, const char *line, size_t len)
+static bool handle_line(struct migrate_control *c, int fd, const char *line, size_t len)
 {
 	struct proto_json_value *req;
 	const char *cmd, *s;
-	char err[VM_ERR_LEN] = "", perr[PROTO_ERR_LEN];
+	char err[MIGRATE_ERR_LEN] = "", perr[PROTO_ERR_LEN];
 	struct command found = {0};
 	struct proto_json j;
 	int r;
@@ -262,7 +276,7 @@ static bool handle_line(struct vm_control *c, int fd, const char *line, size_t l
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
 	proto_json_kv_bool(&j, "ok", true);
-	r = found.fn(found.opaque, c->vm, req, &j, err);
+	r = found.fn(found.opaque, req, &j, err);
 	proto_json_obj_end(&j);
 	if (r < 0)
 		reply_error(fd, err[0] ? err : strerror(-r));
@@ -276,7 +290,7 @@ static bool handle_line(struct vm_control *c, int fd, const char *line, size_t l
 }
 
 /* Reads what the client sent; false when it has gone. */
-static bool client_read(struct vm_control *c, struct client *cl)
+static bool client_read(struct migrate_control *c, struct client *cl)
 {
 	ssize_t got = recv(cl->fd, cl->buf + cl->n, sizeof(cl->buf) - cl->n, 0);
 	size_t start = 0;
@@ -304,7 +318,7 @@ static bool client_read(struct vm_control *c, struct client *cl)
 	return true;
 }
 
-static void accept_client(struct vm_control *c)
+static void accept_client(struct migrate_control *c)
 {
 	int fd = accept4(c->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
 
@@ -319,7 +333,7 @@ static void accept_client(struct vm_control *c)
 	close(fd);
 }
 
-static void drop_client(struct vm_control *c, int i)
+static void drop_client(struct migrate_control *c, int i)
 {
 	close(c->clients[i]->fd);
 	free(c->clients[i]);
@@ -328,7 +342,7 @@ static void drop_client(struct vm_control *c, int i)
 
 static void *control_thread(void *arg)
 {
-	struct vm_control *c = arg;
+	struct migrate_control *c = arg;
 
 	for (;;) {
 		struct pollfd p[MAX_CLIENTS + 2] = {{c->wake[0], POLLIN, 0},
@@ -361,8 +375,8 @@ static int unix_address(const char *path, struct sockaddr_un *sa, char *err)
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
 	if (strlen(path) >= sizeof(sa->sun_path))
-		return vm_error(err, ENAMETOOLONG, "%s: socket path longer than %zu bytes", path,
-				sizeof(sa->sun_path) - 1);
+		return util_error(err, ENAMETOOLONG, "%s: socket path longer than %zu bytes", path,
+				  sizeof(sa->sun_path) - 1);
 	strcpy(sa->sun_path, path);
 	return 0;
 }
@@ -376,7 +390,7 @@ static int unix_socket(const char *path, struct sockaddr_un *sa, bool *connected
 		return r;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
 	if (fd < 0)
-		return vm_error(err, errno, "socket: %s", strerror(errno));
+		return util_error(err, errno, "socket: %s", strerror(errno));
 	*connected = connect(fd, (struct sockaddr *)sa, sizeof(*sa)) == 0;
 	return fd;
 }
@@ -391,19 +405,19 @@ static int listen_on(const char *path, char *err)
 		return fd;
 	if (connected) {
 		close(fd);
-		return vm_error(err, EADDRINUSE, "%s: another VM answers on this control socket",
-				path);
+		return util_error(err, EADDRINUSE, "%s: another VM answers on this control socket",
+				  path);
 	}
 	unlink(path); /* a leftover of a process that died */
 	if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 || listen(fd, 8) < 0) {
-		r = vm_error(err, errno, "%s: cannot listen: %s", path, strerror(errno));
+		r = util_error(err, errno, "%s: cannot listen: %s", path, strerror(errno));
 		close(fd);
 		return r;
 	}
 	return fd;
 }
 
-void vm_control_stop(struct vm_control *c)
+void migrate_control_stop(struct migrate_control *c)
 {
 	if (!c)
 		return;
@@ -424,39 +438,40 @@ void vm_control_stop(struct vm_control *c)
 	free(c);
 }
 
-int vm_control_start(struct vm *vm, const char *path, struct vm_control **out, char *err)
+int migrate_control_start(struct migrate_vm *vm, const char *path, struct migrate_control **out,
+			  char *err)
 {
-	struct vm_control *c = calloc(1, sizeof(*c));
+	struct migrate_control *c = calloc(1, sizeof(*c));
 	int r;
 
 	if (!c || !(c->path = strdup(path))) {
 		free(c);
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	}
 	c->vm = vm;
 	c->listen_fd = c->wake[0] = c->wake[1] = -1;
 	pthread_mutex_init(&c->lock, NULL);
-	vm_control_register(c, "status", cmd_status, c);
-	vm_control_register(c, "config", cmd_config, NULL);
-	vm_control_register(c, "pause", cmd_pause, NULL);
-	vm_control_register(c, "resume", cmd_resume, NULL);
-	vm_control_register(c, "stop", cmd_stop, NULL);
+	migrate_control_register(c, "status", cmd_status, c);
+	migrate_control_register(c, "config", cmd_config, vm);
+	migrate_control_register(c, "pause", cmd_pause, vm);
+	migrate_control_register(c, "resume", cmd_resume, vm);
+	migrate_control_register(c, "stop", cmd_stop, vm);
 	if ((r = listen_on(path, err)) < 0)
 		goto fail;
 	c->listen_fd = r;
 	if (pipe2(c->wake, O_CLOEXEC) < 0) {
-		r = vm_error(err, errno, "pipe: %s", strerror(errno));
+		r = util_error(err, errno, "pipe: %s", strerror(errno));
 		goto fail;
 	}
 	if ((r = pthread_create(&c->thread, NULL, control_thread, c))) {
 		c->thread = 0;
-		r = vm_error(err, r, "cannot start the control thread: %s", strerror(r));
+		r = util_error(err, r, "cannot start the control thread: %s", strerror(r));
 		goto fail;
 	}
 	*out = c;
 	return 0;
 fail:
-	vm_control_stop(c);
+	migrate_control_stop(c);
 	return r;
 }
 
@@ -469,19 +484,19 @@ static int connect_to(const char *path, char *err)
 	int r, fd = unix_socket(path, &sa, &connected, err);
 
 	if (fd >= 0 && !connected) {
-		r = vm_error(err, errno, "%s: cannot connect: %s", path, strerror(errno));
+		r = util_error(err, errno, "%s: cannot connect: %s", path, strerror(errno));
 		close(fd);
 		return r;
 	}
 	return fd;
 }
 
-int vm_control_stream(const char *path, const char *request, int tick_ms, vm_control_line_fn fn,
-		      void *opaque, char *err)
+int migrate_control_stream(const char *path, const char *request, int tick_ms,
+			   migrate_control_line_fn fn, void *opaque, char *err)
 {
 	char *buf = malloc(MAX_LINE);
 	size_t n = 0;
-	int r = 0, fd = buf ? connect_to(path, err) : vm_error(err, ENOMEM, "out of memory");
+	int r = 0, fd = buf ? connect_to(path, err) : util_error(err, ENOMEM, "out of memory");
 
 	if (fd < 0) {
 		free(buf);
@@ -503,7 +518,7 @@ int vm_control_stream(const char *path, const char *request, int tick_ms, vm_con
 			continue;
 		}
 		if (got <= 0) {
-			r = vm_error(err, ECONNRESET, "%s: the VM closed the connection", path);
+			r = util_error(err, ECONNRESET, "%s: the VM closed the connection", path);
 			break;
 		}
 		n += (size_t)got;
@@ -515,8 +530,8 @@ int vm_control_stream(const char *path, const char *request, int tick_ms, vm_con
 			memmove(buf, nl + 1, n + 1);
 		}
 		if (n == MAX_LINE - 1) {
-			r = vm_error(err, EPROTO, "%s: a line longer than %d bytes", path,
-				     MAX_LINE);
+			r = util_error(err, EPROTO, "%s: a line longer than %d bytes", path,
+				       MAX_LINE);
 			break;
 		}
 	}
@@ -525,8 +540,8 @@ int vm_control_stream(const char *path, const char *request, int tick_ms, vm_con
 	return r < 0 ? r : 0;
 }
 
-int vm_control_request(const char *path, const char *request, char **reply, int timeout_ms,
-		       char *err)
+int migrate_control_request(const char *path, const char *request, char **reply, int timeout_ms,
+			    char *err)
 {
 	struct sockaddr_un sa;
 	char buf[MAX_LINE];
@@ -537,7 +552,7 @@ int vm_control_request(const char *path, const char *request, char **reply, int 
 	if (fd < 0)
 		return fd;
 	if (!connected) {
-		r = vm_error(err, errno, "%s: cannot connect: %s", path, strerror(errno));
+		r = util_error(err, errno, "%s: cannot connect: %s", path, strerror(errno));
 		close(fd);
 		return r;
 	}
@@ -548,8 +563,8 @@ int vm_control_request(const char *path, const char *request, char **reply, int 
 
 		if (poll(&p, 1, timeout_ms) <= 0) {
 			close(fd);
-			return vm_error(err, ETIMEDOUT, "%s: no reply within %d ms", path,
-					timeout_ms);
+			return util_error(err, ETIMEDOUT, "%s: no reply within %d ms", path,
+					  timeout_ms);
 		}
 		got = recv(fd, buf + n, sizeof(buf) - 1 - n, 0);
 		if (got <= 0)
@@ -561,10 +576,10 @@ int vm_control_request(const char *path, const char *request, char **reply, int 
 	close(fd);
 	buf[n] = 0;
 	if (!strchr(buf, '\n'))
-		return vm_error(err, EPROTO, "%s: the VM closed the connection without a reply",
-				path);
+		return util_error(err, EPROTO, "%s: the VM closed the connection without a reply",
+				  path);
 	*strchr(buf, '\n') = 0;
 	if (!(*reply = strdup(buf)))
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	return 0;
 }

@@ -1,7 +1,7 @@
-/* memsync/migrate-serve.c: `smove serve`, the destination daemon. One process
+/* migrate/serve.c: `smove serve`, the destination daemon. One process
  * listens on one address and terminates TLS for every connection; a thread
  * per connection reads its HELLO and serves its role:
- *   MIGRATE  a new incoming migration (migrate-dest.c), at most max_incoming
+ *   MIGRATE  a new incoming migration (dest.c), at most max_incoming
  *   CHANNEL  joins the migration with that session id (and its secret
  *            token), receiving pages straight into its guest RAM
  *   RESOLVE  answers from the session's record (mig_dest_resolve)
@@ -25,11 +25,11 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 #define MAX_CONNECTIONS 256
 
-void mig_serve_log(struct vm_serve *sv, const char *fmt, ...)
+void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)
 {
 	char line[2048];
 	va_list ap;
@@ -45,13 +45,13 @@ void mig_serve_log(struct vm_serve *sv, const char *fmt, ...)
 /* ---- connections ------------------------------------------------------------------ */
 
 struct conn_arg {
-	struct vm_serve *sv;
+	struct migrate_serve *sv;
 	int fd;
 };
 
 static void unref(struct mig_incoming *inc)
 {
-	struct vm_serve *sv = inc->sv;
+	struct migrate_serve *sv = inc->sv;
 	bool last;
 
 	pthread_mutex_lock(&sv->lock);
@@ -71,11 +71,11 @@ static void unref(struct mig_incoming *inc)
 	}
 }
 
-static void serve_migrate(struct vm_serve *sv, struct proto_conn *conn, struct proto_session *s,
-			  int fd, const char *host)
+static void serve_migrate(struct migrate_serve *sv, struct proto_conn *conn,
+			  struct proto_session *s, int fd, const char *host)
 {
 	struct mig_incoming *inc = calloc(1, sizeof(*inc));
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 	unsigned max = sv->o.max_incoming ? sv->o.max_incoming : 4;
 
 	pthread_mutex_lock(&sv->lock);
@@ -94,7 +94,7 @@ static void serve_migrate(struct vm_serve *sv, struct proto_conn *conn, struct p
 	inc->child.fd = -1;
 	inc->conn_fd = fd;
 	snprintf(inc->host, sizeof(inc->host), "%s", host);
-	mig_hex(s->peer.session_id, PROTO_ID_LEN, inc->id);
+	util_hex(s->peer.session_id, PROTO_ID_LEN, inc->id);
 	inc->next = sv->incoming;
 	sv->incoming = inc;
 	sv->nincoming++;
@@ -108,7 +108,7 @@ static void serve_migrate(struct vm_serve *sv, struct proto_conn *conn, struct p
 /* Under sv->lock: the migration of session id, once its guest RAM is mapped.
  * A channel may arrive between the go and that moment (a VM without disks
  * opens its channels at once): it waits, at most one frame timeout. */
-static struct mig_incoming *find_ready(struct vm_serve *sv, const char *id)
+static struct mig_incoming *find_ready(struct migrate_serve *sv, const char *id)
 {
 	struct timespec end;
 
@@ -129,13 +129,13 @@ static struct mig_incoming *find_ready(struct vm_serve *sv, const char *id)
 	}
 }
 
-static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
+static void serve_channel(struct migrate_serve *sv, struct proto_session *s, int fd)
 {
 	struct mig_incoming *inc = NULL;
 	struct mig_channel ch = {.fd = fd};
-	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1], name[VM_NAME_MAX + 1];
+	char err[MIGRATE_ERR_LEN], id[2 * PROTO_ID_LEN + 1], name[MIGRATE_NAME_MAX + 1];
 
-	mig_hex(s->peer.session_id, PROTO_ID_LEN, id);
+	util_hex(s->peer.session_id, PROTO_ID_LEN, id);
 	pthread_mutex_lock(&sv->lock);
 	inc = find_ready(sv, id);
 	if (inc) {
@@ -174,16 +174,16 @@ static void serve_channel(struct vm_serve *sv, struct proto_session *s, int fd)
 	unref(inc);
 }
 
-static void serve_resolve(struct vm_serve *sv, struct proto_session *s)
+static void serve_resolve(struct migrate_serve *sv, struct proto_session *s)
 {
 	struct proto_msg m, reply = {.type = PROTO_RESOLVE_REPLY};
-	char err[VM_ERR_LEN], id[2 * PROTO_ID_LEN + 1], detail[512];
+	char err[MIGRATE_ERR_LEN], id[2 * PROTO_ID_LEN + 1], detail[512];
 
 	if (proto_session_ack(s, 0, err) < 0 || proto_session_recv(s, &m, err) < 0) {
 		mig_serve_log(sv, "a resolve was refused: %s", err);
 		return;
 	}
-	mig_hex(m.u.resolve.session_id, PROTO_ID_LEN, id);
+	util_hex(m.u.resolve.session_id, PROTO_ID_LEN, id);
 	reply.u.resolve_reply.outcome = (uint8_t)mig_dest_resolve(sv, id, detail, sizeof(detail));
 	memcpy(reply.u.resolve_reply.session_id, m.u.resolve.session_id, PROTO_ID_LEN);
 	reply.u.resolve_reply.detail = detail;
@@ -208,10 +208,10 @@ static void local_host(int fd, char *out, size_t len)
 static void *conn_thread(void *arg)
 {
 	struct conn_arg *a = arg;
-	struct vm_serve *sv = a->sv;
+	struct migrate_serve *sv = a->sv;
 	struct proto_conn *conn;
 	struct proto_session s;
-	char err[VM_ERR_LEN], host[256];
+	char err[MIGRATE_ERR_LEN], host[256];
 	int fd = a->fd;
 
 	free(a);
@@ -239,7 +239,7 @@ static void *conn_thread(void *arg)
 	return NULL;
 }
 
-int vm_serve_run(struct vm_serve *sv, char *err)
+int migrate_serve_run(struct migrate_serve *sv, char *err)
 {
 	for (;;) {
 		struct pollfd p[2] = {{sv->wake[0], POLLIN, 0}, {sv->listen_fd, POLLIN, 0}};
@@ -248,7 +248,7 @@ int vm_serve_run(struct vm_serve *sv, char *err)
 		int fd, r;
 
 		if (poll(p, 2, -1) < 0 && errno != EINTR)
-			return vm_error(err, errno, "poll: %s", strerror(errno));
+			return util_error(err, errno, "poll: %s", strerror(errno));
 		if (p[0].revents)
 			return 0;
 		if (!(p[1].revents & POLLIN) || proto_accept(sv->listen_fd, 0, &fd, err) < 0)
@@ -271,7 +271,7 @@ int vm_serve_run(struct vm_serve *sv, char *err)
 	}
 }
 
-void vm_serve_stop(struct vm_serve *sv)
+void migrate_serve_stop(struct migrate_serve *sv)
 {
 	(void)!write(sv->wake[1], "x", 1);
 }
@@ -286,7 +286,7 @@ static void remove_dir_files(const char *dir)
 
 	while (d && (e = readdir(d)))
 		if (e->d_type == DT_REG) {
-			mig_join(path, sizeof(path), dir, e->d_name);
+			util_path_join(path, sizeof(path), dir, e->d_name);
 			unlink(path);
 		}
 	if (d)
@@ -296,7 +296,7 @@ static void remove_dir_files(const char *dir)
 
 /* A VM that resumed before its disks got their final names (a crash right
  * after the resume): the names are completed. */
-static void complete_names(struct vm_serve *sv, const char *dir)
+static void complete_names(struct migrate_serve *sv, const char *dir)
 {
 	DIR *d = opendir(dir);
 	struct dirent *e;
@@ -308,8 +308,8 @@ static void complete_names(struct vm_serve *sv, const char *dir)
 		if (e->d_name[0] != '.' || n < 12 || strcmp(e->d_name + n - 10, ".smove-tmp") != 0)
 			continue;
 		snprintf(name, sizeof(name), "%.*s", (int)(n - 11), e->d_name + 1);
-		mig_join(tmp, sizeof(tmp), dir, e->d_name);
-		mig_join(final, sizeof(final), dir, name);
+		util_path_join(tmp, sizeof(tmp), dir, e->d_name);
+		util_path_join(final, sizeof(final), dir, name);
 		if (access(final, F_OK) < 0 && rename(tmp, final) == 0)
 			mig_serve_log(sv, "%s: completed the name of a resumed VM's disk", final);
 	}
@@ -317,16 +317,16 @@ static void complete_names(struct vm_serve *sv, const char *dir)
 		closedir(d);
 }
 
-static void leftover(struct vm_serve *sv, const char *id)
+static void leftover(struct migrate_serve *sv, const char *id)
 {
 	struct mig_record rec;
-	char err[VM_ERR_LEN], dir[PATH_MAX], to[256];
+	char err[MIGRATE_ERR_LEN], dir[PATH_MAX], to[256];
 
 	if (mig_record_read(sv->storage, id, &rec, err) < 0) {
 		mig_serve_log(sv, "leftover: %s", err);
 		return;
 	}
-	mig_join(dir, sizeof(dir), sv->storage, rec.name);
+	util_path_join(dir, sizeof(dir), sv->storage, rec.name);
 	if (rec.state == MIG_REC_RECEIVING) {
 		/* A copy that never ran: everything of it goes. */
 		if (rec.created_dir)
@@ -343,12 +343,12 @@ static void leftover(struct vm_serve *sv, const char *id)
 		complete_names(sv, dir);
 	}
 	if ((rec.state == MIG_REC_RESUMING || rec.state == MIG_REC_RESUMED) &&
-	    !vm_migrate_leftover(rec.name, to, sizeof(to))) {
-		struct vm_registry_entry *e = NULL;
+	    !migrate_leftover(rec.name, to, sizeof(to))) {
+		struct migrate_registry_entry *e = NULL;
 		size_t n = 0;
 		bool live = false;
 
-		if (vm_registry_list(&e, &n, err) == 0)
+		if (migrate_registry_list(&e, &n, err) == 0)
 			for (size_t i = 0; i < n; i++)
 				live |= !e[i].stale && strcmp(e[i].name, rec.name) == 0;
 		free(e);
@@ -360,19 +360,19 @@ static void leftover(struct vm_serve *sv, const char *id)
 	}
 }
 
-static void clean_leftovers(struct vm_serve *sv)
+static void clean_leftovers(struct migrate_serve *sv)
 {
 	char dir[PATH_MAX], path[PATH_MAX + 256];
 	DIR *d;
 	struct dirent *e;
 
-	mig_join(dir, sizeof(dir), sv->storage, MIG_RECORD_DIR);
+	util_path_join(dir, sizeof(dir), sv->storage, MIG_RECORD_DIR);
 	if (!(d = opendir(dir)))
 		return;
 	while ((e = readdir(d))) {
 		size_t n = strlen(e->d_name);
 
-		mig_join(path, sizeof(path), dir, e->d_name);
+		util_path_join(path, sizeof(path), dir, e->d_name);
 		if (n > 4 && (strcmp(e->d_name + n - 4, ".psk") == 0 ||
 			      strcmp(e->d_name + n - 4, ".tmp") == 0))
 			unlink(path);
@@ -388,35 +388,35 @@ static void clean_leftovers(struct vm_serve *sv)
 
 /* ---- the daemon ------------------------------------------------------------------------ */
 
-static int open_storage(struct vm_serve *sv, char *err)
+static int open_storage(struct migrate_serve *sv, char *err)
 {
 	char path[PATH_MAX + 64];
 	struct stat st;
 
 	if (!realpath(sv->o.storage, sv->storage) || stat(sv->storage, &st) < 0 ||
 	    !S_ISDIR(st.st_mode))
-		return vm_error(err, ENOTDIR, "%s: not a directory", sv->o.storage);
+		return util_error(err, ENOTDIR, "%s: not a directory", sv->o.storage);
 	snprintf(path, sizeof(path), "%s/.smove-serve.lock", sv->storage);
 	sv->lock_fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
 	if (sv->lock_fd < 0)
-		return vm_error(err, errno, "%s: %s", path, strerror(errno));
+		return util_error(err, errno, "%s: %s", path, strerror(errno));
 	if (flock(sv->lock_fd, LOCK_EX | LOCK_NB) < 0)
-		return vm_error(err, EBUSY, "%s: another smove serve uses this storage directory",
-				sv->storage);
-	mig_join(path, sizeof(path), sv->storage, MIG_RECORD_DIR);
+		return util_error(err, EBUSY, "%s: another smove serve uses this storage directory",
+				  sv->storage);
+	util_path_join(path, sizeof(path), sv->storage, MIG_RECORD_DIR);
 	if (mkdir(path, 0700) < 0 && errno != EEXIST)
-		return vm_error(err, errno, "%s: %s", path, strerror(errno));
+		return util_error(err, errno, "%s: %s", path, strerror(errno));
 	return 0;
 }
 
-static int open_listener(struct vm_serve *sv, char *err)
+static int open_listener(struct migrate_serve *sv, char *err)
 {
-	const struct vm_serve_opts *o = &sv->o;
+	const struct migrate_serve_opts *o = &sv->o;
 	const char *colon;
 	int r;
 
 	if (o->tls_psk && o->tls_x509)
-		return vm_error(err, EINVAL, "give --tls-psk or --tls-x509, not both");
+		return util_error(err, EINVAL, "give --tls-psk or --tls-x509, not both");
 	if (o->tls_psk)
 		r = proto_tls_new_psk(o->tls_psk, NULL, PROTO_DEST, &sv->tls, err);
 	else if (o->tls_x509)
@@ -425,12 +425,12 @@ static int open_listener(struct vm_serve *sv, char *err)
 		r = 0;
 	if (r < 0)
 		return r;
-	if (!sv->tls && !o->insecure && !proto_addr_is_loopback(o->listen))
-		return vm_error(
-		    err, EPERM,
-		    "%s is not a loopback address: without TLS (--tls-psk or --tls-x509) "
-		    "anyone who reaches it could send a VM; give --insecure to allow it",
-		    o->listen);
+	/* Loopback is no exception: any local user could push a VM in. */
+	if (!sv->tls && !o->insecure)
+		return util_error(err, EPERM,
+				  "without TLS (--tls-psk or --tls-x509) anyone who reaches %s "
+				  "could send a VM; give --insecure to allow it",
+				  o->listen);
 	if ((r = proto_listen(o->listen, &sv->listen_fd, err)) < 0)
 		return r;
 	colon = strrchr(o->listen, ':');
@@ -439,14 +439,14 @@ static int open_listener(struct vm_serve *sv, char *err)
 	return 0;
 }
 
-int vm_serve_new(const struct vm_serve_opts *o, struct vm_serve **out, char *err)
+int migrate_serve_new(const struct migrate_serve_opts *o, struct migrate_serve **out, char *err)
 {
-	struct vm_serve *sv = calloc(1, sizeof(*sv));
+	struct migrate_serve *sv = calloc(1, sizeof(*sv));
 	ssize_t n;
 	int r;
 
 	if (!sv)
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	sv->o = *o;
 	sv->listen_fd = sv->lock_fd = sv->wake[0] = sv->wake[1] = -1;
 	pthread_mutex_init(&sv->lock, NULL);
@@ -458,23 +458,23 @@ int vm_serve_new(const struct vm_serve_opts *o, struct vm_serve **out, char *err
 	if ((r = open_storage(sv, err)) < 0 || (r = open_listener(sv, err)) < 0)
 		goto fail;
 	if (pipe2(sv->wake, O_CLOEXEC) < 0) {
-		r = vm_error(err, errno, "pipe: %s", strerror(errno));
+		r = util_error(err, errno, "pipe: %s", strerror(errno));
 		goto fail;
 	}
 	clean_leftovers(sv);
 	*out = sv;
 	return 0;
 fail:
-	vm_serve_free(sv);
+	migrate_serve_free(sv);
 	return r;
 }
 
-const char *vm_serve_address(const struct vm_serve *sv)
+const char *migrate_serve_address(const struct migrate_serve *sv)
 {
 	return sv->addr;
 }
 
-void vm_serve_free(struct vm_serve *sv)
+void migrate_serve_free(struct migrate_serve *sv)
 {
 	if (!sv)
 		return;

@@ -1,19 +1,22 @@
-/* memsync/migrate.h: what the files of the live migration share and nobody
- * else sees. The source runs inside the VM's process (migrate-source.c and
- * the files it calls); the destination is `smove serve` (migrate-serve.c,
- * migrate-dest*.c) and the incoming VM's process (migrate-incoming.c), joined
- * by the handover protocol (migrate-handover.c). docs/migration.md tells the
+/* migrate/internal.h: what the files of migrate/ share and nobody else
+ * sees. The source runs inside the VM's process (source.c and
+ * the files it calls); the destination is `smove serve` (serve.c,
+ * dest*.c) and the incoming VM's process (incoming.c), joined
+ * by the handover protocol (handover.c). docs/migration.md tells the
  * whole story; docs/design.md why it is built this way. */
-#ifndef SMOVE_MEMSYNC_MIGRATE_H
-#define SMOVE_MEMSYNC_MIGRATE_H
+#ifndef SMOVE_MIGRATE_INTERNAL_H
+#define SMOVE_MIGRATE_INTERNAL_H
 
 #include <pthread.h>
 #include <stdatomic.h>
 
-#include "memsync/internal.h"
+#include "migrate/migrate.h"
+#include "migrate/runtime.h"
 #include "storage/storage.h"
+#include "util/util.h"
 
 #define MIG_SCHEMA	   1
+#define MIG_MAX_SLOTS	   4				/* memory slots of a ram runtime */
 #define MIG_CONNECT_MS	   10000			/* connecting to the destination */
 #define MIG_PING_MS	   (mig_frame_timeout_ms() / 6) /* a PING while quiet: 5 s */
 #define MIG_RUNNING_MS	   10000 /* the destination's wait for the guest to run */
@@ -25,25 +28,10 @@
 #define MIG_MAX_ROUNDS	   200
 #define MIG_SWITCH_COST_NS 5000000ull /* switchover cost assumed before one is measured */
 #define MIG_RECORD_DIR	   ".smove-sessions"
-#define MIG_FILE_GUEST	   "file:guest"	  /* DEVICE_STATE carrying the guest image */
-#define MIG_FILE_CONSOLE   "file:console" /* ... and the console log (its tail) */
-#define MIG_STATE_BLOB	   "vm"		  /* ... and vm_state_save's blob */
-#define MIG_CONSOLE_MAX	   (4u << 20)
-#define MIG_GUEST_MAX	   (16u << 20)
+#define MIG_STATE_BLOB	   "vm" /* DEVICE_STATE carrying a ram runtime's state */
 
-/* ---- helpers (migrate-util.c) ------------------------------------------------ */
+/* ---- test hooks (testhook.c) --------------------------------------------- */
 
-double mig_now(void); /* CLOCK_MONOTONIC seconds */
-/* out = DIR/NAME (truncated to len; out may be dir). */
-void mig_join(char *out, size_t len, const char *dir, const char *name);
-void mig_hex(const uint8_t *id, size_t n, char *out);
-int mig_unhex(const char *s, uint8_t *id, size_t n);
-/* Writes len bytes to path through a temporary file, fsynced, renamed, the
- * directory fsynced: after it returns path holds the bytes durably. */
-int mig_write_durable(const char *path, const void *buf, size_t len, char *err);
-/* Durability point: the directory's entries (a rename in it) are stable. */
-int mig_fsync_dir(const char *dir, char *err);
-int mig_read_small(const char *path, char **out, size_t *len, size_t max, char *err);
 /* The test hook: SMOVE_TEST_STALL=where[,where...]: true (after a line on
  * stderr) when `where` is listed; the caller then stalls there. */
 bool mig_test_stall(const char *where);
@@ -55,7 +43,7 @@ void mig_stall_until_peer(const char *where, struct proto_conn *c);
  * or more), so that a test of a silent peer need not wait 30 s. */
 int mig_frame_timeout_ms(void);
 
-/* ---- events: JSON lines to the client and the VM's log (migrate-events.c) ---- */
+/* ---- events: JSON lines to the client and the VM's log (events.c) ---- */
 
 struct mig_events {
 	pthread_mutex_t lock;
@@ -73,7 +61,7 @@ void mig_event_end(struct mig_events *e, struct proto_json *j);
 void mig_event_phase(struct mig_events *e, const char *phase, const char *detail);
 void mig_event_error(struct mig_events *e, const char *text);
 
-/* ---- the shared bandwidth budget (migrate-limit.c) ------------------------ */
+/* ---- the shared bandwidth budget (limit.c) ------------------------ */
 
 struct mig_limit {
 	pthread_mutex_t lock;
@@ -88,7 +76,7 @@ int mig_limit_charge(void *l, uint64_t bytes);
 void mig_limit_take(struct mig_limit *l, uint64_t bytes);
 
 /* ---- the handover protocol between serve and the incoming VM ----------------
- * (migrate-handover.c) One JSON line per request and reply; a request with
+ * (handover.c) One JSON line per request and reply; a request with
  * "len": N is followed by N bytes of payload. docs/migration.md lists them. */
 int mig_ho_send(int fd, const char *line, const void *payload, size_t len, char *err);
 /* Reads one line (and its payload when it has "len"); *out is the parsed
@@ -96,7 +84,7 @@ int mig_ho_send(int fd, const char *line, const void *payload, size_t len, char 
 int mig_ho_recv(int fd, int timeout_ms, struct proto_json_value **out, uint8_t **payload,
 		size_t *plen, char *err);
 
-/* ---- records (migrate-record.c) ----------------------------------------------
+/* ---- records (record.c) ----------------------------------------------
  * The destination's durable record of each incoming session, in
  * DIR/.smove-sessions/ID.json: which VM, and how far it went. */
 enum mig_rec_state {
@@ -109,7 +97,7 @@ enum mig_rec_state {
 const char *mig_rec_state_name(enum mig_rec_state s);
 struct mig_record {
 	char id[2 * PROTO_ID_LEN + 1];
-	char name[VM_NAME_MAX + 1];
+	char name[MIGRATE_NAME_MAX + 1];
 	enum mig_rec_state state;
 	bool created_dir; /* DIR/NAME was made by this session */
 	double time;	  /* wall clock of the last update */
@@ -118,21 +106,24 @@ int mig_record_write(const char *dir, const struct mig_record *r, char *err);
 int mig_record_read(const char *dir, const char *id, struct mig_record *r, char *err);
 void mig_record_path(const char *dir, const char *id, char *out, size_t len);
 
-/* The source's record, RUNDIR/NAME.migration, while a migration is in doubt. */
+/* The source's record, STATEDIR/NAME.migration, while a migration may be in
+ * doubt. */
 struct mig_source_record {
-	char name[VM_NAME_MAX + 1];
+	char name[MIGRATE_NAME_MAX + 1];
 	char id[2 * PROTO_ID_LEN + 1];
 	char to[256];
 	char tls_psk[1024], tls_user[128], tls_x509[1024];
 	char own_dir[1024]; /* a VM serve made: its directory (deleted with it) */
-	unsigned ndisks;
-	char disks[VM_MAX_DISKS][1024];
+	unsigned ndisks;    /* the disks deleted once the destination owns the VM */
+	char disks[MIGRATE_MAX_DISKS][1024];
+	unsigned nheld; /* every disk of the VM: `smove run` refuses them meanwhile */
+	char held[MIGRATE_MAX_DISKS][1024];
 };
 int mig_source_record_write(const struct mig_source_record *r, char *err);
 int mig_source_record_read(const char *name, struct mig_source_record *r, char *err);
 void mig_source_record_remove(const char *name);
 
-/* ---- the source (migrate-source.c, -storage.c, -precopy.c, -switchover.c) ---- */
+/* ---- the source (source.c, storage.c, precopy.c, switchover.c) ---- */
 
 struct mig_opts {
 	char to[256];
@@ -144,7 +135,7 @@ struct mig_opts {
 	unsigned max_rounds;
 };
 /* Reads the `migrate` request's members into o (defaults for the absent ones);
- * -EINVAL with err naming the member that is wrong (migrate-opts.c). */
+ * -EINVAL with err naming the member that is wrong (opts.c). */
 int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char *err);
 
 struct mig_disk {
@@ -164,8 +155,8 @@ struct mig_disk {
 struct mig_worker;
 
 struct mig_source {
-	struct vm *vm;
-	struct vm_migrator *owner;
+	struct migrate_vm *vm;
+	struct migrator *owner;
 	struct mig_opts o;
 	struct mig_events ev;
 	atomic_bool cancel;
@@ -177,13 +168,13 @@ struct mig_source {
 	bool session_open;
 	struct mig_limit limit;
 	unsigned ndisks;
-	struct mig_disk disks[VM_MAX_DISKS];
+	struct mig_disk disks[MIGRATE_MAX_DISKS];
 	/* memory */
 	unsigned nworkers; /* 1 + channels */
 	struct mig_worker *workers;
-	uint64_t *bitmap[VM_MAX_SLOTS];	 /* the pages of this round */
-	uint64_t *fetched[VM_MAX_SLOTS]; /* the last fetch */
-	uint64_t slot_first[VM_MAX_SLOTS];
+	uint64_t *bitmap[MIG_MAX_SLOTS];  /* the pages of this round */
+	uint64_t *fetched[MIG_MAX_SLOTS]; /* the last fetch */
+	uint64_t slot_first[MIG_MAX_SLOTS];
 	uint64_t npages;	     /* over every slot */
 	uint32_t round;		     /* the round being sent */
 	_Atomic uint64_t next_chunk; /* the senders' shared cursor */
@@ -200,8 +191,15 @@ struct mig_source {
 	unsigned wdone;
 	uint64_t round_bytes;
 	double last_ping;
-	pthread_t final_disks; /* the switchover: completing the mirrors */
-	struct completion *final_c;
+	unsigned nslots; /* ram runtimes: the VM's memory slots */
+	struct mig_ram_slot slots[MIG_MAX_SLOTS];
+	/* The switchover: the mirrors completed in a thread (memory.c). */
+	pthread_t complete_thread;
+	bool completing;
+	int complete_rc;
+	double complete_start;
+	char complete_err[MIGRATE_ERR_LEN];
+	unsigned nblobs; /* DEVICE_STATE sent */
 	/* measurements */
 	double t_start, t_pause, t_resumed;
 	double t_disks_ms, t_sent_ms; /* into the switchover: disks completed, all sent */
@@ -211,10 +209,10 @@ struct mig_source {
 	uint64_t pages_sent;
 	double bandwidth; /* bytes/s measured in the last round */
 	unsigned throttle;
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 };
 
-/* migrate-storage.c */
+/* storage.c */
 int mig_storage_start(struct mig_source *m, char *err);
 int mig_storage_wait_synced(struct mig_source *m, char *err);
 /* The error of a mirror that failed since (a full or vanished destination
@@ -232,12 +230,29 @@ uint64_t mig_storage_preflush(struct mig_source *m);
  * completed or cancelled (a rollback's too). */
 uint64_t mig_storage_bytes(struct mig_source *m);
 
-/* migrate-precopy.c */
+/* memory.c: the memory step, by the runtime's kind: RAM pages (precopy.c) or
+ * its own stream (stream.c). mig_memory returns once the rest fits the
+ * downtime target (a stream runtime may have paused the VM by then);
+ * mig_memory_final, with the VM paused and its disks drained, sends the rest
+ * and the VM's state while the mirrors complete; mig_memory_cancel undoes
+ * what the memory step changed in the VM (throttle, dirty log, a stream). */
+int mig_memory(struct mig_source *m, char *err);
+int mig_memory_final(struct mig_source *m, char *err);
+void mig_memory_cancel(struct mig_source *m);
+void mig_memory_release(struct mig_source *m);
+
+/* precopy.c */
 int mig_precopy_open_channels(struct mig_source *m, char *err);
 int mig_precopy(struct mig_source *m, char *err);
 /* The last round, with the VM paused. */
 int mig_precopy_final(struct mig_source *m, char *err);
 void mig_precopy_release(struct mig_source *m);
+
+/* The mirrors' completion during the final round, in a thread of its own
+ * (memory.c): started with the VM paused, joined before the last ROUND_END
+ * or STREAM_END (after which the destination ends its exports). */
+int mig_disks_complete_start(struct mig_source *m, char *err);
+int mig_disks_complete_wait(struct mig_source *m, char *err);
 /* Between batches: a CANCEL or ERROR from the destination, or a cancel here. */
 int mig_check_abort(struct mig_source *m, char *err);
 /* The test hook on the source: with SMOVE_TEST_STALL naming where, waits
@@ -247,26 +262,40 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err);
  * -ECANCELED as soon as the migration is cancelled here. */
 int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err);
 
-/* migrate-switchover.c: 0 done; else an exit code of docs/migration.md. */
+/* switchover.c: MIGRATE_DONE or MIGRATE_IN_DOUBT, or a negative errno before
+ * RESUME (the caller rolls back). */
 int mig_switchover(struct mig_source *m, char *err);
-int mig_resolve(struct vm *vm, const struct mig_source_record *r, struct mig_events *ev,
-		enum proto_outcome *outcome, char *err);
-/* Deletes the files of a VM that now runs elsewhere. */
-void mig_delete_files(const struct vm_config *c, const char *own_dir);
+/* Settles a migration in doubt by asking the destination; vm (NULL when its
+ * process has ended) is resumed if the destination never resumed it. */
+enum migrate_result mig_resolve(struct migrate_vm *vm, const struct mig_source_record *r,
+				struct mig_events *ev, enum proto_outcome *outcome, char *err);
+/* Deletes the files of a VM that now runs elsewhere: its writable disks, and
+ * the directory serve made for it (own_dir, may be NULL) with all in it. */
+void mig_delete_files(const struct mig_source_record *r);
 
-/* migrate-source.c */
+/* switchover.c: one DEVICE_STATE blob. */
+int mig_send_blob(struct mig_source *m, const char *name, const uint8_t *p, size_t len, char *err);
+
+/* vm.c: a VM that stays here after a migration that did not happen comes back
+ * exactly as before it: unthrottled, its dirty log off, resumed. */
+int mig_vm_restore(struct migrate_vm *v, char *err);
+
+/* source.c */
+/* The host part of HOST:PORT or [V6]:PORT (a certificate's name, the host
+ * the disks go to). */
+void mig_host_of(const char *to, char *out, size_t len);
 int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls **tls,
 		struct proto_conn **conn, char *err);
-void mig_migrator_moved(struct vm_migrator *mm, const char *to);
-void mig_migrator_in_doubt(struct vm_migrator *mm, const struct mig_source_record *r);
-const char *mig_migrator_own_dir(struct vm_migrator *mm);
+void mig_migrator_moved(struct migrator *mm, const char *to);
+void mig_migrator_in_doubt(struct migrator *mm, const struct mig_source_record *r);
+const char *mig_migrator_own_dir(struct migrator *mm);
 /* The point of no return, before RESUME: false if a cancel came first; once
  * it returned true, `migrate-cancel` answers that it is too late. */
-bool mig_migrator_no_return(struct vm_migrator *mm, struct mig_source *m);
+bool mig_migrator_no_return(struct migrator *mm, struct mig_source *m);
 
 /* ---- the destination --------------------------------------------------------- */
 
-/* migrate-preflight.c: appends every reason for a no-go to reasons. */
+/* preflight.c: appends every reason for a no-go to reasons. */
 struct mig_reasons {
 	unsigned n;
 	char *v[PROTO_LIST_MAX];
@@ -276,13 +305,15 @@ void mig_reasons_release(struct mig_reasons *r);
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 			struct mig_reasons *r);
 
-/* migrate-child.c: the incoming VM's process, from serve's side. */
+/* child.c: the incoming VM's process, from serve's side. */
 struct mig_child {
 	pid_t pid;
 	int fd; /* the handover socket */
 	bool committed;
 };
-int mig_child_spawn(const char *exe, int memfd, struct mig_child *c, char *err);
+/* `exe run --incoming`, given data_fd as its RAM (--memfd) or, for a stream
+ * runtime, as the socket its stream arrives on (--stream-fd). */
+int mig_child_spawn(const char *exe, bool stream, int data_fd, struct mig_child *c, char *err);
 /* A request; reply (may be NULL) receives the parsed reply. */
 int mig_child_call(struct mig_child *c, const char *line, const void *payload, size_t len,
 		   struct proto_json_value **reply, int timeout_ms, char *err);
@@ -290,7 +321,7 @@ void mig_child_kill(struct mig_child *c);
 /* After commit: the VM lives on without serve; a thread reaps it. */
 void mig_child_release(struct mig_child *c);
 
-/* migrate-dest-disk.c: a disk created under its temporary name and its export. */
+/* dest-disk.c: a disk created under its temporary name and its export. */
 struct mig_export {
 	char path[4096], tmp[4096];
 	enum vhd_format format;
@@ -307,13 +338,13 @@ int mig_export_start(struct mig_export *x, const char *nbdkit, const char *plugi
 int mig_export_stop(struct mig_export *x, char *err);
 void mig_export_discard(struct mig_export *x);
 
-/* migrate-serve.c and migrate-dest.c: the daemon and one incoming migration. */
+/* serve.c and dest.c: the daemon and one incoming migration. */
 struct mig_channel {
 	int fd; /* the raw socket, to shut down on an abort */
 	struct mig_channel *next;
 };
 
-/* The guest RAM made present ahead of the receivers (migrate-prefault.c). */
+/* The guest RAM made present ahead of the receivers (prefault.c). */
 struct mig_prefault {
 	int fd;
 	uint8_t *mem;
@@ -333,23 +364,24 @@ void mig_prefault_stop(struct mig_prefault *p); /* at the end of round 1: return
 void mig_prefault_join(struct mig_prefault *p); /* before the RAM is unmapped */
 
 struct mig_incoming {
-	struct vm_serve *sv;
+	struct migrate_serve *sv;
+	const struct mig_runtime *rt; /* the VM's, once PREFLIGHT named it */
 	struct mig_incoming *next;
 	unsigned refs; /* under sv->lock: the migration's thread and its channels */
 	struct proto_conn *conn;
 	int conn_fd; /* its socket, to shut down when serve stops */
 	struct proto_session s;
 	char id[2 * PROTO_ID_LEN + 1];
-	char host[256];		    /* the local address the source reached */
-	char name[VM_NAME_MAX + 1]; /* reserved once PREFLIGHT names it */
-	char dir[4096];		    /* storage/NAME */
-	struct mig_record rec;	    /* under sv->lock once written */
-	bool ready;		    /* guest RAM mapped: channels may join */
-	unsigned channels;	    /* announced in PREFLIGHT */
+	char host[256];			 /* the local address the source reached */
+	char name[MIGRATE_NAME_MAX + 1]; /* reserved once PREFLIGHT names it */
+	char dir[4096];			 /* storage/NAME */
+	struct mig_record rec;		 /* under sv->lock once written */
+	bool ready;			 /* guest RAM mapped: channels may join */
+	unsigned channels;		 /* announced in PREFLIGHT */
 	unsigned vcpus;
 	struct mig_channel *chans;
 	unsigned nexp;
-	struct mig_export exp[VM_MAX_DISKS];
+	struct mig_export exp[MIGRATE_MAX_DISKS];
 	char psk_file[4096];
 	int memfd;
 	uint8_t *mem;
@@ -364,8 +396,8 @@ struct mig_incoming {
 	double t_final, t_state_end, t_stopped, t_loaded, t_resume, t_resumed;
 };
 
-struct vm_serve {
-	struct vm_serve_opts o;
+struct migrate_serve {
+	struct migrate_serve_opts o;
 	char storage[4096];
 	char addr[300];
 	char exe[4096];
@@ -378,11 +410,13 @@ struct vm_serve {
 	bool stopping;
 };
 
-void mig_serve_log(struct vm_serve *sv, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 /* The migration of a MIGRATE session (its HELLO acknowledged) to its end. */
 void mig_dest_run(struct mig_incoming *inc);
 /* RESOLVE: the outcome of session id (hex), made final: a session still
  * receiving is aborted first, atomically against a late RESUME. */
-enum proto_outcome mig_dest_resolve(struct vm_serve *sv, const char *id, char *detail, size_t len);
+enum proto_outcome mig_dest_resolve(struct migrate_serve *sv, const char *id, char *detail,
+				    size_t len);
 
 #endif

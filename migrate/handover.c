@@ -1,8 +1,8 @@
-/* memsync/migrate-handover.c: the handover protocol's framing, between
+/* migrate/handover.c: the handover protocol's framing, between
  * `smove serve` and the incoming VM's process over a socketpair: a request is
  * one line of JSON, followed, when it has "len": N, by N bytes (a state blob);
  * a reply is one line {"ok": true, ...} or {"ok": false, "error": "..."}.
- * The commands are in migrate-incoming.c and docs/migration.md. */
+ * The commands are in incoming.c and docs/migration.md. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -10,7 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 #define LINE_MAX_LEN	(2u << 20)
 #define PAYLOAD_MAX_LEN (64u << 20)
@@ -25,7 +25,7 @@ static int write_all(int fd, const void *p, size_t len, char *err)
 		if (w < 0 && errno == EINTR)
 			continue;
 		if (w < 0)
-			return vm_error(err, errno, "handover: %s", strerror(errno));
+			return util_error(err, errno, "handover: %s", strerror(errno));
 		off += (size_t)w;
 	}
 	return 0;
@@ -52,8 +52,8 @@ static int wait_in(int fd, int timeout_ms, char *err)
 		if (k < 0 && errno == EINTR)
 			continue;
 		if (k == 0)
-			return vm_error(err, ETIMEDOUT, "handover: no answer within %d ms",
-					timeout_ms);
+			return util_error(err, ETIMEDOUT, "handover: no answer within %d ms",
+					  timeout_ms);
 		return 0;
 	}
 }
@@ -72,9 +72,9 @@ static int read_exact(int fd, void *p, size_t len, int timeout_ms, char *err)
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0)
-			return vm_error(err, errno, "handover: %s", strerror(errno));
+			return util_error(err, errno, "handover: %s", strerror(errno));
 		if (r == 0)
-			return vm_error(err, ECONNRESET, "handover: the other side has gone");
+			return util_error(err, ECONNRESET, "handover: the other side has gone");
 		got += (size_t)r;
 	}
 	return 0;
@@ -89,7 +89,7 @@ static int read_line(int fd, int timeout_ms, char **out, size_t *len, char *err)
 	int r = 0;
 
 	if (!line)
-		return vm_error(err, ENOMEM, "out of memory");
+		return util_error(err, ENOMEM, "out of memory");
 	for (;;) {
 		ssize_t got;
 		char *nl;
@@ -99,7 +99,7 @@ static int read_line(int fd, int timeout_ms, char **out, size_t *len, char *err)
 
 			if (!bigger) {
 				free(line);
-				return vm_error(err, EMSGSIZE, "handover: line too long");
+				return util_error(err, EMSGSIZE, "handover: line too long");
 			}
 			line = bigger;
 			cap *= 2;
@@ -111,8 +111,8 @@ static int read_line(int fd, int timeout_ms, char **out, size_t *len, char *err)
 			continue;
 		if (got <= 0) {
 			r = got < 0
-				? vm_error(err, errno, "handover: %s", strerror(errno))
-				: vm_error(err, ECONNRESET, "handover: the other side has gone");
+				? util_error(err, errno, "handover: %s", strerror(errno))
+				: util_error(err, ECONNRESET, "handover: the other side has gone");
 			break;
 		}
 		nl = memchr(line + n, '\n', (size_t)got);
@@ -150,18 +150,18 @@ int mig_ho_recv(int fd, int timeout_ms, struct proto_json_value **out, uint8_t *
 	r = proto_json_parse(line, n, out, perr);
 	free(line);
 	if (r < 0)
-		return vm_error(err, -r, "handover: %s", perr);
+		return util_error(err, -r, "handover: %s", perr);
 	if ((*out)->type != PROTO_JSON_OBJECT) {
 		proto_json_free(*out);
 		*out = NULL;
-		return vm_error(err, EPROTO, "handover: not an object");
+		return util_error(err, EPROTO, "handover: not an object");
 	}
 	if (proto_json_get(*out, "len") && payload) {
 		if (proto_json_get_u64(*out, "len", &len, perr) < 0 || len > PAYLOAD_MAX_LEN ||
 		    !(*payload = malloc(len ? len : 1))) {
 			proto_json_free(*out);
 			*out = NULL;
-			return vm_error(err, EMSGSIZE, "handover: bad payload length");
+			return util_error(err, EMSGSIZE, "handover: bad payload length");
 		}
 		if ((r = read_exact(fd, *payload, len, timeout_ms, err)) < 0) {
 			free(*payload);

@@ -1,17 +1,17 @@
-/* memsync/migrate-limit.c: --bandwidth, one token bucket shared by the disk
+/* migrate/limit.c: --bandwidth, one token bucket shared by the disk
  * mirror's copier (through mirror_opts.limit) and the memory senders. Bytes
  * are charged when a transfer starts; a debt makes the next one wait. The
  * bucket holds at most a tenth of a second of tokens, so a burst stays short. */
 #include <time.h>
 
-#include "memsync/migrate.h"
+#include "migrate/internal.h"
 
 void mig_limit_init(struct mig_limit *l, uint64_t bytes_per_s)
 {
 	pthread_mutex_init(&l->lock, NULL);
 	l->rate = (double)bytes_per_s;
 	l->tokens = 0;
-	l->t = mig_now();
+	l->t = util_now();
 }
 
 void mig_limit_release(struct mig_limit *l)
@@ -28,7 +28,7 @@ int mig_limit_charge(void *opaque, uint64_t bytes)
 	if (l->rate <= 0)
 		return 0;
 	pthread_mutex_lock(&l->lock);
-	now = mig_now();
+	now = util_now();
 	burst = l->rate / 10;
 	l->tokens += (now - l->t) * l->rate;
 	l->t = now;
