@@ -3,7 +3,7 @@ noinst_LTLIBRARIES += memsync/libmemsync.la
 memsync_libmemsync_la_SOURCES = \
 	memsync/memsync.h memsync/internal.h \
 	memsync/vm.c memsync/vcpu.c memsync/vcpu-state.c memsync/boot.c memsync/cpuid.c \
-	memsync/dirty.c memsync/blob.c memsync/disklock.c memsync/config.c \
+	memsync/dirty.c memsync/blob.c memsync/config.c \
 	memsync/hostcheck.c \
 	memsync/devices/virtio.h memsync/devices/uart.c memsync/devices/pci.c \
 	memsync/devices/virtio-pci.c memsync/devices/virtio-blk.c \

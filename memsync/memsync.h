@@ -280,9 +280,6 @@ int vm_disk_set_ops(struct vm *vm, unsigned i, const struct storage_blk_ops *ops
 /* Returns once no disk request is in progress; with the VM paused none starts. */
 void vm_disk_drain(struct vm *vm);
 
-/* Disk locks (disklock.c): OFD locks compatible with QEMU's image locking. */
-int vm_disk_lock(const char *path, bool readonly, int *fd, char *err);
-
 /* ---- the host ------------------------------------------------------------------------ */
 
 /* The CPU vendor the configuration's CPUID set names ("" when it has none). */

@@ -48,7 +48,7 @@ int mig_export_create(struct mig_export *x, const char *dir, const struct proto_
 		x->tmp[0] = 0;
 		return util_error(err, -r, "%s", verr);
 	}
-	return vm_disk_lock(x->tmp, false, &x->lock_fd, err);
+	return vhd_lock_path(x->tmp, true, &x->lock_fd, err);
 }
 
 /* The executable named by name, searched in PATH unless it has a '/'. */
@@ -114,6 +114,7 @@ int mig_export_start(struct mig_export *x, const char *nbdkit, const char *plugi
 	argv[argc++] = (char *)plugin;
 	argv[argc++] = file_arg;
 	argv[argc++] = fmt_arg;
+	argv[argc++] = "lock=false"; /* serve holds the image's lock (mig_export_create) */
 	argv[argc] = NULL;
 	while (environ[nenv])
 		nenv++;

@@ -262,6 +262,7 @@ int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 	if (!job->request_size)
 		job->request_size = 1u << job->shift;
 	job->held = job->opts.hold;
+	job->dest_zero = job->opts.dest_is_zero;
 	job->start = job->rate_t0 = job->tokens_t = util_now();
 	for (unsigned i = 0; i < job->nconns; i++) {
 		r = -pthread_create(&job->conns[i].thread, NULL, mirror_conn_main, &job->conns[i]);

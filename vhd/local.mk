@@ -4,7 +4,7 @@ vhd_libvhd_la_SOURCES = \
 	vhd/vhd.h vhd/driver.h \
 	vhd/disk.c vhd/copy.c vhd/extents.c vhd/util.c \
 	vhd/io.c vhd/io-file.c vhd/io-stream.c vhd/io-memory.c \
-	vhd/raw.c vhd/utf16.c
+	vhd/lock.c vhd/raw.c vhd/utf16.c
 # The VHD format (Microsoft Virtual PC).
 vhd_libvhd_la_SOURCES += vhd/vpc.h vhd/vpc-format.c vhd/vpc-open.c vhd/vpc-io.c vhd/vpc-meta.c \
 	vhd/vpc-check.c vhd/vpc-create.c

@@ -86,7 +86,9 @@ enum vhd_format vhd_format_from_name(const char *path)
 		return VHD_FORMAT_VHD;
 	if (dot && strcasecmp(dot, ".avhdx") == 0)
 		return VHD_FORMAT_VHDX;
-	return VHD_FORMAT_RAW;
+	if (dot && (strcasecmp(dot, ".raw") == 0 || strcasecmp(dot, ".img") == 0))
+		return VHD_FORMAT_RAW;
+	return VHD_FORMAT_AUTO;
 }
 
 void vhd_uuid_format(const uint8_t u[16], char out[37])
