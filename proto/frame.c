@@ -30,6 +30,7 @@ static const char *const type_names[PROTO_TYPE_END] = {
     [PROTO_PONG] = "PONG",
     [PROTO_RESOLVE] = "RESOLVE",
     [PROTO_RESOLVE_REPLY] = "RESOLVE_REPLY",
+    [PROTO_STREAM] = "STREAM",
 };
 
 const char *proto_type_name(unsigned type)
