@@ -214,6 +214,13 @@ struct mig_source {
 	double complete_start;
 	char complete_err[MIGRATE_ERR_LEN];
 	unsigned nblobs; /* DEVICE_STATE sent */
+	/* Stream runtimes (stream.c): our end of the socketpair, the runtime's
+	 * until it has it, the pump's buffer; live or stop-and-copy. */
+	int stream_fd, runtime_fd;
+	uint8_t *stream_buf;
+	bool stream_live, stream_started, stream_done;
+	double stream_round_t;
+	uint64_t stream_round_bytes;
 	/* measurements */
 	double t_start, t_pause, t_resumed;
 	double t_disks_ms, t_sent_ms; /* into the switchover: disks completed, all sent */
@@ -255,6 +262,14 @@ int mig_memory_final(struct mig_source *m, char *err);
 void mig_memory_cancel(struct mig_source *m);
 void mig_memory_release(struct mig_source *m);
 
+/* stream.c: the memory step of a stream runtime (mig_stream returns with the
+ * VM paused by its runtime, or at once for a stop-and-copy) and its end in
+ * the switchover. */
+int mig_stream(struct mig_source *m, char *err);
+int mig_stream_final(struct mig_source *m, char *err);
+void mig_stream_cancel(struct mig_source *m);
+void mig_stream_release(struct mig_source *m);
+
 /* precopy.c */
 int mig_precopy_open_channels(struct mig_source *m, char *err);
 int mig_precopy(struct mig_source *m, char *err);
@@ -289,6 +304,9 @@ void mig_delete_files(const struct mig_source_record *r);
 
 /* switchover.c: one DEVICE_STATE blob. */
 int mig_send_blob(struct mig_source *m, const char *name, const uint8_t *p, size_t len, char *err);
+/* The files that travel with the VM: early (before the memory: those that
+ * never change, protocol v3) or with the state. */
+int mig_send_files(struct mig_source *m, bool early, char *err);
 
 /* vm.c: a VM that stays here after a migration that did not happen comes back
  * exactly as before it: unthrottled, its dirty log off, resumed. */
@@ -409,6 +427,9 @@ struct mig_incoming {
 	unsigned nexp;
 	struct mig_export exp[MIGRATE_MAX_DISKS];
 	char psk_file[4096];
+	const char *config; /* the VM's configuration (PREFLIGHT's) */
+	int stream_fd;	    /* stream runtimes: serve's end of the stream */
+	int data_fd;	    /* ... and the VM process's, until it has it */
 	int memfd;
 	uint8_t *mem;
 	uint64_t mem_size;

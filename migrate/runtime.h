@@ -46,6 +46,9 @@ struct mig_vm_file {
 	uint64_t max;	   /* bytes; larger is an error (tail: the last max bytes go) */
 	bool required;	   /* the VM cannot run without it */
 	bool tail;	   /* a log: only its tail matters */
+	bool early;	   /* it never changes: sent before the memory (protocol v3), so
+			      that the destination can start its VM with it and the
+			      switchover need not carry it */
 };
 
 /* ---- memory: smove copies RAM pages itself ------------------------------------- */

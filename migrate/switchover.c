@@ -79,13 +79,21 @@ static int send_file(struct mig_source *m, const struct mig_vm_file *f, char *er
 	return r;
 }
 
-static int send_files(struct mig_source *m, char *err)
+/* An older destination (protocol 1 and 2) takes files only with the state. */
+static bool early_files(const struct mig_source *m)
+{
+	return m->s.version >= 3;
+}
+
+int mig_send_files(struct mig_source *m, bool early, char *err)
 {
 	const struct mig_runtime *rt = m->vm->ops->runtime;
 	int r = 0;
 
 	for (unsigned i = 0; i < rt->nfiles && r == 0; i++)
-		r = send_file(m, &rt->files[i], err);
+		if (early ? rt->files[i].early && early_files(m)
+			  : !rt->files[i].early || !early_files(m))
+			r = send_file(m, &rt->files[i], err);
 	return r;
 }
 
@@ -94,7 +102,7 @@ static int send_state_end(struct mig_source *m, char *err)
 	struct proto_msg end = {.type = PROTO_STATE_END};
 	int r;
 
-	if ((r = send_files(m, err)) < 0)
+	if ((r = mig_send_files(m, false, err)) < 0)
 		return r;
 	end.u.state_end.vcpus = 0;
 	end.u.state_end.devices = m->nblobs;
