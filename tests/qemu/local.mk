@@ -1,0 +1,18 @@
+# tests/qemu/: the QEMU runtime (qemu/) and the in-process NBD server it serves
+# its disks with (storage/nbd-server.h), against real peers: QEMU under TCG
+# (no /dev/kvm needed), qemu-io, qemu-img, nbdinfo, nbdcopy.
+EXTRA_DIST += tests/qemu/nbd-lib.sh tests/qemu/hostile-nbd-client.py
+
+# The NBD server behind real clients and hostile ones.
+check_PROGRAMS += tests/qemu/nbd-serve
+tests_qemu_nbd_serve_LDADD = storage/libstorage.la vhd/libvhd.la $(PTHREAD_LIBS)
+
+qemu_nbd_tests = \
+	tests/qemu/test-nbd-server-raw.sh \
+	tests/qemu/test-nbd-server-vhdx.sh \
+	tests/qemu/test-nbd-server-detached.sh \
+	tests/qemu/test-nbd-server-hostile.sh
+TESTS += $(qemu_nbd_tests)
+EXTRA_DIST += $(qemu_nbd_tests)
+# Bad input from clients: again under the sanitizers.
+sanitizer_tests += tests/qemu/test-nbd-server-hostile.sh
