@@ -1,4 +1,4 @@
-# tests/qemu/: the QEMU runtime (qemu/) and the in-process NBD server it serves
+# tests/qemu/runtime.mk: the QEMU runtime (qemu/) and the in-process NBD server it serves
 # its disks with (storage/nbd-server.h), against real peers: QEMU under TCG
 # (no /dev/kvm needed), qemu-io, qemu-img, nbdinfo, nbdcopy.
 EXTRA_DIST += tests/qemu/nbd-lib.sh tests/qemu/hostile-nbd-client.py
@@ -16,3 +16,12 @@ TESTS += $(qemu_nbd_tests)
 EXTRA_DIST += $(qemu_nbd_tests)
 # Bad input from clients: again under the sanitizers.
 sanitizer_tests += tests/qemu/test-nbd-server-hostile.sh
+
+if HAVE_CRITERION
+# The QMP client against a real QEMU (skips without one).
+check_PROGRAMS += tests/qemu/test-qmp
+TESTS += tests/qemu/test-qmp
+sanitizer_tests += tests/qemu/test-qmp
+tests_qemu_test_qmp_CFLAGS = $(unit_cflags)
+tests_qemu_test_qmp_LDADD = $(qemu_libs) $(unit_ldadd)
+endif
