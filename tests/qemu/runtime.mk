@@ -25,3 +25,12 @@ sanitizer_tests += tests/qemu/test-qmp
 tests_qemu_test_qmp_CFLAGS = $(unit_cflags)
 tests_qemu_test_qmp_LDADD = $(qemu_libs) $(unit_ldadd)
 endif
+
+if HAVE_CRITERION
+# The configuration: JSON round trip and refusals (untrusted input: sanitizers).
+check_PROGRAMS += tests/qemu/test-qemu-config
+TESTS += tests/qemu/test-qemu-config
+sanitizer_tests += tests/qemu/test-qemu-config
+tests_qemu_test_qemu_config_CFLAGS = $(unit_cflags)
+tests_qemu_test_qemu_config_LDADD = $(qemu_libs) $(unit_ldadd)
+endif
