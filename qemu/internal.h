@@ -49,6 +49,12 @@ struct qemu_tail {
 	size_t size, len, start;
 };
 
+/* QEMU's descriptors, ready before the fork: its stdin, stdout, stderr and
+ * the QMP listening socket (fd 3 in QEMU). */
+struct qemu_child_fds {
+	int in, out, err, qmp;
+};
+
 struct qemu_vm {
 	struct qemu_config cfg; /* as created: sizes, MACs, machine recorded */
 	unsigned flags;
@@ -62,7 +68,8 @@ struct qemu_vm {
 	/* The process (process.c). */
 	char *binary;
 	char **argv;
-	int qmp_listen_fd;	   /* passed to QEMU as fd 3, closed here after the fork */
+	struct qemu_child_fds child;
+	int qmp_client_fd;	   /* connected to QEMU's QMP socket, until QMP takes it */
 	int out_fd, err_fd, in_fd; /* our ends of QEMU's stdout, stderr, stdin */
 	int wake_fd;		   /* eventfd: wakes the process thread (stop) */
 	pthread_t proc_thread, console_thread;
@@ -84,7 +91,8 @@ struct qemu_vm {
 	char shutdown_reason[32];
 	bool running; /* QEMU's vCPUs run (STOP/RESUME events) */
 	bool started; /* qemu_vm_start was called (or the incoming VM was received) */
-	char *resume_block;
+	bool resume_blocked;
+	char resume_block[256];
 	uint64_t created_ns, last_pause_ns;
 	unsigned resets;
 	char accel[8], machine[64];

@@ -198,4 +198,200 @@ bool qemu_qmp_closed(struct qemu_qmp *q);
 /* Closes the connection and frees. NULL is allowed. */
 void qemu_qmp_free(struct qemu_qmp *q);
 
+/* ---- the VM ------------------------------------------------------------------------ */
+
+struct qemu_vm;
+
+enum {
+	/* -incoming defer; disks exported without a backend until qemu_vm_disks_open */
+	QEMU_VM_INCOMING = 1 << 0,
+};
+
+enum qemu_run_state {
+	QEMU_STATE_CREATED,  /* QEMU runs, the guest has not started (-S) */
+	QEMU_STATE_RUNNING,  /* the vCPUs run */
+	QEMU_STATE_PAUSED,   /* stopped by qemu_vm_pause, a migration or QEMU itself */
+	QEMU_STATE_INCOMING, /* waiting for its migration stream, or receiving it */
+	QEMU_STATE_STOPPED,  /* QEMU has exited */
+};
+const char *qemu_run_state_name(enum qemu_run_state s);
+
+/* Creates the VM: checks the host (QEMU's binary, /dev/kvm when asked for,
+ * tap devices, kernel and firmware files), opens and locks the disks, starts
+ * the NBD server, starts QEMU with the guest paused and connects QMP. A QEMU
+ * that cannot start or exits at once is an error carrying the end of its
+ * stderr and of the console. */
+int qemu_vm_create(const struct qemu_config *cfg, unsigned flags, struct qemu_vm **out, char *err);
+/* Opens and locks an incoming VM's disks and attaches them to QEMU's exports:
+ * paths[i] (when paths and it are not NULL) is the file to open for disk i
+ * instead of its configured path (a migration hands the disks over under
+ * their temporary names). Each image must have the configured size. */
+int qemu_vm_disks_open(struct qemu_vm *vm, const char *const *paths, char *err);
+/* The configuration the VM runs with: disk sizes, MACs and the versioned
+ * machine type recorded, what a migration sends to the destination. */
+const struct qemu_config *qemu_vm_get_config(const struct qemu_vm *vm);
+/* The guest's first run (QMP cont from QEMU's prelaunch state). */
+int qemu_vm_start(struct qemu_vm *vm, char *err);
+/* QMP stop: returns when every vCPU is stopped and QEMU's block layer has
+ * drained (no disk request in flight); *pause_ns (may be NULL) is how long
+ * that took. Pausing a paused VM is a no-op. */
+int qemu_vm_pause(struct qemu_vm *vm, uint64_t *pause_ns, char *err);
+/* QMP cont. Fails with "NAME: why" while a resume block is set. */
+int qemu_vm_resume(struct qemu_vm *vm, char *err);
+/* While a migration holds a paused VM (its switchover, or in doubt), a resume
+ * from anyone else could make two copies run: qemu_vm_resume then fails with
+ * "NAME: why". NULL lifts the block. */
+void qemu_vm_resume_block(struct qemu_vm *vm, const char *why);
+/* Asks QEMU to quit (QMP quit) and kills it (SIGKILL) if it has not exited
+ * after grace_ms (0: 10 s). Returns at once; qemu_vm_wait waits. */
+void qemu_vm_stop(struct qemu_vm *vm, unsigned grace_ms);
+/* Waits until QEMU has exited. Returns 0 when the guest powered off (QEMU's
+ * SHUTDOWN event from the guest, QEMU exiting 0), 1 when it was stopped by
+ * qemu_vm_stop (or quit over QMP), or a negative errno with err for anything
+ * else (QEMU crashed or was killed: its status and last words). *exit_status
+ * (may be NULL): QEMU's exit status, or 128 + the signal that ended it. */
+int qemu_vm_wait(struct qemu_vm *vm, int *exit_status, char *err);
+/* Stops QEMU if it runs (quit, 10 s grace), stops the NBD server, flushes and
+ * closes the disks, removes the runtime directory. NULL is allowed. */
+void qemu_vm_free(struct qemu_vm *vm);
+
+/* Sends bytes to the guest's console (the serial port's input). */
+int qemu_vm_console_send(struct qemu_vm *vm, const char *text, size_t len, char *err);
+/* The console's last len-1 bytes at most (kept in memory: 4 KiB). */
+void qemu_vm_console_tail(struct qemu_vm *vm, char *buf, size_t len);
+/* The VM's QMP connection, for commands this library does not wrap. */
+struct qemu_qmp *qemu_vm_qmp(struct qemu_vm *vm);
+
+/* What the test guests' console lines say (memsync/guest, qemu/guest). */
+enum qemu_guest_state {
+	QEMU_GUEST_NONE = 0, /* no test guest line seen */
+	QEMU_GUEST_RUNNING,  /* "smove-guest: ..." or "smove-checker: ..." */
+	QEMU_GUEST_DONE,     /* "verdict: ok" */
+	QEMU_GUEST_FAILED,   /* "FAIL ..." */
+};
+
+struct qemu_status {
+	enum qemu_run_state state;
+	char qemu_state[32]; /* QEMU's own run state (query-status), "" if unknown */
+	char accel[8];	     /* the accelerator in use: "kvm" or "tcg" */
+	char version[32];    /* QEMU's version */
+	char machine[64];    /* the versioned machine type */
+	char cpu[64];	     /* the CPU model */
+	long pid;
+	uint64_t uptime_ns;	/* since QEMU started */
+	uint64_t last_pause_ns; /* how long the last qemu_vm_pause took */
+	unsigned resets;	/* guest resets seen (RESET events) */
+	bool resume_blocked;
+	/* From the console (a test guest's lines). */
+	bool guest_valid;
+	enum qemu_guest_state guest_state;
+	uint64_t heartbeat;	   /* the last "hb N" */
+	uint64_t heartbeat_age_ns; /* since that line came */
+	char guest_message[160];   /* "ok", or the FAIL line */
+};
+void qemu_vm_status(struct qemu_vm *vm, struct qemu_status *st);
+
+/* ---- disks --------------------------------------------------------------------------- */
+
+/* Disk i's backend, as memsync's vm_disk_set_ops: by default the vhd/ disk the
+ * VM opened; a migration routes QEMU's requests through the storage mirror by
+ * installing its own (NULL restores the default). Waits until no request of
+ * disk i is in flight, then every later request uses ops/h. Returns the
+ * vhd_disk the VM opened (still the VM's). */
+int qemu_vm_disk_set_ops(struct qemu_vm *vm, unsigned i, const struct storage_blk_ops *ops, void *h,
+			 struct vhd_disk **disk, char *err);
+/* Returns once no disk request is in flight. With QEMU paused (qemu_vm_pause
+ * drained QEMU's own block layer) none starts. */
+void qemu_vm_disk_drain(struct qemu_vm *vm);
+/* The NBD server's counters for disk i. */
+void qemu_vm_disk_stats(struct qemu_vm *vm, unsigned i, struct storage_nbd_stats *st);
+
+/* ---- migration primitives ----------------------------------------------------------
+ *
+ * QEMU's own migration stream, carried over a file descriptor that smove
+ * gives it (a socketpair whose other end smove pumps over its authenticated
+ * connection): QEMU never listens on or connects to the network. These are
+ * the steps; migrate/ orders them and decides (docs/design.md):
+ *
+ *   source                                  destination
+ *   qemu_migrate_setup                      qemu_vm_create(QEMU_VM_INCOMING)
+ *                                           qemu_migrate_incoming(fd)
+ *   qemu_migrate_start(fd)
+ *   qemu_migrate_wait(PRE_SWITCHOVER)       (with pause_before_switchover:
+ *     the source is paused, its block layer drained and flushed: disks are
+ *     completed and handed over here)       qemu_vm_disks_open
+ *   qemu_migrate_continue
+ *   qemu_migrate_wait(COMPLETED)            qemu_migrate_incoming_wait
+ *                                           qemu_vm_resume, qemu_vm_announce
+ * A failure or qemu_migrate_cancel before COMPLETED leaves the source as it
+ * was (resume it if it was paused); after COMPLETED the source stays paused
+ * ("postmigrate") and must not run again unless the destination never did.
+ * One migration at a time per VM. */
+
+enum qemu_migrate_status {
+	QEMU_MIGRATE_NONE = 0,
+	QEMU_MIGRATE_SETUP,
+	QEMU_MIGRATE_ACTIVE,
+	QEMU_MIGRATE_PRE_SWITCHOVER, /* source paused, waiting for qemu_migrate_continue */
+	QEMU_MIGRATE_DEVICE,	     /* sending device state */
+	QEMU_MIGRATE_COMPLETED,
+	QEMU_MIGRATE_FAILED,
+	QEMU_MIGRATE_CANCELLING,
+	QEMU_MIGRATE_CANCELLED,
+	QEMU_MIGRATE_OTHER, /* a status this library does not use (postcopy, colo, ...) */
+};
+#define QEMU_MIGRATE_BIT(s) (1u << (s))
+const char *qemu_migrate_status_name(enum qemu_migrate_status s); /* QEMU's names */
+
+struct qemu_migrate_params {
+	bool pause_before_switchover; /* stop at PRE_SWITCHOVER (the disks' handover) */
+	bool auto_converge;	      /* throttle vCPUs that dirty faster than the link */
+	uint64_t downtime_limit_ms;   /* 0: QEMU's default (300 ms) */
+	uint64_t max_bandwidth;	      /* bytes/s; 0: QEMU's default (128 MiB/s) */
+};
+
+/* Source: capabilities (events always, and those asked for) and parameters.
+ * Before qemu_migrate_start. */
+int qemu_migrate_setup(struct qemu_vm *vm, const struct qemu_migrate_params *p, char *err);
+/* Source: hands fd to QEMU (getfd; the caller keeps its own descriptor) and
+ * starts the migration over it (migrate uri=fd:NAME). Returns at once. */
+int qemu_migrate_start(struct qemu_vm *vm, int fd, char *err);
+/* Waits until the migration's status is one of mask (QEMU_MIGRATE_BIT ORed),
+ * or has ended otherwise (FAILED: -EIO with QEMU's error; CANCELLED:
+ * -ECANCELED; COMPLETED when not asked for is returned like any status).
+ * *st (may be NULL) is the status reached; -ETIMEDOUT after timeout_ms
+ * (-1: no limit). Works on either side (the destination's statuses are
+ * ACTIVE then COMPLETED or FAILED). */
+int qemu_migrate_wait(struct qemu_vm *vm, unsigned mask, int timeout_ms,
+		      enum qemu_migrate_status *st, char *err);
+/* Source, at PRE_SWITCHOVER: lets QEMU send the rest and the device state. */
+int qemu_migrate_continue(struct qemu_vm *vm, char *err);
+/* Source: cancels the migration (migrate_cancel); qemu_migrate_wait then
+ * sees CANCELLED (or FAILED, or COMPLETED if it was too late). */
+int qemu_migrate_cancel(struct qemu_vm *vm, char *err);
+
+struct qemu_migrate_stats {
+	enum qemu_migrate_status status;
+	uint64_t ram_total, ram_transferred, ram_remaining; /* bytes */
+	uint64_t ram_duplicate;				    /* zero pages (not sent whole) */
+	uint64_t dirty_pages_rate;			    /* pages/s */
+	uint64_t dirty_sync_count;			    /* passes over the dirty log */
+	double mbps;
+	uint64_t expected_downtime_ms, downtime_ms, total_time_ms, setup_time_ms;
+	uint64_t throttle_percent; /* auto-converge's current throttle */
+	char error[256];	   /* QEMU's error-desc for FAILED */
+};
+/* query-migrate, on either side. */
+int qemu_migrate_query(struct qemu_vm *vm, struct qemu_migrate_stats *st, char *err);
+
+/* Destination (created with QEMU_VM_INCOMING): hands fd to QEMU and starts
+ * receiving (migrate-incoming uri=fd:NAME). Returns at once. */
+int qemu_migrate_incoming(struct qemu_vm *vm, int fd, char *err);
+/* Destination: waits until the stream has been received and loaded: QEMU is
+ * then paused, ready for qemu_vm_resume. -EIO (QEMU's error) if it failed. */
+int qemu_migrate_incoming_wait(struct qemu_vm *vm, int timeout_ms, char *err);
+/* After a switchover: QEMU announces the guest's NICs (gratuitous ARP/RARP),
+ * so that switches learn where they now are. A VM without NICs: nothing. */
+int qemu_vm_announce(struct qemu_vm *vm, char *err);
+
 #endif

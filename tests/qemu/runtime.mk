@@ -34,3 +34,18 @@ sanitizer_tests += tests/qemu/test-qemu-config
 tests_qemu_test_qemu_config_CFLAGS = $(unit_cflags)
 tests_qemu_test_qemu_config_LDADD = $(qemu_libs) $(unit_ldadd)
 endif
+
+# The runtime itself, driven by qemu-vm (one scenario per subcommand) under
+# TCG: boot with a VHDX disk served by smove, pause/resume, stop; migrations
+# between two QEMUs through a socketpair; the errors.
+check_PROGRAMS += tests/qemu/qemu-vm
+tests_qemu_qemu_vm_LDADD = $(qemu_libs)
+tests_qemu_qemu_vm_DEPENDENCIES = qemu/libqemu.la memsync/guest/guest32.elf
+EXTRA_DIST += tests/qemu/qemu-lib.sh
+qemu_runtime_tests = \
+	tests/qemu/test-qemu-boot.sh \
+	tests/qemu/test-qemu-errors.sh \
+	tests/qemu/test-qemu-migrate-stop-copy.sh \
+	tests/qemu/test-qemu-migrate-live.sh
+TESTS += $(qemu_runtime_tests)
+EXTRA_DIST += $(qemu_runtime_tests)
