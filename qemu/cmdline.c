@@ -8,7 +8,8 @@
  *     [-blockdev file (OVMF code, read-only) -blockdev file (vars) -machine pflash0=,pflash1=]
  *     per disk: -blockdev driver=nbd,node-name=diskN,server.type=unix,
  *               server.path=RUNDIR/nbd.sock,export=dN,discard=unmap[,read-only=on]
- *               -device virtio-blk-pci,drive=diskN,id=vdN[,bootindex=1]
+ *               -device virtio-blk-pci,drive=diskN,id=vdN,cyls=C,heads=16,secs=63
+ *                       [,bootindex=1]
  *     per NIC:  -netdev tap,id=netN,ifname=TAP,script=no,downscript=no
  *               -device virtio-net-pci,netdev=netN,mac=MAC,id=nicN
  *     [-incoming defer]
@@ -71,6 +72,18 @@ static void addf(struct args *a, const char *fmt, ...)
 	}
 	add(a, s);
 	free(s);
+}
+
+/* A disk's legacy geometry, given so that QEMU does not read sector 0 to guess
+ * it when it creates the device: an incoming VM's disk has no backend yet,
+ * and that read would hold QEMU's start until it has. The values are QEMU's
+ * own guess for a disk without a partition table (16 heads, 63 sectors), the
+ * same on both sides of a migration. */
+static unsigned cylinders(uint64_t size)
+{
+	uint64_t c = size / 512 / (16 * 63);
+
+	return c < 2 ? 2 : c > 16383 ? 16383 : (unsigned)c;
 }
 
 void qemu_cmdline_free(char **argv)
@@ -140,8 +153,8 @@ int qemu_cmdline_build(struct qemu_vm *vm, char ***argv, char *err)
 		     "discard=unmap%s",
 		     i, vm->nbd_path, i, c->disks[i].readonly ? ",read-only=on" : "");
 		add(&a, "-device");
-		addf(&a, "virtio-blk-pci,drive=disk%u,id=vd%u%s", i, i,
-		     i == 0 ? ",bootindex=1" : "");
+		addf(&a, "virtio-blk-pci,drive=disk%u,id=vd%u,cyls=%u,heads=16,secs=63%s", i, i,
+		     cylinders(c->disks[i].size), i == 0 ? ",bootindex=1" : "");
 	}
 	for (unsigned i = 0; i < c->nnics; i++) {
 		add(&a, "-netdev");

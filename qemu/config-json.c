@@ -98,6 +98,10 @@ static int only_keys(const struct proto_json_value *v, const char *what, const c
 			k++;
 		if (!*k)
 			return qemu_error(err, EINVAL, "%s: unknown key \"%s\"", what, v->keys[i]);
+		for (size_t j = 0; j < i; j++)
+			if (strcmp(v->keys[j], v->keys[i]) == 0)
+				return qemu_error(err, EINVAL, "%s: key \"%s\" is given twice",
+						  what, v->keys[i]);
 	}
 	return 0;
 }

@@ -95,6 +95,7 @@ struct nbd_export {
 	const struct storage_blk_ops *ops;
 	void *h;
 	unsigned swapping; /* set_backend calls waiting for in_flight to reach 0 */
+	bool written;	   /* a write, trim or zero has completed through a backend */
 	pthread_cond_t cond;
 	struct storage_nbd_stats st;
 };

@@ -16,14 +16,22 @@
 /* ---- the export's backend: waiting for it, counting requests in flight ----- */
 
 /* Waits for a backend and counts the request in flight; NBD_ESHUTDOWN when the
- * server stops first. */
-static uint32_t io_begin(struct nbd_conn *c, const struct storage_blk_ops **ops, void **h)
+ * server stops first. A flush of an export that never had a write completed
+ * has nothing to make durable: it does not wait for a backend (*ops NULL),
+ * so that a QEMU closing a disk that was never attached does not hang. */
+static uint32_t io_begin(struct nbd_conn *c, bool flush, const struct storage_blk_ops **ops,
+			 void **h)
 {
 	struct storage_nbd_server *s = c->s;
 	struct nbd_export *ex = c->ex;
 	bool waited = false;
 
 	pthread_mutex_lock(&s->lock);
+	if (flush && !ex->ops && !ex->written) {
+		pthread_mutex_unlock(&s->lock);
+		*ops = NULL;
+		return 0;
+	}
 	while (!s->stopping && (ex->swapping || !ex->ops)) {
 		if (!waited)
 			ex->st.waiting++;
@@ -43,11 +51,13 @@ static uint32_t io_begin(struct nbd_conn *c, const struct storage_blk_ops **ops,
 	return 0;
 }
 
-static void io_end(struct nbd_conn *c)
+static void io_end(struct nbd_conn *c, bool wrote)
 {
 	struct nbd_export *ex = c->ex;
 
 	pthread_mutex_lock(&c->s->lock);
+	if (wrote)
+		ex->written = true;
 	if (--ex->st.in_flight == 0)
 		pthread_cond_broadcast(&ex->cond);
 	pthread_mutex_unlock(&c->s->lock);
@@ -180,8 +190,10 @@ static uint32_t run(struct nbd_conn *c, struct nbd_request *q, uint8_t **data)
 		return 0;
 	if (q->type == NBD_CMD_READ && !(*data = malloc(q->len)))
 		return NBD_ENOMEM;
-	if ((e = io_begin(c, &ops, &h)))
+	if ((e = io_begin(c, q->type == NBD_CMD_FLUSH, &ops, &h)))
 		return e;
+	if (!ops)
+		return 0; /* a flush with nothing to flush */
 	switch (q->type) {
 	case NBD_CMD_READ:
 		r = ops->pread(h, *data, q->len, q->off, err);
@@ -199,7 +211,7 @@ static uint32_t run(struct nbd_conn *c, struct nbd_request *q, uint8_t **data)
 	}
 	if (r >= 0 && (q->type == NBD_CMD_FLUSH || (q->flags & NBD_CMD_FLAG_FUA)))
 		r = ops->flush(h, err);
-	io_end(c);
+	io_end(c, r >= 0 && q->type != NBD_CMD_READ && q->type != NBD_CMD_FLUSH);
 	return nbd_errno(r < 0 ? r : 0);
 }
 

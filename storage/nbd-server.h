@@ -37,7 +37,12 @@
  * it calls its export's backend until that call returns. A request that finds
  * no backend (NULL: "not attached yet") waits for one, unless the server is
  * stopping (it then fails with ESHUTDOWN); the handshake of such an export
- * still completes, since its size is known. Durability is the backend's: a
+ * still completes, since its size is known. (A FLUSH does not wait when no
+ * write ever completed on the export: there is nothing to make durable, and
+ * a client closing an export never attached must not hang.) A client that
+ * must not block before the backend comes should make no request: QEMU, for
+ * one, reads sector 0 when a disk device is created unless the device's
+ * geometry is given (qemu/cmdline.c gives it). Durability is the backend's: a
  * FLUSH (or FUA) returns only after the backend's flush returned 0.
  *
  * Errors: 0 or a negative errno with a sentence in err (VHD_ERR_LEN bytes).

@@ -153,7 +153,7 @@ static int cmd_create(int argc, char **argv)
 {
 	struct qemu_config c;
 	struct qemu_vm *vm;
-	char err[QEMU_ERR_LEN];
+	char err[QEMU_ERR_LEN], *json;
 
 	if (argc < 3)
 		die("usage: qemu-vm create CONFIG [incoming]");
@@ -161,6 +161,12 @@ static int cmd_create(int argc, char **argv)
 	if (qemu_vm_create(&c, argc > 3 ? QEMU_VM_INCOMING : 0, &vm, err) < 0)
 		die("%s", err);
 	print_status(vm, "vm");
+	if (qemu_config_to_json(qemu_vm_get_config(vm), &json, err) < 0)
+		die("%s", err);
+	printf("config: %s\n", json);
+	free(json);
+	if (qemu_vm_announce(vm, err) < 0)
+		die("%s", err);
 	qemu_vm_free(vm);
 	qemu_config_release(&c);
 	return 0;

@@ -91,6 +91,7 @@ Test(qemu_config, refusals)
 	refused("{\"runtime\": \"memsync\", \"name\": \"vm1\"}", "\"memsync\", not \"qemu\"");
 	refused("{\"runtime\": 1, \"name\": \"vm1\"}", "runtime");
 	refused(R "\"guest\": \"x\"}", "unknown key \"guest\"");
+	refused(R "\"cpus\": 1, \"cpus\": 2}", "key \"cpus\" is given twice");
 	refused(R "\"memory\": \"1G\"}", "memory");
 	refused(R "\"memory\": 1000}", "multiple of 2 MiB");
 	refused(R "\"memory\": -2097152}", "memory");
