@@ -8,6 +8,10 @@
  *       create, check the status, refuse a second VM on the same disk, start,
  *       see the guest's heartbeat, pause (nothing moves: heartbeat, disk
  *       requests), a resume block, resume, the guest's verdict, stop, wait
+ *   qemu-vm console CONFIG TEXT [SEND]
+ *       start the VM, wait for TEXT on its console; then stop it, or with SEND
+ *       type SEND on the console (with a carriage return) and expect the guest
+ *       to power off by itself
  *   qemu-vm migrate CONFIG DEST-DISK MODE
  *       a migration between two QEMUs of this library through a socketpair:
  *       MODE stop-copy (the source paused first) or live (pre-copy, stopped at
@@ -172,6 +176,47 @@ static int cmd_create(int argc, char **argv)
 	return 0;
 }
 
+/* A disk backend that counts what passes through it, then does it on the
+ * VM's vhd/ disk: what a migration's router does with its mirror. */
+struct counting {
+	struct vhd_disk *disk;
+	uint64_t reads, writes, zeroes, flushes;
+};
+
+static int c_pread(void *h, void *buf, size_t len, uint64_t off, char *err)
+{
+	struct counting *c = h;
+
+	__atomic_add_fetch(&c->reads, 1, __ATOMIC_RELAXED);
+	return storage_blk_vhd_ops.pread(c->disk, buf, len, off, err);
+}
+
+static int c_pwrite(void *h, const void *buf, size_t len, uint64_t off, char *err)
+{
+	struct counting *c = h;
+
+	__atomic_add_fetch(&c->writes, 1, __ATOMIC_RELAXED);
+	return storage_blk_vhd_ops.pwrite(c->disk, buf, len, off, err);
+}
+
+static int c_zero(void *h, uint64_t len, uint64_t off, unsigned flags, char *err)
+{
+	struct counting *c = h;
+
+	__atomic_add_fetch(&c->zeroes, 1, __ATOMIC_RELAXED);
+	return storage_blk_vhd_ops.zero(c->disk, len, off, flags, err);
+}
+
+static int c_flush(void *h, char *err)
+{
+	struct counting *c = h;
+
+	__atomic_add_fetch(&c->flushes, 1, __ATOMIC_RELAXED);
+	return storage_blk_vhd_ops.flush(c->disk, err);
+}
+
+static const struct storage_blk_ops counting_ops = {c_pread, c_pwrite, c_zero, c_flush};
+
 /* ---- boot ------------------------------------------------------------------------------ */
 
 static int cmd_boot(int argc, char **argv)
@@ -246,6 +291,27 @@ static int cmd_boot(int argc, char **argv)
 			die("no heartbeat after resume");
 	print_status(vm, "resumed");
 
+	/* The guest's requests through another backend, swapped while it runs. */
+	if (c.ndisks) {
+		struct counting cnt = {0};
+		uint64_t w;
+
+		if (qemu_vm_disk_set_ops(vm, 0, &counting_ops, &cnt, &cnt.disk, err) < 0)
+			die("%s", err);
+		for (double end = now_s() + 120;
+		     __atomic_load_n(&cnt.writes, __ATOMIC_RELAXED) < 8;)
+			if (now_s() > end)
+				die("no write went through the swapped backend");
+		if (qemu_vm_disk_set_ops(vm, 0, NULL, NULL, NULL, err) < 0)
+			die("%s", err);
+		w = __atomic_load_n(&cnt.writes, __ATOMIC_RELAXED);
+		msleep(300);
+		if (__atomic_load_n(&cnt.writes, __ATOMIC_RELAXED) != w)
+			die("a write went through the backend after it was swapped out");
+		printf("swapped backend: %llu reads, %llu writes, %llu flushes\n",
+		       (unsigned long long)cnt.reads, (unsigned long long)w,
+		       (unsigned long long)cnt.flushes);
+	}
 	wait_verdict(vm, 300);
 	qemu_vm_disk_stats(vm, 0, &after);
 	printf("verdict ok; disk 0: %llu requests, %llu writes, %llu bytes written, %llu flushes, "
@@ -259,6 +325,41 @@ static int cmd_boot(int argc, char **argv)
 	qemu_vm_status(vm, &st);
 	if (st.state != QEMU_STATE_STOPPED)
 		die("after wait: %s", qemu_run_state_name(st.state));
+	qemu_vm_free(vm);
+	qemu_config_release(&c);
+	return 0;
+}
+
+/* ---- console ------------------------------------------------------------------------- */
+
+static int cmd_console(int argc, char **argv)
+{
+	struct qemu_config c;
+	struct qemu_vm *vm;
+	char err[QEMU_ERR_LEN];
+	int status, r;
+
+	if (argc < 4)
+		die("usage: qemu-vm console CONFIG TEXT [SEND]");
+	load_config(argv[2], &c);
+	if (qemu_vm_create(&c, 0, &vm, err) < 0)
+		die("%s", err);
+	if (qemu_vm_start(vm, err) < 0)
+		die("%s", err);
+	wait_console(vm, argv[3], 600);
+	printf("console: '%s' seen\n", argv[3]);
+	if (argc > 4) {
+		if (qemu_vm_console_send(vm, argv[4], strlen(argv[4]), err) < 0 ||
+		    qemu_vm_console_send(vm, "\r", 1, err) < 0)
+			die("%s", err);
+		r = qemu_vm_wait(vm, &status, err);
+		if (r != 0)
+			die("the guest did not power off: qemu_vm_wait returned %d (status %d): %s",
+			    r, status, err);
+		printf("the guest powered off, QEMU exited %d\n", status);
+	} else {
+		stop_and_wait(vm, "vm");
+	}
 	qemu_vm_free(vm);
 	qemu_config_release(&c);
 	return 0;
@@ -428,7 +529,9 @@ int main(int argc, char **argv)
 		return cmd_create(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "boot") == 0)
 		return cmd_boot(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "console") == 0)
+		return cmd_console(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
 		return cmd_migrate(argc, argv);
-	die("usage: qemu-vm create|boot|migrate ...");
+	die("usage: qemu-vm create|boot|console|migrate ...");
 }

@@ -41,10 +41,11 @@ endif
 check_PROGRAMS += tests/qemu/qemu-vm
 tests_qemu_qemu_vm_LDADD = $(qemu_libs)
 tests_qemu_qemu_vm_DEPENDENCIES = qemu/libqemu.la memsync/guest/guest32.elf
-EXTRA_DIST += tests/qemu/qemu-lib.sh
+EXTRA_DIST += tests/qemu/qemu-lib.sh tests/qemu/mbr.py
 qemu_runtime_tests = \
 	tests/qemu/test-qemu-boot.sh \
 	tests/qemu/test-qemu-errors.sh \
+	tests/qemu/test-qemu-firmware.sh \
 	tests/qemu/test-qemu-migrate-stop-copy.sh \
 	tests/qemu/test-qemu-migrate-live.sh
 TESTS += $(qemu_runtime_tests)
