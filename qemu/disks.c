@@ -74,7 +74,7 @@ static void close_disk(struct qemu_disk *d)
 int qemu_disks_create(struct qemu_vm *vm, char *err)
 {
 	struct storage_nbd_export ex[QEMU_MAX_DISKS];
-	char names[QEMU_MAX_DISKS][8];
+	char names[QEMU_MAX_DISKS][16];
 	bool incoming = vm->flags & QEMU_VM_INCOMING;
 	int r;
 

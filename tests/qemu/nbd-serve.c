@@ -75,7 +75,7 @@ static void *swapper(void *arg)
 int main(int argc, char **argv)
 {
 	struct storage_nbd_export ex[MAX_IMAGES];
-	char names[MAX_IMAGES][8], err[VHD_ERR_LEN];
+	char names[MAX_IMAGES][16], err[VHD_ERR_LEN];
 	bool readonly = false, detached = false;
 	pthread_t swap_thread;
 	sigset_t set;

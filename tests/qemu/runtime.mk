@@ -50,3 +50,5 @@ qemu_runtime_tests = \
 	tests/qemu/test-qemu-migrate-live.sh
 TESTS += $(qemu_runtime_tests)
 EXTRA_DIST += $(qemu_runtime_tests)
+# The runtime's error paths and a whole VM's life: again under the sanitizers.
+sanitizer_tests += tests/qemu/test-qemu-errors.sh tests/qemu/test-qemu-boot.sh
