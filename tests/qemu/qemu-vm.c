@@ -12,6 +12,12 @@
  *       start the VM, wait for TEXT on its console; then stop it, or with SEND
  *       type SEND on the console (with a carriage return) and expect the guest
  *       to power off by itself
+ *   qemu-vm hold CONFIG
+ *       create and start the VM from a thread that then ends (QEMU must live
+ *       on: its death signal follows the VM's own thread), print "qemu pid
+ *       N", and wait to be killed (QEMU must then die too)
+ *   qemu-vm crash CONFIG
+ *       kill QEMU behind the runtime's back: qemu_vm_wait must say so
  *   qemu-vm migrate CONFIG DEST-DISK MODE
  *       a migration between two QEMUs of this library through a socketpair:
  *       MODE stop-copy (the source paused first) or live (pre-copy, stopped at
@@ -21,6 +27,8 @@
  * Timeouts are generous: TCG on a loaded 2-core machine. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -365,6 +373,78 @@ static int cmd_console(int argc, char **argv)
 	return 0;
 }
 
+/* ---- hold, crash ------------------------------------------------------------------------ */
+
+struct holder {
+	struct qemu_config c;
+	struct qemu_vm *vm;
+	char err[QEMU_ERR_LEN];
+};
+
+static void *create_and_start(void *arg)
+{
+	struct holder *h = arg;
+
+	if (qemu_vm_create(&h->c, 0, &h->vm, h->err) < 0 || qemu_vm_start(h->vm, h->err) < 0)
+		h->vm = NULL;
+	return NULL; /* this thread ends here; the VM must not */
+}
+
+static int cmd_hold(int argc, char **argv)
+{
+	static struct holder h;
+	struct qemu_status st;
+	pthread_t t;
+
+	if (argc < 3)
+		die("usage: qemu-vm hold CONFIG");
+	load_config(argv[2], &h.c);
+	if (pthread_create(&t, NULL, create_and_start, &h) != 0)
+		die("pthread_create");
+	pthread_join(t, NULL);
+	if (!h.vm)
+		die("%s", h.err);
+	msleep(2000);
+	qemu_vm_status(h.vm, &st);
+	if (st.state != QEMU_STATE_RUNNING)
+		die("QEMU did not outlive the thread that created it: %s",
+		    qemu_run_state_name(st.state));
+	printf("qemu pid %ld\n", st.pid);
+	for (;;)
+		pause();
+}
+
+static int cmd_crash(int argc, char **argv)
+{
+	struct qemu_config c;
+	struct qemu_vm *vm;
+	struct qemu_status st;
+	char err[QEMU_ERR_LEN];
+	int status, r;
+
+	if (argc < 3)
+		die("usage: qemu-vm crash CONFIG");
+	load_config(argv[2], &c);
+	if (qemu_vm_create(&c, 0, &vm, err) < 0 || qemu_vm_start(vm, err) < 0)
+		die("%s", err);
+	wait_console(vm, "smove-guest:", 120);
+	qemu_vm_status(vm, &st);
+	kill((pid_t)st.pid, SIGKILL);
+	r = qemu_vm_wait(vm, &status, err);
+	printf("wait: %d, status %d: %s\n", r, status, r < 0 ? err : "");
+	if (r != -EIO || status != 128 + SIGKILL)
+		die("a killed QEMU was not reported as such");
+	qemu_vm_status(vm, &st);
+	if (st.state != QEMU_STATE_STOPPED)
+		die("a dead QEMU is %s", qemu_run_state_name(st.state));
+	if (qemu_vm_pause(vm, NULL, err) == 0)
+		die("a dead QEMU paused");
+	printf("pause after death: %s\n", err);
+	qemu_vm_free(vm);
+	qemu_config_release(&c);
+	return 0;
+}
+
 /* ---- migrate --------------------------------------------------------------------------- */
 
 static void copy_file(const char *src, const char *dst)
@@ -529,9 +609,13 @@ int main(int argc, char **argv)
 		return cmd_create(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "boot") == 0)
 		return cmd_boot(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "hold") == 0)
+		return cmd_hold(argc, argv);
+	if (argc >= 2 && strcmp(argv[1], "crash") == 0)
+		return cmd_crash(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "console") == 0)
 		return cmd_console(argc, argv);
 	if (argc >= 2 && strcmp(argv[1], "migrate") == 0)
 		return cmd_migrate(argc, argv);
-	die("usage: qemu-vm create|boot|console|migrate ...");
+	die("usage: qemu-vm create|boot|console|hold|crash|migrate ...");
 }

@@ -46,6 +46,7 @@ qemu_runtime_tests = \
 	tests/qemu/test-qemu-boot.sh \
 	tests/qemu/test-qemu-errors.sh \
 	tests/qemu/test-qemu-firmware.sh \
+	tests/qemu/test-qemu-process.sh \
 	tests/qemu/test-qemu-migrate-stop-copy.sh \
 	tests/qemu/test-qemu-migrate-live.sh
 TESTS += $(qemu_runtime_tests)
