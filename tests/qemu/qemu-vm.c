@@ -24,6 +24,9 @@
  *       pre-switchover for the disk's handover). The disk is handed over by
  *       copying the source's image, paused and drained, to DEST-DISK; the
  *       destination is resumed and its guest must go on to its verdict.
+ *       MODE cancel or dest-dies: a slow live migration that is cancelled, or
+ *       whose destination QEMU is killed: the source must go on running to
+ *       its verdict, the destination QEMU end.
  * Timeouts are generous: TCG on a loaded 2-core machine. */
 #include <errno.h>
 #include <fcntl.h>
@@ -481,6 +484,91 @@ static void hand_over_disk(struct qemu_vm *src, struct qemu_vm *dst, const char 
 	printf("disk handed over in %.3f s\n", now_s() - t0);
 }
 
+/* The destination: the source's configuration (sizes and machine recorded),
+ * its own disk file and console. */
+static struct qemu_vm *make_destination(struct qemu_vm *src, const char *disk,
+					struct qemu_config *dc)
+{
+	char err[QEMU_ERR_LEN], *json;
+	struct qemu_vm *dst;
+	char *console;
+
+	if (qemu_config_to_json(qemu_vm_get_config(src), &json, err) < 0)
+		die("%s", err);
+	qemu_config_init(dc);
+	if (qemu_config_from_json(json, strlen(json), dc, err) < 0)
+		die("the source's configuration: %s", err);
+	free(json);
+	free(dc->disks[0].path);
+	dc->disks[0].path = strdup(disk);
+	if (dc->console) {
+		if (asprintf(&console, "%s.dest-console", dc->console) < 0)
+			die("out of memory");
+		free(dc->console);
+		dc->console = console;
+	}
+	if (qemu_vm_create(dc, QEMU_VM_INCOMING, &dst, err) < 0)
+		die("destination: %s", err);
+	return dst;
+}
+
+/* A live migration that does not happen: cancelled, or its destination
+ * killed. The source was never paused: it must run on. */
+static int migrate_fails(char **argv)
+{
+	struct qemu_migrate_params params = {.pause_before_switchover = true,
+					     .max_bandwidth = 256 << 10};
+	bool cancel = strcmp(argv[4], "cancel") == 0;
+	struct qemu_config c, dc;
+	struct qemu_vm *src, *dst;
+	struct qemu_status st;
+	char err[QEMU_ERR_LEN];
+	int sp[2], r, status;
+
+	load_config(argv[2], &c);
+	if (qemu_vm_create(&c, 0, &src, err) < 0 || qemu_vm_start(src, err) < 0)
+		die("source: %s", err);
+	wait_console(src, "disk 0 pass 2 ok", 300);
+	dst = make_destination(src, argv[3], &dc);
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		die("socketpair: %s", strerror(errno));
+	if (qemu_migrate_setup(src, &params, err) < 0 ||
+	    qemu_migrate_incoming(dst, sp[1], err) < 0 || qemu_migrate_start(src, sp[0], err) < 0)
+		die("%s", err);
+	close(sp[0]);
+	close(sp[1]);
+	if (qemu_migrate_wait(src, QEMU_MIGRATE_BIT(QEMU_MIGRATE_ACTIVE), 60000, NULL, err) < 0)
+		die("%s", err);
+	msleep(500);
+	if (cancel) {
+		if (qemu_migrate_cancel(src, err) < 0)
+			die("%s", err);
+	} else {
+		qemu_vm_status(dst, &st);
+		kill((pid_t)st.pid, SIGKILL);
+	}
+	r = qemu_migrate_wait(src, QEMU_MIGRATE_BIT(QEMU_MIGRATE_COMPLETED), 120000, NULL, err);
+	printf("source's wait: %d: %s\n", r, err);
+	if (r != (cancel ? -ECANCELED : -EIO))
+		die("the %s migration ended with %d", argv[4], r);
+	qemu_vm_status(src, &st);
+	if (st.state != QEMU_STATE_RUNNING)
+		die("after the %s migration the source is %s", argv[4],
+		    qemu_run_state_name(st.state));
+	r = qemu_vm_wait(dst, &status, err);
+	printf("destination's wait: %d (status %d): %s\n", r, status, r < 0 ? err : "");
+	if (r >= 0)
+		die("the destination QEMU ended well after its migration failed");
+	wait_verdict(src, 600);
+	printf("the guest went on to its verdict on the source\n");
+	stop_and_wait(src, "source");
+	qemu_vm_free(src);
+	qemu_vm_free(dst);
+	qemu_config_release(&c);
+	qemu_config_release(&dc);
+	return 0;
+}
+
 static int cmd_migrate(int argc, char **argv)
 {
 	struct qemu_config c, dc;
@@ -489,13 +577,16 @@ static int cmd_migrate(int argc, char **argv)
 	struct qemu_migrate_stats ms;
 	enum qemu_migrate_status s;
 	struct qemu_status st;
-	char err[QEMU_ERR_LEN], *json;
+	char err[QEMU_ERR_LEN];
 	bool live;
 	double t0;
 	int sp[2];
 
-	if (argc < 5 || (strcmp(argv[4], "live") && strcmp(argv[4], "stop-copy")))
-		die("usage: qemu-vm migrate CONFIG DEST-DISK live|stop-copy");
+	if (argc < 5 || (strcmp(argv[4], "live") && strcmp(argv[4], "stop-copy") &&
+			 strcmp(argv[4], "cancel") && strcmp(argv[4], "dest-dies")))
+		die("usage: qemu-vm migrate CONFIG DEST-DISK live|stop-copy|cancel|dest-dies");
+	if (strcmp(argv[4], "cancel") == 0 || strcmp(argv[4], "dest-dies") == 0)
+		return migrate_fails(argv);
 	live = strcmp(argv[4], "live") == 0;
 	load_config(argv[2], &c);
 	if (qemu_vm_create(&c, 0, &src, err) < 0)
@@ -505,23 +596,7 @@ static int cmd_migrate(int argc, char **argv)
 	wait_console(src, "disk 0 pass 2 ok", 300);
 	print_status(src, "source");
 
-	/* The destination: the source's configuration (sizes and machine
-	 * recorded), its own disk file and console. */
-	if (qemu_config_to_json(qemu_vm_get_config(src), &json, err) < 0)
-		die("%s", err);
-	qemu_config_init(&dc);
-	if (qemu_config_from_json(json, strlen(json), &dc, err) < 0)
-		die("the source's configuration: %s", err);
-	free(json);
-	free(dc.disks[0].path);
-	dc.disks[0].path = strdup(argv[3]);
-	if (dc.console) {
-		free(dc.console);
-		if (asprintf(&dc.console, "%s.dest-console", c.console) < 0)
-			die("out of memory");
-	}
-	if (qemu_vm_create(&dc, QEMU_VM_INCOMING, &dst, err) < 0)
-		die("destination: %s", err);
+	dst = make_destination(src, argv[3], &dc);
 	qemu_vm_status(dst, &st);
 	if (st.state != QEMU_STATE_INCOMING)
 		die("the destination is %s, not incoming", qemu_run_state_name(st.state));

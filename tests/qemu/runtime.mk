@@ -48,7 +48,8 @@ qemu_runtime_tests = \
 	tests/qemu/test-qemu-firmware.sh \
 	tests/qemu/test-qemu-process.sh \
 	tests/qemu/test-qemu-migrate-stop-copy.sh \
-	tests/qemu/test-qemu-migrate-live.sh
+	tests/qemu/test-qemu-migrate-live.sh \
+	tests/qemu/test-qemu-migrate-fail.sh
 TESTS += $(qemu_runtime_tests)
 EXTRA_DIST += $(qemu_runtime_tests)
 # The runtime's error paths and a whole VM's life: again under the sanitizers.
