@@ -17,8 +17,10 @@ uint64_t qemu_now_ns(void); /* CLOCK_MONOTONIC */
 void qemu_cond_init(pthread_cond_t *c);
 void qemu_abs_ts(uint64_t deadline_ns, struct timespec *ts);
 /* Makes a private directory (0700) for a VM named name: RUNTIME/qemu-NAME-XXXXXX,
- * where RUNTIME is $SMOVE_RUNTIME_DIR, /run/smove, or $TMPDIR (/tmp). */
-int qemu_rundir_make(const char *name, char **out, char *err);
+ * where RUNTIME is $SMOVE_RUNTIME_DIR, /run/smove, or $TMPDIR (/tmp). It holds
+ * a lock file, locked while *lock_fd is open; directories whose lock nobody
+ * holds (their smove was killed) are removed on the way. */
+int qemu_rundir_make(const char *name, char **out, int *lock_fd, char *err);
 /* Removes the directory and the files in it (not recursively further). */
 void qemu_rundir_remove(const char *dir);
 /* The executable for name: itself if it has a '/', else found in PATH. */
@@ -59,6 +61,7 @@ struct qemu_vm {
 	struct qemu_config cfg; /* as created: sizes, MACs, machine recorded */
 	unsigned flags;
 	char *rundir, *qmp_path, *nbd_path, *vars_path;
+	int rundir_lock; /* held while the VM lives (qemu_rundir_make) */
 
 	/* Disks (disks.c). disk_lock serialises set_ops and disks_open. */
 	pthread_mutex_t disk_lock;

@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/ioctl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -53,37 +54,88 @@ void qemu_abs_ts(uint64_t deadline_ns, struct timespec *ts)
 
 /* ---- the runtime directory ---------------------------------------------------- */
 
-static int try_rundir(const char *base, const char *name, char **out)
+/* Removes the runtime directories in base that nobody holds: their owner
+ * (an smove process, killed) took their lock file with it. */
+static void sweep_stale(const char *base)
 {
-	size_t n = strlen(base) + strlen(name) + 32;
-	char *dir = malloc(n);
+	DIR *d = opendir(base);
+	struct dirent *e;
 
-	if (!dir)
-		return -ENOMEM;
-	if (mkdir(base, 0700) < 0 && errno != EEXIST) {
-		free(dir);
-		return -errno;
-	}
-	snprintf(dir, n, "%s/qemu-%s-XXXXXX", base, name);
-	if (!mkdtemp(dir)) {
-		int r = -errno;
+	if (!d)
+		return;
+	while ((e = readdir(d))) {
+		char path[4096];
+		int fd;
 
-		free(dir);
-		return r;
+		if (strncmp(e->d_name, "qemu-", 5) != 0)
+			continue;
+		snprintf(path, sizeof(path), "%s/%s/lock", base, e->d_name);
+		if ((fd = open(path, O_RDWR | O_CLOEXEC)) < 0)
+			continue;
+		if (flock(fd, LOCK_EX | LOCK_NB) == 0) {
+			snprintf(path, sizeof(path), "%s/%s", base, e->d_name);
+			qemu_rundir_remove(path);
+		}
+		close(fd);
 	}
-	*out = dir;
-	return 0;
+	closedir(d);
 }
 
-int qemu_rundir_make(const char *name, char **out, char *err)
+/* Makes BASE/qemu-NAME-XXXXXX holding a lock file that stays locked (flock)
+ * while *lock_fd is open. The directory is made under a name the sweep does
+ * not look at and renamed once locked, so that no other smove ever sees it
+ * unlocked. */
+static int try_rundir(const char *base, const char *name, char **out, int *lock_fd)
+{
+	size_t n = strlen(base) + strlen(name) + 32;
+	char *tmp = malloc(n), *dir = malloc(n), *lock = malloc(n + 8);
+	int fd = -1, r = 0;
+
+	if (!tmp || !dir || !lock) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (mkdir(base, 0700) < 0 && errno != EEXIST) {
+		r = -errno;
+		goto out;
+	}
+	sweep_stale(base);
+	snprintf(tmp, n, "%s/.new-qemu-%s-XXXXXX", base, name);
+	if (!mkdtemp(tmp)) {
+		r = -errno;
+		goto out;
+	}
+	snprintf(lock, n + 8, "%s/lock", tmp);
+	snprintf(dir, n, "%s/qemu-%s-%s", base, name, tmp + strlen(tmp) - 6);
+	if ((fd = open(lock, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600)) < 0 ||
+	    flock(fd, LOCK_EX) < 0 || rename(tmp, dir) < 0) {
+		r = -errno;
+		if (fd >= 0)
+			close(fd);
+		fd = -1;
+		unlink(lock);
+		rmdir(tmp);
+		goto out;
+	}
+	*out = dir;
+	*lock_fd = fd;
+	dir = NULL;
+out:
+	free(tmp);
+	free(dir);
+	free(lock);
+	return r;
+}
+
+int qemu_rundir_make(const char *name, char **out, int *lock_fd, char *err)
 {
 	const char *env = getenv("SMOVE_RUNTIME_DIR"), *tmp = getenv("TMPDIR");
 	int r;
 
 	if (env && env[0])
-		r = try_rundir(env, name, out);
-	else if ((r = try_rundir("/run/smove", name, out)) < 0)
-		r = try_rundir(tmp && tmp[0] ? tmp : "/tmp", name, out);
+		r = try_rundir(env, name, out, lock_fd);
+	else if ((r = try_rundir("/run/smove", name, out, lock_fd)) < 0)
+		r = try_rundir(tmp && tmp[0] ? tmp : "/tmp", name, out, lock_fd);
 	if (r < 0)
 		return qemu_error(err, -r,
 				  "%s: cannot make a runtime directory in %s: %s (set "
@@ -93,7 +145,9 @@ int qemu_rundir_make(const char *name, char **out, char *err)
 				  strerror(-r));
 	/* The sockets' paths must fit in sun_path (108 bytes) with their names. */
 	if (strlen(*out) > 80) {
-		rmdir(*out);
+		qemu_rundir_remove(*out);
+		close(*lock_fd);
+		*lock_fd = -1;
 		free(*out);
 		*out = NULL;
 		return qemu_error(err, ENAMETOOLONG,

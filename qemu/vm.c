@@ -173,7 +173,7 @@ int qemu_vm_create(const struct qemu_config *cfg, unsigned flags, struct qemu_vm
 		return qemu_error(err, ENOMEM, "out of memory");
 	vm->flags = flags;
 	vm->console_log = vm->in_fd = vm->out_fd = vm->err_fd = vm->wake_fd = -1;
-	vm->qmp_client_fd = -1;
+	vm->qmp_client_fd = vm->rundir_lock = -1;
 	pthread_mutex_init(&vm->lock, NULL);
 	pthread_mutex_init(&vm->disk_lock, NULL);
 	qemu_cond_init(&vm->cond);
@@ -196,7 +196,7 @@ int qemu_vm_create(const struct qemu_config *cfg, unsigned flags, struct qemu_vm
 	if ((r = qemu_find_binary(vm->cfg.binary ? vm->cfg.binary : QEMU_DEFAULT_BIN, &vm->binary,
 				  err)) < 0 ||
 	    (r = pick_accel(vm, err)) < 0 || (r = check_files(vm, err)) < 0 ||
-	    (r = qemu_rundir_make(vm->cfg.name, &vm->rundir, err)) < 0 ||
+	    (r = qemu_rundir_make(vm->cfg.name, &vm->rundir, &vm->rundir_lock, err)) < 0 ||
 	    (r = paths(vm, err)) < 0 || (r = qemu_firmware_prepare(vm, err)) < 0)
 		goto fail;
 	if (vm->cfg.console &&
@@ -397,6 +397,8 @@ void qemu_vm_free(struct qemu_vm *vm)
 		if (fds[i] >= 0)
 			close(fds[i]);
 	qemu_rundir_remove(vm->rundir);
+	if (vm->rundir_lock >= 0)
+		close(vm->rundir_lock); /* after the removal: no sweep takes it meanwhile */
 	qemu_cmdline_free(vm->argv);
 	free(vm->rundir);
 	free(vm->qmp_path);
