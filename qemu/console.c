@@ -182,11 +182,25 @@ void qemu_console_join(struct qemu_vm *vm)
 int qemu_vm_console_send(struct qemu_vm *vm, const char *text, size_t len, char *err)
 {
 	while (len) {
-		ssize_t n = send(vm->in_fd, text, len, MSG_NOSIGNAL);
+		ssize_t n = send(vm->in_fd, text, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 
 		if (n < 0) {
+			struct pollfd p = {vm->in_fd, POLLOUT, 0};
+
 			if (errno == EINTR)
 				continue;
+			/* QEMU reads the console only as fast as the guest does. */
+			if (errno == EAGAIN) {
+				int pr = poll(&p, 1, 5000);
+
+				if (pr > 0 || (pr < 0 && errno == EINTR))
+					continue;
+				if (pr == 0)
+					return qemu_error(err, ETIMEDOUT,
+							  "%s: the guest does not read its console "
+							  "(nothing taken for 5 s)",
+							  vm->cfg.name);
+			}
 			return qemu_error(err, errno, "%s: cannot write to the console: %s",
 					  vm->cfg.name, strerror(errno));
 		}

@@ -20,14 +20,13 @@
  *       kill QEMU behind the runtime's back: qemu_vm_wait must say so
  *   qemu-vm migrate CONFIG DEST-DISK MODE
  *       a migration between two QEMUs of this library through a socketpair:
- *       MODE stop-copy (the source paused first) or live (pre-copy, stopped at
- *       pre-switchover for the disk's handover). The disk is handed over by
- *       copying the source's image, paused and drained, to DEST-DISK; the
- *       destination is resumed and its guest must go on to its verdict.
- *       MODE cancel or dest-dies: a slow live migration that is cancelled, or
- *       whose destination QEMU is killed: the source must go on running to
- *       its verdict, the destination QEMU end.
- * Timeouts are generous: TCG on a loaded 2-core machine. */
+ *       MODE stop-copy (the source paused first), stop-copy-late (the same,
+ *       the destination's disks attached only once its state is loaded) or
+ *       live (pre-copy, stopped at pre-switchover for the disk's handover). The disk is handed over
+ * by copying the source's image, paused and drained, to DEST-DISK; the destination is resumed and
+ * its guest must go on to its verdict. MODE cancel or dest-dies: a slow live migration that is
+ * cancelled, or whose destination QEMU is killed: the source must go on running to its verdict, the
+ * destination QEMU end. Timeouts are generous: TCG on a loaded 2-core machine. */
 #include <errno.h>
 #include <fcntl.h>
 #include <pthread.h>
@@ -578,16 +577,19 @@ static int cmd_migrate(int argc, char **argv)
 	enum qemu_migrate_status s;
 	struct qemu_status st;
 	char err[QEMU_ERR_LEN];
-	bool live;
+	bool live, late;
 	double t0;
 	int sp[2];
 
 	if (argc < 5 || (strcmp(argv[4], "live") && strcmp(argv[4], "stop-copy") &&
-			 strcmp(argv[4], "cancel") && strcmp(argv[4], "dest-dies")))
-		die("usage: qemu-vm migrate CONFIG DEST-DISK live|stop-copy|cancel|dest-dies");
+			 strcmp(argv[4], "stop-copy-late") && strcmp(argv[4], "cancel") &&
+			 strcmp(argv[4], "dest-dies")))
+		die("usage: qemu-vm migrate CONFIG DEST-DISK "
+		    "live|stop-copy|stop-copy-late|cancel|dest-dies");
 	if (strcmp(argv[4], "cancel") == 0 || strcmp(argv[4], "dest-dies") == 0)
 		return migrate_fails(argv);
 	live = strcmp(argv[4], "live") == 0;
+	late = strcmp(argv[4], "stop-copy-late") == 0;
 	load_config(argv[2], &c);
 	if (qemu_vm_create(&c, 0, &src, err) < 0)
 		die("source: %s", err);
@@ -616,7 +618,8 @@ static int cmd_migrate(int argc, char **argv)
 		if (qemu_vm_pause(src, &pause_ns, err) < 0)
 			die("%s", err);
 		printf("source paused in %.3f ms (stop-and-copy)\n", pause_ns / 1e6);
-		hand_over_disk(src, dst, argv[3]);
+		if (!late)
+			hand_over_disk(src, dst, argv[3]);
 	}
 	if (qemu_migrate_start(src, sp[0], err) < 0)
 		die("%s", err);
@@ -647,6 +650,8 @@ static int cmd_migrate(int argc, char **argv)
 		die("source: %s", err);
 	if (qemu_migrate_incoming_wait(dst, 600000, err) < 0)
 		die("destination: %s", err);
+	if (late) /* the state is loaded, the disks come last (memsync's order) */
+		hand_over_disk(src, dst, argv[3]);
 	if (qemu_migrate_query(src, &ms, err) < 0)
 		die("%s", err);
 	printf("migrated (%s) in %.3f s: total %llu ms, downtime %llu ms, %llu bytes of RAM sent "
