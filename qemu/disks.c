@@ -13,16 +13,6 @@
 
 #include "qemu/internal.h"
 
-/* memsync/disklock.c: smove run's disk lock (QEMU's image-locking bytes). It
- * is moving to vhd/ (vhd_lock_path): this one function is what changes then.
- * Declared here because it lives in memsync's private header. */
-int vm_disk_lock(const char *path, bool readonly, int *fd, char *err);
-
-int qemu_disk_lock(const char *path, bool readonly, int *fd, char *err)
-{
-	return vm_disk_lock(path, readonly, fd, err);
-}
-
 /* Opens and locks disk i at path; checks its size against the configured one
  * (0: records it). */
 static int open_disk(struct qemu_vm *vm, unsigned i, const char *path, char *err)
@@ -33,7 +23,8 @@ static int open_disk(struct qemu_vm *vm, unsigned i, const char *path, char *err
 	char verr[VHD_ERR_LEN];
 	int r;
 
-	if ((r = qemu_disk_lock(path, dc->readonly, &d->lock_fd, err)) < 0) {
+	/* The image locks every smove user and QEMU take (vhd/lock.c). */
+	if ((r = vhd_lock_path(path, !dc->readonly, &d->lock_fd, err)) < 0) {
 		d->lock_fd = -1;
 		return r;
 	}

@@ -139,7 +139,5 @@ void qemu_append_tails(struct qemu_vm *vm, char *err);
 /* disks.c */
 int qemu_disks_create(struct qemu_vm *vm, char *err);
 void qemu_disks_release(struct qemu_vm *vm);
-/* The lock taken on a disk while a VM uses it (memsync's rule, QEMU's bytes). */
-int qemu_disk_lock(const char *path, bool readonly, int *fd, char *err);
 
 #endif

@@ -11,7 +11,7 @@
 #include <sys/uio.h>
 
 #include "storage/nbd-proto.h"
-#include "vhd/endian.h"
+#include "util/endian.h"
 
 /* ---- the export's backend: waiting for it, counting requests in flight ----- */
 

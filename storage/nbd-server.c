@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "storage/nbd-proto.h"
-#include "vhd/endian.h"
+#include "util/endian.h"
 
 /* ---- socket I/O ------------------------------------------------------------ */
 
