@@ -5,7 +5,7 @@
 noinst_LTLIBRARIES += migrate/libmigrate.la
 migrate_libmigrate_la_SOURCES = \
 	migrate/migrate.h migrate/internal.h migrate/runtime.h \
-	migrate/vm.c migrate/runtime-memsync.c \
+	migrate/vm.c migrate/runtime-memsync.c migrate/runtime-qemu.c \
 	migrate/control.c migrate/registry.c migrate/testhook.c migrate/events.c \
 	migrate/limit.c migrate/handover.c migrate/opts.c migrate/record.c
 # The source, in the VM's process.

@@ -343,7 +343,7 @@ static void preflight(const struct proto_preflight *p, struct mig_reasons *r)
 	version = info_str(info, "qemu_version");
 	machine = info_str(info, "machine");
 	cpu = info_str(info, "cpu");
-	if (qemu_host_probe(&c, &host, err) < 0) {
+	if (qemu_host_probe(&host, err) < 0) {
 		mig_reason(r, "QEMU cannot run here: %s", err);
 		goto out;
 	}
@@ -406,7 +406,8 @@ static int localize(const char *json, const struct mig_local *l, char **out, cha
 			       c.ndisks, l->ndisks);
 		goto out;
 	}
-	if ((r = set(&c.control, l->control, err)) < 0 ||
+	/* This host's QEMU and firmware, never a binary or a file the source names. */
+	if ((r = set(&c.binary, NULL, err)) < 0 || (r = set(&c.control, l->control, err)) < 0 ||
 	    (r = set_in(&c.kernel, l->dir, "vmlinuz", err)) < 0 ||
 	    (r = set_in(&c.initrd, l->dir, "initrd.img", err)) < 0 ||
 	    (r = set_in(&c.console, l->dir, "console.log", err)) < 0)

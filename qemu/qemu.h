@@ -147,6 +147,20 @@ int qemu_firmware_parse(const char *s, enum qemu_firmware *out);
  * otherwise why not, in why (may be NULL). */
 bool qemu_kvm_usable(char *why, size_t len);
 
+/* What this host's QEMU (qemu-system-x86_64 from PATH, never a binary a peer
+ * names) can run: a migration's destination checks the source's VM against
+ * it (qemu/host.c). */
+struct qemu_host {
+	char version[32]; /* "7.2.22" */
+	bool kvm;	  /* KVM usable; else why not: */
+	char no_kvm[128];
+	char *machines, *cpus; /* its -machine help and -cpu help */
+};
+int qemu_host_probe(struct qemu_host *h, char *err);
+bool qemu_host_has_machine(const struct qemu_host *h, const char *machine);
+bool qemu_host_has_cpu(const struct qemu_host *h, const char *cpu);
+void qemu_host_release(struct qemu_host *h);
+
 /* ---- QMP ------------------------------------------------------------------------ */
 
 /* A QMP connection (qemu/qmp.c). Commands are serialised (one in flight);

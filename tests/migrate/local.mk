@@ -33,5 +33,5 @@ check_PROGRAMS += tests/migrate/test-record
 TESTS += tests/migrate/test-record
 sanitizer_tests += tests/migrate/test-record
 tests_migrate_test_record_CFLAGS = $(unit_cflags)
-tests_migrate_test_record_LDADD = migrate/libmigrate.la $(memsync_libs) $(unit_ldadd)
+tests_migrate_test_record_LDADD = migrate/libmigrate.la memsync/libmemsync.la $(qemu_libs) $(unit_ldadd)
 endif
