@@ -14,7 +14,8 @@
  *   smove.gapprint=MS                 "gap US us" for each heartbeat gap >= MS
  *   smove.seed=N                      the records' seed (check-records.py SEED)
  *   smove.netport=PORT                TCP service: a line "N NS" every hb ms to
- *                                     each client (N counts, NS the guest's clock)
+ *                                     each client (N counts, NS the guest's clock),
+ *                                     until a finish request (the verdict waits)
  *   smove.selftest=corrupt-mem|corrupt-disk  break an invariant on purpose after
  *                                     pass 1, so that a test sees the check fail
  *   smove.ip=ADDR/LEN                 read by /init (eth0's address), ignored here
@@ -370,6 +371,8 @@ int main(void)
 			pthread_join(mem[k], NULL);
 	if (args.disk)
 		pthread_join(disk, NULL);
+	while (args.netport && !finish_requested)
+		usleep(10000);
 	say("heartbeat: %lu beats of %lu ms in %lu ms, longest gap %lu us", beats, args.hb_ms,
 	    (now_ns() - t0) / 1000000, __atomic_load_n(&max_gap_ns, __ATOMIC_RELAXED) / 1000);
 	say("verdict: ok");

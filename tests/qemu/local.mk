@@ -4,3 +4,4 @@
 qemu_shell_tests = tests/qemu/test-linux-guest.sh
 TESTS += $(qemu_shell_tests)
 EXTRA_DIST += $(qemu_shell_tests) tests/qemu/linux-guest.sh
+qemu_shell_tests += tests/qemu/test-linux-guest-net.sh
