@@ -15,7 +15,7 @@ checker_sources = qemu/guest/checker.c qemu/guest/checker-mem.c qemu/guest/check
 checker_headers = qemu/guest/checker.h memsync/guest/abi.h
 linux_guest_scripts = qemu/guest/fetch-kernel.sh qemu/guest/mkinitramfs.sh qemu/guest/init.sh
 EXTRA_DIST += qemu/guest/checker.c qemu/guest/checker-mem.c qemu/guest/checker-disk.c \
-	qemu/guest/checker.h $(linux_guest_scripts)
+	qemu/guest/checker.h $(linux_guest_scripts) qemu/guest/mkuefi-vhdx.sh
 # The checker runs in the guest, alone: static, and none of the project's
 # sanitizer flags.
 CHECKER_CFLAGS = -std=gnu11 -D_GNU_SOURCE -DGUEST_HOST_BUILD -O2 -g $(WARN_CFLAGS) \
