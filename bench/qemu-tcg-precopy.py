@@ -92,7 +92,7 @@ def send_console(sock, line):
 
 def qemu_argv(a, d, side):
     append = (f"console=ttyS0 quiet panic=-1 smove.mem={a.mem} smove.memthreads={a.memthreads} "
-              "smove.passes=0 smove.hb=5 smove.hbprint=0 smove.gapprint=50")
+              f"smove.rate={a.rate} smove.passes=0 smove.hb=5 smove.hbprint=0 smove.gapprint=50")
     if not a.no_disk:
         append += " smove.disk=8M smove.diskpasses=0"
     argv = ["qemu-system-x86_64", "-machine", "q35", "-accel", a.accel, "-smp", str(a.smp),
@@ -227,6 +227,7 @@ def main():
     p.add_argument("--memory", default="256M")
     p.add_argument("--mem", default="32M", help="the guest's memory pattern")
     p.add_argument("--memthreads", type=int, default=1)
+    p.add_argument("--rate", type=int, default=0, help="MiB/s the pattern is rewritten at (0: flat out)")
     p.add_argument("--no-disk", action="store_true")
     p.add_argument("--cache", default="writeback")
     p.add_argument("--cpu", default="")

@@ -14,6 +14,7 @@
 #include <errno.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <time.h>
 
 static uint8_t *region;
 
@@ -26,6 +27,23 @@ void mem_setup(void)
 			 args.mem, strerror(errno));
 	/* No swap here, but no page should move either: the test is of the VM. */
 	mlock(region, args.mem);
+}
+
+/* smove.rate: after bytes written since start, sleeps until this thread (a
+ * 1/memthreads share of the rate) is at most 1 ms ahead of it. */
+static void pace(uint64_t start, uint64_t bytes)
+{
+	/* rate MiB/s among n threads: a page every n * 10^9 / (256 * rate) ns */
+	uint64_t due =
+	    start + bytes / PAGE_SIZE * args.memthreads * 1000000000u / (args.rate * 256);
+	uint64_t now = now_ns();
+
+	if (now + 1000000 < due) {
+		struct timespec ts = {(time_t)((due - now) / 1000000000u),
+				      (long)((due - now) % 1000000000u)};
+
+		nanosleep(&ts, NULL);
+	}
 }
 
 static void check_page(const uint64_t *p, uint64_t gen)
@@ -49,17 +67,22 @@ void *prog_mem(void *arg)
 	uint64_t *from = (uint64_t *)(region + pages * k / n * PAGE_SIZE);
 	uint64_t *to = (uint64_t *)(region + pages * (k + 1) / n * PAGE_SIZE);
 	uint64_t total = (uint64_t)((uint8_t *)to - (uint8_t *)from), t0 = now_ns(), t1 = t0;
-	uint64_t gen, last = 0;
+	uint64_t gen, last = 0, paced = 0;
 
 	for (gen = 1; !args.passes || gen <= args.passes; gen++) {
 		for (uint64_t *p = from; p < to; p += PAGE_SIZE / 8) {
 			if (gen > 1 && args.verify)
 				check_page(p, gen - 1);
 			pattern_fill(p, (uint64_t)(uintptr_t)p, gen);
+			paced += PAGE_SIZE;
+			if (args.rate && gen > 1 && paced % (64 * PAGE_SIZE) == 0)
+				pace(t1, paced);
 		}
 		last = gen;
-		if (gen == 1)
+		if (gen == 1) {
 			t1 = now_ns(); /* after first touch: the steady state starts */
+			paced = 0;
+		}
 		if (gen == 1 && k == 0 && strcmp(args.selftest, "corrupt-mem") == 0) {
 			/* A lost page: the middle page goes back to generation 0. */
 			uint64_t *p =

@@ -8,6 +8,8 @@
  *   smove.mem=SIZE smove.passes=N     the memory pattern (passes=0: until finish)
  *   smove.verify=0|1                  check each page before rewriting it
  *   smove.memthreads=N                threads sharing the region (default 1)
+ *   smove.rate=MIB                    passes 2+ write at most MIB MiB/s in all
+ *                                     (0: flat out; pass 1 touches memory flat out)
  *   smove.disk=SIZE smove.diskpasses=N  records on smove.diskdev (/dev/vda),
  *                                       O_DIRECT|O_SYNC (diskpasses=0: until finish)
  *   smove.hb=MS smove.hbprint=N       heartbeat period, "hb N" every N beats
@@ -162,8 +164,9 @@ static uint64_t arg(const char *key, uint64_t dflt)
 static void check_keys(void)
 {
 	static const char *const known[] = {
-	    "mem", "passes",  "verify",	  "memthreads", "disk",	   "diskpasses", "diskdev",
-	    "hb",  "hbprint", "gapprint", "seed",	"netport", "selftest",	 "ip",
+	    "mem",	"passes",     "verify",	 "memthreads", "rate",
+	    "disk",	"diskpasses", "diskdev", "hb",	       "hbprint",
+	    "gapprint", "seed",	      "netport", "selftest",   "ip",
 	};
 
 	for (const char *p = cmdline; (p = strstr(p, "smove.")) != NULL; p += 6) {
@@ -201,6 +204,7 @@ static void setup(void)
 	args.passes = arg("passes", 1);
 	args.verify = arg("verify", 1);
 	args.memthreads = arg("memthreads", 1);
+	args.rate = arg("rate", 0);
 	args.disk = arg("disk", 0);
 	args.diskpasses = arg("diskpasses", 1);
 	args.hb_ms = arg("hb", 100);

@@ -22,7 +22,7 @@
 
 /* The parsed command line. */
 struct checker_args {
-	uint64_t mem, passes, verify, memthreads;
+	uint64_t mem, passes, verify, memthreads, rate;
 	uint64_t disk, diskpasses;
 	uint64_t hb_ms, hbprint, gapprint, seed;
 	uint64_t netport;

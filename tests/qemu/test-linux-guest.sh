@@ -1,7 +1,8 @@
 #!/bin/sh
 # The Linux test guest boots under QEMU's TCG (q35, 256 MiB, no KVM needed):
 # Debian's kernel loads the virtio modules, the checker rewrites and checks an
-# 8 MiB memory pattern and writes 3 passes of records through virtio-blk with
+# 8 MiB memory pattern (passes 2+ paced at 64 MiB/s: smove.rate) and writes 3
+# passes of records through virtio-blk with
 # O_DIRECT|O_SYNC, its heartbeat goes on, it says "verdict: ok", /init powers
 # off (QEMU exits 0 by itself), and the host finds every record of pass 3 on
 # the disk, equal to a reference made apart (make-records.py). Then the finish
@@ -18,7 +19,7 @@ records() { /usr/bin/python3 "$abs_top_srcdir/tests/memsync/check-records.py" "$
 
 # 1. Three passes of each program, and the verdict.
 truncate -s 16M "$T/disk.raw"
-APPEND="smove.mem=8M smove.passes=3 smove.disk=8M smove.diskpasses=3 smove.hb=5 smove.hbprint=1"
+APPEND="smove.mem=8M smove.passes=3 smove.rate=64 smove.disk=8M smove.diskpasses=3 smove.hb=5 smove.hbprint=1"
 start=$(date +%s)
 linux_qemu ok $(linux_disk d0 "$T/disk.raw") 2>"$T/qemu.err" ||
 	{ cat "$T/qemu.err" "$T/ok.console" >&2; fail "QEMU did not exit 0 after the guest powered off"; }
@@ -33,6 +34,9 @@ for line in "mem pass 1 ok" "mem pass 3 ok" "mem 0: 8 MiB x 3 passes" \
 	grep -q "^$line" "$c" || fail "no line '$line' on the console"
 done
 guest_ok "$c"
+# Passes 2 and 3 (16 MiB) at 64 MiB/s take 250 ms at least.
+us=$(sed -n 's/^mem 0: 8 MiB x 3 passes in [0-9]* ms, passes 2+ in \([0-9]*\) us$/\1/p' "$c")
+[ -n "$us" ] && [ "$us" -ge 240000 ] || fail "smove.rate=64: passes 2+ took ${us:-?} us, not 250 ms"
 records "$T/disk.raw" 8M 3
 /usr/bin/python3 "$abs_top_srcdir/tests/migrate/make-records.py" "$T/ref.raw" $((16 << 20)) \
 	$((8 << 20)) 3
