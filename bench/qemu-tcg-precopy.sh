@@ -28,7 +28,7 @@
 #                 (more of the lost pages fall in the checker's memory than in
 #                 the kernel's; flat out, it does not converge)
 #   live-1g, live-odd-1g  1 GiB guests (-m 1G, -m 1048584k), a 256 MiB
-#                 pattern: what the page-by-page sync costs
+#                 pattern at 64 MiB/s: what the page-by-page sync costs
 set -eu
 B=${abs_top_builddir:-$(pwd)}
 S=$(cd "$(dirname "$0")/.." && pwd)
@@ -64,8 +64,8 @@ for r in $ROWS; do
 	live-odd-single) row live-odd-single --memory 262152k --accel tcg,thread=single ;;
 	live-odd-cachenone) row live-odd-cachenone --memory 262152k --cache none ;;
 	live-nodisk-big) row live-nodisk-big --no-disk --mem 160M --rate 64 ;;
-	live-1g) row live-1g --memory 1G --mem 256M ;;
-	live-odd-1g) row live-odd-1g --memory 1048584k --mem 256M ;;
+	live-1g) row live-1g --memory 1G --mem 256M --rate 64 ;;
+	live-odd-1g) row live-odd-1g --memory 1048584k --mem 256M --rate 64 ;;
 	*) echo "unknown row $r" >&2; exit 1 ;;
 	esac
 done
