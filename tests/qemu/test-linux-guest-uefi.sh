@@ -16,10 +16,15 @@ OVMF=${OVMF:-/usr/share/ovmf/OVMF.fd}
 [ -f /usr/lib/systemd/boot/efi/linuxx64.efi.stub ] || skip "no EFI stub (apt-get install systemd-boot-efi)"
 PLUGIN="$abs_top_builddir/storage/nbdkit/.libs/nbdkit-smove-plugin.so"
 [ -f "$PLUGIN" ] || fail "the nbdkit plugin is not built: $PLUGIN"
-if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
-	export LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)"
-	export ASAN_OPTIONS=detect_leaks=0
-fi
+# nbdkit is not instrumented: under the sanitizers it preloads the plugin's runtime.
+serve() {
+	if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
+		LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
+			ASAN_OPTIONS=detect_leaks=0 nbdkit "$@"
+	else
+		nbdkit "$@"
+	fi
+}
 
 sh "$abs_top_srcdir/qemu/guest/mkuefi-vhdx.sh" "$LINUX_KERNEL" "$LINUX_INITRAMFS" \
 	"console=ttyS0 quiet panic=-1 smove.mem=8M smove.passes=2 smove.disk=8M smove.diskpasses=2 smove.diskdev=/dev/vdb smove.hb=5" \
@@ -27,9 +32,9 @@ sh "$abs_top_srcdir/qemu/guest/mkuefi-vhdx.sh" "$LINUX_KERNEL" "$LINUX_INITRAMFS
 qemu-img check -f vhdx "$T/boot.vhdx" >/dev/null || fail "qemu-img check finds problems in the boot VHDX"
 sum=$(md5sum <"$T/boot.vhdx")
 "$SMOVE" disk create --size 16M "$T/records.vhdx" >/dev/null
-nbdkit -r -U "$T/boot.sock" -P "$T/boot.pid" "$PLUGIN" file="$T/boot.vhdx"
+serve -r -U "$T/boot.sock" -P "$T/boot.pid" "$PLUGIN" file="$T/boot.vhdx"
 on_exit "kill \$(cat $T/boot.pid) 2>/dev/null || true"
-nbdkit -U "$T/rec.sock" -P "$T/rec.pid" "$PLUGIN" file="$T/records.vhdx"
+serve -U "$T/rec.sock" -P "$T/rec.pid" "$PLUGIN" file="$T/records.vhdx"
 on_exit "kill \$(cat $T/rec.pid) 2>/dev/null || true"
 
 start=$(date +%s)
