@@ -48,7 +48,10 @@ fi
 
 tmp="$out/unpack.tmp"
 rm -rf "$tmp"
-dpkg-deb -x "$deb" "$tmp" || missing "dpkg-deb -x $deb failed"
+if ! dpkg-deb -x "$deb" "$tmp"; then
+	rm -f "$deb"
+	missing "dpkg-deb -x $deb failed (removed from the cache: the next make downloads it again)"
+fi
 vmlinuz=$(ls "$tmp"/boot/vmlinuz-* 2>/dev/null | head -n 1)
 [ -n "$vmlinuz" ] || missing "$deb holds no /boot/vmlinuz-*"
 kdir=$(ls -d "$tmp"/lib/modules/* | head -n 1)
