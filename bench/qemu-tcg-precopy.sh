@@ -30,6 +30,7 @@
 #   live-hot, live-odd-hot  memory only, a 256 KiB pattern rewritten flat
 #                 out: a working set that stays in the TCG TLB, so that the
 #                 checker, not only the kernel, meets the stale pages
+#   live-cpumax, live-odd-cpumax  -cpu max (PCID and all TCG can do)
 #   live-1g, live-odd-1g  1 GiB guests (-m 1G, -m 1048584k), a 256 MiB
 #                 pattern at 64 MiB/s: what the page-by-page sync costs
 set -eu
@@ -52,7 +53,8 @@ row() {
 		${KEEP:+--keep} "$@"
 }
 ROWS=${*:-live live-odd stop live-single live-smp2 live-nodisk live-cachenone live-shift live-odd-smp2 \
-	live-odd-single live-odd-cachenone live-nodisk-big live-hot live-odd-hot live-1g live-odd-1g}
+	live-odd-single live-odd-cachenone live-nodisk-big live-hot live-odd-hot live-cpumax live-odd-cpumax \
+	live-1g live-odd-1g}
 for r in $ROWS; do
 	case $r in
 	live) row live ;;
@@ -69,6 +71,8 @@ for r in $ROWS; do
 	live-nodisk-big) row live-nodisk-big --no-disk --mem 160M --rate 64 ;;
 	live-hot) row live-hot --no-disk --mem 256K ;;
 	live-odd-hot) row live-odd-hot --no-disk --mem 256K --memory 262152k ;;
+	live-cpumax) row live-cpumax --cpu max ;;
+	live-odd-cpumax) row live-odd-cpumax --cpu max --memory 262152k ;;
 	live-1g) row live-1g --memory 1G --mem 256M --rate 64 ;;
 	live-odd-1g) row live-odd-1g --memory 1048584k --mem 256M --rate 64 ;;
 	*) echo "unknown row $r" >&2; exit 1 ;;
