@@ -219,6 +219,11 @@ struct mig_source {
 	int stream_fd, runtime_fd;
 	uint8_t *stream_buf;
 	bool stream_live, stream_started, stream_done;
+	pthread_t pump; /* the pump: the connection's, while the stream flows */
+	bool pumping;
+	atomic_bool pump_stop, pump_done;
+	atomic_int pump_rc;
+	char pump_err[MIGRATE_ERR_LEN];
 	double stream_round_t;
 	uint64_t stream_round_bytes;
 	/* measurements */

@@ -117,9 +117,13 @@ static void status_json(void *h, struct proto_json *j)
 	proto_json_kv_int(j, "qemu_pid", st.pid);
 }
 
+/* An incoming VM starts from its stream (its resume), not from its boot. */
 static int start(void *h, char *err)
 {
-	return qemu_vm_start(h, err);
+	struct qemu_status st;
+
+	qemu_vm_status(h, &st);
+	return st.state == QEMU_STATE_INCOMING ? 0 : qemu_vm_start(h, err);
 }
 
 static int pause_vm(void *h, uint64_t *ns, char *err)

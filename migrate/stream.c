@@ -3,9 +3,15 @@
  * the stream into one end of a socketpair; smove reads the other end and
  * sends it as STREAM frames on the migration's connection (authenticated,
  * encrypted, counted by both sessions), so the runtime never listens on or
- * connects to the network. One thread does all of it: pump the bytes, ask
- * the runtime how far it is, watch for a cancel or the destination's
- * messages, report progress.
+ * connects to the network.
+ *
+ * Two threads while the stream flows. The pump owns the connection: it moves
+ * the bytes, pings a quiet destination and takes its messages (a CANCEL, an
+ * ERROR). The migration's thread talks to the runtime: how far it is, when
+ * to go on. They must not be one: QEMU writes the last of its stream with
+ * its main loop held (the VM stopped, its BQL taken), so a QMP question
+ * waits until the stream has been read, which a single thread asking it
+ * would never do.
  *
  * Live (the runtime's pre-copy while the VM runs): the runtime pauses the VM
  * itself at its switchover point (QEMU's pause-before-switchover) and the
@@ -30,7 +36,8 @@
 #define STREAM_FINAL_MS (10 * 60 * 1000) /* the whole stream of a paused VM */
 
 /* Moves what the runtime has written (waiting up to wait_ms for it) to the
- * destination: 0, or 1 at the stream's end (the runtime closed its end). */
+ * destination: 0, or 1 at the stream's end (the runtime closed its end).
+ * The pump thread's. */
 static int pump(struct mig_source *m, int wait_ms, char *err)
 {
 	struct pollfd p = {m->stream_fd, POLLIN, 0};
@@ -112,10 +119,74 @@ static int start(struct mig_source *m, bool live, char *err)
 	return r;
 }
 
+/* ---- the pump --------------------------------------------------------------------------- */
+
+static void *pump_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	int r = 0;
+
+	while (!atomic_load(&m->pump_stop)) {
+		if ((r = pump(m, POLL_MS, m->pump_err)) != 0)
+			break;
+		/* a PING while quiet, a CANCEL or ERROR from the destination, a
+		 * cancel here */
+		if ((r = mig_check_abort(m, m->pump_err)) < 0)
+			break;
+	}
+	atomic_store(&m->pump_rc, r);
+	atomic_store(&m->pump_done, true);
+	return NULL;
+}
+
+static int pump_start(struct mig_source *m, char *err)
+{
+	int r;
+
+	atomic_store(&m->pump_stop, false);
+	atomic_store(&m->pump_done, false);
+	atomic_store(&m->pump_rc, 0);
+	if ((r = pthread_create(&m->pump, NULL, pump_thread, m)))
+		return util_error(err, r, "cannot start a thread: %s", strerror(r));
+	m->pumping = true;
+	return 0;
+}
+
+/* Stops and joins the pump; its result: 0, 1 (the stream's end), < 0 with
+ * its error in err. */
+static int pump_join(struct mig_source *m, char *err)
+{
+	int r;
+
+	if (!m->pumping)
+		return 0;
+	atomic_store(&m->pump_stop, true);
+	pthread_join(m->pump, NULL);
+	m->pumping = false;
+	r = atomic_load(&m->pump_rc);
+	if (r < 0 && err)
+		snprintf(err, MIGRATE_ERR_LEN, "%s", m->pump_err);
+	return r;
+}
+
+/* The migration's thread, while the pump runs: the pump's failure, or the
+ * runtime's state (and the progress events). */
+static int watch(struct mig_source *m, enum mig_stream_state *st, char *err)
+{
+	struct timespec ts = {0, POLL_MS * 1000000L};
+	int r;
+
+	nanosleep(&ts, NULL);
+	if (atomic_load(&m->pump_done) && atomic_load(&m->pump_rc) < 0)
+		return pump_join(m, err);
+	if ((r = progress(m, st, err)) < 0)
+		return r;
+	return 0;
+}
+
 int mig_stream(struct mig_source *m, char *err)
 {
 	char why[256] = "";
-	double next_poll = 0;
 	int sp[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -130,66 +201,68 @@ int mig_stream(struct mig_source *m, char *err)
 		mig_event_phase(&m->ev, "stop-and-copy", why);
 		return mig_stall_point(m, "source-memory", err);
 	}
-	if ((r = start(m, true, err)) < 0)
+	if ((r = start(m, true, err)) < 0 || (r = pump_start(m, err)) < 0)
 		return r;
 	for (bool stalled = false;;) {
 		enum mig_stream_state st;
 
-		if ((r = pump(m, POLL_MS, err)) < 0)
-			return r;
-		if (r == 1)
-			return util_error(err, EPIPE,
-					  "the runtime ended its stream before its "
-					  "switchover point");
-		if (util_now() < next_poll)
-			continue;
-		next_poll = util_now() + POLL_MS / 1e3;
-		if ((r = progress(m, &st, err)) < 0 || (r = mig_check_abort(m, err)) < 0 ||
-		    (r = mig_storage_check(m, err)) < 0)
-			return r;
-		if (!stalled && m->round >= 1) {
-			stalled = true;
-			if ((r = mig_stall_point(m, "source-memory", err)) < 0)
-				return r;
+		if ((r = watch(m, &st, err)) < 0 || (r = mig_storage_check(m, err)) < 0)
+			break;
+		if (atomic_load(&m->pump_done)) { /* the stream's end, too early */
+			r = util_error(err, EPIPE, "the runtime ended its stream before its "
+						   "switchover point");
+			break;
 		}
 		if (st != MIG_STREAM_ACTIVE) {
 			/* The runtime has paused the VM: the downtime begins. */
 			m->t_pause = util_now();
-			return 0;
+			break;
+		}
+		if (!stalled && m->round >= 1) {
+			stalled = true;
+			if ((r = pump_join(m, err)) < 0 ||
+			    (r = mig_stall_point(m, "source-memory", err)) < 0 ||
+			    (r = pump_start(m, err)) < 0)
+				break;
 		}
 	}
+	/* The switchover talks to the destination from this thread again. */
+	return pump_join(m, r < 0 ? NULL : err) < 0 && r == 0 ? -EIO : r;
 }
 
 int mig_stream_final(struct mig_source *m, char *err)
 {
-	double deadline = util_now() + STREAM_FINAL_MS / 1e3, next_poll = 0;
+	double deadline = util_now() + STREAM_FINAL_MS / 1e3;
 	bool continued = false;
 	int r;
 
 	if (!m->stream_live && (r = start(m, false, err)) < 0)
 		return r;
-	for (;;) {
+	if ((r = pump_start(m, err)) < 0)
+		return r;
+	while (!atomic_load(&m->pump_done)) {
 		enum mig_stream_state st;
 
-		if ((r = pump(m, POLL_MS, err)) < 0)
+		if ((r = watch(m, &st, err)) < 0) {
+			pump_join(m, NULL);
 			return r;
-		if (r == 1)
-			break;
-		if (util_now() < next_poll)
-			continue;
-		next_poll = util_now() + POLL_MS / 1e3;
-		if ((r = progress(m, &st, err)) < 0 || (r = mig_check_abort(m, err)) < 0)
-			return r;
+		}
 		if (st == MIG_STREAM_SWITCHING && !continued) {
-			if ((r = m->vm->ops->stream->out_continue(m->vm->vm, err)) < 0)
+			if ((r = m->vm->ops->stream->out_continue(m->vm->vm, err)) < 0) {
+				pump_join(m, NULL);
 				return r;
+			}
 			continued = true;
 		}
-		if (util_now() > deadline)
+		if (util_now() > deadline) {
+			pump_join(m, NULL);
 			return util_error(err, ETIMEDOUT,
 					  "the runtime did not end its stream within %d s",
 					  STREAM_FINAL_MS / 1000);
+		}
 	}
+	if ((r = pump_join(m, err)) < 0)
+		return r;
 	/* Before the stream's end: the destination ends its exports then. */
 	if ((r = mig_disks_complete_wait(m, err)) < 0)
 		return r;
@@ -199,6 +272,11 @@ int mig_stream_final(struct mig_source *m, char *err)
 
 void mig_stream_cancel(struct mig_source *m)
 {
+	pump_join(m, NULL);
+	/* A runtime blocked writing its stream (QEMU with its main loop held)
+	 * answers nothing until the write fails. */
+	if (m->stream_fd >= 0)
+		shutdown(m->stream_fd, SHUT_RDWR);
 	if (m->stream_started && !m->stream_done)
 		m->vm->ops->stream->out_cancel(m->vm->vm);
 	m->stream_started = false;
