@@ -32,6 +32,8 @@ static const char help[] =
     "  -z, --compress            compress memory pages (pays on slow links only)\n"
     "  -c, --channels N          N more connections for memory pages\n"
     "  -k, --no-delete           keep the disk files here after the move\n"
+    "  -q, --quick               a quick migration: the memory in one pass with the\n"
+    "                            VM paused (its downtime), the disks mirrored live\n"
     "  -n, --dry-run             run the destination's checks only\n"
     "  -C, --cancel              cancel the migration of NAME in progress\n"
     "  -r, --resolve             settle a migration of NAME left in doubt\n"
@@ -301,6 +303,7 @@ int cmd_move(int argc, char **argv)
 	    {"channels", required_argument, NULL, 'c'},
 	    {"no-delete", no_argument, NULL, 'k'},
 	    {"dry-run", no_argument, NULL, 'n'},
+	    {"quick", no_argument, NULL, 'q'},
 	    {"cancel", no_argument, NULL, 'C'},
 	    {"resolve", no_argument, NULL, 'r'},
 	    {"json", no_argument, NULL, 'j'},
@@ -311,11 +314,12 @@ int cmd_move(int argc, char **argv)
 	struct session s = {0};
 	uint64_t downtime = 300, bandwidth = 0, channels = 0;
 	bool compress = false, no_delete = false, dry_run = false, cancel = false, res = false;
+	bool quick = false;
 	char err[MIGRATE_ERR_LEN], control[PATH_MAX], *reply;
 	struct proto_json j;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knCrjh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knqCrjh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			to = optarg;
@@ -350,6 +354,9 @@ int cmd_move(int argc, char **argv)
 			break;
 		case 'n':
 			dry_run = true;
+			break;
+		case 'q':
+			quick = true;
 			break;
 		case 'C':
 			cancel = true;
@@ -408,6 +415,7 @@ int cmd_move(int argc, char **argv)
 	proto_json_kv_bool(&j, "compress", compress);
 	proto_json_kv_bool(&j, "no_delete", no_delete);
 	proto_json_kv_bool(&j, "dry_run", dry_run);
+	proto_json_kv_bool(&j, "quick", quick);
 	proto_json_obj_end(&j);
 	if (!s.json)
 		printf("%s -> %s%s\n", s.name, to, dry_run ? " (dry run)" : "");

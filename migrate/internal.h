@@ -146,6 +146,7 @@ struct mig_opts {
 	uint64_t bandwidth; /* bytes/s, 0 = unlimited */
 	unsigned channels;  /* extra connections */
 	bool compress, no_delete, dry_run;
+	bool quick; /* memory in one pass with the VM paused (the disks still live) */
 	unsigned max_rounds;
 };
 /* Reads the `migrate` request's members into o (defaults for the absent ones);
@@ -280,6 +281,8 @@ int mig_precopy_open_channels(struct mig_source *m, char *err);
 int mig_precopy(struct mig_source *m, char *err);
 /* The last round, with the VM paused. */
 int mig_precopy_final(struct mig_source *m, char *err);
+/* A quick migration's one round, with the VM paused: every page present. */
+int mig_precopy_whole(struct mig_source *m, char *err);
 void mig_precopy_release(struct mig_source *m);
 
 /* The mirrors' completion during the final round, in a thread of its own

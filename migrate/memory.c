@@ -17,6 +17,11 @@ int mig_memory(struct mig_source *m, char *err)
 		return mig_stream(m, err);
 	if ((r = mig_precopy_open_channels(m, err)) < 0)
 		return r;
+	if (m->o.quick) { /* every page in the switchover, the VM paused */
+		mig_event_phase(&m->ev, "stop-and-copy",
+				"a quick migration: the memory goes in one pass with the VM paused");
+		return mig_stall_point(m, "source-memory", err);
+	}
 	return mig_precopy(m, err);
 }
 
@@ -30,6 +35,8 @@ int mig_memory_final(struct mig_source *m, char *err)
 		return r;
 	if (m->vm->ops->stream)
 		r = mig_stream_final(m, err);
+	else if (m->o.quick)
+		r = mig_precopy_whole(m, err);
 	else
 		r = mig_precopy_final(m, err);
 	/* (joined already before the last ROUND_END or STREAM END, unless that

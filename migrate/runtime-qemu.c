@@ -8,10 +8,9 @@
  * destination's QEMU starts with them (the variables as they are in flash
  * come in QEMU's stream); the console log's tail with the state.
  *
- * Live pre-copy is QEMU's only where its dirty tracking can be trusted: under
- * KVM. Under TCG, QEMU 7.2 loses pages of a busy guest during pre-copy
- * (docs/design.md, "QEMU under TCG"), so a move of a TCG guest is a
- * stop-and-copy of its memory while its disks are still mirrored live. */
+ * Live pre-copy is QEMU's, under KVM and under TCG: QEMU 7.2 loses pages of
+ * a busy TCG guest in pre-copy when its RAM size is a multiple of 256 KiB
+ * (docs/design.md, "QEMU under TCG"), and the runtime never starts one so. */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -183,18 +182,15 @@ static int disks_open(void *h, const char *const *paths, char *err)
 
 /* ---- the stream ------------------------------------------------------------------------ */
 
+/* Under KVM QEMU's dirty log is the hardware's; under TCG the runtime gives
+ * QEMU a RAM size that keeps its dirty tracking right (qemu_ram_bytes): live
+ * pre-copy holds on both. */
 static bool live_ok(void *h, char *why, size_t len)
 {
-	struct qemu_status st;
-
-	qemu_vm_status(h, &st);
-	if (strcmp(st.accel, "kvm") == 0)
-		return true;
-	snprintf(why, len,
-		 "QEMU's live pre-copy under %s loses pages of a busy guest (docs/design.md): "
-		 "the memory is copied with the VM paused, the disks were mirrored live",
-		 st.accel[0] ? st.accel : "TCG");
-	return false;
+	(void)h;
+	(void)why;
+	(void)len;
+	return true;
 }
 
 static int out_start(void *h, int fd, const struct mig_stream_params *p, char *err)

@@ -17,9 +17,10 @@
  * itself at its switchover point (QEMU's pause-before-switchover) and the
  * memory step ends there; the switchover drains and completes the disks,
  * lets the runtime send the rest (its last pages and the device state),
- * and ends the stream. Where live pre-copy cannot be trusted (QEMU under
- * TCG: docs/design.md) the whole stream is sent in the switchover, with the
- * VM paused, while the disks were mirrored live as always. */
+ * and ends the stream. Where a runtime says live pre-copy cannot be trusted
+ * (live_ok) the whole stream is sent in the switchover, with the
+ * VM paused, while the disks were mirrored live as always; so goes a quick
+ * migration (smove move --quick). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -195,7 +196,10 @@ int mig_stream(struct mig_source *m, char *err)
 	m->runtime_fd = sp[1];
 	if (!(m->stream_buf = malloc(PUMP_BYTES)))
 		return util_error(err, ENOMEM, "out of memory");
-	m->stream_live = m->vm->ops->stream->live_ok(m->vm->vm, why, sizeof(why));
+	if (m->o.quick)
+		snprintf(why, sizeof(why), "a quick migration: the memory goes in one pass with "
+					   "the VM paused");
+	m->stream_live = !m->o.quick && m->vm->ops->stream->live_ok(m->vm->vm, why, sizeof(why));
 	if (!m->stream_live) {
 		/* The memory goes in the switchover, the VM paused. */
 		mig_event_phase(&m->ev, "stop-and-copy", why);

@@ -115,7 +115,7 @@ int qemu_cmdline_build(struct qemu_vm *vm, char ***argv, char *err)
 	add(&a, "-cpu");
 	add(&a, c->cpu ? c->cpu : QEMU_DEFAULT_CPU);
 	add(&a, "-m");
-	addf(&a, "%llu", (unsigned long long)(c->memory >> 20));
+	addf(&a, "%lluk", (unsigned long long)(qemu_ram_bytes(c->memory, vm->accel) >> 10));
 	add(&a, "-smp");
 	addf(&a, "%u", c->cpus);
 	add(&a, "-chardev");

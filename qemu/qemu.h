@@ -143,6 +143,14 @@ int qemu_accel_parse(const char *s, enum qemu_accel *out);
 const char *qemu_firmware_name(enum qemu_firmware f); /* "bios", "uefi" */
 int qemu_firmware_parse(const char *s, enum qemu_firmware *out);
 
+/* The RAM QEMU is given for a VM of `memory` bytes under accel ("kvm",
+ * "tcg"): under TCG 8 KiB more, a size that is not a multiple of 256 KiB, so
+ * that QEMU's dirty-bitmap sync takes its page-by-page path, which keeps the
+ * vCPUs' TLBs tracking writes: with an aligned size QEMU before 9.0 loses
+ * pages of a busy guest in a live pre-copy (docs/design.md, "QEMU under
+ * TCG"). Both ends of a migration compute the same size. */
+uint64_t qemu_ram_bytes(uint64_t memory, const char *accel);
+
 /* True when /dev/kvm opens and KVM_CREATE_VM works (what "auto" picks);
  * otherwise why not, in why (may be NULL). */
 bool qemu_kvm_usable(char *why, size_t len);

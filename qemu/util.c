@@ -330,3 +330,8 @@ int qemu_copy_file(const char *src, const char *dst, char *err)
 		unlink(dst);
 	return r;
 }
+
+uint64_t qemu_ram_bytes(uint64_t memory, const char *accel)
+{
+	return strcmp(accel, "tcg") == 0 ? memory + (8u << 10) : memory;
+}
