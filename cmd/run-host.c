@@ -252,4 +252,3 @@ int run_incoming(int data_fd, int handover_fd, bool json)
 	migrate_registry_remove(reg);
 	return r;
 }
-

@@ -138,7 +138,8 @@ static int memsync_config(const struct run_args *a, struct vm_config *c)
 		}
 	}
 	if (!c->name)
-		return usage_error("smove run", "--name (or a configuration with a name) is required");
+		return usage_error("smove run",
+				   "--name (or a configuration with a name) is required");
 	if (!c->guest && set_str(&c->guest, default_guest(buf, sizeof(buf))) < 0)
 		return EXIT_FAILURE;
 	if (!c->control && set_str(&c->control, default_control(c->name, buf, sizeof(buf))) < 0)
@@ -171,7 +172,8 @@ static int make_memsync(const struct run_args *a, struct migrate_vm **out)
 	if ((r = run_check_leftover(c.name, disks, c.ndisks)))
 		goto out;
 	run_block_signals();
-	if (vm_create(&c, 0, a->json ? 2 : 1, &vm, err) < 0 || migrate_vm_memsync(vm, out, err) < 0) {
+	if (vm_create(&c, 0, a->json ? 2 : 1, &vm, err) < 0 ||
+	    migrate_vm_memsync(vm, out, err) < 0) {
 		msg("%s%s", err,
 		    access("/dev/kvm", F_OK) < 0 ? " (no /dev/kvm here: --runtime qemu runs the VM "
 						   "under QEMU, with TCG where KVM is missing)"
@@ -268,7 +270,8 @@ static int qemu_config(const struct run_args *a, struct qemu_config *c)
 	if ((r = qemu_options(a, c)))
 		return r;
 	if (!c->name)
-		return usage_error("smove run", "--name (or a configuration with a name) is required");
+		return usage_error("smove run",
+				   "--name (or a configuration with a name) is required");
 	if (!c->kernel && c->ndisks == 0)
 		return usage_error("smove run",
 				   "a QEMU VM boots a --kernel or from its first --disk: give one");
@@ -327,30 +330,33 @@ int run_make_vm(const struct run_args *a, struct migrate_vm **out)
 		named = migrate_config_runtime(text);
 		free(text);
 		if (runtime && strcmp(runtime, named) != 0)
-			return usage_error("smove run", "--runtime %s, but %s is a %s VM's configuration",
+			return usage_error("smove run",
+					   "--runtime %s, but %s is a %s VM's configuration",
 					   runtime, a->config, named);
 		runtime = named;
 	}
 	if (!runtime || strcmp(runtime, "memsync") == 0) {
-		const char *qemu_only = a->qemu		 ? "--qemu"
-					: a->accel	 ? "--accel"
-					: a->machine	 ? "--machine"
+		const char *qemu_only = a->qemu	       ? "--qemu"
+					: a->accel     ? "--accel"
+					: a->machine   ? "--machine"
 					: a->cpu_model ? "--cpu-model"
-					: a->kernel	 ? "--kernel"
-					: a->initrd	 ? "--initrd"
-					: a->firmware	 ? "--firmware"
+					: a->kernel    ? "--kernel"
+					: a->initrd    ? "--initrd"
+					: a->firmware  ? "--firmware"
 					: a->uefi_vars ? "--uefi-vars"
-					: a->nnics	 ? "--nic"
-							 : NULL;
+					: a->nnics     ? "--nic"
+						       : NULL;
 
 		if (qemu_only)
-			return usage_error("smove run", "%s is an option of --runtime qemu", qemu_only);
+			return usage_error("smove run", "%s is an option of --runtime qemu",
+					   qemu_only);
 		return make_memsync(a, out);
 	}
 	if (strcmp(runtime, "qemu") == 0) {
 		if (a->guest || a->dirty_log)
-			return usage_error("smove run", "%s is an option of smove's own VMM (--runtime "
-						       "memsync)",
+			return usage_error("smove run",
+					   "%s is an option of smove's own VMM (--runtime "
+					   "memsync)",
 					   a->guest ? "--guest" : "--dirty-log");
 		return make_qemu(a, out);
 	}

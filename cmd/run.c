@@ -59,7 +59,17 @@ static int parse_number(const char *opt, const char *arg, uint64_t min, uint64_t
 
 int cmd_run(int argc, char **argv)
 {
-	enum { KERNEL = 256, INITRD, FIRMWARE, UEFI_VARS, ACCEL, MACHINE, CPU_MODEL, NIC, QEMU };
+	enum {
+		KERNEL = 256,
+		INITRD,
+		FIRMWARE,
+		UEFI_VARS,
+		ACCEL,
+		MACHINE,
+		CPU_MODEL,
+		NIC,
+		QEMU
+	};
 	static const struct option longopts[] = {
 	    {"runtime", required_argument, NULL, 'r'},
 	    {"name", required_argument, NULL, 'n'},
@@ -191,8 +201,8 @@ int cmd_run(int argc, char **argv)
 		return usage_error(prog, "unexpected argument '%s'", argv[optind]);
 	if (incoming) {
 		if (data_fd < 0 || handover_fd < 0)
-			return usage_error(prog,
-					   "--incoming needs --handover-fd and --memfd or --stream-fd");
+			return usage_error(
+			    prog, "--incoming needs --handover-fd and --memfd or --stream-fd");
 		return run_incoming(data_fd, handover_fd, a.json);
 	}
 	if ((r = run_make_vm(&a, &vm)))

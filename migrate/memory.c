@@ -18,8 +18,9 @@ int mig_memory(struct mig_source *m, char *err)
 	if ((r = mig_precopy_open_channels(m, err)) < 0)
 		return r;
 	if (m->o.quick) { /* every page in the switchover, the VM paused */
-		mig_event_phase(&m->ev, "stop-and-copy",
-				"a quick migration: the memory goes in one pass with the VM paused");
+		mig_event_phase(
+		    &m->ev, "stop-and-copy",
+		    "a quick migration: the memory goes in one pass with the VM paused");
 		return mig_stall_point(m, "source-memory", err);
 	}
 	return mig_precopy(m, err);

@@ -21,8 +21,8 @@
 #include "migrate/internal.h"
 #include "qemu/qemu.h"
 
-#define STREAM_OP_MS  30000   /* a QMP command of the migration */
-#define INCOMING_WAIT 600000  /* a stream's load, at most */
+#define STREAM_OP_MS  30000  /* a QMP command of the migration */
+#define INCOMING_WAIT 600000 /* a stream's load, at most */
 
 /* ---- the VM --------------------------------------------------------------------- */
 
@@ -101,6 +101,7 @@ static void status(void *h, struct migrate_vm_status *out)
 	out->guest_valid = st.guest_valid;
 	out->guest_state = gstates[st.guest_state];
 	out->heartbeat = st.heartbeat;
+	out->max_gap_ns = st.max_gap_ns;
 	snprintf(out->guest_message, sizeof(out->guest_message), "%s", st.guest_message);
 }
 
@@ -348,10 +349,11 @@ static void preflight(const struct proto_preflight *p, struct mig_reasons *r)
 		goto out;
 	}
 	if (strcmp(version, host.version) != 0)
-		mig_reason(r, "the VM runs on QEMU %s, this host has QEMU %s", version[0] ? version : "(unknown)",
-			   host.version);
+		mig_reason(r, "the VM runs on QEMU %s, this host has QEMU %s",
+			   version[0] ? version : "(unknown)", host.version);
 	if (strcmp(accel, "kvm") == 0 && !host.kvm)
-		mig_reason(r, "the VM runs under KVM, this host has no usable KVM (%s)", host.no_kvm);
+		mig_reason(r, "the VM runs under KVM, this host has no usable KVM (%s)",
+			   host.no_kvm);
 	else if (strcmp(accel, "kvm") != 0 && strcmp(accel, "tcg") != 0)
 		mig_reason(r, "the VM's accelerator '%s' is not one smove moves", accel);
 	else if (strcmp(accel, "tcg") == 0 && c.accel == QEMU_ACCEL_AUTO && host.kvm)

@@ -197,8 +197,9 @@ int mig_stream(struct mig_source *m, char *err)
 	if (!(m->stream_buf = malloc(PUMP_BYTES)))
 		return util_error(err, ENOMEM, "out of memory");
 	if (m->o.quick)
-		snprintf(why, sizeof(why), "a quick migration: the memory goes in one pass with "
-					   "the VM paused");
+		snprintf(why, sizeof(why),
+			 "a quick migration: the memory goes in one pass with "
+			 "the VM paused");
 	m->stream_live = !m->o.quick && m->vm->ops->stream->live_ok(m->vm->vm, why, sizeof(why));
 	if (!m->stream_live) {
 		/* The memory goes in the switchover, the VM paused. */
@@ -213,8 +214,9 @@ int mig_stream(struct mig_source *m, char *err)
 		if ((r = watch(m, &st, err)) < 0 || (r = mig_storage_check(m, err)) < 0)
 			break;
 		if (atomic_load(&m->pump_done)) { /* the stream's end, too early */
-			r = util_error(err, EPIPE, "the runtime ended its stream before its "
-						   "switchover point");
+			r = util_error(err, EPIPE,
+				       "the runtime ended its stream before its "
+				       "switchover point");
 			break;
 		}
 		if (st != MIG_STREAM_ACTIVE) {

@@ -90,9 +90,15 @@ static void console_line(struct qemu_vm *vm, char *line)
 		vm->guest_valid = true;
 		vm->guest_state = QEMU_GUEST_RUNNING;
 	} else if (sscanf(line, "hb %llu", &n) == 1) {
+		/* (a guest that migrated in says no banner here: it runs) */
 		vm->guest_valid = true;
+		if (vm->guest_state == QEMU_GUEST_NONE)
+			vm->guest_state = QEMU_GUEST_RUNNING;
 		vm->heartbeat = n;
 		vm->heartbeat_ns = qemu_now_ns();
+	} else if (sscanf(line, "gap %llu us", &n) == 1) { /* smove.gapprint */
+		if (n * 1000 > vm->max_gap_ns)
+			vm->max_gap_ns = n * 1000;
 	} else if (strncmp(line, "verdict: ok", 11) == 0) {
 		vm->guest_valid = true;
 		vm->guest_state = QEMU_GUEST_DONE;

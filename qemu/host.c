@@ -34,8 +34,7 @@ int qemu_host_probe(struct qemu_host *h, char *err)
 	const char *p;
 
 	memset(h, 0, sizeof(*h));
-	if (!v || !(p = strstr(v, "version ")) ||
-	    sscanf(p + 8, "%31[0-9.]", h->version) != 1) {
+	if (!v || !(p = strstr(v, "version ")) || sscanf(p + 8, "%31[0-9.]", h->version) != 1) {
 		free(v);
 		return qemu_error(err, ENOENT, "%s: not found, or it does not say its version",
 				  QEMU_DEFAULT_BIN);

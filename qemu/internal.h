@@ -107,6 +107,7 @@ struct qemu_vm {
 	bool guest_valid;
 	uint32_t guest_state;
 	uint64_t heartbeat, heartbeat_ns;
+	uint64_t max_gap_ns; /* the longest of the guest's "gap N us" lines */
 	char guest_message[160];
 	unsigned fd_seq; /* names of fds given to QEMU (migrate.c) */
 };

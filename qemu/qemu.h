@@ -309,6 +309,7 @@ struct qemu_status {
 	enum qemu_guest_state guest_state;
 	uint64_t heartbeat;	   /* the last "hb N" */
 	uint64_t heartbeat_age_ns; /* since that line came */
+	uint64_t max_gap_ns;	   /* the longest "gap N us" the guest printed */
 	char guest_message[160];   /* "ok", or the FAIL line */
 };
 void qemu_vm_status(struct qemu_vm *vm, struct qemu_status *st);

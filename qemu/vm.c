@@ -371,6 +371,7 @@ void qemu_vm_status(struct qemu_vm *vm, struct qemu_status *st)
 	st->guest_valid = vm->guest_valid;
 	st->guest_state = vm->guest_state;
 	st->heartbeat = vm->heartbeat;
+	st->max_gap_ns = vm->max_gap_ns;
 	st->heartbeat_age_ns = vm->heartbeat_ns ? qemu_now_ns() - vm->heartbeat_ns : 0;
 	snprintf(st->guest_message, sizeof(st->guest_message), "%s", vm->guest_message);
 	pthread_mutex_unlock(&vm->lock);
