@@ -21,7 +21,7 @@ CLEANFILES += bench/vm-memhost
 # latency synchronous mirroring adds to a writer (bench/mirror-latency).
 bench_scripts += bench/mirror.sh
 EXTRA_PROGRAMS += bench/mirror-latency
-bench_mirror_latency_LDADD = storage/libstorage.la vhd/libvhd.la $(PTHREAD_LIBS)
+bench_mirror_latency_LDADD = storage/libstorage.la vhd/libvhd.la util/libutil.la $(PTHREAD_LIBS)
 CLEANFILES += bench/mirror-latency
 # bench/migrate.sh: live migration, smove (both dirty logs) against QEMU on
 # the same veth link (unshaped, and tbf at 1 gbit), 1 and 4 GiB guests;

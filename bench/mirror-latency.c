@@ -110,8 +110,9 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	vhd_io_close(io);
-	if (mirror_start(d, &dest, NULL, &job, err) < 0 || mirror_wait_synced(job, err) < 0 ||
-	    run(d, job, NULL, n, size, lat, err) < 0 || mirror_complete(job, err) < 0) {
+	if (mirror_start(d, &dest, &(struct mirror_opts){.dest_is_zero = true}, &job, err) < 0 ||
+	    mirror_wait_synced(job, err) < 0 || run(d, job, NULL, n, size, lat, err) < 0 ||
+	    mirror_complete(job, err) < 0) {
 		fprintf(stderr, "mirror-latency: %s\n", err);
 		return 1;
 	}

@@ -4,7 +4,8 @@
 #     MiB) copied to a fresh image served by `nbdkit smove` on loopback TCP,
 #     with the images in memory (/dev/shm: the engines, not the disk, are
 #     measured) and then on disk (raw only: the flush to stable storage counts),
-#     by `nbdcopy --destination-is-zero --flush` and by `smove disk mirror`
+#     by `nbdcopy --destination-is-zero --flush` and by `smove disk mirror
+#     --destination-is-zero`
 #     (one connection, and four like nbdcopy's multi-conn default; both open
 #     at most one per core). Both end with the data on the destination's
 #     stable storage (nbdcopy flushes only with --flush; its unflushed time
@@ -76,8 +77,8 @@ copy() {
 	case $tool in
 	nbdcopy) nbdcopy --destination-is-zero --flush "$src" "$dst" ;;
 	nbdcopy-noflush) nbdcopy --destination-is-zero "$src" "$dst" ;;
-	smove) "$SMOVE" disk mirror -q "$src" "$dst" ;;
-	smove4) "$SMOVE" disk mirror -q --connections 4 "$src" "$dst" ;;
+	smove) "$SMOVE" disk mirror -q --destination-is-zero "$src" "$dst" ;;
+	smove4) "$SMOVE" disk mirror -q --destination-is-zero --connections 4 "$src" "$dst" ;;
 	esac
 	t1=$(now)
 	[ -e "$T/src.pid" ] && unserve src

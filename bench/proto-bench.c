@@ -1,8 +1,10 @@
 /* bench/proto-bench.c: throughput of smove's page transfer over a TCP
- * loopback socket, and of a raw socket copy as the reference.
- *   proto-bench raw MIB
+ * loopback socket and of its STREAM transfer over a socketpair, and of a raw
+ * socket copy as the reference.
+ *   proto-bench raw MIB [--unix]
  *       a sender thread write()s MIB MiB in 1 MiB pieces, a receiver thread
  *       read()s them into a buffer: the kernel's loopback speed, no protocol
+ *       (--unix: over a Unix socketpair)
  *   proto-bench pages MIB [--tls] [--compress] [--copy] [--channels N]
  *       guest memory of MIB MiB (1/8 zero pages, the rest half random bytes,
  *       half zero) sent as MEM_BATCH of 256 pages: encode, send, receive,
@@ -10,6 +12,12 @@
  *       it through a session target; --copy: received into a buffer, then
  *       applied), over the main connection plus N channels (one thread each
  *       side); checked equal at the end.
+ *   proto-bench stream MIB [--tls] [--frame KIB]
+ *       a runtime's migration stream of MIB MiB (random bytes) sent with
+ *       proto_session_send_stream in STREAM frames of KIB KiB (default 256)
+ *       over a Unix socketpair; the receiver copies each frame's bytes to
+ *       their offset in a buffer (where QEMU's input would be written);
+ *       checked equal at the end.
  * Prints one line: "GB/s <guest bytes per second / 1e9> wire <payload bytes>". */
 #include <errno.h>
 #include <pthread.h>
@@ -76,7 +84,18 @@ static void *raw_send(void *arg)
 	return NULL;
 }
 
-static void run_raw(size_t total)
+/* Two ends of a Unix socketpair. */
+static void unix_pair(int *a, int *b)
+{
+	int sv[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+		die("socketpair", strerror(errno));
+	*a = sv[0];
+	*b = sv[1];
+}
+
+static void run_raw(size_t total, bool unix_socket)
 {
 	struct raw r;
 	uint8_t *dst = malloc(total), *p;
@@ -84,7 +103,10 @@ static void run_raw(size_t total)
 	int a, b;
 	double t0;
 
-	tcp_pair(&a, &b);
+	if (unix_socket)
+		unix_pair(&a, &b);
+	else
+		tcp_pair(&a, &b);
 	r = (struct raw){.fd = a, .total = total, .buf = malloc(1 << 20)};
 	memset(r.buf, 0x5a, 1 << 20);
 	memset(dst, 0, total);
@@ -200,7 +222,7 @@ static void *accept_end(void *arg)
 		die("accept", d->err);
 	if (a->main && proto_session_join_check(a->main, &d->s, a->channels, d->err) < 0)
 		die("join", d->err);
-	if (proto_session_ack(&d->s, a->main ? a->main->features : PROTO_FEATURES_V2, d->err) < 0)
+	if (proto_session_ack(&d->s, a->main ? a->main->features : PROTO_FEATURES_V3, d->err) < 0)
 		die("ack", d->err);
 	return NULL;
 }
@@ -215,7 +237,10 @@ static void connect_ends(struct end *src, struct end *dst, struct proto_tls *ct,
 	pthread_t t;
 	int fd;
 
-	tcp_pair(&fd, &a.fd);
+	if (features & PROTO_FEAT_STREAM)
+		unix_pair(&fd, &a.fd);
+	else
+		tcp_pair(&fd, &a.fd);
 	a.main = main_dst ? &main_dst->s : NULL;
 	pthread_create(&t, NULL, accept_end, &a);
 	if (proto_conn_open(fd, ct, PROTO_SOURCE, 60000, &src->conn, err) < 0)
@@ -250,7 +275,8 @@ static void fill(uint8_t *mem, size_t npages)
 	}
 }
 
-static void preflight(struct end *src, struct end *dst, size_t mem_size, unsigned channels)
+static void preflight(struct end *src, struct end *dst, size_t mem_size, unsigned channels,
+		      const char *runtime)
 {
 	struct proto_msg m = {.type = PROTO_PREFLIGHT}, r;
 
@@ -259,7 +285,8 @@ static void preflight(struct end *src, struct end *dst, size_t mem_size, unsigne
 						 .mem_size = mem_size,
 						 .vcpus = 1,
 						 .cpu_vendor = "x",
-						 .channels = channels};
+						 .channels = channels,
+						 .runtime = (char *)runtime};
 	if (proto_session_send(&src->s, &m, err) < 0 || proto_session_recv(&dst->s, &r, err) < 0)
 		die("preflight", err);
 	proto_msg_release(&r);
@@ -267,6 +294,24 @@ static void preflight(struct end *src, struct end *dst, size_t mem_size, unsigne
 	if (proto_session_send(&dst->s, &r, err) < 0 || proto_session_recv(&src->s, &m, err) < 0)
 		die("preflight reply", err);
 	proto_msg_release(&m);
+}
+
+/* TLS-PSK credentials for both ends, from a fresh key. */
+static void make_tls(struct proto_tls **ct, struct proto_tls **st)
+{
+	char id[40], path[] = "/tmp/proto-bench.XXXXXX";
+	uint8_t key[32];
+	int fd = mkstemp(path);
+
+	if (fd < 0)
+		die("mkstemp", strerror(errno));
+	close(fd);
+	if (proto_psk_generate(id, key, sizeof key, err) < 0 ||
+	    proto_psk_write_file(path, id, key, sizeof key, err) < 0 ||
+	    proto_tls_new_psk(path, NULL, PROTO_DEST, st, err) < 0 ||
+	    proto_tls_new_psk(path, NULL, PROTO_SOURCE, ct, err) < 0)
+		die("tls", err);
+	unlink(path);
 }
 
 static void run_pages(size_t mem_size, bool tls, bool compress, bool copy, unsigned channels)
@@ -286,19 +331,8 @@ static void run_pages(size_t mem_size, bool tls, bool compress, bool copy, unsig
 
 	fill(mem, npages);
 	memset(dmem, 0xff, mem_size); /* touched, like the raw reference's buffer */
-	if (tls) {
-		char id[40], path[] = "/tmp/proto-bench.XXXXXX";
-		uint8_t key[32];
-		int fd = mkstemp(path);
-
-		close(fd);
-		if (proto_psk_generate(id, key, sizeof key, err) < 0 ||
-		    proto_psk_write_file(path, id, key, sizeof key, err) < 0 ||
-		    proto_tls_new_psk(path, NULL, PROTO_DEST, &st, err) < 0 ||
-		    proto_tls_new_psk(path, NULL, PROTO_SOURCE, &ct, err) < 0)
-			die("tls", err);
-		unlink(path);
-	}
+	if (tls)
+		make_tls(&ct, &st);
 	if (proto_rounds_new(n, &rounds, err) < 0)
 		die("rounds", err);
 	target.rounds = rounds;
@@ -311,7 +345,7 @@ static void run_pages(size_t mem_size, bool tls, bool compress, bool copy, unsig
 		connect_ends(&src[c], &dst[c], ct, st, c ? &src[0] : NULL, c ? &dst[0] : NULL,
 			     channels, PROTO_FEATURES_V2);
 		if (c == 0)
-			preflight(&src[0], &dst[0], mem_size, channels);
+			preflight(&src[0], &dst[0], mem_size, channels, NULL);
 		if (!copy)
 			proto_session_set_target(&dst[c].s, &target);
 	}
@@ -357,15 +391,89 @@ static void run_pages(size_t mem_size, bool tls, bool compress, bool copy, unsig
 	free(dmem);
 }
 
+/* ---- stream ---------------------------------------------------------------- */
+
+/* The destination: each STREAM's bytes to their offset, until the END. */
+static void *recv_stream(void *arg)
+{
+	struct end *e = arg;
+
+	for (;;) {
+		struct proto_msg m;
+		bool end;
+
+		if (proto_session_recv(&e->s, &m, e->err) < 0)
+			die("receive", e->err);
+		if (m.type != PROTO_STREAM)
+			die("receive", proto_type_name(m.type));
+		if (m.u.stream.offset > e->mem_size ||
+		    m.u.stream.len > e->mem_size - m.u.stream.offset)
+			die("receive", "the stream is longer than sent");
+		memcpy(e->dmem + m.u.stream.offset, m.u.stream.data, m.u.stream.len);
+		end = m.u.stream.flags & PROTO_STREAM_END;
+		proto_msg_release(&m);
+		if (end)
+			return NULL;
+	}
+}
+
+static void run_stream(size_t total, bool tls, size_t frame)
+{
+	struct end src = {0}, dst = {0};
+	struct proto_tls *ct = NULL, *st = NULL;
+	uint8_t *buf = malloc(total), *dbuf = malloc(total);
+	uint64_t x = 88172645463325252ull;
+	pthread_t t;
+	double t0, t1;
+
+	if (!buf || !dbuf)
+		die("stream", "out of memory");
+	for (size_t i = 0; i + 8 <= total; i += 8) {
+		x ^= x << 13;
+		x ^= x >> 7;
+		x ^= x << 17;
+		memcpy(buf + i, &x, 8);
+	}
+	memset(dbuf, 0xff, total); /* touched, like the raw reference's buffer */
+	if (tls)
+		make_tls(&ct, &st);
+	connect_ends(&src, &dst, ct, st, NULL, NULL, 0, PROTO_FEATURES_V3);
+	if (!(src.s.features & PROTO_FEAT_STREAM))
+		die("hello", "STREAM was not granted");
+	preflight(&src, &dst, PROTO_PAGE_SIZE, 0, PROTO_RUNTIME_QEMU);
+	dst.dmem = dbuf;
+	dst.mem_size = total;
+	src.s.stream_frame = (uint32_t)frame;
+	t0 = now();
+	pthread_create(&t, NULL, recv_stream, &dst);
+	if (proto_session_send_stream(&src.s, buf, total, true, err) < 0)
+		die("send", err);
+	pthread_join(t, NULL);
+	t1 = now();
+	if (memcmp(buf, dbuf, total) != 0)
+		die("check", "the destination's stream differs");
+	printf("GB/s %.3f wire %llu\n", (double)total / (t1 - t0) / 1e9,
+	       (unsigned long long)(total + (total + frame - 1) / frame *
+						(PROTO_FRAME_HDR_LEN + PROTO_STREAM_HDR_LEN)));
+	proto_session_release(&src.s);
+	proto_session_release(&dst.s);
+	proto_conn_close(src.conn);
+	proto_conn_close(dst.conn);
+	proto_tls_free(ct);
+	proto_tls_free(st);
+	free(buf);
+	free(dbuf);
+}
+
 int main(int argc, char **argv)
 {
-	bool tls = false, compress = false, copy = false;
+	bool tls = false, compress = false, copy = false, unix_socket = false;
 	unsigned channels = 0;
-	size_t mib;
+	size_t mib, frame = PROTO_STREAM_CHUNK;
 
 	if (argc < 3)
-		die("usage",
-		    "proto-bench raw|pages MIB [--tls] [--compress] [--copy] [--channels N]");
+		die("usage", "proto-bench raw|pages|stream MIB [--unix] [--tls] [--compress] "
+			     "[--copy] [--channels N] [--frame KIB]");
 	mib = strtoul(argv[2], NULL, 10);
 	for (int i = 3; i < argc; i++) {
 		if (strcmp(argv[i], "--tls") == 0)
@@ -376,13 +484,19 @@ int main(int argc, char **argv)
 			copy = true;
 		else if (strcmp(argv[i], "--channels") == 0 && i + 1 < argc)
 			channels = (unsigned)strtoul(argv[++i], NULL, 10);
+		else if (strcmp(argv[i], "--frame") == 0 && i + 1 < argc)
+			frame = (size_t)strtoul(argv[++i], NULL, 10) << 10;
+		else if (strcmp(argv[i], "--unix") == 0)
+			unix_socket = true;
 		else
 			die("unknown option", argv[i]);
 	}
-	if (mib == 0 || channels >= PROTO_MAX_CHANNELS)
-		die("usage", "MIB must be positive, channels below 64");
+	if (mib == 0 || channels >= PROTO_MAX_CHANNELS || frame == 0 || frame > PROTO_STREAM_MAX)
+		die("usage", "MIB must be positive, channels below 64, frames 1..32767 KiB");
 	if (strcmp(argv[1], "raw") == 0)
-		run_raw(mib << 20);
+		run_raw(mib << 20, unix_socket);
+	else if (strcmp(argv[1], "stream") == 0)
+		run_stream(mib << 20, tls, frame);
 	else
 		run_pages(mib << 20, tls, compress, copy, channels);
 	return 0;

@@ -5,7 +5,9 @@
 # TLS-PSK and with compression, on 1 and 4+1 connections, against the raw loopback socket moving the same bytes between
 # two threads (write(2) to read(2) into memory) and `dd` through a pipe, in
 # the same run. Each case runs 3 times; the median is printed, with the
-# ratio to the raw socket. Run from the build directory or set BUILD.
+# ratio to the raw socket. Then a runtime's migration stream (STREAM frames of
+# 256 KiB, plain and TLS-PSK) over a Unix socketpair, against the raw
+# socketpair. Run from the build directory or set BUILD.
 set -eu
 mib=${1:-512}
 build=${BUILD:-$(pwd)}
@@ -41,5 +43,14 @@ for c in "plain, 1 connection|" "plain, 1 conn., copying|--copy" \
 	v=$(run x pages "$mib" ${c#*|} | awk '{print $2}')
 	printf '%-32s %8s %10s\n' "smove $label" "$v" \
 		"$(awk -v a="$v" -v b="$raw" 'BEGIN { printf "%.2f", a / b }')"
+done
+rawu=$(run raw raw "$mib" --unix | awk '{print $2}')
+printf '%-32s %8s %10s\n' "raw Unix socketpair" "$rawu" "1.00"
+for c in "STREAM 256 KiB, socketpair|" "STREAM 256 KiB, TLS-PSK|--tls"; do
+	label=${c%%|*}
+	# shellcheck disable=SC2086 # the options are words
+	v=$(run x stream "$mib" ${c#*|} | awk '{print $2}')
+	printf '%-32s %8s %10s\n' "smove $label" "$v" \
+		"$(awk -v a="$v" -v b="$rawu" 'BEGIN { printf "%.2f", a / b }')"
 done
 echo "load after: $(cut -d' ' -f1-3 /proc/loadavg)"

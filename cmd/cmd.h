@@ -9,12 +9,21 @@
 #include <stdio.h>
 #include <stdlib.h>
 
+#include "util/util.h"
+
 /* Exit statuses beside EXIT_SUCCESS (0) and EXIT_FAILURE (1: the operation
  * failed, the message says why); see docs/smove.1, EXIT STATUS. */
 enum {
-	EXIT_USAGE = 2,	   /* wrong arguments */
-	EXIT_PROBLEMS = 3, /* `disk check`: the image has problems */
+	EXIT_USAGE = 2,	      /* wrong arguments */
+	EXIT_PROBLEMS = 3,    /* `disk check`: the image has problems */
+	EXIT_NOGO = 4,	      /* `move`: the destination's preflight said no */
+	EXIT_ROLLED_BACK = 5, /* `move`: failed or cancelled, the VM runs here again */
+	EXIT_IN_DOUBT = 6,    /* `move`: paused here; settle with `smove move --resolve` */
 };
+
+/* The exit status of a migration's result ("done", "go", "no-go", ...: the
+ * result event's "result"): EXIT_FAILURE for a name it does not know. */
+int exit_of_result(const char *result);
 
 struct subcommand {
 	const char *name;
@@ -64,7 +73,6 @@ int help_or_unknown(int c, const char *prog, const char *help);
 int parse_size(const char *s, uint64_t *out);
 /* "1.5 GiB" into buf. */
 const char *format_size(uint64_t bytes, char *buf, size_t len);
-double now_seconds(void);
 
 struct proto_json;
 /* Prints the finished JSON text as one line on standard output; -1 (with a

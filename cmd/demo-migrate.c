@@ -23,6 +23,7 @@
 #include "cmd/cmd.h"
 #include "memsync/guest/abi.h"
 #include "memsync/memsync.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
     "Usage: smove demo [--dir DIR] [--keep]\n"
@@ -137,13 +138,13 @@ static long file_size(const char *path)
 static double status_num(const char *sock, const char *obj, const char *key, char *state,
 			 size_t slen)
 {
-	char *reply, err[VM_ERR_LEN], perr[PROTO_ERR_LEN];
+	char *reply, err[MIGRATE_ERR_LEN], perr[PROTO_ERR_LEN];
 	struct proto_json_value *v;
 	const struct proto_json_value *o, *x;
 	const char *s;
 	double r = -1;
 
-	if (vm_control_request(sock, "{\"cmd\":\"status\"}", &reply, 5000, err) < 0)
+	if (migrate_control_request(sock, "{\"cmd\":\"status\"}", &reply, 5000, err) < 0)
 		return -1;
 	if (proto_json_parse(reply, strlen(reply), &v, perr) == 0) {
 		o = obj ? proto_json_get(v, obj) : v;
@@ -278,7 +279,7 @@ static int check_disk(struct demo *d)
 	step(5, "the destination's disk, read from the host");
 	snprintf(sock, sizeof(sock), "%s/demo.sock", d->dst);
 	snprintf(reg, sizeof(reg), "%s/demo.json", d->dst);
-	if (vm_control_request(sock, "{\"cmd\":\"stop\"}", &reply, 5000, err) == 0)
+	if (migrate_control_request(sock, "{\"cmd\":\"stop\"}", &reply, 5000, err) == 0)
 		free(reply);
 	for (int i = 0; i < 100 && access(reg, F_OK) == 0; i++)
 		sleep_ms(100);

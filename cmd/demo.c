@@ -83,7 +83,7 @@ static int convert(const char *src, const char *dst, enum vhd_format to, char *e
 	struct vhd_create_opts create = {.format = to, .block_size = DEMO_BLOCK};
 	struct vhd_disk *s = disk_open_arg(src, &(struct vhd_open_opts){.readonly = true});
 	struct vhd_disk *d = NULL;
-	double t0 = now_seconds();
+	double t0 = util_now();
 	int r;
 
 	if (!s)
@@ -105,7 +105,7 @@ static int convert(const char *src, const char *dst, enum vhd_format to, char *e
 		return r;
 	}
 	printf("   %s -> %s (%s) in %.0f ms\n", src, dst, vhd_format_name(to),
-	       (now_seconds() - t0) * 1000);
+	       (util_now() - t0) * 1000);
 	return 0;
 }
 

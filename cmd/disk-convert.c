@@ -1,6 +1,8 @@
 /* cmd/disk-convert.c: `smove disk convert`, a sparse copy into another format.
  * The destination is written under a temporary name in its directory and
- * renamed only once complete and flushed; a failure removes it. */
+ * renamed only once complete and flushed; a failure removes it. The source's
+ * chain is locked against writers, the new file as a writer, and a file it
+ * replaces (--force) must be neither in the source's chain nor in use. */
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -19,10 +21,14 @@ static const char help[] =
     "Copy the virtual disk of SRC (with its parent chain, flattened) into a new\n"
     "image DST. Only allocated data is read and only non-zero data written, so\n"
     "DST stays sparse. DST is written as .DST.smove-tmp beside it and renamed\n"
-    "when complete; it must not exist unless --force is given. DST '-' writes\n"
-    "the raw disk to standard output.\n"
+    "when complete; it must not exist unless --force is given, and is never an\n"
+    "image in use or one SRC is made from. DST '-' writes the raw disk to\n"
+    "standard output. SRC is locked against writers while it is read. The\n"
+    "guest sees the same disk: SRC's sector size is kept (a VHDX's 4096 needs\n"
+    "a VHDX destination, or --sector-size 512 to change it).\n"
     "\n"
-    "  -O, --to FMT               raw, vhd or vhdx (default: from DST's extension)\n"
+    "  -O, --to FMT               raw, vhd or vhdx (default: from DST's extension,\n"
+    "                             .vhd, .vhdx, .raw or .img; others need --to)\n"
     "  -f, --format FMT           open SRC as raw, vhd or vhdx instead of probing\n"
     "      --force                replace DST if it exists\n" CREATE_HELP
     "  -q, --quiet                no progress bar\n"
@@ -94,6 +100,65 @@ static int check_destination(const char *dst, bool force)
 	return 0;
 }
 
+/* A destination that exists and is to be replaced: it must not be the source
+ * or one of its parents (the copy would be made from a file it replaces), nor
+ * in use by another process. Holds its lock in *lock_fd until the rename. */
+static int check_replaced(const char *dst, struct vhd_disk *src, int *lock_fd)
+{
+	struct stat ds, ss;
+	char err[VHD_ERR_LEN];
+
+	*lock_fd = -1;
+	if (strcmp(dst, "-") == 0 || stat(dst, &ds) < 0)
+		return 0;
+	for (struct vhd_disk *d = src; d; d = vhd_parent(d)) {
+		if (stat(vhd_name(d), &ss) < 0 || ss.st_dev != ds.st_dev || ss.st_ino != ds.st_ino)
+			continue;
+		if (d == src)
+			msg("%s: is the source itself; convert cannot replace the image it reads",
+			    dst);
+		else
+			msg("%s: is a parent of %s, which convert reads; it cannot be replaced by "
+			    "the copy",
+			    dst, vhd_name(src));
+		return -1;
+	}
+	if (vhd_lock_path(dst, true, lock_fd, err) < 0) {
+		msg("%s", err);
+		return -1;
+	}
+	return 0;
+}
+
+/* What the guest sees stays as it is: the source's logical sector size (and
+ * a VHDX's physical one), unless given. A format that cannot record it is
+ * refused rather than changing it silently. */
+static int keep_sectors(struct vhd_disk *src, struct vhd_create_opts *c)
+{
+	uint32_t logical = vhd_sector_size(src) < 512 ? 512 : vhd_sector_size(src);
+	struct vhd_info info;
+	char err[VHD_ERR_LEN];
+
+	if (!c->logical_sector && logical != 512 && c->format != VHD_FORMAT_VHDX) {
+		msg("%s: has %u-byte logical sectors, which a %s image cannot record: convert "
+		    "to VHDX to keep them, or give --sector-size 512 to change what the guest "
+		    "sees",
+		    vhd_name(src), logical, vhd_format_name(c->format));
+		return -1;
+	}
+	if (!c->logical_sector)
+		c->logical_sector = logical;
+	if (c->physical_sector || c->format != VHD_FORMAT_VHDX ||
+	    vhd_disk_format(src) != VHD_FORMAT_VHDX)
+		return 0;
+	if (vhd_get_info(src, &info, err) < 0) {
+		msg("%s", err);
+		return -1;
+	}
+	c->physical_sector = info.physical_sector;
+	return 0;
+}
+
 int cmd_disk_convert(int argc, char **argv)
 {
 	static const struct option longopts[] = {
@@ -107,7 +172,7 @@ int cmd_disk_convert(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove disk convert";
-	struct vhd_open_opts sopts = {.readonly = true};
+	struct vhd_open_opts sopts = {.readonly = true, .lock = true};
 	struct vhd_create_opts create = {0};
 	bool force = false, quiet = false, json = false;
 	char err[VHD_ERR_LEN], tmp[4096];
@@ -148,8 +213,11 @@ int cmd_disk_convert(int argc, char **argv)
 	if (create.subformat == VHD_SUB_DIFFERENCING)
 		return usage_error(prog, "convert writes a whole image; it cannot make a "
 					 "differencing one");
-	if (create.format == VHD_FORMAT_AUTO)
-		create.format = to_stdout ? VHD_FORMAT_RAW : vhd_format_from_name(dst_name);
+	if (to_stdout && create.format == VHD_FORMAT_AUTO)
+		create.format = VHD_FORMAT_RAW;
+	if (dest_format_arg(prog, "--to", dst_name, &create.format) < 0 ||
+	    check_create_options(prog, &create) < 0)
+		return EXIT_USAGE;
 	if (to_stdout && create.format != VHD_FORMAT_RAW)
 		return usage_error(prog, "standard output takes raw only");
 	if (to_stdout && isatty(STDOUT_FILENO))
@@ -160,11 +228,16 @@ int cmd_disk_convert(int argc, char **argv)
 	struct vhd_disk *src = disk_open_arg(src_name, &sopts);
 	if (!src)
 		return EXIT_FAILURE;
+	int replaced_fd;
+	if (keep_sectors(src, &create) < 0 || check_replaced(dst_name, src, &replaced_fd) < 0) {
+		vhd_close(src);
+		return EXIT_FAILURE;
+	}
 	create.size = vhd_size(src);
 
 	struct convert_job job = {0};
 	struct vhd_io *io;
-	double start = now_seconds();
+	double start = util_now();
 
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
@@ -174,20 +247,22 @@ int cmd_disk_convert(int argc, char **argv)
 		if (r == 0)
 			r = copy_into(src, io, true, &create, &job, err);
 	} else {
-		r = vhd_temp_name(dst_name, tmp, sizeof tmp, err);
+		r = util_temp_name(dst_name, tmp, sizeof tmp, err);
 		if (r == 0) {
 			unlink(tmp); /* a leftover of an interrupted convert */
-			r = vhd_io_open_file(tmp, VHD_IO_CREATE, &io, err);
+			r = vhd_io_open_file(tmp, VHD_IO_CREATE | VHD_IO_LOCK, &io, err);
 		}
 		if (r == 0) {
 			r = copy_into(src, io, false, &create, &job, err);
 			if (r == 0)
-				r = vhd_commit_temp(tmp, dst_name, err);
+				r = util_commit_temp(tmp, dst_name, err);
 			if (r < 0)
 				unlink(tmp);
 		}
 	}
 	vhd_close(src);
+	if (replaced_fd >= 0)
+		close(replaced_fd);
 	if (r < 0) {
 		if (job.bar.enabled)
 			fputc('\n', stderr);
@@ -205,7 +280,7 @@ int cmd_disk_convert(int argc, char **argv)
 		proto_json_kv_str(&j, "format", vhd_format_name(create.format));
 		proto_json_kv_uint(&j, "virtual-size", create.size);
 		proto_json_kv_uint(&j, "bytes-written", job.written);
-		proto_json_kv_double(&j, "seconds", now_seconds() - start);
+		proto_json_kv_double(&j, "seconds", util_now() - start);
 		proto_json_obj_end(&j);
 		r = print_json(&j);
 		proto_json_release(&j);

@@ -14,7 +14,8 @@ static const char help[] =
     "PARENT (same format, same size), recording where PARENT is both relative\n"
     "to IMAGE and as an absolute path.\n"
     "\n"
-    "  -f, --format FMT           raw, vhd or vhdx (default: from IMAGE's extension)\n"
+    "  -f, --format FMT           raw, vhd or vhdx (default: from IMAGE's extension,\n"
+    "                             .vhd, .vhdx, .raw or .img; others need --format)\n"
     "  -s, --size SIZE            virtual size\n"
     "  -p, --parent PARENT        create a differencing image of PARENT\n" CREATE_HELP
     "  -h, --help                 show this help\n";
@@ -66,8 +67,9 @@ int cmd_disk_create(int argc, char **argv)
 		return usage_error(prog, "--size is required");
 	if (opts.parent && have_size)
 		return usage_error(prog, "a differencing image has its parent's size: drop --size");
-	if (opts.format == VHD_FORMAT_AUTO)
-		opts.format = vhd_format_from_name(argv[optind]);
+	if (dest_format_arg(prog, "--format", argv[optind], &opts.format) < 0 ||
+	    check_create_options(prog, &opts) < 0)
+		return EXIT_USAGE;
 	if (vhd_create(argv[optind], &opts, err) < 0) {
 		msg("%s", err);
 		return EXIT_FAILURE;

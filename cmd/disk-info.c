@@ -39,8 +39,11 @@ static void print_human(const char *name, const struct vhd_info *in, int depth)
 	if (in->creator[0])
 		printf("creator:          %s\n", in->creator);
 	if (in->format == VHD_FORMAT_VHD)
-		printf("geometry (CHS):   %u/%u/%u\n", in->cylinders, in->heads,
-		       in->sectors_per_track);
+		printf("geometry (CHS):   %u/%u/%u%s\n", in->cylinders, in->heads,
+		       in->sectors_per_track,
+		       in->cylinders == 65535 && in->heads == 16 && in->sectors_per_track == 255
+			   ? " (the largest: readers size the disk by its byte count)"
+			   : "");
 	if (in->format == VHD_FORMAT_VHDX) {
 		printf("log:              %s\n",
 		       in->log_replayed ? "was dirty, replayed on open" : "clean");

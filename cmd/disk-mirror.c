@@ -18,12 +18,15 @@ static const char help[] =
     "Usage: smove disk mirror [OPTIONS] SRC nbd://HOST[:PORT]/EXPORT\n"
     "\n"
     "Copy the virtual disk of SRC (with its parent chain, flattened) to an NBD\n"
-    "export, which must read as zero where it is not written (a fresh image, as\n"
-    "'nbdkit smove' serves after 'smove disk create') and be at least as large.\n"
-    "Only allocated data is read and sent; zero runs are sent as write-zeroes\n"
-    "requests or not at all. The destination is flushed at the end.\n"
+    "export at least as large. Only allocated data is read and sent; every\n"
+    "other range is made zero on the destination with write-zeroes requests\n"
+    "(one fast zero of the whole disk where the export can), whatever it held.\n"
+    "The destination is flushed at the end. SRC is locked against writers.\n"
     "\n"
     "  -f, --format FMT         open SRC as raw, vhd or vhdx instead of probing\n"
+    "      --destination-is-zero  the export already reads as zero (a fresh\n"
+    "                           image, as 'nbdkit smove' serves after 'smove disk\n"
+    "                           create'): send nothing for what SRC does not hold\n"
     "      --tls-psk FILE       TLS with the pre-shared keys in FILE (psktool)\n"
     "      --tls-username USER  the PSK identity (default: the login name)\n"
     "      --tls-certs DIR      TLS with the X.509 certificates in DIR\n"
@@ -121,7 +124,8 @@ int cmd_disk_mirror(int argc, char **argv)
 		OPT_CONNS,
 		OPT_BW,
 		OPT_VERIFY,
-		OPT_JSON
+		OPT_JSON,
+		OPT_DEST_ZERO
 	};
 	static const struct option longopts[] = {
 	    {"format", required_argument, NULL, 'f'},
@@ -131,13 +135,14 @@ int cmd_disk_mirror(int argc, char **argv)
 	    {"connections", required_argument, NULL, OPT_CONNS},
 	    {"bandwidth", required_argument, NULL, OPT_BW},
 	    {"verify", no_argument, NULL, OPT_VERIFY},
+	    {"destination-is-zero", no_argument, NULL, OPT_DEST_ZERO},
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove disk mirror";
-	struct vhd_open_opts sopts = {.readonly = true};
+	struct vhd_open_opts sopts = {.readonly = true, .lock = true};
 	struct mirror_dest dest = {0};
 	struct mirror_opts mopts = {0};
 	bool quiet = false, json = false;
@@ -171,6 +176,9 @@ int cmd_disk_mirror(int argc, char **argv)
 			break;
 		case OPT_VERIFY:
 			mopts.verify = true;
+			break;
+		case OPT_DEST_ZERO:
+			mopts.dest_is_zero = true;
 			break;
 		case 'q':
 			quiet = true;

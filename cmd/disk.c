@@ -66,6 +66,20 @@ int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out)
 	return 0;
 }
 
+int dest_format_arg(const char *prog, const char *opt, const char *name, enum vhd_format *f)
+{
+	if (*f != VHD_FORMAT_AUTO)
+		return 0;
+	*f = vhd_format_from_name(name);
+	if (*f != VHD_FORMAT_AUTO)
+		return 0;
+	usage_error(prog,
+		    "cannot tell the format of '%s' from its name (.vhd, .vhdx, .raw or .img): "
+		    "give %s raw, vhd or vhdx",
+		    name, opt);
+	return -1;
+}
+
 int disk_read_args_parse(int argc, char **argv, const char *prog, const char *usage, unsigned flags,
 			 struct disk_read_args *a)
 {
@@ -147,6 +161,27 @@ int parse_create_option(const char *prog, int c, const char *arg, struct vhd_cre
 	case CREATE_OPT_CHS_ROUND:
 		opts->vhd_chs_round = true;
 		return 1;
+	}
+	return 0;
+}
+
+int check_create_options(const char *prog, const struct vhd_create_opts *opts)
+{
+	if (opts->format == VHD_FORMAT_VHDX)
+		return 0;
+	if (opts->logical_sector && opts->logical_sector != 512) {
+		usage_error(prog,
+			    "--sector-size %u: a %s image records no sector size (512 only); use "
+			    "VHDX",
+			    opts->logical_sector, vhd_format_name(opts->format));
+		return -1;
+	}
+	if (opts->physical_sector && opts->physical_sector != 512) {
+		usage_error(prog,
+			    "--physical-sector-size %u: a %s image records no sector size (512 "
+			    "only); use VHDX",
+			    opts->physical_sector, vhd_format_name(opts->format));
+		return -1;
 	}
 	return 0;
 }

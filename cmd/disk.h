@@ -43,6 +43,10 @@ int disk_read_args_parse(int argc, char **argv, const char *prog, const char *us
 /* Parses a --format style argument into *out, or prints a usage error naming
  * prog and returns -1. */
 int parse_format_arg(const char *prog, const char *arg, enum vhd_format *out);
+/* The format of an image to be written, from its name's extension when none
+ * was given (opt, as --format or --to): 0, or -1 after a usage error for a
+ * name that does not say. */
+int dest_format_arg(const char *prog, const char *opt, const char *name, enum vhd_format *f);
 
 /* The image-layout options that create and convert share, as getopt_long
  * entries (their values are the CREATE_OPT_* codes) and their help text. */
@@ -65,7 +69,8 @@ enum {
 	"      --subformat S          fixed, dynamic (the default) or differencing\n"              \
 	"      --block-size SIZE      allocation unit of a dynamic image\n"                        \
 	"                             (default: VHD 2M, VHDX 32M)\n"                               \
-	"      --sector-size N        VHDX logical sector size, 512 or 4096\n"                     \
+	"      --sector-size N        VHDX logical sector size, 512 or 4096 (VHD\n"                \
+	"                             and raw record none: 512 only)\n"                            \
 	"      --physical-sector-size N  VHDX physical sector size, 512 or 4096\n"                 \
 	"      --chs-round            VHD: round the size up to a whole CHS geometry,\n"           \
 	"                             so that every reader (QEMU too) sees the same size\n"
@@ -73,5 +78,8 @@ enum {
 /* Handles one of the CREATE_OPT_* options; 1 if c was one of them, 0 if not,
  * -1 after printing a usage error. */
 int parse_create_option(const char *prog, int c, const char *arg, struct vhd_create_opts *opts);
+/* Once the format is known: -1 after a usage error for an option the format
+ * cannot honour (a sector size other than 512 outside VHDX), else 0. */
+int check_create_options(const char *prog, const struct vhd_create_opts *opts);
 
 #endif

@@ -11,7 +11,7 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "memsync/memsync.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
     "Usage: smove move NAME --to HOST:PORT [OPTIONS]\n"
@@ -61,11 +61,11 @@ static void on_signal(int sig)
 
 static const char *control_of(const char *name, char *buf, size_t len, char *err)
 {
-	struct vm_registry_entry *e;
+	struct migrate_registry_entry *e;
 	size_t n;
 	const char *found = NULL;
 
-	if (vm_registry_list(&e, &n, err) < 0)
+	if (migrate_registry_list(&e, &n, err) < 0)
 		return NULL;
 	for (size_t i = 0; i < n; i++)
 		if (!e[i].stale && strcmp(e[i].name, name) == 0) {
@@ -74,7 +74,7 @@ static const char *control_of(const char *name, char *buf, size_t len, char *err
 		}
 	free(e);
 	if (!found)
-		snprintf(err, VM_ERR_LEN, "%s: no VM of that name runs here", name);
+		snprintf(err, MIGRATE_ERR_LEN, "%s: no VM of that name runs here", name);
 	return found;
 }
 
@@ -197,7 +197,7 @@ static int on_line(void *opaque, const char *line)
 {
 	struct session *s = opaque;
 	struct proto_json_value *v;
-	char perr[PROTO_ERR_LEN], err[VM_ERR_LEN], *reply;
+	char perr[PROTO_ERR_LEN], err[MIGRATE_ERR_LEN], *reply;
 	bool ok = true;
 
 	if (!line) { /* a tick: Ctrl-C? */
@@ -205,8 +205,8 @@ static int on_line(void *opaque, const char *line)
 			s->cancelled = true;
 			if (!s->json)
 				printf("  cancelling...\n");
-			if (vm_control_request(s->control, "{\"cmd\":\"migrate-cancel\"}", &reply,
-					       5000, err) == 0)
+			if (migrate_control_request(s->control, "{\"cmd\":\"migrate-cancel\"}",
+						    &reply, 5000, err) == 0)
 				free(reply);
 		}
 		return 0;
@@ -226,7 +226,7 @@ static int on_line(void *opaque, const char *line)
 	if (!s->json)
 		show(s, v);
 	if (strcmp(str(v, "event"), "result") == 0) {
-		s->code = (int)num(v, "exit");
+		s->code = exit_of_result(str(v, "result"));
 		proto_json_free(v);
 		return 1;
 	}
@@ -236,13 +236,13 @@ static int on_line(void *opaque, const char *line)
 
 static int stream(struct session *s, const char *request)
 {
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 	struct sigaction sa = {.sa_handler = on_signal};
 
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	s->code = -1;
-	if (vm_control_stream(s->control, request, 200, on_line, s, err) < 0 || s->code < 0) {
+	if (migrate_control_stream(s->control, request, 200, on_line, s, err) < 0 || s->code < 0) {
 		end_bar(s);
 		msg("%s: %s", s->name, s->code < 0 ? err : "the migration ended without a result");
 		return EXIT_FAILURE;
@@ -259,20 +259,19 @@ static void print_line(void *opaque, const char *line)
 
 static int resolve(struct session *s, const char *control)
 {
-	char err[VM_ERR_LEN];
-	int code;
+	char err[MIGRATE_ERR_LEN];
+	enum migrate_result result;
 
 	if (control) {
 		s->control = control;
 		return stream(s, "{\"cmd\":\"migrate-resolve\"}");
 	}
 	/* The VM's process has gone: settle it from its record. */
-	code = vm_migrate_resolve_leftover(s->name, print_line, s, err);
-	if (code < 0) {
+	if (migrate_leftover_resolve(s->name, print_line, s, &result, err) < 0) {
 		msg("%s", err);
 		return EXIT_FAILURE;
 	}
-	return code;
+	return exit_of_result(migrate_result_name(result));
 }
 
 static int add_path(struct proto_json *j, const char *key, const char *path)
@@ -312,7 +311,7 @@ int cmd_move(int argc, char **argv)
 	struct session s = {0};
 	uint64_t downtime = 300, bandwidth = 0, channels = 0;
 	bool compress = false, no_delete = false, dry_run = false, cancel = false, res = false;
-	char err[VM_ERR_LEN], control[PATH_MAX], *reply;
+	char err[MIGRATE_ERR_LEN], control[PATH_MAX], *reply;
 	struct proto_json j;
 	int opt, r;
 
@@ -382,8 +381,8 @@ int cmd_move(int argc, char **argv)
 		return EXIT_FAILURE;
 	}
 	if (cancel) {
-		if (vm_control_request(s.control, "{\"cmd\":\"migrate-cancel\"}", &reply, 5000,
-				       err) < 0) {
+		if (migrate_control_request(s.control, "{\"cmd\":\"migrate-cancel\"}", &reply, 5000,
+					    err) < 0) {
 			msg("%s", err);
 			return EXIT_FAILURE;
 		}

@@ -11,7 +11,7 @@ void progress_init(struct progress *p, const char *label, uint64_t total, bool e
 {
 	p->enabled = enabled && isatty(STDERR_FILENO);
 	p->label = label;
-	p->start = now_seconds();
+	p->start = util_now();
 	p->last_draw = 0;
 	p->total = total;
 }
@@ -43,7 +43,7 @@ void progress_update(struct progress *p, uint64_t done)
 
 	if (!p->enabled)
 		return;
-	now = now_seconds();
+	now = util_now();
 	if (now - p->last_draw < 0.1)
 		return;
 	p->last_draw = now;
@@ -54,6 +54,6 @@ void progress_done(struct progress *p)
 {
 	if (!p->enabled)
 		return;
-	draw(p, p->total, now_seconds());
+	draw(p, p->total, util_now());
 	fputc('\n', stderr);
 }

@@ -5,7 +5,7 @@
 #include <string.h>
 
 #include "cmd/cmd.h"
-#include "memsync/memsync.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
     "Usage: smove ps [--json]\n"
@@ -21,17 +21,17 @@ static const char help[] =
     "  -h, --help   show this help\n";
 
 /* Asks one VM for its status; NULL (with err) if it does not answer. */
-static struct proto_json_value *ask(const struct vm_registry_entry *e, char *err)
+static struct proto_json_value *ask(const struct migrate_registry_entry *e, char *err)
 {
 	struct proto_json_value *v = NULL;
 	char *reply, perr[PROTO_ERR_LEN];
 	bool ok;
 
-	if (vm_control_request(e->control, "{\"cmd\":\"status\"}", &reply, 5000, err) < 0)
+	if (migrate_control_request(e->control, "{\"cmd\":\"status\"}", &reply, 5000, err) < 0)
 		return NULL;
 	if (proto_json_parse(reply, strlen(reply), &v, perr) < 0 ||
 	    proto_json_get_bool(v, "ok", &ok, perr) < 0 || !ok) {
-		snprintf(err, VM_ERR_LEN, "%s: bad status reply", e->control);
+		snprintf(err, MIGRATE_ERR_LEN, "%s: bad status reply", e->control);
 		proto_json_free(v);
 		v = NULL;
 	}
@@ -50,7 +50,7 @@ static bool doubt_of(const struct proto_json_value *v, const char **to, const ch
 	       proto_json_get_str(m, "resolve", resolve, perr) == 0;
 }
 
-static void print_row(const struct vm_registry_entry *e, const struct proto_json_value *v,
+static void print_row(const struct migrate_registry_entry *e, const struct proto_json_value *v,
 		      const char *err)
 {
 	const struct proto_json_value *disks = proto_json_get(v, "disks"), *up;
@@ -88,17 +88,17 @@ static void json_doubt(struct proto_json *j, const struct proto_json_value *v)
 }
 
 /* VMs whose process ended while a migration was in doubt. */
-static void print_leftovers(const struct vm_registry_entry *list, size_t n, bool json,
+static void print_leftovers(const struct migrate_registry_entry *list, size_t n, bool json,
 			    struct proto_json *j)
 {
-	struct vm_leftover *l;
+	struct migrate_leftover_entry *l;
 	size_t nl;
-	char err[VM_ERR_LEN];
+	char err[MIGRATE_ERR_LEN];
 
-	if (vm_migrate_leftover_list(&l, &nl, err) < 0)
+	if (migrate_leftover_list(&l, &nl, err) < 0)
 		return;
 	for (size_t i = 0; i < nl; i++) {
-		char resolve[VM_NAME_MAX + 32];
+		char resolve[MIGRATE_NAME_MAX + 32];
 		bool live = false;
 
 		for (size_t k = 0; k < n; k++)
@@ -131,8 +131,8 @@ int cmd_ps(int argc, char **argv)
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
-	struct vm_registry_entry *list;
-	char err[VM_ERR_LEN];
+	struct migrate_registry_entry *list;
+	char err[MIGRATE_ERR_LEN];
 	struct proto_json j;
 	bool json = false;
 	size_t n;
@@ -149,7 +149,7 @@ int cmd_ps(int argc, char **argv)
 	}
 	if (optind != argc)
 		return usage_error("smove ps", "unexpected argument '%s'", argv[optind]);
-	if (vm_registry_list(&list, &n, err) < 0) {
+	if (migrate_registry_list(&list, &n, err) < 0) {
 		msg("%s", err);
 		return EXIT_FAILURE;
 	}
@@ -163,7 +163,7 @@ int cmd_ps(int argc, char **argv)
 	for (size_t i = 0; i < n; i++) {
 		struct proto_json_value *v;
 
-		if (list[i].stale && vm_migrate_leftover(list[i].name, NULL, 0))
+		if (list[i].stale && migrate_leftover(list[i].name, NULL, 0))
 			continue; /* listed as in doubt below */
 		v = list[i].stale ? NULL : ask(&list[i], err);
 

@@ -9,13 +9,15 @@
 #include <unistd.h>
 
 #include "cmd/cmd.h"
-#include "memsync/memsync.h"
+#include "migrate/migrate.h"
 
 static const char help[] =
     "Usage: smove serve --listen ADDR:PORT --storage DIR [OPTIONS]\n"
     "\n"
     "Accept live migrations ('smove move') into DIR: each VM arrives in DIR/NAME\n"
     "and runs as its own process, listed by 'smove ps'. Runs until interrupted.\n"
+    "Migrations are authenticated: --tls-psk or --tls-x509 is required, also on\n"
+    "loopback, unless --insecure is given.\n"
     "\n"
     "  -l, --listen ADDR:PORT    where to listen (PORT 0: any free port)\n"
     "  -s, --storage DIR         where the VMs' disks are created\n"
@@ -24,15 +26,15 @@ static const char help[] =
     "                            server-cert.pem, server-key.pem); sources must\n"
     "                            present a certificate of the same CA\n"
     "  -m, --max-incoming N      migrations at once (default 4)\n"
-    "      --insecure            without TLS, listen on an address that is not\n"
-    "                            loopback (anyone who reaches it can send a VM)\n"
+    "      --insecure            accept migrations without TLS, on any address\n"
+    "                            (anyone who reaches it can send a VM)\n"
     "  -j, --json                print the listening address as JSON\n"
     "  -h, --help                show this help\n"
     "\n"
     "The NBD exports of the disks use nbdkit with the smove plugin ($SMOVE_NBDKIT and\n"
     "$SMOVE_NBDKIT_PLUGIN override which). docs/migration.md tells the whole story.\n";
 
-static struct vm_serve *serving;
+static struct migrate_serve *serving;
 
 static void *signal_thread(void *arg)
 {
@@ -40,7 +42,7 @@ static void *signal_thread(void *arg)
 	int sig;
 
 	if (sigwait(set, &sig) == 0)
-		vm_serve_stop(serving);
+		migrate_serve_stop(serving);
 	return NULL;
 }
 
@@ -82,8 +84,8 @@ int cmd_serve(int argc, char **argv)
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove serve";
-	struct vm_serve_opts o = {.log = log_line};
-	char err[VM_ERR_LEN], plugin[PATH_MAX];
+	struct migrate_serve_opts o = {.log = log_line};
+	char err[MIGRATE_ERR_LEN], plugin[PATH_MAX];
 	bool json = false;
 	sigset_t set;
 	pthread_t t;
@@ -131,24 +133,24 @@ int cmd_serve(int argc, char **argv)
 	sigaddset(&set, SIGHUP);
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
-	if (vm_serve_new(&o, &serving, err) < 0) {
+	if (migrate_serve_new(&o, &serving, err) < 0) {
 		msg("serve: %s", err);
 		return EXIT_FAILURE;
 	}
 	if (json) {
 		printf("{\"event\":\"listening\",\"address\":\"%s\",\"pid\":%d}\n",
-		       vm_serve_address(serving), (int)getpid());
+		       migrate_serve_address(serving), (int)getpid());
 		fflush(stdout);
 	}
-	msg("serve: listening on %s, storage %s%s", vm_serve_address(serving), o.storage,
+	msg("serve: listening on %s, storage %s%s", migrate_serve_address(serving), o.storage,
 	    o.tls_psk	 ? ", TLS-PSK"
 	    : o.tls_x509 ? ", TLS X.509"
 			 : ", no TLS");
 	pthread_create(&t, NULL, signal_thread, &set);
 	pthread_detach(t);
-	r = vm_serve_run(serving, err);
+	r = migrate_serve_run(serving, err);
 	if (r < 0)
 		msg("serve: %s", err);
-	vm_serve_free(serving);
+	migrate_serve_free(serving);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

@@ -94,14 +94,6 @@ const char *format_size(uint64_t bytes, char *buf, size_t len)
 	return buf;
 }
 
-double now_seconds(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 int print_json(struct proto_json *j)
 {
 	const char *text = proto_json_finish(j);
@@ -112,4 +104,21 @@ int print_json(struct proto_json *j)
 	}
 	puts(text);
 	return 0;
+}
+
+int exit_of_result(const char *result)
+{
+	static const struct {
+		const char *name;
+		int code;
+	} codes[] = {
+	    {"done", EXIT_SUCCESS},	 {"go", EXIT_SUCCESS},
+	    {"no-go", EXIT_NOGO},	 {"rolled-back", EXIT_ROLLED_BACK},
+	    {"in-doubt", EXIT_IN_DOUBT},
+	};
+
+	for (size_t i = 0; i < sizeof(codes) / sizeof(codes[0]); i++)
+		if (strcmp(result, codes[i].name) == 0)
+			return codes[i].code;
+	return EXIT_FAILURE;
 }

@@ -355,3 +355,15 @@ int vm_config_from_json(const char *text, size_t len, struct vm_config *c, char 
 		vm_config_release(c);
 	return r;
 }
+
+void vm_config_cpu_vendor(const struct vm_config *c, char out[13])
+{
+	out[0] = 0;
+	for (unsigned i = 0; i < c->ncpuid; i++)
+		if (c->cpuid[i].function == 0) {
+			memcpy(out, &c->cpuid[i].ebx, 4);
+			memcpy(out + 4, &c->cpuid[i].edx, 4);
+			memcpy(out + 8, &c->cpuid[i].ecx, 4);
+			out[12] = 0;
+		}
+}

@@ -9,6 +9,8 @@
 #include <stdatomic.h>
 
 #include "memsync/memsync.h"
+#include "util/endian.h"
+#include "util/util.h"
 
 #define VM_MAX_SLOTS	2
 #define VM_MAX_IO	32
@@ -50,10 +52,6 @@ int blob_next(struct blob_reader *r, uint32_t *tag, const uint8_t **p, size_t *l
 /* A section that must be exactly len bytes, copied into dst. */
 int blob_copy(struct blob_reader *r, const uint8_t *p, size_t plen, void *dst, size_t len,
 	      const char *field, char *err);
-uint32_t get_le32(const uint8_t *p);
-uint64_t get_le64(const uint8_t *p);
-void put_le32(uint8_t *p, uint32_t v);
-void put_le64(uint8_t *p, uint64_t v);
 
 /* ---- port I/O bus ----------------------------------------------------------- */
 
@@ -96,9 +94,6 @@ int vm_pci_add(struct vm *vm, struct vm_pci_dev *d, char *err);
 /* Sets the INTx line of d (level-triggered through the in-kernel irqchip). */
 void vm_pci_irq(struct vm *vm, struct vm_pci_dev *d, bool level);
 uint16_t vm_pci_next_io(struct vm *vm, uint16_t size);
-
-/* Disk locks (disklock.c): OFD locks compatible with QEMU's image locking. */
-int vm_disk_lock(const char *path, bool readonly, int *fd, char *err);
 
 /* ---- the VM ---------------------------------------------------------------------- */
 
@@ -168,7 +163,6 @@ struct vm {
 	uint64_t entry, isr_base, image_end;
 };
 
-uint64_t vm_now_ns(void);
 /* Records a fatal VM error (the first one wins) and stops the VM. */
 void vm_fail(struct vm *vm, int errnum, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 /* The guest wrote the exit port. */

@@ -3,15 +3,16 @@ noinst_LTLIBRARIES += memsync/libmemsync.la
 memsync_libmemsync_la_SOURCES = \
 	memsync/memsync.h memsync/internal.h \
 	memsync/vm.c memsync/vcpu.c memsync/vcpu-state.c memsync/boot.c memsync/cpuid.c \
-	memsync/dirty.c memsync/blob.c memsync/disklock.c memsync/config.c \
-	memsync/control.c memsync/registry.c \
+	memsync/dirty.c memsync/blob.c memsync/config.c \
+	memsync/hostcheck.c \
 	memsync/devices/virtio.h memsync/devices/uart.c memsync/devices/pci.c \
 	memsync/devices/virtio-pci.c memsync/devices/virtio-blk.c \
 	memsync/guest/abi.h
 memsync_libmemsync_la_CFLAGS = $(AM_CFLAGS) $(ZLIB_CFLAGS)
 memsync_libmemsync_la_CPPFLAGS = $(AM_CPPFLAGS)
 # What links libmemsync needs besides it.
-memsync_libs = memsync/libmemsync.la storage/libstorage.la vhd/libvhd.la proto/libproto.la $(ZLIB_LIBS) $(PTHREAD_LIBS)
+memsync_libs = memsync/libmemsync.la storage/libstorage.la vhd/libvhd.la proto/libproto.la \
+	util/libutil.la $(ZLIB_LIBS) $(PTHREAD_LIBS)
 
 # The test guest: freestanding, built with the project's compiler but none of
 # its flags (no sanitizers, no PIC, no red zone), linked at 1 MiB. Installed
@@ -36,11 +37,3 @@ memsync/guest/guest.elf: $(addprefix $(srcdir)/,$(guest_sources) $(guest_headers
 memsync/guest/guest32.elf: memsync/guest/guest.elf
 	$(AM_V_GEN)start=$$(nm memsync/guest/guest.elf | awk '$$3 == "_start32" {print $$1}') && \
 	objcopy -O elf32-i386 --set-start=0x$$start memsync/guest/guest.elf $@
-# Live migration: the source (in the VM's process), serve, the incoming VM.
-memsync_libmemsync_la_SOURCES += memsync/migrate.h memsync/migrate-util.c \
-	memsync/migrate-events.c memsync/migrate-limit.c memsync/migrate-handover.c \
-	memsync/migrate-opts.c memsync/migrate-record.c memsync/migrate-source.c \
-	memsync/migrate-storage.c memsync/migrate-precopy.c memsync/migrate-switchover.c
-memsync_libmemsync_la_SOURCES += memsync/migrate-preflight.c memsync/migrate-serve.c \
-	memsync/migrate-dest.c memsync/migrate-dest-disk.c memsync/migrate-child.c \
-	memsync/migrate-incoming.c memsync/migrate-prefault.c

@@ -39,7 +39,6 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "proto/proto.h"
 #include "storage/storage.h"
 #include "vhd/vhd.h"
 
@@ -281,152 +280,14 @@ int vm_disk_set_ops(struct vm *vm, unsigned i, const struct storage_blk_ops *ops
 /* Returns once no disk request is in progress; with the VM paused none starts. */
 void vm_disk_drain(struct vm *vm);
 
-/* ---- runtime directory and control socket ------------------------------------------ */
+/* ---- the host ------------------------------------------------------------------------ */
 
-/* $SMOVE_RUNTIME_DIR, or /run/smove. */
-const char *vm_runtime_dir(void);
-/* Registers the VM as NAME in the runtime directory (a file NAME.json locked
- * while the process lives, naming its pid and control socket). -EEXIST when a
- * live VM has the name. */
-struct vm_registry;
-int vm_registry_add(const char *name, const char *control, struct vm_registry **out, char *err);
-void vm_registry_remove(struct vm_registry *r);
-
-struct vm_registry_entry {
-	char name[VM_NAME_MAX + 1];
-	char control[256];
-	long pid;
-	bool stale; /* its process is gone (the entry has been removed) */
-};
-/* Lists the registered VMs; stale entries are removed and reported as stale. */
-int vm_registry_list(struct vm_registry_entry **out, size_t *n, char *err);
-
-/* The control socket: line-oriented JSON (docs/control-socket.md). */
-struct vm_control;
-/* A command handler: adds its members to the reply object (after "ok": true)
- * and returns 0, or returns a negative errno with err (the reply is then
- * {"ok": false, "error": err}). Runs on the control socket's thread. */
-typedef int (*vm_control_fn)(void *opaque, struct vm *vm, const struct proto_json_value *request,
-			     struct proto_json *reply, char *err);
-int vm_control_start(struct vm *vm, const char *path, struct vm_control **out, char *err);
-/* Adds a command (the migration adds "migrate"). */
-int vm_control_register(struct vm_control *c, const char *cmd, vm_control_fn fn, void *opaque);
-/* A command that keeps its client (the migration's "migrate" streams events
- * until its result): fn receives fd, a blocking duplicate of the client's
- * socket that it owns from then on (it writes every reply line itself), and
- * returns 0; or it returns a negative errno with err, fd is closed and the
- * client gets {"ok": false, "error": err}. Runs on the control socket's thread:
- * it must hand long work to a thread of its own. */
-typedef int (*vm_control_stream_fn)(void *opaque, struct vm *vm,
-				    const struct proto_json_value *request, int fd, char *err);
-int vm_control_register_stream(struct vm_control *c, const char *cmd, vm_control_stream_fn fn,
-			       void *opaque);
-/* Names the VM's state in `status` where its run state alone would mislead
- * (a VM paused by a migration in doubt is not merely "paused"): fn returns
- * that state's name, or NULL to report the run state, and may add members of
- * its own to the reply (they come before "state"). Runs on the control
- * socket's thread. One per socket; fn NULL removes it. */
-typedef const char *(*vm_control_status_fn)(void *opaque, struct proto_json *reply);
-void vm_control_status_hook(struct vm_control *c, vm_control_status_fn fn, void *opaque);
-void vm_control_stop(struct vm_control *c);
-/* Sends one request line to a control socket and returns the reply line. */
-int vm_control_request(const char *path, const char *request, char **reply, int timeout_ms,
-		       char *err);
-/* Sends one request and calls fn with each line the VM sends back, and with
- * NULL after tick_ms without one (or after a signal interrupted the wait), until
- * fn returns nonzero (a negative errno is returned as the result, with err
- * written by fn) or the VM closes the connection (-ECONNRESET). */
-typedef int (*vm_control_line_fn)(void *opaque, const char *line);
-int vm_control_stream(const char *path, const char *request, int tick_ms, vm_control_line_fn fn,
-		      void *opaque, char *err);
-
-/* ---- live migration (docs/migration.md) ------------------------------------------ */
-
-/* The result of a migration: `smove move`'s exit status. */
-enum {
-	VM_MIGRATE_OK = 0,	    /* done (or, for a dry run, go) */
-	VM_MIGRATE_FAILED = 1,	    /* failed before anything changed */
-	VM_MIGRATE_NOGO = 4,	    /* the destination's preflight said no */
-	VM_MIGRATE_ROLLED_BACK = 5, /* failed or cancelled: the VM runs here again */
-	VM_MIGRATE_IN_DOUBT = 6,    /* paused here; settle with `smove move --resolve` */
-};
-
-/* The source side lives in the VM's process: a migrator adds the commands
- * migrate, migrate-cancel and migrate-resolve to the VM's control socket
- * (docs/control-socket.md) and runs each migration in a thread of its own.
- * When a migration is done the VM has been stopped (vm_wait returns) and its
- * files deleted; vm_migrator_moved then says where it went. */
-struct vm_migrator;
-struct vm_migrator_opts {
-	/* Every event line, also when no client listens (the VM's log). */
-	void (*log)(void *opaque, const char *line);
-	void *opaque;
-	/* The directory serve made for an incoming VM: removed with its files when
-	 * the VM leaves again. NULL for a VM whose files are the user's. */
-	const char *own_dir;
-};
-int vm_migrator_new(struct vm *vm, struct vm_control *ctl, const struct vm_migrator_opts *o,
-		    struct vm_migrator **out, char *err);
-bool vm_migrator_moved(struct vm_migrator *mm, char *to, size_t len);
-bool vm_migrator_in_doubt(struct vm_migrator *mm);
-/* Cancels a migration in progress (it rolls back if it can) and waits for it.
- * The migrator's commands and its `status` hook (a VM held by a migration in
- * doubt reports "in-doubt") live on the control socket: stop that first. */
-void vm_migrator_free(struct vm_migrator *mm);
-
-/* A source process that ended while its migration was in doubt leaves
- * RUNDIR/NAME.migration: true (and the destination in `to`) when NAME has one. */
-bool vm_migrate_leftover(const char *name, char *to, size_t len);
-struct vm_leftover {
-	char name[VM_NAME_MAX + 1];
-	char to[256];
-};
-/* Every such record in the runtime directory (malloc'ed list). */
-int vm_migrate_leftover_list(struct vm_leftover **out, size_t *n, char *err);
-/* Settles such a leftover by asking the destination (the line callback gets
- * the events): the result code; RESUMED deletes the disk files named in it. */
-int vm_migrate_resolve_leftover(const char *name, void (*line)(void *opaque, const char *line),
-				void *opaque, char *err);
-
-/* The destination, `smove serve`: one process, one listening address, a
- * thread per connection; each incoming migration gets its storage under
- * storage/NAME and a VM process of its own (`exe run --incoming`). */
-struct vm_serve_opts {
-	const char *listen;  /* ADDR:PORT (port 0: any, see vm_serve_address) */
-	const char *storage; /* DIR */
-	const char *tls_psk, *tls_x509;
-	bool insecure;	       /* without TLS, listen beyond loopback */
-	unsigned max_incoming; /* migrations at once, 0 = 4 */
-	const char *exe;       /* the smove executable for the VM processes */
-	const char *nbdkit;    /* the nbdkit executable (NULL: "nbdkit") */
-	const char *plugin;    /* the smove plugin for nbdkit (NULL: "smove") */
-	void (*log)(void *opaque, const char *line);
-	void *opaque;
-};
-struct vm_serve;
-/* Binds, locks the storage directory, cleans up or reports what crashed
- * migrations left (through log). */
-int vm_serve_new(const struct vm_serve_opts *o, struct vm_serve **out, char *err);
-const char *vm_serve_address(const struct vm_serve *s);
-/* Accepts until vm_serve_stop (callable from any thread, not a signal handler). */
-int vm_serve_run(struct vm_serve *s, char *err);
-void vm_serve_stop(struct vm_serve *s);
-/* Aborts the migrations in progress (before RESUME they are discarded). */
-void vm_serve_free(struct vm_serve *s);
-
-/* The incoming VM's process: `smove run --incoming --memfd N --handover-fd M`.
- * vm_incoming_accept reads serve's "create" request and creates the VM (its
- * configuration comes from serve, RAM is the memfd); the caller registers it
- * and starts its control socket, then vm_incoming_ready answers serve and
- * serves the rest of the handover (disks, state, resume, status, commit) in a
- * thread. Before resume, a serve that goes away stops the VM. */
-struct vm_incoming;
-int vm_incoming_accept(int handover_fd, int memfd, struct vm_incoming **out, struct vm **vm,
-		       char *err);
-int vm_incoming_ready(struct vm_incoming *in, char *err);
-void vm_incoming_fail(struct vm_incoming *in, const char *why);
-/* The directory that holds the VM's files (serve's storage/NAME). */
-const char *vm_incoming_dir(const struct vm_incoming *in);
-void vm_incoming_free(struct vm_incoming *in);
+/* The CPU vendor the configuration's CPUID set names ("" when it has none). */
+void vm_config_cpu_vendor(const struct vm_config *c, char out[13]);
+/* Whether this host can run a VM of this configuration: KVM, the CPU vendor,
+ * every CPUID feature bit it was started with, the vCPUs. Calls reason once
+ * for each thing that does not fit (a sentence). */
+typedef void (*vm_reason_fn)(void *opaque, const char *text);
+void vm_host_check(const struct vm_config *c, vm_reason_fn reason, void *opaque);
 
 #endif

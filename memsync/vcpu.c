@@ -212,7 +212,7 @@ static void park(struct vcpu *v)
 static void throttle(struct vcpu *v)
 {
 	unsigned pct = atomic_load(&v->vm->throttle);
-	uint64_t now = vm_now_ns(), ran;
+	uint64_t now = util_now_ns(), ran;
 
 	if (!pct || v->run_since_ns == 0) {
 		v->run_since_ns = now;
@@ -224,13 +224,13 @@ static void throttle(struct vcpu *v)
 	if (ran > 100000000)
 		ran = 100000000;
 	/* Kicks interrupt the sleep: sleep on until the end, unless pausing. */
-	for (uint64_t end = now + ran * pct / (100 - pct); now < end; now = vm_now_ns()) {
+	for (uint64_t end = now + ran * pct / (100 - pct); now < end; now = util_now_ns()) {
 		if (atomic_load((_Atomic bool *)&v->vm->pause_req) ||
 		    atomic_load((_Atomic bool *)&v->vm->stop_req))
 			break;
 		sleep_us((end - now + 999) / 1000);
 	}
-	v->run_since_ns = vm_now_ns();
+	v->run_since_ns = util_now_ns();
 }
 
 void *vm_vcpu_thread(void *arg)

@@ -28,14 +28,6 @@ int vm_error(char *err, int errnum, const char *fmt, ...)
 	return -errnum;
 }
 
-uint64_t vm_now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 const char *vm_run_state_name(enum vm_run_state s)
 {
 	static const char *const names[] = {"created", "running", "paused", "incoming", "stopped"};
@@ -352,7 +344,7 @@ int vm_start(struct vm *vm, char *err)
 
 	if (vm->state != VM_STATE_CREATED)
 		return vm_error(err, EBUSY, "%s: already started", vm->cfg.name);
-	vm->start_ns = vm_now_ns();
+	vm->start_ns = util_now_ns();
 	if (vm->flags & VM_CREATE_INCOMING) {
 		vm->pause_req = true;
 		vm->state = VM_STATE_INCOMING;
@@ -400,7 +392,7 @@ static void kick_all(struct vm *vm)
 
 int vm_pause(struct vm *vm, uint64_t *pause_ns, char *err)
 {
-	uint64_t t0 = vm_now_ns();
+	uint64_t t0 = util_now_ns();
 
 	pthread_mutex_lock(&vm->lock);
 	if (vm->state != VM_STATE_RUNNING) {
@@ -422,7 +414,7 @@ int vm_pause(struct vm *vm, uint64_t *pause_ns, char *err)
 		return vm_error(err, ESHUTDOWN, "%s: the VM stopped while pausing", vm->cfg.name);
 	}
 	vm->state = VM_STATE_PAUSED;
-	vm->last_pause_ns = vm_now_ns() - t0;
+	vm->last_pause_ns = util_now_ns() - t0;
 	/* Tell the guest's kvmclock that its vCPUs were stopped on purpose (so
 	 * that a watchdog does not count the pause); fails harmlessly when the
 	 * guest has not set kvmclock up. */
@@ -533,7 +525,7 @@ void vm_status(struct vm *vm, struct vm_status *st)
 	memset(st, 0, sizeof(*st));
 	pthread_mutex_lock(&vm->lock);
 	st->state = vm->state;
-	st->uptime_ns = vm->start_ns ? vm_now_ns() - vm->start_ns : 0;
+	st->uptime_ns = vm->start_ns ? util_now_ns() - vm->start_ns : 0;
 	st->last_pause_ns = vm->last_pause_ns;
 	pthread_mutex_unlock(&vm->lock);
 	st->throttle = atomic_load(&vm->throttle);

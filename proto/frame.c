@@ -3,7 +3,8 @@
  * writing frames on a socket is in proto/conn.c; payloads in messages.c. */
 #include <errno.h>
 
-#include "proto/endian.h"
+#include "util/endian.h"
+#include "util/util.h"
 #include "proto/proto.h"
 
 static const char *const type_names[PROTO_TYPE_END] = {
@@ -29,6 +30,7 @@ static const char *const type_names[PROTO_TYPE_END] = {
     [PROTO_PONG] = "PONG",
     [PROTO_RESOLVE] = "RESOLVE",
     [PROTO_RESOLVE_REPLY] = "RESOLVE_REPLY",
+    [PROTO_STREAM] = "STREAM",
 };
 
 const char *proto_type_name(unsigned type)
@@ -43,13 +45,13 @@ uint32_t proto_crc32c_iov(const struct iovec *iov, int n)
 	uint32_t crc = 0;
 
 	for (int i = 0; i < n; i++)
-		crc = proto_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
+		crc = util_crc32c(crc, iov[i].iov_base, iov[i].iov_len);
 	return crc;
 }
 
 static uint32_t header_crc(const uint8_t *h)
 {
-	return proto_crc32c(0, h, 16);
+	return util_crc32c(0, h, 16);
 }
 
 void proto_frame_hdr_encode(const struct proto_frame_hdr *h, uint8_t out[PROTO_FRAME_HDR_LEN])

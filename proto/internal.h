@@ -5,6 +5,7 @@
 
 #include "proto/proto.h"
 #include "proto/wire.h"
+#include "util/util.h"
 
 /* pages.c: decodes a MEM_BATCH payload into a view (checks layout only; the
  * addresses are checked against guest memory by proto_mem_batch_apply). */
@@ -44,6 +45,16 @@ int pages_recv_head(struct proto_session *s, const struct proto_frame_hdr *h, in
 		    struct proto_msg *m, char *err);
 int pages_recv_apply(struct proto_session *s, const struct proto_frame_hdr *h, int64_t deadline,
 		     struct proto_msg *m, char *err);
+
+/* stream.c: STREAM's checks against the session. stream_check_send refuses
+ * the VM's state while this side's stream is open; stream_check_header a
+ * received STREAM frame before its payload is read (feature, END already
+ * received); stream_recv_accept a decoded message (its offset against the
+ * bytes received, the VM's state while the stream is open), counting the
+ * bytes of a STREAM it accepts. */
+int stream_check_send(const struct proto_session *s, unsigned type, char *err);
+int stream_check_header(const struct proto_session *s, const struct proto_frame_hdr *h, char *err);
+int stream_recv_accept(struct proto_session *s, const struct proto_msg *m, char *err);
 
 /* conn.c: a deadline timeout_ms from now (-1: none), and waiting until fd is
  * ready for `events` (POLLIN/POLLOUT) before it: -ETIMEDOUT with a message. */

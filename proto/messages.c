@@ -1,7 +1,8 @@
 /* proto/messages.c: the payload of every message type, encoded and decoded
- * for each protocol version (1 and 2; the differences are listed in
+ * for each protocol version (1, 2 and 3; the differences are listed in
  * docs/protocol.md). MEM_BATCH's payload is in proto/pages.c; frames in
- * frame.c; which message may come when is in session.c. */
+ * frame.c; which message may come when is in session.c and state.c; a
+ * STREAM's offset is checked against its session in stream.c. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,34 @@ bool proto_valid_disk_name(const char *name)
 			return false;
 	}
 	return true;
+}
+
+bool proto_valid_runtime_name(const char *name)
+{
+	size_t n = name ? strlen(name) : 0;
+
+	if (n == 0 || n > PROTO_RUNTIME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!((name[i] >= 'a' && name[i] <= 'z') || (name[i] >= '0' && name[i] <= '9') ||
+		      name[i] == '-'))
+			return false;
+	return true;
+}
+
+/* PREFLIGHT's runtime_info: "" or one JSON text (proto's own parser: bounded
+ * depth, strict). 0, or -errno with the parser's sentence in why. */
+static int check_json(const char *text, char *why)
+{
+	struct proto_json_value *v;
+	int rc;
+
+	if (!text[0])
+		return 0;
+	rc = proto_json_parse(text, strlen(text), &v, why);
+	if (rc == 0)
+		proto_json_free(v);
+	return rc;
 }
 
 /* DISK_EXPORT's host, socket and export name go into an NBD URI
@@ -47,6 +76,36 @@ static bool uri_plain(const char *s, bool host)
 static void put_id(struct wire_wr *w, const uint8_t *id)
 {
 	wire_put(w, id, PROTO_ID_LEN);
+}
+
+/* A PREFLIGHT for `version`: the v3 fields must be valid, and absent (their
+ * defaults) for older versions, whose destinations would not see them. */
+static int check_preflight(const struct proto_preflight *p, unsigned version, char *err)
+{
+	const char *runtime = p->runtime ? p->runtime : PROTO_RUNTIME_DEFAULT;
+	const char *info = p->runtime_info ? p->runtime_info : "";
+	char why[PROTO_ERR_LEN];
+	int rc;
+
+	if (!proto_valid_runtime_name(runtime))
+		return proto_error(err, EINVAL,
+				   "PREFLIGHT: runtime \"%.64s\" is not 1..%u characters of "
+				   "a-z, 0-9 and '-'",
+				   runtime, PROTO_RUNTIME_MAX);
+	if (strlen(info) > PROTO_CONFIG_MAX)
+		return proto_error(err, EMSGSIZE,
+				   "PREFLIGHT: runtime_info of %zu bytes is more than the limit "
+				   "of %u",
+				   strlen(info), PROTO_CONFIG_MAX);
+	if ((rc = check_json(info, why)) < 0)
+		return proto_error(err, -rc, "PREFLIGHT: runtime_info is not JSON: %s", why);
+	if (version < 3 && (strcmp(runtime, PROTO_RUNTIME_DEFAULT) || info[0]))
+		return proto_error(err, EINVAL,
+				   "PREFLIGHT: runtime \"%s\"%s needs protocol version 3 "
+				   "(encoding version %u, which knows only %s)",
+				   runtime, info[0] ? " with runtime_info" : "", version,
+				   PROTO_RUNTIME_DEFAULT);
+	return 0;
 }
 
 static void enc_preflight(struct wire_wr *w, const struct proto_preflight *p, unsigned version)
@@ -78,6 +137,10 @@ static void enc_preflight(struct wire_wr *w, const struct proto_preflight *p, un
 	if (version >= 2) {
 		wire_put_u64(w, p->features);
 		wire_put_u32(w, p->channels);
+	}
+	if (version >= 3) {
+		wire_put_str(w, p->runtime ? p->runtime : PROTO_RUNTIME_DEFAULT);
+		wire_put_str(w, p->runtime_info);
 	}
 }
 
@@ -133,9 +196,14 @@ int proto_msg_encode(const struct proto_msg *m, unsigned version, struct proto_b
 		wire_put_str(&w, a->software);
 		break;
 	}
-	case PROTO_PREFLIGHT:
+	case PROTO_PREFLIGHT: {
+		int rc = check_preflight(&m->u.preflight, version, err);
+
+		if (rc < 0)
+			return rc;
 		enc_preflight(&w, &m->u.preflight, version);
 		break;
+	}
 	case PROTO_PREFLIGHT_REPLY: {
 		const struct proto_preflight_reply *r = &m->u.preflight_reply;
 
@@ -198,6 +266,20 @@ int proto_msg_encode(const struct proto_msg *m, unsigned version, struct proto_b
 		wire_put_u8(&w, m->u.resolve_reply.outcome);
 		wire_put_str(&w, m->u.resolve_reply.detail);
 		break;
+	case PROTO_STREAM: {
+		const struct proto_stream *st = &m->u.stream;
+
+		if (version < 3)
+			return proto_error(err, EINVAL, "STREAM needs protocol version 3 (not %u)",
+					   version);
+		if (st->len > PROTO_STREAM_MAX || (st->len && !st->data))
+			return proto_error(err, EINVAL, "STREAM of %u bytes (at most %u)", st->len,
+					   PROTO_STREAM_MAX);
+		wire_put_u64(&w, st->offset);
+		wire_put_u32(&w, st->flags);
+		wire_put(&w, st->data, st->len);
+		break;
+	}
 	case PROTO_SWITCHOVER_READY:
 	case PROTO_RESUME:
 	case PROTO_RESUMING:
@@ -311,6 +393,15 @@ static void dec_preflight(struct wire_rd *r, struct proto_preflight *p, unsigned
 		p->features = wire_u64(r, "features");
 		p->channels = wire_u32(r, "channels");
 	}
+	if (version >= 3) {
+		p->runtime = wire_str(r, PROTO_RUNTIME_MAX, "runtime");
+		p->runtime_info = wire_str(r, PROTO_CONFIG_MAX, "runtime_info");
+	} else if (!r->rc) { /* the defaults: what versions 1 and 2 mean */
+		p->runtime = strdup(PROTO_RUNTIME_DEFAULT);
+		p->runtime_info = strdup("");
+		if (!p->runtime || !p->runtime_info)
+			r->rc = proto_error(r->err, ENOMEM, "%s: out of memory", r->msg);
+	}
 	if (r->rc)
 		return;
 	if (!proto_valid_disk_name(p->vm_name))
@@ -323,6 +414,18 @@ static void dec_preflight(struct wire_rd *r, struct proto_preflight *p, unsigned
 	else if (p->channels >= PROTO_MAX_CHANNELS)
 		wire_fail(r, "%u channels is more than the limit of %u", p->channels,
 			  PROTO_MAX_CHANNELS - 1);
+	else if (!proto_valid_runtime_name(p->runtime))
+		wire_fail(r, "runtime \"%s\" is not 1..%u characters of a-z, 0-9 and '-'",
+			  p->runtime, PROTO_RUNTIME_MAX);
+	else {
+		char why[PROTO_ERR_LEN];
+		int rc = check_json(p->runtime_info, why);
+
+		if (rc == -ENOMEM)
+			r->rc = proto_error(r->err, ENOMEM, "%s: out of memory", r->msg);
+		else if (rc < 0)
+			wire_fail(r, "runtime_info is not JSON: %s", why);
+	}
 }
 
 static void dec_preflight_reply(struct wire_rd *r, struct proto_preflight_reply *p)
@@ -399,6 +502,29 @@ static void dec_round_end(struct wire_rd *r, struct proto_round_end *e, unsigned
 		wire_fail(r, "round 0 (rounds count from 1)");
 	if (e->flags & ~PROTO_ROUND_FINAL)
 		wire_fail(r, "unknown flags 0x%x", e->flags);
+}
+
+static void dec_stream(struct wire_rd *r, struct proto_stream *st, unsigned version)
+{
+	if (version < 3) {
+		wire_fail(r, "not part of protocol version %u", version);
+		return;
+	}
+	st->offset = wire_u64(r, "offset");
+	st->flags = wire_u32(r, "flags");
+	if (r->rc)
+		return;
+	st->len = (uint32_t)(r->end - r->p); /* <= PROTO_FRAME_MAX: the frame's length */
+	st->data = wire_bytes(r, st->len, "stream bytes");
+	if (st->flags & ~PROTO_STREAM_END)
+		wire_fail(r, "unknown flags 0x%x", st->flags);
+	else if (st->len > PROTO_STREAM_MAX)
+		wire_fail(r, "%u bytes, more than the limit of %u", st->len, PROTO_STREAM_MAX);
+	else if (st->offset > UINT64_MAX - st->len)
+		wire_fail(r, "%u bytes at offset %llu pass the end of a 64-bit stream", st->len,
+			  (unsigned long long)st->offset);
+	else if (st->len == 0 && !(st->flags & PROTO_STREAM_END))
+		wire_fail(r, "an empty frame that is not the stream's END");
 }
 
 static void dec_blob(struct wire_rd *r, struct proto_blob *b, bool vcpu)
@@ -480,6 +606,9 @@ int proto_msg_decode(unsigned type, unsigned flags, const uint8_t *p, size_t len
 		if (m->u.resolve_reply.outcome > PROTO_OUTCOME_RESUMED)
 			wire_fail(&r, "unknown outcome %u", m->u.resolve_reply.outcome);
 		break;
+	case PROTO_STREAM:
+		dec_stream(&r, &m->u.stream, version);
+		break;
 	case PROTO_SWITCHOVER_READY:
 	case PROTO_RESUME:
 	case PROTO_RESUMING:
@@ -516,6 +645,8 @@ void proto_msg_release(struct proto_msg *m)
 			free(p->disks[i].format);
 		}
 		free(p->disks);
+		free(p->runtime);
+		free(p->runtime_info);
 		break;
 	}
 	case PROTO_PREFLIGHT_REPLY:

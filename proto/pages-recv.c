@@ -6,7 +6,8 @@
 #include <errno.h>
 #include <string.h>
 
-#include "proto/endian.h"
+#include "util/endian.h"
+#include "util/util.h"
 #include "proto/internal.h"
 
 void proto_session_set_target(struct proto_session *s, const struct proto_mem_target *t)
@@ -148,14 +149,14 @@ static int read_pages(struct proto_session *s, const struct proto_frame_hdr *h, 
 	rc = n ? conn_recv_iov(s->conn, iov, (int)n, deadline, err) : 0;
 	if (rc < 0)
 		return rc;
-	crc = proto_crc32c(0, s->rx.data, head);
+	crc = util_crc32c(0, s->rx.data, head);
 	for (uint32_t i = 0; i < b->npages; i++) {
 		uint8_t *p = page_addr(t, b, entry_gpa(b, i, &zero), err);
 
 		if (zero)
 			memset(p, 0, PROTO_PAGE_SIZE);
 		else
-			crc = proto_crc32c(crc, p, PROTO_PAGE_SIZE);
+			crc = util_crc32c(crc, p, PROTO_PAGE_SIZE);
 	}
 	if (crc != h->crc)
 		return proto_error(err, EPROTO,

@@ -17,7 +17,8 @@
 #include <string.h>
 
 #include "proto/compress.h"
-#include "proto/endian.h"
+#include "util/endian.h"
+#include "util/util.h"
 #include "proto/internal.h"
 
 #define HDR_V2 16

@@ -107,13 +107,15 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
  *   source                                      destination
  *   HELLO (versions, role, session id) ------->
  *          <------------------------------------ HELLO_ACK (version, features, token)
- *   PREFLIGHT (config, disks, CPUID) --------->
+ *   PREFLIGHT (config, disks, CPUID, runtime) ->
  *          <------------------------------------ PREFLIGHT_REPLY (go | no-go + reasons)
  *                                                 no-go: both close, nothing changed
  *          <------------------------------------ DISK_EXPORT x disks (NBD address, PSK)
  *   [mirrors the disks to the exports; extra channels join: HELLO role CHANNEL]
  *   MEM_BATCH* (main and channels), ROUND_END k (per-channel batch counts) ...
  *   [pauses the vCPUs; last round; ROUND_END with PROTO_ROUND_FINAL]
+ *   or, for a runtime with its own migration stream (v3, feature STREAM):
+ *   STREAM* (offset, bytes), the last with PROTO_STREAM_END (main connection)
  *   VCPU_STATE*, DEVICE_STATE*, STATE_END ---->
  *          <------------------------------------ SWITCHOVER_READY (state loaded,
  *                                                 exports closed, disks opened)
@@ -133,12 +135,17 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
  *
  *   START -HELLO-> HELLO -HELLO_ACK-> NEGOTIATED (MIGRATE) | CHANNEL | RESOLVE
  *   NEGOTIATED -PREFLIGHT-> PREFLIGHT -PREFLIGHT_REPLY go-> STORAGE   (no-go: CLOSED)
- *   STORAGE -DISK_EXPORT-> STORAGE -MEM_BATCH | ROUND_END-> MEMORY
- *   MEMORY -MEM_BATCH | ROUND_END-> MEMORY -VCPU_STATE | DEVICE_STATE-> STATE
+ *   STORAGE -DISK_EXPORT | DEVICE_STATE(source)-> STORAGE
+ *   STORAGE -MEM_BATCH | ROUND_END | STREAM-> MEMORY
+ *   MEMORY -MEM_BATCH | ROUND_END | STREAM-> MEMORY -VCPU_STATE | DEVICE_STATE-> STATE
+ *   MEMORY -STATE_END-> LOADING (a stream carried the whole state)
  *   STATE -VCPU_STATE | DEVICE_STATE-> STATE -STATE_END-> LOADING
  *   LOADING -SWITCHOVER_READY-> READY -RESUME-> IN_DOUBT -RESUMING-> RESUMING
  *   RESUMING -RUNNING-> RUNNING -COMMIT-> COMMITTED -DONE-> CLOSED
  *   CHANNEL -MEM_BATCH-> CHANNEL;  RESOLVE -RESOLVE-> RESOLVING -RESOLVE_REPLY-> CLOSED
+ *   STREAM only with feature STREAM, at the offset the receiver counted, never
+ *   after its END; a stream begun has its END before VCPU_STATE | DEVICE_STATE |
+ *   STATE_END.
  *   before IN_DOUBT: -CANCEL-> CLOSED; IN_DOUBT: CANCEL from the destination only
  *   any: -ERROR-> DEAD; a malformed, unknown, oversized, badly checksummed or
  *   out-of-order frame: the side that sees it sends ERROR (reason) -> DEAD.
@@ -156,9 +163,11 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
 /* ---- Versions, features, limits ------------------------------------------- */
 
 #define PROTO_VERSION_MIN     1 /* the oldest version a destination accepts */
-#define PROTO_VERSION_CURRENT 2
+#define PROTO_VERSION_CURRENT 3
 
-/* Features (HELLO's wanted set, HELLO_ACK's granted set); version 1 has none. */
+/* Features (HELLO's wanted set, HELLO_ACK's granted set); version 1 has none,
+ * version 2 the first three, version 3 adds STREAM. A feature is granted
+ * only when the negotiated version has it. */
 #define PROTO_FEAT_COMPRESS (1ull << 0) /* MEM_BATCH may be zlib-compressed */
 #define PROTO_FEAT_CHANNELS (1ull << 1) /* extra connections carry MEM_BATCH */
 /* A dry run: the destination answers PREFLIGHT and creates nothing, whatever
@@ -166,6 +175,9 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
  * that does not grant it is told the same by a CANCEL after a go. */
 #define PROTO_FEAT_DRY_RUN (1ull << 2)
 #define PROTO_FEATURES_V2  (PROTO_FEAT_COMPRESS | PROTO_FEAT_CHANNELS | PROTO_FEAT_DRY_RUN)
+/* v3: the source may send STREAM (a VM runtime's own migration stream). */
+#define PROTO_FEAT_STREAM (1ull << 3)
+#define PROTO_FEATURES_V3 (PROTO_FEATURES_V2 | PROTO_FEAT_STREAM)
 
 #define PROTO_FRAME_HDR_LEN 20
 #define PROTO_FRAME_MAGIC   0x534d4f56u /* "SMOV" */
@@ -179,6 +191,12 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
 #define PROTO_LIST_MAX	    4096u /* disks, CPUID entries, reasons */
 #define PROTO_PSK_MAX	    64u	  /* bytes of a pre-shared key */
 #define PROTO_TIMEOUT_MS    30000 /* default per-frame I/O timeout */
+
+/* Version 3: runtime names and STREAM. */
+#define PROTO_RUNTIME_MAX    32u /* bytes of a runtime name */
+#define PROTO_STREAM_HDR_LEN 12u /* STREAM's offset and flags */
+#define PROTO_STREAM_MAX     (PROTO_FRAME_MAX - PROTO_STREAM_HDR_LEN) /* bytes in one STREAM */
+#define PROTO_STREAM_CHUNK   (256u << 10) /* proto_session_send_stream's default frame */
 
 /* Frame flags. */
 #define PROTO_FLAG_COMPRESSED 0x0001u /* MEM_BATCH: the page data is a zlib stream */
@@ -206,7 +224,8 @@ enum proto_type {
 	PROTO_PONG = 20,
 	PROTO_RESOLVE = 21,
 	PROTO_RESOLVE_REPLY = 22,
-	PROTO_TYPE_END /* one past the last type */
+	PROTO_STREAM = 23, /* v3, feature STREAM */
+	PROTO_TYPE_END	   /* one past the last type */
 };
 
 /* "HELLO", ...; "unknown" for anything else. */
@@ -270,7 +289,20 @@ struct proto_preflight {
 	struct proto_disk *disks;
 	uint64_t features; /* v2: wanted for this migration (v1: 0) */
 	uint32_t channels; /* v2: extra connections wanted (v1: 0) */
+	/* v3: the VM runtime (proto_valid_runtime_name; v1 and v2 decode as
+	 * "memsync", and NULL encodes as "memsync") and what it needs the
+	 * destination to match: JSON text of at most PROTO_CONFIG_MAX bytes, or ""
+	 * (NULL encodes as ""). proto checks the name's form and that the text
+	 * is JSON; the meaning is the runtime's. Encoding another runtime or a
+	 * non-empty runtime_info for version 1 or 2 is refused (-EINVAL): an
+	 * older destination would take the VM for a memsync one. */
+	char *runtime;
+	char *runtime_info;
 };
+
+#define PROTO_RUNTIME_MEMSYNC "memsync"		    /* smove's own KVM VMM (MEM_BATCH pages) */
+#define PROTO_RUNTIME_QEMU    "qemu"		    /* QEMU (its migration stream in STREAM) */
+#define PROTO_RUNTIME_DEFAULT PROTO_RUNTIME_MEMSYNC /* what v1 and v2 mean */
 
 struct proto_preflight_reply {
 	bool go;
@@ -359,6 +391,21 @@ struct proto_resolve_reply {
 	char *detail;
 };
 
+/* STREAM (v3, feature STREAM): a piece of a VM runtime's own migration
+ * stream (QEMU's), source to destination, in order on the main connection.
+ * offset is the number of stream bytes sent before this frame; the receiving
+ * session checks it against its count (a gap or a repeat is -EPROTO). END
+ * marks the last frame (which may be empty); no STREAM may follow it, and a
+ * stream begun must have ended before VCPU_STATE, DEVICE_STATE or STATE_END. */
+#define PROTO_STREAM_END 0x1u
+
+struct proto_stream {
+	uint64_t offset;
+	uint32_t flags;	     /* PROTO_STREAM_END */
+	const uint8_t *data; /* view */
+	uint32_t len;	     /* at most PROTO_STREAM_MAX */
+};
+
 struct proto_msg {
 	uint16_t type; /* enum proto_type */
 	union {
@@ -376,6 +423,7 @@ struct proto_msg {
 		uint64_t nonce;		    /* PING, PONG */
 		struct proto_resolve resolve;
 		struct proto_resolve_reply resolve_reply;
+		struct proto_stream stream;
 	} u; /* SWITCHOVER_READY, RESUME, RESUMING, COMMIT, DONE carry nothing */
 };
 
@@ -390,7 +438,9 @@ void proto_buf_release(struct proto_buf *b);
 int proto_buf_reserve(struct proto_buf *b, size_t need);
 
 /* Encodes m's payload (not the frame header) for protocol `version` into out
- * (replacing its content). MEM_BATCH is encoded by proto_session_send_pages. */
+ * (replacing its content). MEM_BATCH is encoded by proto_session_send_pages;
+ * a session sends STREAM with proto_session_send_stream (encoding one here is
+ * for tests and tools). */
 int proto_msg_encode(const struct proto_msg *m, unsigned version, struct proto_buf *out, char *err);
 /* Decodes a payload of `type` for `version`, checking every length and value
  * (unknown flags, strings with NUL bytes, names with '/', counts past limits).
@@ -402,6 +452,8 @@ void proto_msg_release(struct proto_msg *m);
 /* A disk or VM name the destination may use as a file name: 1..255 bytes of
  * printable ASCII, not "." or "..", no '/', no '\\', not starting with '-' or '.'. */
 bool proto_valid_disk_name(const char *name);
+/* A runtime name: 1..PROTO_RUNTIME_MAX bytes of [a-z0-9-]. */
+bool proto_valid_runtime_name(const char *name);
 
 /* ---- Frames --------------------------------------------------------------------
  * A frame is a 20-byte header then `len` bytes of payload:
@@ -420,9 +472,6 @@ int proto_frame_hdr_parse(const uint8_t in[PROTO_FRAME_HDR_LEN], struct proto_fr
 			  char *err);
 /* Checks the payload's CRC against the header's. */
 int proto_frame_check(const struct proto_frame_hdr *h, const uint8_t *payload, char *err);
-/* CRC-32C (Castagnoli; hardware-assisted when the CPU has SSE4.2), chained
- * like zlib's crc32: proto_crc32c(0, p, n) is the standard value. */
-uint32_t proto_crc32c(uint32_t crc, const void *buf, size_t len);
 /* CRC-32C of a payload held in pieces. */
 uint32_t proto_crc32c_iov(const struct iovec *iov, int n);
 
@@ -541,6 +590,12 @@ struct proto_session {
 	uint32_t reached;		       /* bit st: the session was in state st */
 	bool peer_cancelled;		       /* the peer sent CANCEL */
 	char why[PROTO_ERR_LEN];	       /* CLOSED/DEAD: the reason */
+	/* STREAM (v3): bytes sent and received so far, i.e. the next frame's
+	 * offset; whether the END was sent or received; the frame size of
+	 * proto_session_send_stream (0: PROTO_STREAM_CHUNK). */
+	uint64_t stream_tx, stream_rx;
+	bool stream_tx_end, stream_rx_end;
+	uint32_t stream_frame;
 };
 
 void proto_session_init(struct proto_session *s, struct proto_conn *conn, enum proto_side side);
@@ -584,6 +639,38 @@ enum proto_outcome proto_session_outcome(const struct proto_session *s);
  * Returns -code, with the reason in err (the arguments may point into err). */
 int proto_session_fail(struct proto_session *s, int code, char *err, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+/* ---- Streams (v3, feature STREAM) ----------------------------------------------
+ * A VM runtime that migrates memory and devices as its own byte stream (QEMU,
+ * which never listens on the network) has the source send that stream as
+ * STREAM frames on the main connection during the memory phase (from STORAGE
+ * or MEMORY, which it keeps; before VCPU_STATE, DEVICE_STATE and STATE_END),
+ * and the destination receive them with proto_session_recv. Both sessions
+ * count the bytes: each frame's offset is the number sent before it.
+ *
+ * proto_session_send_stream sends len bytes of buf as the next bytes of the
+ * stream, in frames of at most s->stream_frame bytes (0: PROTO_STREAM_CHUNK;
+ * at most PROTO_STREAM_MAX), each written by one gathered write of the frame
+ * header, the STREAM header and slices of buf: the bytes are not copied (but
+ * by TLS into its records), and must not change during the call, since each
+ * frame's CRC is computed before it is written. With end, the last frame
+ * carries PROTO_STREAM_END (one empty frame when len is 0); without, len 0
+ * sends nothing. Advances s->stream_tx by the bytes of each frame sent.
+ * Without the feature negotiated, after END, or outside the memory phase:
+ * -EPROTO and nothing is sent; a failed write ends the session (DEAD).
+ *
+ * The destination's proto_session_recv returns each STREAM (data is a view,
+ * valid until the next receive) after checking that the feature was
+ * negotiated, that its offset equals s->stream_rx (a gap or a repeat is
+ * -EPROTO), that it does not follow the END and is not empty without END;
+ * then advances s->stream_rx and sets s->stream_rx_end on END. A stream
+ * begun must end before the VM's state: VCPU_STATE, DEVICE_STATE or STATE_END
+ * while it is open is -EPROTO on either side. */
+int proto_session_send_stream(struct proto_session *s, const void *buf, size_t len, bool end,
+			      char *err);
+/* The same for bytes held in pieces (the two halves of a ring buffer). */
+int proto_session_send_streamv(struct proto_session *s, const struct iovec *iov, int n, bool end,
+			       char *err);
 
 /* ---- Pages -------------------------------------------------------------------- */
 

@@ -93,6 +93,12 @@ int proto_session_fail(struct proto_session *s, int code, char *err, const char 
 	return -code;
 }
 
+/* The features a protocol version has. */
+static uint64_t version_features(unsigned version)
+{
+	return version >= 3 ? PROTO_FEATURES_V3 : version >= 2 ? PROTO_FEATURES_V2 : 0;
+}
+
 static bool is_go(const struct proto_msg *m)
 {
 	return m->type == PROTO_PREFLIGHT_REPLY && m->u.preflight_reply.go;
@@ -123,6 +129,10 @@ int proto_session_send(struct proto_session *s, const struct proto_msg *m, char 
 
 	if (m->type == PROTO_MEM_BATCH)
 		return proto_error(err, EINVAL, "MEM_BATCH is sent by proto_session_send_pages");
+	if (m->type == PROTO_STREAM)
+		return proto_error(err, EINVAL, "STREAM is sent by proto_session_send_stream");
+	if ((rc = stream_check_send(s, m->type, err)) < 0)
+		return rc;
 	rc = proto_msg_encode(m, wire_version(s), &s->tx, err);
 	if (rc < 0)
 		return rc;
@@ -160,7 +170,7 @@ static int check_msg(struct proto_session *s, const struct proto_msg *m, char *e
 		return proto_error(err, EPROTO,
 				   "ROUND_END counts %u channels but channels were not negotiated",
 				   m->u.round_end.nchannels);
-	return 0;
+	return stream_recv_accept(s, m, err);
 }
 
 /* A failed receive: a fault of the peer's data gets an ERROR back; a broken
@@ -220,6 +230,8 @@ static int recv_one(struct proto_session *s, struct proto_msg *m, char *err)
 				 proto_state_name(s->state));
 		return recv_failed(s, rc, err);
 	}
+	if ((rc = stream_check_header(s, &h, err)) < 0)
+		return recv_failed(s, rc, err);
 	rc = recv_msg(s, &h, deadline, m, err);
 	if (rc < 0)
 		return recv_failed(s, rc, err);
@@ -321,6 +333,12 @@ int proto_session_hello(struct proto_session *s, enum proto_role role, uint64_t 
 		rc = proto_session_fail(s, EPROTO, err,
 					"the destination granted features 0x%llx, not requested",
 					(unsigned long long)(a->features & ~features));
+	else if (a->features & ~version_features(a->version))
+		rc = proto_session_fail(
+		    s, EPROTO, err,
+		    "the destination granted features 0x%llx, which protocol "
+		    "version %u does not have",
+		    (unsigned long long)(a->features & ~version_features(a->version)), a->version);
 	else if (memcmp(a->session_id, s->session_id, PROTO_ID_LEN))
 		rc = proto_session_fail(s, EPROTO, err,
 					"the destination answered for another session id");
@@ -397,7 +415,7 @@ int proto_session_join_check(const struct proto_session *main, const struct prot
 int proto_session_ack(struct proto_session *s, uint64_t features, char *err)
 {
 	struct proto_msg m = {.type = PROTO_HELLO_ACK};
-	uint64_t allowed = s->version >= 2 ? PROTO_FEATURES_V2 : 0;
+	uint64_t allowed = version_features(s->version);
 	int rc;
 
 	if (s->role == PROTO_ROLE_MIGRATE) {

@@ -6,7 +6,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "proto/endian.h"
+#include "util/endian.h"
+#include "util/util.h"
 #include "proto/wire.h"
 
 void proto_buf_init(struct proto_buf *b)

@@ -7,8 +7,8 @@
  * thread-safe), which saves a thread switch on the write's path, and wakes the
  * loop only if the request could not be sent at once. No libnbd call is made
  * with job->lock held (callbacks take it inside libnbd's handle lock).
- * Connection 0 first reads the source's map. What is copied, and when, is
- * decided in mirror-track.c. */
+ * Connection 0 first prepares the destination (prepare_dest) and reads the
+ * source's map. What is copied, and when, is decided in mirror-track.c. */
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
@@ -17,6 +17,7 @@
 #include <unistd.h>
 
 #include "storage/mirror.h"
+#include "storage/nbd.h"
 
 #define MAP_WINDOW   (1ull << 32) /* bytes of the source mapped at a time */
 #define ZERO_CHUNK   (1ull << 30) /* bytes per write-zeroes request */
@@ -27,6 +28,52 @@ static const uint8_t zero_buf[ZERO_BUF_LEN];
 static bool is_zero(const uint8_t *p, size_t len)
 {
 	return len == 0 || (p[0] == 0 && memcmp(p, p + 1, len - 1) == 0);
+}
+
+/* A destination that may hold anything (mirror_opts.dest_is_zero false) is
+ * made to read as zero over the source's size before the copy starts, where
+ * the export can do it fast: write-zeroes with NBD_CMD_FLAG_FAST_ZERO, which
+ * a server accepts only if it need not write the bytes (it punches a hole,
+ * changes a block's state) and otherwise refuses at once with ENOTSUP. That
+ * costs a few requests for the whole disk (as qemu-img convert does it), and
+ * the copy then skips what the source does not hold or calls zero. Where the export cannot,
+ * job->dest_zero stays false: the map turns ABSENT runs into ZERO ones and
+ * every granule counts as written, so that each range the copy does not
+ * write with data gets write-zeroes (without payload) or, from a server
+ * without write-zeroes, zeros. Runs in connection 0's thread before any other
+ * command is issued on the destination. */
+static int prepare_dest(struct mirror_conn *c, char *err)
+{
+	struct mirror_job *job = c->job;
+	uint64_t off = 0;
+
+	if (job->dest_zero)
+		return 0;
+	if (job->dest_can_zero && nbd_can_fast_zero(c->h) == 1) {
+		while (off < job->size) {
+			uint64_t n = job->size - off < ZERO_CHUNK ? job->size - off : ZERO_CHUNK;
+
+			if (nbd_zero(c->h, n, off, LIBNBD_CMD_FLAG_FAST_ZERO) < 0) {
+				int e = nbd_get_errno();
+
+				if (e != ENOTSUP && e != EOPNOTSUPP)
+					return storage_nbd_error(err, job->uri,
+								 "zeroing the destination");
+				break; /* not fast here: zero range by range */
+			}
+			off += n;
+			pthread_mutex_lock(&job->lock);
+			job->zeroed += n;
+			pthread_mutex_unlock(&job->lock);
+		}
+	}
+	pthread_mutex_lock(&job->lock);
+	if (off >= job->size)
+		job->dest_zero = job->dest_zeroed = true;
+	else
+		mirror_set_written(job, job->size, 0);
+	pthread_mutex_unlock(&job->lock);
+	return 0;
 }
 
 static int map_source(struct mirror_job *job, char *err)
@@ -256,7 +303,7 @@ static struct copy_req *get_req(struct mirror_conn *c)
  * data request may start (0: now). Caller holds the lock. */
 static int bandwidth_wait(struct mirror_job *job)
 {
-	double now = mirror_now(), bw = (double)job->opts.bandwidth;
+	double now = util_now(), bw = (double)job->opts.bandwidth;
 	double burst = bw / 10 > job->request_size ? bw / 10 : job->request_size;
 
 	if (!job->opts.bandwidth)
@@ -459,7 +506,10 @@ void *mirror_conn_main(void *opaque)
 		pthread_cond_wait(&job->cond, &job->lock);
 	pthread_mutex_unlock(&job->lock);
 	if (c->index == 0) {
-		int r = map_source(job, err);
+		int r = prepare_dest(c, err);
+
+		if (r == 0)
+			r = map_source(job, err);
 
 		pthread_mutex_lock(&job->lock);
 		if (r < 0)

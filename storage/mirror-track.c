@@ -91,9 +91,14 @@ void mirror_apply_map(struct mirror_job *job, const struct vhd_extents *map)
 {
 	for (size_t i = 0; i < map->n; i++) {
 		const struct vhd_extent *e = &map->v[i];
+		enum vhd_extent_type type = e->type;
 		uint64_t g, end;
 
-		if (e->type == VHD_EXTENT_ABSENT)
+		/* Absent reads as zero on the source; on a destination that may
+		 * hold anything, it must be made zero. */
+		if (type == VHD_EXTENT_ABSENT && !job->dest_zero)
+			type = VHD_EXTENT_ZERO;
+		if (type == VHD_EXTENT_ABSENT || (type == VHD_EXTENT_ZERO && job->dest_zeroed))
 			continue;
 		granules(job, e->length, e->offset, &g, &end);
 		for (; g < end; g++) {
@@ -104,7 +109,7 @@ void mirror_apply_map(struct mirror_job *job, const struct vhd_extents *map)
 			/* A whole granule the map calls ZERO is sent as write-zeroes,
 			 * unless a write has made it dirty already (then it holds
 			 * data now and is read like any other). */
-			if (e->type == VHD_EXTENT_ZERO && inside && !bit(job->dirty, g)) {
+			if (type == VHD_EXTENT_ZERO && inside && !bit(job->dirty, g)) {
 				dirty_one(job, g);
 				set_bit(job->zero, g);
 			} else {

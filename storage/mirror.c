@@ -29,14 +29,6 @@
 #define DEF_INTERVAL	   0.1
 #define MAX_CONNECTIONS	   16
 
-double mirror_now(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
 const char *mirror_state_name(enum mirror_state s)
 {
 	static const char *const names[] = {
@@ -270,7 +262,8 @@ int mirror_start(struct vhd_disk *src, const struct mirror_dest *dest,
 	if (!job->request_size)
 		job->request_size = 1u << job->shift;
 	job->held = job->opts.hold;
-	job->start = job->rate_t0 = job->tokens_t = mirror_now();
+	job->dest_zero = job->opts.dest_is_zero;
+	job->start = job->rate_t0 = job->tokens_t = util_now();
 	for (unsigned i = 0; i < job->nconns; i++) {
 		r = -pthread_create(&job->conns[i].thread, NULL, mirror_conn_main, &job->conns[i]);
 		if (r < 0) {
@@ -299,7 +292,7 @@ void mirror_run(struct mirror_job *job)
 
 static void snapshot(struct mirror_job *job, struct mirror_progress *p)
 {
-	double now = mirror_now();
+	double now = util_now();
 
 	if (now - job->rate_t0 >= 1.0 || job->rate_t0 == job->start) {
 		double dt = now - job->rate_t0;
@@ -364,7 +357,7 @@ int mirror_wait_synced(struct mirror_job *job, char *err)
 	report(job);
 	/* The deadline stays put across wake-ups: completions broadcast the
 	 * condition more often than the interval when requests are small. */
-	double deadline = mirror_now() + job->opts.progress_interval;
+	double deadline = util_now() + job->opts.progress_interval;
 	while (job->state != MIRROR_SYNCED && job->state != MIRROR_COMPLETED &&
 	       !mirror_terminal(job->state)) {
 		struct timespec ts;
@@ -372,10 +365,10 @@ int mirror_wait_synced(struct mirror_job *job, char *err)
 		ts.tv_sec = (time_t)deadline;
 		ts.tv_nsec = (long)((deadline - (double)ts.tv_sec) * 1e9);
 		int w = pthread_cond_timedwait(&job->cond, &job->lock, &ts);
-		if (w == ETIMEDOUT || job->state != seen || mirror_now() >= deadline) {
+		if (w == ETIMEDOUT || job->state != seen || util_now() >= deadline) {
 			seen = job->state;
 			report(job);
-			deadline = mirror_now() + job->opts.progress_interval;
+			deadline = util_now() + job->opts.progress_interval;
 		}
 	}
 	report(job);

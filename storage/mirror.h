@@ -21,7 +21,9 @@
  *   busy     a copy of the granule is in flight (claimed by a connection)
  *   writing  a synchronous user write covers it (in flight to both sides)
  *   written  the destination has been written there (data or zeroes); where
- *            it has not, it still reads as zero and zeros need not be sent
+ *            it has not, it still reads as zero and zeros need not be sent.
+ *            All set from the start when the destination is not known to
+ *            read as zero (mirror_opts.dest_is_zero false, no fast zero)
  * Rules that keep the copy right:
  *   - the copier clears dirty and sets busy (under the lock) before it reads
  *     the source; an asynchronous writer writes the source and then sets
@@ -39,6 +41,7 @@
 #include <pthread.h>
 
 #include "storage/storage.h"
+#include "util/util.h"
 
 struct mirror_job;
 
@@ -97,6 +100,8 @@ struct mirror_job {
 	uint32_t max_request;  /* what the destination accepts */
 	bool dest_can_zero;
 	bool dest_can_flush;
+	bool dest_zero;	  /* the destination reads as zero where not written */
+	bool dest_zeroed; /* ... because the job zeroed all of it first */
 
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -135,7 +140,10 @@ int mirror_track_init(struct mirror_job *job, char *err);
 void mirror_track_release(struct mirror_job *job);
 /* Marks the granules of [off, off+len) dirty (a write reached the source). */
 void mirror_mark_dirty(struct mirror_job *job, uint64_t len, uint64_t off);
-/* Records one window of the source's chain map (see the rules above). */
+/* Records one window of the source's chain map (see the rules above). Where
+ * the destination is not known to read as zero (job->dest_zero false), ABSENT
+ * runs are recorded as ZERO, so that they are sent as write-zeroes; where the
+ * job zeroed it all first (job->dest_zeroed), ZERO runs are not sent again. */
 void mirror_apply_map(struct mirror_job *job, const struct vhd_extents *map);
 /* Claims the next run to copy from the cursor: sets busy, clears dirty.
  * max_gran bounds a data run, max_zero_gran a zero run. False if nothing
@@ -162,7 +170,6 @@ void mirror_set_state(struct mirror_job *job, enum mirror_state s);
 bool mirror_terminal(enum mirror_state s);
 void mirror_wake(struct mirror_conn *c);
 void mirror_wake_all(struct mirror_job *job);
-double mirror_now(void);
 
 /* ---- mirror-conn.c ---- */
 int mirror_conn_open(struct mirror_conn *c, char *err); /* its eventfd */

@@ -97,9 +97,11 @@ extern const struct storage_blk_ops storage_blk_vhd_ops;
  * NBD export while the disk's user keeps writing to it:
  *
  *   1. bulk pass: the source's chain map is read; DATA runs are copied, ZERO
- *      runs sent as NBD write-zeroes, ABSENT runs not sent at all. The
- *      destination must therefore read as zero where it is not written (a
- *      fresh image) and be at least as large as the source.
+ *      runs sent as NBD write-zeroes. ABSENT runs are not sent at all when
+ *      opts.dest_is_zero says the destination reads as zero where it is not
+ *      written (a fresh image); otherwise they are made zero on the
+ *      destination (see opts.dest_is_zero). The destination must be at least
+ *      as large as the source; what lies past the source's size is left alone.
  *   2. dirty passes: every write the user makes through the job goes to the
  *      source and then marks its blocks dirty (granularity opts.granularity);
  *      dirty blocks behind the copy cursor are copied again in further passes.
@@ -185,6 +187,13 @@ struct mirror_opts {
 	unsigned max_passes;	 /* ... or after this many passes; 0 = 8 */
 	bool hold;		 /* connect, but copy nothing before mirror_run */
 	bool verify;		 /* mirror_complete compares both sides */
+	/* The destination reads as zero wherever the job does not write it (a
+	 * fresh image): ranges the source does not hold are not sent at all.
+	 * Otherwise (the default) the job makes them zero too: one fast
+	 * write-zeroes of the whole range first where the export offers
+	 * NBD_CMD_FLAG_FAST_ZERO, else write-zeroes requests (no payload) over
+	 * each range the source does not hold and each zero run it copies. */
+	bool dest_is_zero;
 	/* A bandwidth budget shared with other traffic (a migration's memory):
 	 * called under the job's lock before each data copy request with 0 ("may
 	 * one start?") and once it started with its length (charged). Returns the

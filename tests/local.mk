@@ -8,6 +8,7 @@ EXTRA_DIST += tests/test-help-manpage.sh
 unit_cflags = $(AM_CFLAGS) $(CRITERION_CFLAGS)
 unit_ldadd = $(CRITERION_LIBS) $(PTHREAD_LIBS) -lm
 
+include tests/util/local.mk
 include tests/disk/local.mk
 include tests/vpc/local.mk
 include tests/vhdx/local.mk

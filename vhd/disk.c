@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <unistd.h>
 
 #include "vhd/driver.h"
@@ -34,7 +35,26 @@ int vhd_disk_error(const struct vhd_disk *d, char *err, int errnum, const char *
 	return vhd_error(err, errnum, "%s: %s", d->name, msg);
 }
 
-static int probe(struct vhd_io *io, const struct vhd_driver **out, char *err)
+/* The format a container's name claims: a file name, or the path of an
+ * http(s) URL, ending in .vhd/.avhd or .vhdx/.avhdx. Other URLs (an NBD
+ * export's name is no file name) and other names claim nothing. */
+static enum vhd_format claimed_format(const char *name)
+{
+	char path[4096];
+	const char *scheme = strstr(name, "://");
+
+	if (scheme && strncasecmp(name, "http://", 7) != 0 && strncasecmp(name, "https://", 8) != 0)
+		return VHD_FORMAT_AUTO;
+	snprintf(path, sizeof path, "%.*s", (int)strcspn(name, scheme ? "?#" : ""), name);
+	enum vhd_format f = vhd_format_from_name(path);
+	return f == VHD_FORMAT_VHD || f == VHD_FORMAT_VHDX ? f : VHD_FORMAT_AUTO;
+}
+
+/* Finds the driver for io's contents. Raw matches anything, so a VHD or VHDX
+ * whose signature is damaged would read as a raw disk holding the container:
+ * where the name claims VHD or VHDX and no signature is found, that format's
+ * driver opens it instead and says what is wrong (*named). */
+static int probe(struct vhd_io *io, const struct vhd_driver **out, bool *named, char *err)
 {
 	uint8_t head[VHD_PROBE_LEN];
 	uint64_t size;
@@ -47,20 +67,28 @@ static int probe(struct vhd_io *io, const struct vhd_driver **out, char *err)
 	r = vhd_io_pread(io, head, headlen, 0, err);
 	if (r < 0)
 		return r;
+	*out = &vhd_driver_raw;
 	for (size_t i = 0; i < sizeof drivers / sizeof drivers[0]; i++) {
 		r = drivers[i]->probe(io, size, head, headlen);
 		if (r < 0)
 			return vhd_error(err, -r, "%s: cannot probe the image format", io->name);
 		if (r > 0) {
 			*out = drivers[i];
-			return 0;
+			break;
 		}
 	}
-	return vhd_error(err, EINVAL, "%s: unknown image format", io->name);
+	*named = false;
+	if (*out == &vhd_driver_raw && claimed_format(io->name) != VHD_FORMAT_AUTO) {
+		*out = driver_for(claimed_format(io->name));
+		*named = true;
+	}
+	return 0;
 }
 
-static int default_open_parent(void *opaque, const char *child, const char *parent, bool readonly,
-			       struct vhd_io **io, char *err)
+/* A local parent, relative to a local child; locked as a reader when the
+ * child's open asks for locks. */
+static int open_local_parent(const char *child, const char *parent, bool lock, struct vhd_io **io,
+			     char *err)
 {
 	char path[4096];
 	const char *slash = strrchr(child, '/');
@@ -70,7 +98,7 @@ static int default_open_parent(void *opaque, const char *child, const char *pare
 	else if (snprintf(path, sizeof path, "%.*s/%s", (int)(slash - child), child, parent) >=
 		 (int)sizeof path)
 		return vhd_error(err, ENAMETOOLONG, "%s: parent path too long", child);
-	return vhd_io_open_file(path, readonly ? VHD_IO_RDONLY : 0, io, err);
+	return vhd_io_open_file(path, VHD_IO_RDONLY | (lock ? VHD_IO_LOCK : 0), io, err);
 }
 
 static int open_at_depth(struct vhd_io *io, const struct vhd_open_opts *opts, int depth,
@@ -81,7 +109,7 @@ static int open_at_depth(struct vhd_io *io, const struct vhd_open_opts *opts, in
  * opened read-only: a differencing disk never writes its parent. */
 static int open_parent(struct vhd_disk *d, char *err)
 {
-	vhd_open_parent_fn opener = d->opts.open_parent ? d->opts.open_parent : default_open_parent;
+	vhd_open_parent_fn opener = d->opts.open_parent;
 	struct vhd_open_opts popts = d->opts;
 	char first_err[VHD_ERR_LEN] = "";
 	int r = -ENOENT;
@@ -96,7 +124,10 @@ static int open_parent(struct vhd_disk *d, char *err)
 		struct vhd_io *pio;
 		char e[VHD_ERR_LEN];
 
-		r = opener(d->opts.opaque, d->name, d->parent_paths[i], true, &pio, e);
+		if (opener)
+			r = opener(d->opts.opaque, d->name, d->parent_paths[i], true, &pio, e);
+		else
+			r = open_local_parent(d->name, d->parent_paths[i], d->opts.lock, &pio, e);
 		if (r < 0) {
 			if (!first_err[0])
 				snprintf(first_err, sizeof first_err, "%s", e);
@@ -121,14 +152,15 @@ static int open_at_depth(struct vhd_io *io, const struct vhd_open_opts *opts, in
 {
 	static const struct vhd_open_opts defaults;
 	struct vhd_disk *d;
-	const struct vhd_driver *drv;
+	const struct vhd_driver *drv = &vhd_driver_raw;
+	bool named = false;
 	int r;
 
 	*out = NULL;
 	if (!opts)
 		opts = &defaults;
 	if (opts->format == VHD_FORMAT_AUTO) {
-		r = probe(io, &drv, err);
+		r = probe(io, &drv, &named, err);
 		if (r < 0)
 			goto fail_io;
 	} else {
@@ -152,6 +184,13 @@ static int open_at_depth(struct vhd_io *io, const struct vhd_open_opts *opts, in
 	pthread_mutex_init(&d->rmw_lock, NULL);
 	r = drv->open(d, err);
 	if (r < 0) {
+		if (named) {
+			size_t n = strlen(err);
+
+			snprintf(err + n, VHD_ERR_LEN - n,
+				 "; the name says %s: name the format to read it as another",
+				 vhd_format_name(drv->format));
+		}
 		d->drv = NULL; /* the driver cleaned up after itself */
 		vhd_close(d);
 		return r;
@@ -183,7 +222,10 @@ int vhd_open(const char *path, const struct vhd_open_opts *opts, struct vhd_disk
 	int r;
 
 	*out = NULL;
-	r = vhd_io_open_file(path, opts && opts->readonly ? VHD_IO_RDONLY : 0, &io, err);
+	r = vhd_io_open_file(path,
+			     (opts && opts->readonly ? VHD_IO_RDONLY : 0) |
+				 (opts && opts->lock ? VHD_IO_LOCK : 0),
+			     &io, err);
 	if (r < 0)
 		return r;
 	return vhd_open_io(io, opts, out, err);
@@ -480,7 +522,8 @@ int vhd_create_io(struct vhd_io *io, const char *name, const struct vhd_create_o
 		return vhd_error(err, EINVAL, "%s: choose a format to create (raw, vhd or vhdx)",
 				 name);
 	if (opts->subformat == VHD_SUB_DIFFERENCING) {
-		struct vhd_open_opts popts = {.format = VHD_FORMAT_AUTO, .readonly = true};
+		struct vhd_open_opts popts = {
+		    .format = VHD_FORMAT_AUTO, .readonly = true, .lock = true};
 
 		if (!opts->parent)
 			return vhd_error(err, EINVAL, "%s: a differencing image needs a parent",
@@ -510,7 +553,7 @@ int vhd_create(const char *path, const struct vhd_create_opts *opts, char *err)
 	struct vhd_io *io;
 	int r;
 
-	r = vhd_io_open_file(path, VHD_IO_CREATE, &io, err);
+	r = vhd_io_open_file(path, VHD_IO_CREATE | VHD_IO_LOCK, &io, err);
 	if (r < 0)
 		return r;
 	r = vhd_create_io(io, path, opts, err);

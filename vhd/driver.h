@@ -16,6 +16,7 @@
 
 #include <pthread.h>
 
+#include "util/util.h"
 #include "vhd/vhd.h"
 
 #define VHD_PROBE_LEN	     4096 /* bytes at offset 0 given to probe() */

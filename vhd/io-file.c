@@ -205,6 +205,16 @@ int vhd_io_open_file(const char *path, unsigned flags, struct vhd_io **out, char
 		close(fd);
 		return vhd_error(err, EISDIR, "%s: is a directory, not a disk image", path);
 	}
+	if (flags & VHD_IO_LOCK) {
+		int r = vhd_lock_fd(fd, path, !(flags & VHD_IO_RDONLY), err);
+
+		if (r < 0) {
+			close(fd);
+			if (flags & VHD_IO_CREATE)
+				unlink(path);
+			return r;
+		}
+	}
 	f = calloc(1, sizeof *f);
 	if (!f || !(f->io.name = strdup(path))) {
 		free(f);

@@ -108,6 +108,17 @@ static int raw_create(struct vhd_io *io, const char *name, const struct vhd_crea
 	if (opts->subformat != VHD_SUB_DEFAULT && opts->subformat != VHD_SUB_FIXED)
 		return vhd_error(err, EINVAL, "%s: a raw image can only be fixed, not %s", name,
 				 vhd_subformat_name(opts->subformat));
+	/* A raw image records no sector size: what a VM sees is its VMM's
+	 * choice, 512 by default. A request for another is not ignored. */
+	if ((opts->logical_sector && opts->logical_sector != 512) ||
+	    (opts->physical_sector && opts->physical_sector != 512))
+		return vhd_error(err, EINVAL,
+				 "%s: a raw image cannot record a sector size of %u bytes (a VM "
+				 "sees what its VMM says, 512 by default; use VHDX)",
+				 name,
+				 opts->logical_sector != 512 && opts->logical_sector
+				     ? opts->logical_sector
+				     : opts->physical_sector);
 	return vhd_io_truncate(io, opts->size, err);
 }
 

@@ -5,7 +5,7 @@
 #include <errno.h>
 
 #include "vhd/driver.h"
-#include "vhd/endian.h"
+#include "util/endian.h"
 
 static int decode(const uint8_t *in, size_t inlen, bool be, char *out, size_t outlen)
 {

@@ -86,7 +86,9 @@ enum vhd_format vhd_format_from_name(const char *path)
 		return VHD_FORMAT_VHD;
 	if (dot && strcasecmp(dot, ".avhdx") == 0)
 		return VHD_FORMAT_VHDX;
-	return VHD_FORMAT_RAW;
+	if (dot && (strcasecmp(dot, ".raw") == 0 || strcasecmp(dot, ".img") == 0))
+		return VHD_FORMAT_RAW;
+	return VHD_FORMAT_AUTO;
 }
 
 void vhd_uuid_format(const uint8_t u[16], char out[37])
@@ -106,48 +108,4 @@ bool vhd_is_zero(const void *buf, size_t len)
 		if (p[i])
 			return false;
 	return len <= 16 || memcmp(p, p + 16, len - 16) == 0;
-}
-
-int vhd_temp_name(const char *path, char *out, size_t outlen, char *err)
-{
-	const char *slash = strrchr(path, '/');
-	int n;
-
-	if (slash)
-		n = snprintf(out, outlen, "%.*s/.%s.smove-tmp", (int)(slash - path), path,
-			     slash + 1);
-	else
-		n = snprintf(out, outlen, ".%s.smove-tmp", path);
-	if (n < 0 || (size_t)n >= outlen)
-		return vhd_error(err, ENAMETOOLONG, "%s: name too long", path);
-	return 0;
-}
-
-static int fsync_path(const char *path, int flags, char *err)
-{
-	int fd = open(path, flags | O_CLOEXEC);
-
-	if (fd < 0)
-		return vhd_error(err, errno, "%s: %m", path);
-	if (fsync(fd) < 0 && errno != EINVAL) {
-		int e = errno;
-		close(fd);
-		return vhd_error(err, e, "%s: fsync: %m", path);
-	}
-	close(fd);
-	return 0;
-}
-
-int vhd_commit_temp(const char *tmp, const char *path, char *err)
-{
-	char dir[4096];
-	int r;
-
-	r = fsync_path(tmp, O_RDONLY, err);
-	if (r < 0)
-		return r;
-	if (rename(tmp, path) < 0)
-		return vhd_error(err, errno, "rename %s to %s: %m", tmp, path);
-	snprintf(dir, sizeof dir, "%s", path);
-	return fsync_path(dirname(dir), O_RDONLY | O_DIRECTORY, err);
 }

@@ -84,6 +84,7 @@ enum {
 	VHD_IO_RDONLY = 1 << 0,
 	VHD_IO_CREATE = 1 << 1, /* create; fails if the file exists */
 	VHD_IO_DIRECT = 1 << 2, /* O_DIRECT where the file system allows it */
+	VHD_IO_LOCK = 1 << 3,	/* take the image locks (vhd_lock_fd) while open */
 };
 
 /* Opens a local file (or block device). Takes VHD_IO_* flags. */
@@ -97,6 +98,25 @@ int vhd_io_open_memory(const void *data, size_t len, const char *name, bool read
 		       struct vhd_io **out, char *err);
 /* Closes any backend and frees its name. NULL is allowed. */
 void vhd_io_close(struct vhd_io *io);
+
+/* ---- image locks ---------------------------------------------------------------
+ *
+ * Locks on an image file that QEMU's image locking and every smove user of
+ * the file respect: OFD locks on the bytes QEMU uses (byte 100+n held = "I use
+ * permission n", 200+n = "nobody else may have permission n"; n = 0 read,
+ * 1 write, 3 resize). A reader (write false) uses read and forbids writes; a
+ * writer uses read and write and forbids write and resize, as a QEMU guest
+ * disk does. So no two writers, and no writer beside a reader: qemu-img,
+ * qemu-io, qemu-nbd, QEMU, smove run, nbdkit smove, convert, create and
+ * mirror refuse an image another of them has open in a conflicting way
+ * (QEMU's tools read one being written only with -U, force-share). The locks
+ * belong to the open file description: they last until it is closed, two
+ * opens in one process conflict, a fork carries them. A conflict is -EBUSY:
+ * "disk.raw: the disk is in use by another process, which writes it (...)". */
+int vhd_lock_fd(int fd, const char *name, bool write, char *err);
+/* Opens path (read-only, close-on-exec) only to hold its locks; on success
+ * *fd is the descriptor to close to release them, on failure -1. */
+int vhd_lock_path(const char *path, bool write, int *fd, char *err);
 
 /* Convenience wrappers that check the optional ops and the read-only flag. */
 int vhd_io_pread(struct vhd_io *io, void *buf, size_t len, uint64_t off, char *err);
@@ -156,7 +176,9 @@ const char *vhd_format_name(enum vhd_format f);		   /* "raw", "vhd", "vhdx" */
 const char *vhd_subformat_name(enum vhd_subformat s);	   /* "fixed", ... */
 int vhd_format_parse(const char *s, enum vhd_format *out); /* -EINVAL if unknown */
 int vhd_subformat_parse(const char *s, enum vhd_subformat *out);
-/* The format a file name's extension suggests (.vhd, .vhdx, anything else raw). */
+/* The format a file name's extension names: .vhd and .avhd VHD, .vhdx and
+ * .avhdx VHDX, .raw and .img raw (any case); anything else VHD_FORMAT_AUTO,
+ * which a caller must not take for raw. */
 enum vhd_format vhd_format_from_name(const char *path);
 
 /* ---- open disks ------------------------------------------------------------------- */
@@ -170,9 +192,13 @@ typedef int (*vhd_open_parent_fn)(void *opaque, const char *child, const char *p
 				  bool readonly, struct vhd_io **io, char *err);
 
 struct vhd_open_opts {
-	enum vhd_format format;		/* VHD_FORMAT_AUTO probes the content */
-	bool readonly;			/* never write; a VHDX log is replayed in memory only */
-	bool no_parent;			/* open this layer alone (info, check, layer maps) */
+	enum vhd_format format; /* VHD_FORMAT_AUTO probes the content */
+	bool readonly;		/* never write; a VHDX log is replayed in memory only */
+	bool no_parent;		/* open this layer alone (info, check, layer maps) */
+	/* Hold the image locks (vhd_lock_fd) of each local file of the chain
+	 * while the disk is open: this layer as a writer unless readonly, its
+	 * parents as readers. A conflict fails the open with -EBUSY. */
+	bool lock;
 	vhd_open_parent_fn open_parent; /* NULL: local files, relative to the child */
 	void *opaque;
 };
@@ -267,7 +293,8 @@ struct vhd_create_opts {
 	bool vhd_chs_round;
 };
 
-/* Creates a new image at path; fails with -EEXIST if the file exists. */
+/* Creates a new image at path; fails with -EEXIST if the file exists. The new
+ * file is locked as a writer while it is written, a parent as a reader. */
 int vhd_create(const char *path, const struct vhd_create_opts *opts, char *err);
 /* Creates a new image on an empty byte-I/O handle (which the caller keeps). */
 int vhd_create_io(struct vhd_io *io, const char *name, const struct vhd_create_opts *opts,
@@ -312,13 +339,5 @@ typedef int (*vhd_progress_fn)(void *opaque, const struct vhd_copy_progress *p);
  * only zeros, are not written, so dst stays sparse. Does not flush dst. */
 int vhd_copy(struct vhd_disk *src, struct vhd_disk *dst, vhd_progress_fn progress, void *opaque,
 	     char *err);
-
-/* ---- files written under a temporary name -------------------------------------- */
-
-/* The temporary name for path, in the same directory: "DIR/.NAME.smove-tmp". */
-int vhd_temp_name(const char *path, char *out, size_t outlen, char *err);
-/* Durability point: fsyncs tmp, renames it to path and fsyncs the directory, so
- * that after it returns path is the complete file, even across a crash. */
-int vhd_commit_temp(const char *tmp, const char *path, char *err);
 
 #endif

@@ -460,3 +460,12 @@ void vhdx_build_regions(uint8_t *buf, uint64_t bat_off, uint32_t bat_len, uint64
 	put_le32(&h->checksum, vhdx_checksum(buf, VHDX_REGION_TABLE_SIZE,
 					     offsetof(struct vhdx_region_table_header, checksum)));
 }
+
+uint32_t vhdx_checksum(const uint8_t *buf, size_t len, size_t csum_off)
+{
+	static const uint8_t zero[4];
+	uint32_t c = util_crc32c(0, buf, csum_off);
+
+	c = util_crc32c(c, zero, 4);
+	return util_crc32c(c, buf + csum_off + 4, len - csum_off - 4);
+}

@@ -33,6 +33,8 @@ static int read_file_id(struct vhdx *v, uint64_t size, char *err)
 	struct vhdx_file_id id;
 	int r;
 
+	if (size == 0)
+		return vhd_disk_error(v->d, err, EINVAL, "not a VHDX: the file is empty");
 	if (size < VHDX_REGION2_OFFSET + VHDX_REGION_TABLE_SIZE)
 		return vhd_disk_error(v->d, err, EINVAL,
 				      "the file is 0x%llx bytes, too short for the headers of a "
@@ -42,7 +44,9 @@ static int read_file_id(struct vhdx *v, uint64_t size, char *err)
 	if (r < 0)
 		return r;
 	if (get_le64(&id.signature) != VHDX_FILE_SIGNATURE)
-		return vhd_disk_error(v->d, err, EINVAL, "no \"vhdxfile\" signature: not a VHDX");
+		return vhd_disk_error(v->d, err, EINVAL,
+				      "not a VHDX: bad file identifier (the file does not begin "
+				      "with \"vhdxfile\")");
 	if (vhd_utf16le_to_utf8(id.creator, sizeof id.creator, v->creator, sizeof v->creator) < 0)
 		v->creator[0] = '\0'; /* informational only */
 	return 0;

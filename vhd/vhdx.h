@@ -22,7 +22,7 @@
 #include <stdint.h>
 
 #include "vhd/driver.h"
-#include "vhd/endian.h"
+#include "util/endian.h"
 
 #define KiB (1024ull)
 #define MiB (1024ull * 1024)
@@ -274,10 +274,6 @@ void vhdx_guid_format(const uint8_t g[16], char out[39]);
 /* Disk layout to the byte order of the text form, as struct vhd_info holds ids. */
 void vhdx_guid_to_uuid(const uint8_t g[16], uint8_t uuid[16]);
 
-/* CRC-32C (Castagnoli), as VHDX uses it: crc32c(0, ...) over a buffer. */
-uint32_t vhd_crc32c(uint32_t crc, const void *buf, size_t len);
-/* The same without the CPU's instruction (for the unit tests). */
-uint32_t vhd_crc32c_portable(uint32_t crc, const void *buf, size_t len);
 /* The checksum of a structure of len bytes whose checksum field is at csum_off:
  * computed with that field taken as zero. */
 uint32_t vhdx_checksum(const uint8_t *buf, size_t len, size_t csum_off);

@@ -156,7 +156,9 @@ int vpc_check(struct vhd_disk *d, vhd_report_fn report, void *opaque, char *err)
 	static const uint8_t zero_id[16];
 	int r = 0;
 
-	if (vpc_chs_size(&s->footer) > s->footer.cur_size)
+	/* A geometry beyond the size is damage, unless it is the largest one:
+	 * a marker that the byte count rules (qemu-img's force_size). */
+	if (vpc_chs_size(&s->footer) > s->footer.cur_size && !vpc_chs_is_max(&s->footer))
 		problem(&c,
 			"the CHS geometry %u/%u/%u describes %llu bytes, more than the virtual "
 			"size of %llu",

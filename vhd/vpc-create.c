@@ -209,6 +209,17 @@ int vpc_create(struct vhd_io *io, const char *name, const struct vhd_create_opts
 	default:
 		type = VPC_TYPE_DYNAMIC;
 	}
+	/* Nothing in a VHD records a sector size: readers assume 512 bytes, so
+	 * a request for another one cannot be honoured and is not ignored. */
+	if ((opts->logical_sector && opts->logical_sector != VPC_SECTOR) ||
+	    (opts->physical_sector && opts->physical_sector != VPC_SECTOR))
+		return vhd_error(err, EINVAL,
+				 "%s: a VHD cannot have %u-byte sectors: the format records no "
+				 "sector size, and every reader takes it for 512 (use VHDX)",
+				 name,
+				 opts->logical_sector != VPC_SECTOR && opts->logical_sector
+				     ? opts->logical_sector
+				     : opts->physical_sector);
 	if (type != VPC_TYPE_FIXED &&
 	    (block_size < VPC_MIN_CREATE_BLOCK || block_size > VPC_MAX_BLOCK ||
 	     (block_size & (block_size - 1))))

@@ -202,6 +202,11 @@ uint64_t vpc_chs_size(const struct vpc_footer *f)
 	return (uint64_t)f->cylinders * f->heads * f->sectors_per_track * VPC_SECTOR;
 }
 
+bool vpc_chs_is_max(const struct vpc_footer *f)
+{
+	return f->cylinders == 65535 && f->heads == 16 && f->sectors_per_track == 255;
+}
+
 uint32_t vpc_timestamp_now(void)
 {
 	time_t now = time(NULL);

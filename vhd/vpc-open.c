@@ -36,6 +36,8 @@ int vpc_read_footers(struct vhd_disk *d, uint64_t size, char *err)
 	uint8_t raw[VPC_SECTOR];
 	int r;
 
+	if (size == 0)
+		return vhd_disk_error(d, err, EINVAL, "not a VHD: the file is empty");
 	if (size < VPC_SECTOR)
 		return vhd_disk_error(d, err, EINVAL,
 				      "file is too small for a VHD image (%llu bytes; the footer "
@@ -64,7 +66,8 @@ int vpc_read_footers(struct vhd_disk *d, uint64_t size, char *err)
 	}
 	if (memcmp(raw, VPC_COOKIE, 8) != 0)
 		return vhd_disk_error(d, err, EINVAL,
-				      "no valid VHD footer at the end of the file (%s)", why_end);
+				      "not a VHD: no valid footer at the end of the file (%s)",
+				      why_end);
 	if (!why_copy[0])
 		snprintf(why_copy, sizeof why_copy, "it says the disk is fixed");
 	return vhd_disk_error(d, err, EINVAL,

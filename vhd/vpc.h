@@ -19,7 +19,7 @@
 #include <stdint.h>
 
 #include "vhd/driver.h"
-#include "vhd/endian.h"
+#include "util/endian.h"
 
 #define VPC_SECTOR 512u
 
@@ -161,6 +161,11 @@ void vpc_chs(uint64_t sectors, uint16_t *c, uint8_t *h, uint8_t *s);
 uint64_t vpc_chs_round_up(uint64_t size);
 /* The size a CHS-sizing reader (Virtual PC, QEMU for most creators) sees. */
 uint64_t vpc_chs_size(const struct vpc_footer *f);
+/* True for the largest geometry, 65535/16/255: the specification's for disks
+ * beyond what CHS describes, and what qemu-img writes with force_size (the
+ * recipe for Azure's fixed VHDs) as a marker for "size by the footer's byte
+ * count", which QEMU and every other reader then do. */
+bool vpc_chs_is_max(const struct vpc_footer *f);
 uint32_t vpc_timestamp_now(void);
 /* Bytes reserved for a locator's data (the field is sectors or bytes). */
 uint64_t vpc_locator_space(const struct vpc_locator *l);

@@ -215,7 +215,7 @@ static int open_disk(struct blk *b, const struct vm_disk_config *dc, const char 
 {
 	struct vhd_open_opts opts = {.format = dc->format, .readonly = dc->readonly};
 	char verr[VHD_ERR_LEN];
-	int r = vm_disk_lock(path, dc->readonly, &b->lock_fd, err);
+	int r = vhd_lock_path(path, !dc->readonly, &b->lock_fd, err);
 
 	if (r < 0)
 		return r;

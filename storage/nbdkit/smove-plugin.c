@@ -26,6 +26,7 @@
 static char *file, *url, *ca_file;
 static enum vhd_format format = VHD_FORMAT_AUTO;
 static int readonly = -1; /* -1: read-write if the image allows it */
+static int lock = 1;	  /* hold the image locks (vhd/vhd.h) while serving */
 static struct vhd_disk *disk;
 
 static void smove_unload(void)
@@ -55,6 +56,9 @@ static int smove_config(const char *key, const char *value)
 		}
 	} else if (strcmp(key, "readonly") == 0) {
 		if ((readonly = nbdkit_parse_bool(value)) < 0)
+			return -1;
+	} else if (strcmp(key, "lock") == 0) {
+		if ((lock = nbdkit_parse_bool(value)) < 0)
 			return -1;
 	} else if (strcmp(key, "cafile") == 0) {
 		free(ca_file);
@@ -91,6 +95,8 @@ static int smove_config_complete(void)
 	"                for http:// and https://).\n"                                             \
 	"format=<FMT>    raw, vhd or vhdx instead of probing the contents.\n"                      \
 	"readonly=<BOOL> Open the image read-only (default: read-write if allowed).\n"             \
+	"lock=<BOOL>     Hold QEMU-compatible image locks while serving (default:\n"               \
+	"                true; false only if the caller holds them itself).\n"                     \
 	"cafile=<PATH>   CA certificates (PEM) to trust for https:// URLs."
 
 /* Opened before the first connection (and before nbdkit daemonises, so that
@@ -98,7 +104,7 @@ static int smove_config_complete(void)
 static int smove_get_ready(void)
 {
 	struct storage_opts so = {.ca_file = ca_file};
-	struct vhd_open_opts o = {.format = format, .readonly = readonly == 1};
+	struct vhd_open_opts o = {.format = format, .readonly = readonly == 1, .lock = lock == 1};
 	const char *name = file ? file : url;
 	char err[VHD_ERR_LEN];
 	int r = storage_open(name, &o, &so, &disk, err);

@@ -1,5 +1,6 @@
 # tests/disk/: the generic disk layer and the `smove disk` commands.
-disk_shell_tests = tests/disk/test-raw-cli.sh tests/disk/test-read-args.sh
+disk_shell_tests = tests/disk/test-raw-cli.sh tests/disk/test-read-args.sh \
+	tests/disk/test-format-guess.sh tests/disk/test-sector-size.sh
 TESTS += $(disk_shell_tests)
 EXTRA_DIST += $(disk_shell_tests)
 sanitizer_tests += $(disk_shell_tests)

@@ -10,6 +10,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "vhd/vhd.h"
 
 static char dir[] = "/tmp/smove-unit.XXXXXX";
@@ -166,15 +167,15 @@ Test(disk_generic, temp_file_is_committed_under_its_name)
 	char tmp[256];
 	int fd;
 
-	cr_assert_eq(vhd_temp_name("sub/disk.vhdx", tmp, sizeof tmp, err), 0);
+	cr_assert_eq(util_temp_name("sub/disk.vhdx", tmp, sizeof tmp, err), 0);
 	cr_assert_str_eq(tmp, "sub/.disk.vhdx.smove-tmp");
-	cr_assert_eq(vhd_temp_name("disk.vhdx", tmp, sizeof tmp, err), 0);
+	cr_assert_eq(util_temp_name("disk.vhdx", tmp, sizeof tmp, err), 0);
 	cr_assert_str_eq(tmp, ".disk.vhdx.smove-tmp");
 	fd = open(tmp, O_CREAT | O_WRONLY, 0644);
 	cr_assert_geq(fd, 0);
 	cr_assert_eq(write(fd, "abc", 3), 3);
 	close(fd);
-	cr_assert_eq(vhd_commit_temp(tmp, "disk.vhdx", err), 0, "%s", err);
+	cr_assert_eq(util_commit_temp(tmp, "disk.vhdx", err), 0, "%s", err);
 	cr_assert_eq(access(tmp, F_OK), -1);
 	cr_assert_eq(access("disk.vhdx", F_OK), 0);
 }
@@ -186,4 +187,32 @@ Test(disk_generic, create_refuses_an_existing_file)
 	vhd_close(create_raw("a.raw", 4096));
 	cr_assert_eq(vhd_create("a.raw", &c, err), -EEXIST);
 	cr_assert(strstr(err, "a.raw"), "%s", err);
+}
+
+/* Image locks: OFD locks, so two opens in one process see each other. */
+Test(disk_generic, locks_exclude_writers_and_share_readers)
+{
+	struct vhd_open_opts rw = {.lock = true}, ro = {.readonly = true, .lock = true};
+	struct vhd_disk *d = create_raw("l.raw", 4096), *a, *b;
+	int fd;
+
+	vhd_close(d);
+	cr_assert_eq(vhd_open("l.raw", &rw, &a, err), 0, "%s", err);
+	cr_assert_eq(vhd_open("l.raw", &rw, &b, err), -EBUSY);
+	cr_assert_str_eq(err, "l.raw: the disk is in use by another process, which writes it (a "
+			      "VM, QEMU, qemu-img or nbdkit has it open)");
+	cr_assert_eq(vhd_open("l.raw", &ro, &b, err), -EBUSY);
+	cr_assert_eq(vhd_open("l.raw", NULL, &b, err), 0, "%s", err); /* no lock asked */
+	vhd_close(b);
+	vhd_close(a);
+	cr_assert_eq(vhd_open("l.raw", &ro, &a, err), 0, "%s", err);
+	cr_assert_eq(vhd_lock_path("l.raw", false, &fd, err), 0, "%s", err);
+	cr_assert_eq(vhd_open("l.raw", &rw, &b, err), -EBUSY);
+	cr_assert(strstr(err, "which forbids writing it"), "%s", err);
+	close(fd);
+	vhd_close(a);
+	cr_assert_eq(vhd_lock_path("l.raw", true, &fd, err), 0, "%s", err);
+	close(fd);
+	cr_assert_eq(vhd_lock_path("none.raw", true, &fd, err), -ENOENT);
+	cr_assert_eq(fd, -1);
 }

@@ -1,11 +1,12 @@
 /* tests/fuzz/frame-seeds.c: `frame-seeds DIR` writes seeds for the frame
  * fuzzer (tests/fuzz/fuzz-frame.c): byte streams that real source sessions
- * send (v2 and v1 migrations with plain and compressed pages, received
- * through a copy or straight into guest memory, a channel, a resolve, a
- * cancel, a corrupted frame), captured from a socketpair while the
- * destination's answers are fed in advance; and those answers themselves,
- * plus a no-go, an ERROR, a CANCEL, PINGs and a RESOLVE_REPLY, as streams
- * for the harness's source side (options bit 3). */
+ * send (v3, v2 and v1 migrations with plain and compressed pages, received
+ * through a copy or straight into guest memory, a v3 migration of a QEMU VM
+ * whose stream goes as STREAM frames, a channel, a resolve, a cancel, a
+ * corrupted frame), captured from a socketpair while the destination's
+ * answers are fed in advance; and those answers themselves, plus a no-go, an
+ * ERROR, a CANCEL, PINGs and a RESOLVE_REPLY, as streams for the harness's
+ * source side (options bit 3). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "proto/proto.h"
 
 static char err[PROTO_ERR_LEN];
@@ -44,7 +46,7 @@ static void put_frame(struct proto_buf *out, const struct proto_msg *m, unsigned
 	proto_buf_init(&b);
 	check(proto_msg_encode(m, version, &b, err), "encode");
 	h.len = (uint32_t)b.len;
-	h.crc = proto_crc32c(0, b.data, b.len);
+	h.crc = util_crc32c(0, b.data, b.len);
 	if (proto_buf_reserve(out, out->len + PROTO_FRAME_HDR_LEN + b.len) < 0)
 		abort();
 	proto_frame_hdr_encode(&h, out->data + out->len);
@@ -141,7 +143,7 @@ static void save(struct capture *c, const char *dir, const char *name, uint8_t o
 	proto_buf_release(&c->answers);
 }
 
-static void preflight(struct capture *c)
+static void preflight(struct capture *c, const char *runtime, const char *runtime_info)
 {
 	struct proto_disk disks[2] = {{"a.vhdx", "vhdx", 1 << 20, 4096, 1 << 20},
 				      {"b.raw", "raw", 1 << 20, 0, 0}};
@@ -174,8 +176,11 @@ static void preflight(struct capture *c)
 						 .cpuid = &cpuid,
 						 .ndisks = 2,
 						 .disks = disks,
-						 .features = PROTO_FEATURES_V2,
-						 .channels = 1};
+						 .features = c->version >= 3 ? PROTO_FEATURES_V3
+									     : PROTO_FEATURES_V2,
+						 .channels = 1,
+						 .runtime = (char *)runtime,
+						 .runtime_info = (char *)runtime_info};
 	send_msg(c, &m);
 	recv_msg(c);
 	recv_msg(c);
@@ -197,14 +202,20 @@ static void pages(struct capture *c, uint32_t round, bool compress)
 	proto_pages_enc_free(e);
 }
 
+static uint64_t features_of(unsigned version)
+{
+	return version >= 3 ? PROTO_FEATURES_V3 : version >= 2 ? PROTO_FEATURES_V2 : 0;
+}
+
 static void migration(const char *dir, unsigned version, const char *name, uint8_t opts)
 {
 	struct capture c;
 	struct proto_msg m;
 	uint8_t blob[24] = "SMVCPU state blob";
+	char dest[32];
 
-	open_capture(&c, version, PROTO_ROLE_MIGRATE, version >= 2 ? PROTO_FEATURES_V2 : 0);
-	preflight(&c);
+	open_capture(&c, version, PROTO_ROLE_MIGRATE, features_of(version));
+	preflight(&c, NULL, NULL);
 	feed_type(&c, PROTO_SWITCHOVER_READY);
 	feed_type(&c, PROTO_RESUMING);
 	m = (struct proto_msg){.type = PROTO_RUNNING, .u.running = {1, 5}};
@@ -232,9 +243,49 @@ static void migration(const char *dir, unsigned version, const char *name, uint8
 	recv_msg(&c);
 	m = (struct proto_msg){.type = PROTO_COMMIT};
 	send_msg(&c, &m);
-	if (!(opts & 4)) /* the destination's side of it, for the source */
-		write_seed(dir, version >= 2 ? "dest-v2-migration" : "dest-v1-migration",
-			   (uint8_t)(8 | (opts & 3)), c.answers.data, c.answers.len);
+	if (!(opts & 4)) { /* the destination's side of it, for the source */
+		snprintf(dest, sizeof dest, "dest-v%u-migration", version);
+		write_seed(dir, dest, (uint8_t)(8 | (opts & 3)), c.answers.data, c.answers.len);
+	}
+	save(&c, dir, name, opts, -1);
+}
+
+/* Version 3, a QEMU VM: its migration stream in STREAM frames (cut small,
+ * so that there are several, one gathered from pieces), a PING among them,
+ * the END, then a file that travels with the VM and the switchover. */
+static void stream_migration(const char *dir, const char *name, uint8_t opts)
+{
+	static const char info[] = "{\"accel\":\"tcg\",\"qemu_version\":\"7.2.22\","
+				   "\"machine\":\"pc-q35-7.2\",\"cpu\":\"qemu64\"}";
+	struct capture c;
+	struct proto_msg m;
+	struct iovec iov[3] = {{mem + 5000, 300}, {mem, 0}, {mem + 9000, 900}};
+
+	open_capture(&c, 3, PROTO_ROLE_MIGRATE, PROTO_FEATURES_V3);
+	preflight(&c, PROTO_RUNTIME_QEMU, info);
+	feed_type(&c, PROTO_SWITCHOVER_READY);
+	feed_type(&c, PROTO_RESUMING);
+	m = (struct proto_msg){.type = PROTO_RUNNING, .u.running = {1, 5}};
+	feed(&c, &m);
+	feed_type(&c, PROTO_DONE);
+	c.s.stream_frame = 1000;
+	check(proto_session_send_stream(&c.s, mem + 4000, 2500, false, err), "stream");
+	m = (struct proto_msg){.type = PROTO_PING, .u.nonce = 2};
+	send_msg(&c, &m);
+	check(proto_session_send_streamv(&c.s, iov, 3, false, err), "stream");
+	check(proto_session_send_stream(&c.s, NULL, 0, true, err), "stream end");
+	m = (struct proto_msg){.type = PROTO_DEVICE_STATE,
+			       .u.blob = {0, "file:console", mem + 100, 64}};
+	send_msg(&c, &m);
+	m = (struct proto_msg){.type = PROTO_STATE_END, .u.state_end = {0, 1}};
+	send_msg(&c, &m);
+	recv_msg(&c);
+	m = (struct proto_msg){.type = PROTO_RESUME};
+	send_msg(&c, &m);
+	recv_msg(&c);
+	recv_msg(&c);
+	m = (struct proto_msg){.type = PROTO_COMMIT};
+	send_msg(&c, &m);
 	save(&c, dir, name, opts, -1);
 }
 
@@ -294,6 +345,8 @@ int main(int argc, char **argv)
 	migration(argv[1], 2, "v2-migration", 1);
 	migration(argv[1], 1, "v1-migration", 3);
 	migration(argv[1], 2, "v2-into-target", 5); /* received straight into memory */
+	migration(argv[1], 3, "v3-migration", 1);
+	stream_migration(argv[1], "v3-stream", 1);
 	destination_seeds(argv[1]);
 
 	open_capture(&c, 2, PROTO_ROLE_CHANNEL, PROTO_FEATURES_V2);
@@ -307,14 +360,14 @@ int main(int argc, char **argv)
 	save(&c, argv[1], "resolve", 1, -1);
 
 	open_capture(&c, 2, PROTO_ROLE_MIGRATE, 0);
-	preflight(&c);
+	preflight(&c, NULL, NULL);
 	m = (struct proto_msg){.type = PROTO_CANCEL, .u.reason = {ECANCELED, "operator"}};
 	send_msg(&c, &m);
 	save(&c, argv[1], "cancel", 1, -1);
 
 	/* the checksums kept: a payload byte flipped after HELLO */
 	open_capture(&c, 2, PROTO_ROLE_MIGRATE, 0);
-	preflight(&c);
+	preflight(&c, NULL, NULL);
 	save(&c, argv[1], "corrupt", 0, 120);
 	return 0;
 }

@@ -9,12 +9,14 @@
  *   bit 3: the stream is what a destination sends: a real source session
  *          receives it (a hostile destination) instead of a destination
  *   bit 4: with bit 3, the source asks RESOLVE instead of migrating
- * Each frame is parsed and its payload decoded for both versions (MEM_BATCH
+ * Each frame is parsed and its payload decoded for every version (MEM_BATCH
  * also applied to a small guest memory), then the whole stream is received
- * by a real session over a socketpair, which answers, applies pages and ends
- * (DEAD with a reason, or at the end of the stream). Nothing may crash, leak
- * or hang. Built with libFuzzer and as a replay program
- * (tests/fuzz/replay-main.c). */
+ * by a real session over a socketpair, which answers, applies pages, counts
+ * a STREAM's bytes and ends (DEAD with a reason, or at the end of the
+ * stream). The source side migrates a QEMU-style VM (runtime "qemu", its
+ * stream as STREAM frames) when the destination grants STREAM, else a
+ * memsync one (pages). Nothing may crash, leak or hang. Built with libFuzzer and as a replay
+ * program (tests/fuzz/replay-main.c). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,6 +24,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "util/util.h"
 #include "proto/proto.h"
 
 #define FUZZ_MEM (64u * PROTO_PAGE_SIZE)
@@ -52,8 +55,8 @@ static void fix_crcs(uint8_t *p, size_t size)
 		size_t avail = size - off - PROTO_FRAME_HDR_LEN;
 		size_t n = len < avail ? len : avail;
 
-		put_be32(h + 12, proto_crc32c(0, h + PROTO_FRAME_HDR_LEN, n));
-		put_be32(h + 16, proto_crc32c(0, h, 16));
+		put_be32(h + 12, util_crc32c(0, h + PROTO_FRAME_HDR_LEN, n));
+		put_be32(h + 16, util_crc32c(0, h, 16));
 		off += PROTO_FRAME_HDR_LEN + n;
 	}
 }
@@ -124,6 +127,23 @@ static struct proto_conn *start_session(const uint8_t *p, size_t size, unsigned 
 	return c;
 }
 
+/* A QEMU-style VM's memory and state: its stream in three frames, then a
+ * file that travels with it. */
+static int send_stream(struct proto_session *s, char *err)
+{
+	static uint8_t bytes[3000] = "QEVM fuzz stream";
+	struct proto_msg r = {.type = PROTO_DEVICE_STATE};
+	int rc;
+
+	s->stream_frame = 1024;
+	rc = proto_session_send_stream(s, bytes, sizeof bytes, true, err);
+	r.u.blob = (struct proto_blob){0, "file:console", bytes, 16};
+	if (rc == 0)
+		rc = proto_session_send(s, &r, err);
+	r = (struct proto_msg){.type = PROTO_STATE_END, .u.state_end = {0, 1}};
+	return rc < 0 ? rc : proto_session_send(s, &r, err);
+}
+
 /* The source's next message after each of the destination's. */
 static int source_answer(struct proto_session *s, const struct proto_msg *m, char *err)
 {
@@ -139,6 +159,8 @@ static int source_answer(struct proto_session *s, const struct proto_msg *m, cha
 
 		if (m->u.disk_export.disk != 1)
 			return 0;
+		if (s->features & PROTO_FEAT_STREAM)
+			return send_stream(s, err);
 		if ((rc = proto_pages_enc_new(&(struct proto_pages_opts){0}, &e, err)) < 0)
 			return rc;
 		rc = proto_session_send_pages(s, e, 1, pages, 2, err);
@@ -185,7 +207,7 @@ static void play_source(const uint8_t *p, size_t size, unsigned opts)
 	if (!(c = start_session(p, size, opts, PROTO_SOURCE, &s, sv)))
 		return;
 	rc = proto_session_hello(&s, resolve ? PROTO_ROLE_RESOLVE : PROTO_ROLE_MIGRATE,
-				 resolve ? 0 : PROTO_FEATURES_V2, id, NULL, 0, err);
+				 resolve ? 0 : PROTO_FEATURES_V3, id, NULL, 0, err);
 	if (rc == 0 && resolve) {
 		m = (struct proto_msg){.type = PROTO_RESOLVE};
 		memcpy(m.u.resolve.session_id, id, PROTO_ID_LEN);
@@ -199,6 +221,10 @@ static void play_source(const uint8_t *p, size_t size, unsigned opts)
 							 .disks = disks,
 							 .features = s.features,
 							 .channels = 0};
+		if (s.features & PROTO_FEAT_STREAM) {
+			m.u.preflight.runtime = PROTO_RUNTIME_QEMU;
+			m.u.preflight.runtime_info = "{\"accel\":\"tcg\"}";
+		}
 	}
 	if (rc == 0)
 		rc = proto_session_send(&s, &m, err);
@@ -237,7 +263,7 @@ static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct 
 		s.features = PROTO_FEATURES_V2;
 	}
 	if (rc == 0)
-		rc = proto_session_ack(&s, PROTO_FEATURES_V2, err);
+		rc = proto_session_ack(&s, PROTO_FEATURES_V3, err);
 	while (rc == 0) {
 		struct proto_msg m;
 
@@ -282,8 +308,9 @@ static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct 
 		proto_msg_release(&m);
 	}
 	if (getenv("FUZZ_FRAME_VERBOSE")) /* to check what seeds reach */
-		fprintf(stderr, "session ended in state %s: %s\n", proto_state_name(s.state),
-			rc < 0 ? err : s.why);
+		fprintf(stderr, "session ended in state %s (stream: %llu bytes%s): %s\n",
+			proto_state_name(s.state), (unsigned long long)s.stream_rx,
+			s.stream_rx_end ? ", ended" : "", rc < 0 ? err : s.why);
 	proto_session_release(&s);
 	proto_rounds_free(target.rounds);
 	proto_conn_close(c);

@@ -13,10 +13,10 @@ if HAVE_CLANG
 check_SCRIPTS += tests/fuzz/fuzz-image-libfuzzer tests/fuzz/fuzz-frame-libfuzzer
 CLEANFILES += tests/fuzz/fuzz-image-libfuzzer tests/fuzz/fuzz-frame-libfuzzer
 tests/fuzz/fuzz-image-libfuzzer: $(top_srcdir)/tests/fuzz/fuzz-image.c \
-		$(call fuzz_sources,$(vhd_libvhd_la_SOURCES))
+		$(call fuzz_sources,$(vhd_libvhd_la_SOURCES) $(util_libutil_la_SOURCES))
 	$(fuzz_link)
 tests/fuzz/fuzz-frame-libfuzzer: $(top_srcdir)/tests/fuzz/fuzz-frame.c \
-		$(call fuzz_sources,$(proto_libproto_la_SOURCES))
+		$(call fuzz_sources,$(proto_libproto_la_SOURCES) $(util_libutil_la_SOURCES))
 	$(fuzz_link) $(ZLIB_LIBS) $(GNUTLS_LIBS)
 endif
 

@@ -27,3 +27,11 @@ sanitizer_tests += tests/migrate/test-migrate-bad-client.sh tests/migrate/test-m
 TESTS += tests/migrate/test-migrate-matrix.sh
 EXTRA_DIST += tests/migrate/test-migrate-matrix.sh tests/migrate/netns.sh \
 	tests/migrate/make-records.py
+# The session record's decision, raced by several processes.
+if HAVE_CRITERION
+check_PROGRAMS += tests/migrate/test-record
+TESTS += tests/migrate/test-record
+sanitizer_tests += tests/migrate/test-record
+tests_migrate_test_record_CFLAGS = $(unit_cflags)
+tests_migrate_test_record_LDADD = migrate/libmigrate.la memsync/libmemsync.la $(qemu_libs) $(unit_ldadd)
+endif

@@ -1,8 +1,9 @@
 /* tests/proto/harness.h: a minimal destination (the `smove serve` side of
  * the protocol, in a thread) and helpers shared by the protocol tests. It
  * answers a migration the way the real daemon will: go, one DISK_EXPORT per
- * disk, pages into a flat guest memory, state blobs counted, then the
- * switchover and commit handshake. */
+ * disk, pages into a flat guest memory, a STREAM gathered into a buffer
+ * (the session checks its offsets), state blobs counted, then the switchover
+ * and commit handshake. */
 #ifndef SMOVE_TESTS_PROTO_HARNESS_H
 #define SMOVE_TESTS_PROTO_HARNESS_H
 
@@ -30,6 +31,11 @@ struct dest_run {
 	uint64_t mem_size;
 	unsigned batches, rounds, vcpus, devices, compressed;
 	bool done, cancelled;
+	char runtime[PROTO_RUNTIME_MAX + 1]; /* PREFLIGHT's */
+	size_t runtime_info_len;
+	struct proto_buf stream; /* STREAM's bytes (release it) */
+	unsigned stream_frames;
+	bool stream_end;
 };
 
 static inline int dest_fail(struct dest_run *d, int rc)
@@ -56,6 +62,8 @@ static inline int dest_handle(struct dest_run *d, struct proto_msg *m, struct pr
 		struct proto_msg r = {.type = PROTO_PREFLIGHT_REPLY};
 
 		d->mem_size = m->u.preflight.mem_size;
+		snprintf(d->runtime, sizeof d->runtime, "%s", m->u.preflight.runtime);
+		d->runtime_info_len = strlen(m->u.preflight.runtime_info);
 		d->mem = calloc(1, d->mem_size);
 		if (d->direct) {
 			d->target =
@@ -97,6 +105,21 @@ static inline int dest_handle(struct dest_run *d, struct proto_msg *m, struct pr
 	case PROTO_ROUND_END:
 		d->rounds++;
 		break;
+	case PROTO_STREAM: {
+		const struct proto_stream *st = &m->u.stream;
+
+		if (st->offset != d->stream.len) /* the session checked it already */
+			return proto_session_fail(s, EPROTO, d->err, "offset %llu passed",
+						  (unsigned long long)st->offset);
+		if (proto_buf_reserve(&d->stream, d->stream.len + st->len + 1) < 0)
+			return proto_session_fail(s, ENOMEM, d->err, "out of memory");
+		if (st->len)
+			memcpy(d->stream.data + d->stream.len, st->data, st->len);
+		d->stream.len += st->len;
+		d->stream_frames++;
+		d->stream_end = st->flags & PROTO_STREAM_END;
+		break;
+	}
 	case PROTO_VCPU_STATE:
 		d->vcpus++;
 		break;

@@ -28,3 +28,13 @@ if HAVE_CRITERION
 tests_proto_test_channels_CFLAGS = $(unit_cflags)
 tests_proto_test_channels_LDADD = proto/libproto.la $(unit_ldadd)
 endif
+if HAVE_CRITERION
+proto_stream_tests = tests/proto/test-messages-v3 tests/proto/test-stream
+check_PROGRAMS += $(proto_stream_tests)
+TESTS += $(proto_stream_tests)
+sanitizer_tests += $(proto_stream_tests)
+tests_proto_test_stream_CFLAGS = $(unit_cflags)
+tests_proto_test_stream_LDADD = proto/libproto.la $(unit_ldadd)
+tests_proto_test_messages_v3_CFLAGS = $(unit_cflags)
+tests_proto_test_messages_v3_LDADD = proto/libproto.la $(unit_ldadd)
+endif

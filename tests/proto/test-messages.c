@@ -1,11 +1,13 @@
 /* tests/proto/test-messages.c: every message's payload round-trips through
- * encode and decode for protocol versions 1 and 2, and every malformed
- * payload or frame header is refused with a message naming the fault. */
+ * encode and decode for protocol versions 1, 2 and 3, and every malformed
+ * payload or frame header is refused with a message naming the fault.
+ * Version 3's PREFLIGHT and STREAM in detail: tests/proto/test-stream.c. */
 #include <criterion/criterion.h>
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "util/util.h"
 #include "proto/proto.h"
 
 static char err[PROTO_ERR_LEN];
@@ -17,8 +19,11 @@ static struct proto_disk disks[2] = {{"root.vhdx", "vhdx", 1 << 30, 1 << 20, 1 <
 static char *reasons[2] = {"CPU vendor GenuineIntel, this host is AuthenticAMD",
 			   "not enough memory: 8 GiB wanted, 2 GiB free"};
 static const uint8_t blob[5] = {1, 2, 3, 0, 5};
+static const char qemu_info[] = "{\"accel\":\"tcg\",\"qemu_version\":\"7.2.22\","
+				"\"machine\":\"pc-q35-7.2\",\"cpu\":\"qemu64\"}";
 
-/* One sample of every type that proto_msg_encode handles. */
+/* One sample of every type that proto_msg_encode handles (the last, STREAM,
+ * only from version 3 on). */
 static size_t samples(struct proto_msg *m)
 {
 	size_t n = 0;
@@ -43,7 +48,9 @@ static size_t samples(struct proto_msg *m)
 						    .ndisks = 2,
 						    .disks = disks,
 						    .features = 1,
-						    .channels = 4};
+						    .channels = 4,
+						    .runtime = "qemu",
+						    .runtime_info = (char *)qemu_info};
 	n++;
 	m[n].type = PROTO_PREFLIGHT_REPLY;
 	m[n].u.preflight_reply = (struct proto_preflight_reply){false, 2, reasons};
@@ -106,7 +113,25 @@ static size_t samples(struct proto_msg *m)
 	m[n++].type = PROTO_RESUMING;
 	m[n++].type = PROTO_COMMIT;
 	m[n++].type = PROTO_DONE;
+	m[n].type = PROTO_STREAM;
+	m[n].u.stream = (struct proto_stream){
+	    .offset = 1ull << 33, .flags = PROTO_STREAM_END, .data = blob, .len = sizeof blob};
+	n++;
 	return n;
+}
+
+/* The samples as version v can carry them: before 3, PREFLIGHT without its
+ * runtime (the defaults) and no STREAM. */
+static size_t samples_for(struct proto_msg *m, unsigned v)
+{
+	size_t n = samples(m);
+
+	if (v >= 3)
+		return n;
+	for (size_t i = 0; i < n; i++)
+		if (m[i].type == PROTO_PREFLIGHT)
+			m[i].u.preflight.runtime = m[i].u.preflight.runtime_info = NULL;
+	return n - 1;
 }
 
 static void expect_same(const struct proto_msg *a, const struct proto_msg *b, unsigned version)
@@ -144,6 +169,9 @@ static void expect_same(const struct proto_msg *a, const struct proto_msg *b, un
 		cr_assert_eq(p->disks[1].block_size, version >= 2 ? 2u << 20 : 0);
 		cr_assert_eq(p->features, version >= 2 ? 1 : 0);
 		cr_assert_eq(p->channels, version >= 2 ? 4 : 0);
+		/* Versions 1 and 2 mean memsync, without runtime_info. */
+		cr_assert_str_eq(p->runtime, version >= 3 ? "qemu" : "memsync");
+		cr_assert_str_eq(p->runtime_info, version >= 3 ? qemu_info : "");
 		break;
 	}
 	case PROTO_PREFLIGHT_REPLY:
@@ -205,21 +233,29 @@ static void expect_same(const struct proto_msg *a, const struct proto_msg *b, un
 		cr_assert_eq(b->u.resolve_reply.outcome, PROTO_OUTCOME_RESUMED);
 		cr_assert_str_eq(b->u.resolve_reply.detail, "resumed at 12:00:01");
 		break;
+	case PROTO_STREAM:
+		cr_assert_eq(b->u.stream.offset, 1ull << 33);
+		cr_assert_eq(b->u.stream.flags, PROTO_STREAM_END);
+		cr_assert_eq(b->u.stream.len, sizeof blob);
+		cr_assert_arr_eq(b->u.stream.data, blob, sizeof blob);
+		break;
 	default:
 		cr_assert(strcmp(name, "unknown") != 0);
 		break;
 	}
 }
 
-Test(messages, every_type_round_trips_in_v1_and_v2)
+Test(messages, every_type_round_trips_in_v1_v2_and_v3)
 {
 	struct proto_msg m[32], d;
 	struct proto_buf b;
 	size_t n = samples(m);
 
 	cr_assert_eq(n, PROTO_TYPE_END - 2, "a sample for every type but MEM_BATCH");
+	cr_assert_eq(PROTO_VERSION_CURRENT, 3);
 	proto_buf_init(&b);
 	for (unsigned v = PROTO_VERSION_MIN; v <= PROTO_VERSION_CURRENT; v++) {
+		n = samples_for(m, v);
 		for (size_t i = 0; i < n; i++) {
 			cr_assert_eq(proto_msg_encode(&m[i], v, &b, err), 0, "%s", err);
 			cr_assert_eq(proto_msg_decode(m[i].type, 0, b.data, b.len, v, &d, err), 0,
@@ -235,7 +271,7 @@ Test(messages, v1_layouts_differ_from_v2)
 {
 	struct proto_msg m[32];
 	struct proto_buf b1, b2;
-	size_t n = samples(m);
+	size_t n = samples_for(m, 2);
 
 	proto_buf_init(&b1);
 	proto_buf_init(&b2);
@@ -251,28 +287,38 @@ Test(messages, v1_layouts_differ_from_v2)
 	proto_buf_release(&b2);
 }
 
-/* Every strict prefix of every payload is refused as truncated. */
+/* Every strict prefix of every payload is refused as truncated (STREAM's
+ * bytes are the rest of its frame: only its header can be cut short). */
 Test(messages, truncated_payloads_are_refused)
 {
 	struct proto_msg m[32], d;
 	struct proto_buf b;
-	size_t n = samples(m);
 
 	proto_buf_init(&b);
-	for (size_t i = 0; i < n; i++) {
-		proto_msg_encode(&m[i], 2, &b, err);
-		for (size_t len = 0; len < b.len; len++) {
-			int rc = proto_msg_decode(m[i].type, 0, b.data, len, 2, &d, err);
+	for (unsigned v = 2; v <= 3; v++) {
+		size_t n = samples_for(m, v);
 
-			cr_assert_lt(rc, 0, "%s cut at %zu", proto_type_name(m[i].type), len);
-			cr_assert(strstr(err, "truncated") || strstr(err, "no-go without"), "%s",
-				  err);
+		for (size_t i = 0; i < n; i++) {
+			bool stream = m[i].type == PROTO_STREAM;
+
+			cr_assert_eq(proto_msg_encode(&m[i], v, &b, err), 0, "%s", err);
+			for (size_t len = 0; len < (stream ? PROTO_STREAM_HDR_LEN : b.len); len++) {
+				int rc = proto_msg_decode(m[i].type, 0, b.data, len, v, &d, err);
+
+				cr_assert_lt(rc, 0, "v%u %s cut at %zu", v,
+					     proto_type_name(m[i].type), len);
+				cr_assert(strstr(err, "truncated") || strstr(err, "no-go without"),
+					  "%s", err);
+			}
+			if (stream)
+				continue;
+			/* and one byte too many */
+			proto_buf_reserve(&b, b.len + 1);
+			b.data[b.len] = 0;
+			cr_assert_lt(proto_msg_decode(m[i].type, 0, b.data, b.len + 1, v, &d, err),
+				     0);
+			cr_assert(strstr(err, "unexpected bytes after"), "%s", err);
 		}
-		/* and one byte too many */
-		proto_buf_reserve(&b, b.len + 1);
-		b.data[b.len] = 0;
-		cr_assert_lt(proto_msg_decode(m[i].type, 0, b.data, b.len + 1, 2, &d, err), 0);
-		cr_assert(strstr(err, "unexpected bytes after"), "%s", err);
 	}
 	proto_buf_release(&b);
 }
@@ -354,8 +400,8 @@ Test(messages, huge_counts_and_strings_are_refused_before_allocation)
 	cr_assert(strstr(err, "NUL byte"), "%s", err);
 	cr_assert_eq(proto_msg_decode(99, 0, error, 0, 2, &d, err), -EPROTO);
 	cr_assert(strstr(err, "unknown message type 99"), "%s", err);
-	cr_assert_eq(proto_msg_decode(PROTO_DONE, 0, error, 0, 3, &d, err), -EPROTO);
-	cr_assert(strstr(err, "version 3"), "%s", err);
+	cr_assert_eq(proto_msg_decode(PROTO_DONE, 0, error, 0, 4, &d, err), -EPROTO);
+	cr_assert(strstr(err, "version 4"), "%s", err);
 	cr_assert_eq(proto_msg_decode(PROTO_DONE, 1, error, 0, 2, &d, err), -EPROTO);
 	cr_assert(strstr(err, "unknown flags"), "%s", err);
 }
@@ -459,9 +505,9 @@ Test(frames, payload_checksum_is_checked)
 	struct proto_frame_hdr fh = {.type = PROTO_PING, .len = sizeof payload};
 
 	fh.crc = proto_crc32c_iov(&iov, 1);
-	cr_assert_eq(proto_crc32c(0, "123456789", 9), 0xe3069283u, "the CRC-32C check value");
-	cr_assert_eq(proto_crc32c(proto_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
-	cr_assert_eq(fh.crc, proto_crc32c(0, payload, sizeof payload));
+	cr_assert_eq(util_crc32c(0, "123456789", 9), 0xe3069283u, "the CRC-32C check value");
+	cr_assert_eq(util_crc32c(util_crc32c(0, "1234", 4), "56789", 5), 0xe3069283u);
+	cr_assert_eq(fh.crc, util_crc32c(0, payload, sizeof payload));
 	cr_assert_eq(proto_frame_check(&fh, payload, err), 0);
 	payload[3] ^= 0x40;
 	cr_assert_eq(proto_frame_check(&fh, payload, err), -EPROTO);
@@ -497,11 +543,11 @@ Test(frames, crc32c_matches_the_bitwise_reference)
 		for (size_t off = 0; off < 9; off++) {
 			uint32_t want = crc32c_bitwise(buf + off, lens[l]);
 
-			cr_assert_eq(proto_crc32c(0, buf + off, lens[l]), want, "len %zu off %zu",
+			cr_assert_eq(util_crc32c(0, buf + off, lens[l]), want, "len %zu off %zu",
 				     lens[l], off);
 			/* and chained in two pieces */
-			cr_assert_eq(proto_crc32c(proto_crc32c(0, buf + off, lens[l] / 3),
-						  buf + off + lens[l] / 3, lens[l] - lens[l] / 3),
+			cr_assert_eq(util_crc32c(util_crc32c(0, buf + off, lens[l] / 3),
+						 buf + off + lens[l] / 3, lens[l] - lens[l] / 3),
 				     want);
 		}
 }
@@ -544,10 +590,13 @@ Test(states, the_happy_path_and_out_of_order_messages)
 		for (size_t k = i + 1; k < sizeof path / sizeof path[0]; k++)
 			/* (skipping what is legitimately next: self-loops, and a
 			 * ROUND_END of a round without batches, device state before
-			 * vCPU state) */
+			 * vCPU state or, files that never change, before the memory,
+			 * STATE_END after a stream that carried the state) */
 			if (path[k - 1].to != st &&
 			    !(st == PROTO_ST_STORAGE && path[k].type == PROTO_ROUND_END) &&
-			    !(st == PROTO_ST_MEMORY && path[k].type == PROTO_DEVICE_STATE))
+			    !(st == PROTO_ST_STORAGE && path[k].type == PROTO_DEVICE_STATE) &&
+			    !(st == PROTO_ST_MEMORY && path[k].type == PROTO_DEVICE_STATE) &&
+			    !(st == PROTO_ST_MEMORY && path[k].type == PROTO_STATE_END))
 				cr_assert_eq(
 				    proto_state_next(st, mig, path[k].by, path[k].type, true), -1,
 				    "%s early in %s", proto_type_name(path[k].type),

@@ -1,11 +1,13 @@
 /* tests/proto/test-session.c: whole migrations between a source and the
- * harness's destination over a socketpair: version 2 with and without
- * compression, a version-1 source (the built-in v1 encoder) accepted by the
- * version-2 destination, a version-3 source refused, and faults (out-of-order,
- * corrupted, oversized frames, pages outside guest memory, cancel, resolve),
- * each ending both sides with the reason. */
+ * harness's destination over a socketpair: versions 3 and 2 with and without
+ * compression, a version-2 or version-1 source (the built-in encoders)
+ * accepted by the version-3 destination and the other way round, a source
+ * with no common version refused, and faults (out-of-order, corrupted,
+ * oversized frames, pages outside guest memory, cancel, resolve), each ending
+ * both sides with the reason. STREAM sessions: tests/proto/test-stream.c. */
 #include <criterion/criterion.h>
 
+#include "util/util.h"
 #include "tests/proto/harness.h"
 
 #define MEM (4u << 20)
@@ -180,6 +182,9 @@ static void migrate(uint16_t src_max, uint16_t dest_max, bool compress, unsigned
 	cr_assert_eq(src.s.version, want_version);
 	if (want_version < 2)
 		cr_assert_eq(src.s.features, 0, "version 1 has no features");
+	if (compress)
+		cr_assert_eq(src.s.features, want_version >= 2 ? PROTO_FEATURES_V2 : 0,
+			     "version %u's features, granted", want_version);
 	preflight(&src, 0);
 	send_memory(&src, compress, &st);
 	switchover_and_commit(&src);
@@ -209,17 +214,23 @@ static void migrate(uint16_t src_max, uint16_t dest_max, bool compress, unsigned
 	free(d.mem);
 }
 
+Test(session, v3_migration)
+{
+	migrate(0, 0, false, 3);
+}
+
 Test(session, v2_migration)
 {
-	migrate(0, 0, false, 2);
+	migrate(2, 2, false, 2);
 }
 
 /* The same with the destination receiving straight into guest memory. */
 Test(session, v2_migration_into_a_target)
 {
 	direct = true;
-	migrate(0, 0, false, 2);
-	migrate(0, 0, true, 2);
+	migrate(2, 0, false, 2);
+	migrate(0, 0, true, 3);
+	migrate(0, 2, true, 2);
 	migrate(1, 0, false, 1);
 	migrate(0, 1, true, 1);
 }
@@ -232,7 +243,21 @@ Test(session, page_outside_guest_memory_with_a_target)
 
 Test(session, v2_migration_compressed)
 {
-	migrate(0, 0, true, 2);
+	migrate(2, 2, true, 2);
+	migrate(0, 0, true, 3);
+}
+
+/* A version-2 source (the version-2 layouts, no runtime in PREFLIGHT) into
+ * this version-3 destination, and this source into a version-2 destination:
+ * both speak version 2, with its features. */
+Test(session, v2_source_into_a_v3_destination)
+{
+	migrate(2, 0, true, 2);
+}
+
+Test(session, v3_source_into_a_v2_destination)
+{
+	migrate(0, 2, true, 2);
 }
 
 /* The built-in version-1 encoder: a source that speaks only version 1 (its
@@ -265,18 +290,18 @@ Test(session, channels_need_version_2)
 	finish(&src, &d, t);
 }
 
-Test(session, v3_source_is_refused_on_both_sides)
+static void refused(uint16_t src_version, uint16_t dest_max, const char *speaks)
 {
 	struct src src;
 	struct dest_run d;
 	pthread_t t;
 
-	start(&src, &d, &t, PROTO_FEATURES_V2);
-	src.s.min_version = src.s.max_version = 3;
+	start_v(&src, &d, &t, PROTO_FEATURES_V3, dest_max);
+	src.s.min_version = src.s.max_version = src_version;
 	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, 0, NULL, NULL, 0, err),
 		     -ECONNABORTED);
 	cr_assert(strstr(err, "no common protocol version: the source (smove") &&
-		      strstr(err, "speaks 3..3, this destination speaks 1..2"),
+		      strstr(err, speaks),
 		  "%s", err);
 	pthread_join(t, NULL);
 	cr_assert_eq(d.rc, -EPROTONOSUPPORT);
@@ -284,6 +309,16 @@ Test(session, v3_source_is_refused_on_both_sides)
 	cr_assert_eq(d.s.state, PROTO_ST_DEAD);
 	cr_assert_eq(src.s.state, PROTO_ST_DEAD);
 	finish(&src, &d, t);
+}
+
+Test(session, v3_only_source_is_refused_by_a_v2_destination)
+{
+	refused(3, 2, "speaks 3..3, this destination speaks 1..2");
+}
+
+Test(session, v4_source_is_refused_on_both_sides)
+{
+	refused(4, 0, "speaks 4..4, this destination speaks 1..3");
 }
 
 /* A raw frame, bypassing the source's own state checks. */
@@ -566,9 +601,9 @@ Test(session, poll_skips_pongs_without_blocking)
 	pthread_t t;
 
 	start(&src, &d, &t, PROTO_FEAT_DRY_RUN);
-	cr_assert_eq(proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, PROTO_FEAT_DRY_RUN, NULL, NULL,
-					 0, err),
-		     0, "%s", err);
+	cr_assert_eq(
+	    proto_session_hello(&src.s, PROTO_ROLE_MIGRATE, PROTO_FEAT_DRY_RUN, NULL, NULL, 0, err),
+	    0, "%s", err);
 	cr_assert_eq(src.s.features, PROTO_FEAT_DRY_RUN);
 	preflight(&src, 0);
 	cr_assert_eq(proto_session_poll(&src.s, &m, err), 0, "nothing waiting yet");
@@ -772,7 +807,7 @@ Test(session, corrupted_batch_into_a_target_ends_both_sides)
 	p[15] = 1;
 	p[22] = 0x30;
 	memset(p + 24, 0xab, PROTO_PAGE_SIZE);
-	h.crc = proto_crc32c(0, p, h.len) ^ 1;
+	h.crc = util_crc32c(0, p, h.len) ^ 1;
 	proto_frame_hdr_encode(&h, frame);
 	cr_assert_eq(write(sv[0], frame, sizeof frame), (ssize_t)sizeof frame);
 	expect_peer_error(&src, "MEM_BATCH frame of 4120 bytes: payload checksum mismatch");

@@ -23,7 +23,9 @@ storage_shell_tests = \
 	tests/storage/test-nbd-x509.sh \
 	tests/storage/test-mirror-fault.sh \
 	tests/storage/test-mirror-sparse-raw.sh \
-	tests/storage/test-mirror-sparse-vhdx.sh
+	tests/storage/test-mirror-sparse-vhdx.sh \
+	tests/storage/test-mirror-dirty-dest.sh \
+	tests/storage/test-image-locks.sh
 TESTS += $(storage_shell_tests)
 EXTRA_DIST += $(storage_shell_tests)
 # Bad input from servers: again under the sanitizers.

@@ -95,12 +95,13 @@ start_plugin() {
 }
 
 # try_plugin NAME PARAMS...: the same, but returns nbdkit's failure (its
-# messages are in $T/NAME.log) instead of failing the test.
+# messages are in $T/NAME.log) instead of failing the test. NBDKIT_PLUGIN
+# names another plugin than smove's (file, memory, ...) for both.
 try_plugin() {
 	requires nbdkit
 	_pn=$1
 	shift
-	set -- -U "$T/$_pn.sock" -P "$T/$_pn.pid" ${NBDKIT_ARGS:-} "$PLUGIN" "$@"
+	set -- -U "$T/$_pn.sock" -P "$T/$_pn.pid" ${NBDKIT_ARGS:-} "${NBDKIT_PLUGIN:-$PLUGIN}" "$@"
 	if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
 		set -- env LD_PRELOAD="$(gcc -print-file-name=libasan.so) $(gcc -print-file-name=libubsan.so)" \
 			ASAN_OPTIONS=detect_leaks=0 nbdkit "$@"
@@ -108,6 +109,9 @@ try_plugin() {
 		set -- nbdkit "$@"
 	fi
 	"$@" 2>>"$T/$_pn.log" || return 1
+	# nbdkit's parent returns once the socket listens; the child writes the
+	# pid file a moment later, and stop_plugin needs it.
+	for _ in $(seq 200); do [ -s "$T/$_pn.pid" ] && break; sleep 0.02; done
 	on_exit "stop_plugin $_pn"
 	nbd_uri="nbd+unix:///?socket=$T/$_pn.sock"
 }

@@ -5,8 +5,9 @@
 #include <errno.h>
 #include <string.h>
 
+#include "util/util.h"
 #include "vhd/driver.h"
-#include "vhd/endian.h"
+#include "util/endian.h"
 
 Test(utf16, ascii_round_trip_le_and_be)
 {

@@ -4,7 +4,8 @@ check_PROGRAMS += tests/vpc/vhd-io
 tests_vpc_vhd_io_LDADD = vhd/libvhd.la $(PTHREAD_LIBS)
 
 vpc_shell_tests = tests/vpc/test-vpc-qemu-read.sh tests/vpc/test-vpc-write-interop.sh \
-	tests/vpc/test-vpc-create.sh tests/vpc/test-vpc-chain.sh tests/vpc/test-vpc-broken.sh
+	tests/vpc/test-vpc-create.sh tests/vpc/test-vpc-chain.sh tests/vpc/test-vpc-broken.sh \
+	tests/vpc/test-vpc-force-size.sh
 TESTS += $(vpc_shell_tests)
 sanitizer_tests += tests/vpc/test-vpc-broken.sh tests/vpc/test-vpc-chain.sh
 EXTRA_DIST += $(vpc_shell_tests) tests/vpc/compare-maps.py tests/vpc/read-pyvhdi.py \

@@ -23,7 +23,7 @@ done <<'LIST'
 truncated|BAT entry 5 points past the end of the file
 tiny|file is too small for a VHD image \(300 bytes
 footer-checksum|no valid VHD footer: at the end of the file, bad checksum 0x00000001 .*copy at offset 0 is unusable: bad checksum
-fixed-checksum|no valid VHD footer at the end of the file \(bad checksum 0xdeadbeef
+fixed-checksum|not a VHD: no valid footer at the end of the file \(bad checksum 0xdeadbeef
 header-checksum|dynamic header at 0x200: bad checksum 0x00000001
 header-cookie|dynamic header at 0x200: no "cxsparse" cookie
 header-past-eof|the dynamic header \[0x10000000000, \+0x400\) lies past the end of the file

@@ -1,0 +1,759 @@
+/* migrate/source.c: the source side of a live migration, inside the
+ * VM's own process. A migrator adds three commands to the VM's control socket
+ * (docs/control-socket.md): `migrate` starts a migration in a thread of its
+ * own and streams its events back on the client's connection until the
+ * result; `migrate-cancel` asks it to stop; `migrate-resolve` settles a
+ * migration left in doubt. This file holds the commands, the connection and
+ * the preflight; storage, memory and switchover are in the files named so. */
+#include <errno.h>
+#include <libgen.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "migrate/internal.h"
+
+enum migrator_state {
+	IDLE,
+	BUSY,
+	IN_DOUBT,
+	MOVED
+};
+
+struct migrator {
+	struct migrate_vm *vm;
+	struct migrate_attach_opts o;
+	char own_dir[4096];
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	enum migrator_state state;
+	struct mig_source *active;
+	struct mig_source_record doubt; /* IN_DOUBT: what settles it */
+	bool resolving;			/* BUSY asking doubt.to: still in doubt meanwhile */
+	char moved_to[256];
+};
+
+/* ---- connecting ---------------------------------------------------------------- */
+
+/* The host part of HOST:PORT or [V6]:PORT. */
+void mig_host_of(const char *to, char *out, size_t len)
+{
+	const char *colon = strrchr(to, ':');
+	size_t n = colon ? (size_t)(colon - to) : strlen(to);
+
+	if (n >= 2 && to[0] == '[' && to[n - 1] == ']') {
+		to++;
+		n -= 2;
+	}
+	snprintf(out, len, "%.*s", (int)n, to);
+}
+
+int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls **tls,
+		struct proto_conn **conn, char *err)
+{
+	char host[256];
+	int fd, r;
+
+	*tls = NULL;
+	*conn = NULL;
+	mig_host_of(o->to, host, sizeof(host));
+	if (o->tls_psk[0])
+		r = proto_tls_new_psk(o->tls_psk, o->tls_user[0] ? o->tls_user : NULL, PROTO_SOURCE,
+				      tls, err);
+	else if (o->tls_x509[0])
+		r = proto_tls_new_x509(o->tls_x509, host, PROTO_SOURCE, tls, err);
+	else
+		r = 0;
+	if (r < 0)
+		return r;
+	if ((r = proto_connect(o->to, MIG_CONNECT_MS, &fd, err)) < 0 ||
+	    (r = proto_conn_open(fd, *tls, PROTO_SOURCE, mig_frame_timeout_ms(), conn, err)) < 0) {
+		proto_tls_free(*tls);
+		*tls = NULL;
+		return r;
+	}
+	(void)role;
+	return 0;
+}
+
+/* ---- the result ---------------------------------------------------------------- */
+
+/* The command that settles a migration of NAME left in doubt. */
+static void resolve_command(const char *name, char *out, size_t len)
+{
+	snprintf(out, len, "smove move --resolve %s", name);
+}
+
+static void emit_result(struct mig_source *m, enum migrate_result code,
+			const struct proto_preflight_reply *no_go)
+{
+	const char *name = migrate_vm_name(m->vm);
+	/* What the mirror jobs sent, also those a rollback cancelled. */
+	uint64_t disk = mig_storage_bytes(m);
+	struct proto_json j;
+
+	mig_event_begin(&m->ev, &j, "result");
+	proto_json_kv_str(&j, "result",
+			  m->o.dry_run && code == MIGRATE_DONE ? "go" : migrate_result_name(code));
+	proto_json_kv_str(&j, "name", name);
+	proto_json_kv_str(&j, "to", m->o.to);
+	if (code != MIGRATE_DONE && m->err[0])
+		proto_json_kv_str(&j, "error", m->err);
+	if (no_go) {
+		proto_json_key(&j, "reasons");
+		proto_json_arr_begin(&j);
+		for (uint32_t i = 0; i < no_go->nreasons; i++)
+			proto_json_str(&j, no_go->reasons[i]);
+		proto_json_arr_end(&j);
+	}
+	if (code == MIGRATE_IN_DOUBT) {
+		char cmd[160];
+
+		resolve_command(name, cmd, sizeof(cmd));
+		proto_json_kv_str(&j, "resolve", cmd);
+	}
+	proto_json_kv_double(&j, "total_s", util_now() - m->t_start);
+	if (m->t_pause > 0) {
+		proto_json_kv_double(&j, "pause_ms", (double)m->pause_ns / 1e6);
+		proto_json_kv_double(&j, "disks_ms", m->t_disks_ms);
+		proto_json_kv_double(&j, "state_sent_ms", m->t_sent_ms);
+		if (m->t_resumed > 0)
+			proto_json_kv_double(&j, "downtime_ms", (m->t_resumed - m->t_pause) * 1e3);
+	}
+	proto_json_kv_uint(&j, "rounds", m->round);
+	proto_json_key(&j, "bytes");
+	proto_json_obj_begin(&j);
+	proto_json_kv_uint(&j, "disk", disk);
+	proto_json_kv_uint(&j, "memory", m->bytes_mem);
+	proto_json_kv_uint(&j, "state", m->bytes_state);
+	proto_json_kv_uint(&j, "total", disk + m->bytes_mem + m->bytes_state);
+	proto_json_obj_end(&j);
+	proto_json_kv_uint(&j, "pages", m->pages_sent);
+	mig_event_end(&m->ev, &j);
+}
+
+/* ---- preflight ------------------------------------------------------------------ */
+
+/* Allocated bytes over the whole chain: what the destination must hold. */
+static uint64_t chain_allocated(struct vhd_disk *d)
+{
+	uint64_t sum = 0;
+	struct vhd_info info;
+	char verr[VHD_ERR_LEN];
+
+	for (; d; d = vhd_parent(d))
+		if (vhd_get_info(d, &info, verr) == 0)
+			sum += info.format == VHD_FORMAT_RAW ? info.file_size : info.allocated;
+	return sum;
+}
+
+static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct mig_vm_desc *d,
+			   char **json, char **info)
+{
+	struct proto_preflight *p = &msg->u.preflight;
+	int r;
+
+	memset(msg, 0, sizeof(*msg));
+	msg->type = PROTO_PREFLIGHT;
+	if ((r = m->vm->ops->config_json(m->vm->vm, json, m->err)) < 0)
+		return r;
+	if (m->vm->ops->runtime_info && (r = m->vm->ops->runtime_info(m->vm->vm, info, m->err)) < 0)
+		return r;
+	p->runtime = (char *)m->vm->ops->runtime->name;
+	p->runtime_info = *info;
+	p->vm_name = (char *)d->name;
+	p->config_json = *json;
+	p->mem_size = d->memory;
+	p->vcpus = d->cpus;
+	p->cpu_vendor = d->cpu_vendor;
+	p->ncpuid = d->ncpuid;
+	p->cpuid = d->cpuid;
+	p->disks = calloc(m->ndisks + 1, sizeof(*p->disks));
+	if (!p->disks)
+		return util_error(m->err, ENOMEM, "out of memory");
+	p->ndisks = m->ndisks;
+	for (unsigned i = 0; i < m->ndisks; i++) {
+		struct mig_disk *md = &m->disks[i];
+		struct vhd_info vi;
+		char verr[VHD_ERR_LEN];
+
+		if (vhd_get_info(md->disk, &vi, verr) < 0)
+			return util_error(m->err, EIO, "%s", verr);
+		p->disks[i].name = md->name;
+		p->disks[i].format = (char *)vhd_format_name(vhd_disk_format(md->disk));
+		p->disks[i].virtual_size = vhd_size(md->disk);
+		p->disks[i].allocated = chain_allocated(md->disk);
+		p->disks[i].block_size = vi.block_size;
+	}
+	p->features = m->s.features;
+	p->channels = m->o.channels;
+	return 0;
+}
+
+/* Names the disks for the destination: their file names, made unique among
+ * themselves and apart from the files that travel with the VM. */
+static int name_disks(struct mig_source *m, const struct mig_vm_desc *desc)
+{
+	m->ndisks = desc->ndisks;
+	for (unsigned i = 0; i < desc->ndisks; i++) {
+		struct mig_disk *d = &m->disks[i];
+		char copy[4096];
+		int r;
+
+		d->index = i;
+		pthread_mutex_init(&d->lock, NULL);
+		if ((r = m->vm->ops->disk_route(m->vm->vm, i, NULL, NULL, &d->disk, m->err)) < 0)
+			return r;
+		snprintf(copy, sizeof(copy), "%s", desc->disks[i].path);
+		snprintf(d->name, sizeof(d->name), "%s", basename(copy));
+		for (unsigned k = 0; k <= i; k++)
+			if ((k < i && strcmp(m->disks[k].name, d->name) == 0) ||
+			    (k == i && mig_runtime_file(m->vm->ops->runtime, NULL, d->name))) {
+				char unique[sizeof(d->name) + 16];
+
+				snprintf(unique, sizeof(unique), "%u-%s", i, d->name);
+				snprintf(d->name, sizeof(d->name), "%.*s", (int)sizeof(d->name) - 1,
+					 unique);
+			}
+		if (!proto_valid_disk_name(d->name))
+			return util_error(m->err, EINVAL,
+					  "%s: cannot name this disk for the destination",
+					  desc->disks[i].path);
+	}
+	return 0;
+}
+
+/* HELLO and PREFLIGHT: 0 on go; -EACCES on no-go (reported); another
+ * negative errno when it failed. */
+static int preflight(struct mig_source *m)
+{
+	uint64_t want = 0;
+	struct proto_msg msg, reply;
+	struct mig_vm_desc *d = malloc(sizeof(*d));
+	char *json = NULL, *info = NULL;
+	int r;
+
+	if (!d)
+		return util_error(m->err, ENOMEM, "out of memory");
+	m->vm->ops->describe(m->vm->vm, d);
+	mig_event_phase(&m->ev, "connect", m->o.to);
+	if ((r = mig_connect(&m->o, PROTO_ROLE_MIGRATE, &m->tls, &m->conn, m->err)) < 0)
+		goto out;
+	proto_session_init(&m->s, m->conn, PROTO_SOURCE);
+	m->session_open = true;
+	if (m->o.compress)
+		want |= PROTO_FEAT_COMPRESS;
+	if (m->o.channels)
+		want |= PROTO_FEAT_CHANNELS;
+	if (m->o.dry_run)
+		want |= PROTO_FEAT_DRY_RUN;
+	if (m->vm->ops->stream) {
+		want |= PROTO_FEAT_STREAM;
+		want &= ~(uint64_t)PROTO_FEAT_CHANNELS; /* one stream, one connection */
+		m->o.channels = 0;
+	}
+	if ((r = proto_session_hello(&m->s, PROTO_ROLE_MIGRATE, want, NULL, NULL, 0, m->err)) < 0)
+		goto out;
+	if (m->vm->ops->stream && !(m->s.features & PROTO_FEAT_STREAM)) {
+		r = util_error(m->err, EPROTONOSUPPORT,
+			       "the destination speaks protocol %u and cannot take a %s VM "
+			       "(it needs an smove that speaks protocol 3)",
+			       m->s.version, m->vm->ops->runtime->name);
+		goto out;
+	}
+	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
+		m->o.channels = 0; /* a version-1 destination: one connection */
+	mig_event_phase(&m->ev, "preflight", NULL);
+	if ((r = name_disks(m, d)) < 0)
+		goto out;
+	r = build_preflight(m, &msg, d, &json, &info);
+	if (r == 0)
+		r = proto_session_send(&m->s, &msg, m->err);
+	free(msg.u.preflight.disks);
+	free(json);
+	free(info);
+	if (r < 0 || (r = mig_recv(m, &reply, m->err)) < 0)
+		goto out;
+	if (reply.type != PROTO_PREFLIGHT_REPLY) {
+		r = util_error(m->err, EPROTO, "the destination answered %s to PREFLIGHT",
+			       proto_type_name(reply.type));
+		proto_msg_release(&reply);
+		goto out;
+	}
+	if (!reply.u.preflight_reply.go) {
+		snprintf(m->err, sizeof(m->err), "the destination cannot take %s (%u reasons)",
+			 d->name, reply.u.preflight_reply.nreasons);
+		emit_result(m, MIGRATE_NOGO, &reply.u.preflight_reply);
+		proto_msg_release(&reply);
+		r = -EACCES;
+		goto out;
+	}
+	for (uint32_t i = 0; i < reply.u.preflight_reply.nreasons; i++)
+		mig_event_phase(&m->ev, "warning", reply.u.preflight_reply.reasons[i]);
+	proto_msg_release(&reply);
+out:
+	free(d);
+	return r;
+}
+
+/* The destination closes the connection only once it has discarded its
+ * copy: waiting for that makes "rolled back" mean that both sides are clean,
+ * so that the same VM can be moved there again at once. */
+static void wait_destination_closed(struct mig_source *m)
+{
+	double end = util_now() + MIG_DISCARD_MS / 1e3;
+	struct proto_frame_hdr h;
+	struct proto_buf b;
+	char err[MIGRATE_ERR_LEN];
+	int r;
+
+	proto_buf_init(&b);
+	do {
+		int left = (int)((end - util_now()) * 1e3);
+
+		r = left > 0 ? proto_conn_poll(m->s.conn, left, err) : 0;
+		if (r == 1)
+			r = proto_conn_recv(m->s.conn, &h, &b, err) == 0;
+	} while (r == 1);
+	proto_buf_release(&b);
+	if (r == 0)
+		mig_event_phase(&m->ev, "warning",
+				"the destination did not confirm that it discarded its copy");
+}
+
+/* Sends CANCEL (a user's cancel, a dry run) or ERROR to the destination. */
+static void tell_destination(struct mig_source *m, bool cancel, const char *why)
+{
+	struct proto_msg msg = {.type = PROTO_CANCEL};
+
+	if (!m->session_open || m->s.state == PROTO_ST_DEAD || m->s.state == PROTO_ST_CLOSED)
+		return;
+	if (cancel) {
+		msg.u.reason.code = ECANCELED;
+		msg.u.reason.text = (char *)why;
+		if (proto_session_send(&m->s, &msg, m->err) == 0) {
+			wait_destination_closed(m);
+			return;
+		}
+	}
+	proto_session_fail(&m->s, EIO, m->err, "%s", why);
+}
+
+static int recv_exports(struct mig_source *m)
+{
+	for (unsigned got = 0; got < m->ndisks;) {
+		struct proto_msg msg;
+		int r = mig_recv(m, &msg, m->err);
+
+		if (r < 0)
+			return r;
+		if (msg.type != PROTO_DISK_EXPORT || msg.u.disk_export.disk >= m->ndisks ||
+		    m->disks[msg.u.disk_export.disk].have_exp) {
+			r = msg.type == PROTO_CANCEL
+				? util_error(m->err, ECANCELED, "%s", m->s.why)
+				: proto_session_fail(
+				      &m->s, EPROTO, m->err,
+				      "unexpected %s while waiting for the disk exports",
+				      proto_type_name(msg.type));
+			proto_msg_release(&msg);
+			return r;
+		}
+		struct mig_disk *d = &m->disks[msg.u.disk_export.disk];
+		d->exp = msg.u.disk_export;
+		memset(&msg.u.disk_export, 0, sizeof(msg.u.disk_export));
+		d->have_exp = true;
+		proto_msg_release(&msg);
+		got++;
+	}
+	return 0;
+}
+
+/* ---- the migration thread ---------------------------------------------------------- */
+
+/* Before RESUME was sent: every change undone, the VM runs here again. */
+/* Before RESUME was sent: every change undone, the VM runs here again as it
+ * did before the migration (unthrottled, its dirty log off, its disks its
+ * own). */
+static enum migrate_result roll_back(struct mig_source *m)
+{
+	char err[MIGRATE_ERR_LEN];
+	bool cancelled = atomic_load(&m->cancel);
+
+	mig_event_phase(&m->ev, "rollback", m->err);
+	tell_destination(m, cancelled, cancelled ? m->cancel_why : m->err);
+	mig_memory_cancel(m);
+	mig_storage_cancel(m);
+	mig_source_record_remove(migrate_vm_name(m->vm));
+	if (mig_vm_restore(m->vm, err) < 0)
+		mig_event_error(&m->ev, err);
+	return MIGRATE_ROLLED_BACK;
+}
+
+static enum migrate_result migrate(struct mig_source *m)
+{
+	int r = preflight(m);
+
+	if (r == -ECANCELED) /* nothing was created there yet */
+		return roll_back(m);
+	if (r == -EACCES)
+		return MIGRATE_NOGO;
+	if (r < 0)
+		return MIGRATE_FAILED;
+	if (m->o.dry_run) { /* with or without PROTO_FEAT_DRY_RUN, CANCEL ends it */
+		tell_destination(m, true, "dry run");
+		return MIGRATE_DONE;
+	}
+	mig_event_phase(&m->ev, "storage", NULL);
+	if (recv_exports(m) < 0 || mig_send_files(m, true, m->err) < 0 ||
+	    mig_storage_start(m, m->err) < 0 || mig_storage_wait_synced(m, m->err) < 0)
+		return roll_back(m);
+	if (mig_stall_point(m, "source-storage", m->err) < 0)
+		return roll_back(m);
+	mig_event_phase(&m->ev, "memory", NULL);
+	if (mig_memory(m, m->err) < 0)
+		return roll_back(m);
+	r = mig_switchover(m, m->err);
+	if (r < 0)
+		return roll_back(m);
+	return (enum migrate_result)r;
+}
+
+static void release_source(struct mig_source *m)
+{
+	mig_memory_release(m);
+	mig_storage_release(m);
+	if (m->session_open)
+		proto_session_release(&m->s);
+	proto_conn_close(m->conn);
+	proto_tls_free(m->tls);
+	mig_limit_release(&m->limit);
+	mig_events_release(&m->ev);
+	free(m);
+}
+
+static void *migration_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct migrator *mm = m->owner;
+	enum migrate_result code = migrate(m);
+	struct migrate_vm *vm = m->vm;
+	bool moved = code == MIGRATE_DONE && !m->o.dry_run;
+
+	if (code != MIGRATE_NOGO) /* a no-go was reported with its reasons */
+		emit_result(m, code, NULL);
+	release_source(m);
+	pthread_mutex_lock(&mm->lock);
+	if (mm->state == BUSY)
+		mm->state = IDLE;
+	if (moved)
+		vm->ops->stop(vm->vm); /* it runs elsewhere now: `smove run` ends */
+	mm->active = NULL;
+	pthread_cond_broadcast(&mm->cond);
+	pthread_mutex_unlock(&mm->lock);
+	return NULL;
+}
+
+void mig_migrator_moved(struct migrator *mm, const char *to)
+{
+	pthread_mutex_lock(&mm->lock);
+	mm->state = MOVED;
+	snprintf(mm->moved_to, sizeof(mm->moved_to), "%s", to);
+	pthread_mutex_unlock(&mm->lock);
+}
+
+void mig_migrator_in_doubt(struct migrator *mm, const struct mig_source_record *r)
+{
+	pthread_mutex_lock(&mm->lock);
+	mm->state = IN_DOUBT;
+	mm->doubt = *r;
+	pthread_mutex_unlock(&mm->lock);
+}
+
+bool mig_migrator_no_return(struct migrator *mm, struct mig_source *m)
+{
+	pthread_mutex_lock(&mm->lock);
+	m->past_resume = !atomic_load(&m->cancel);
+	pthread_mutex_unlock(&mm->lock);
+	return m->past_resume;
+}
+
+const char *mig_migrator_own_dir(struct migrator *mm)
+{
+	return mm->own_dir[0] ? mm->own_dir : NULL;
+}
+
+/* ---- the control commands ---------------------------------------------------------- */
+
+static int busy_error(struct migrator *mm, char *err)
+{
+	const char *name = migrate_vm_name(mm->vm);
+
+	switch (mm->state) {
+	case BUSY:
+		return util_error(err, EBUSY, "%s: a migration is already running", name);
+	case IN_DOUBT:
+		return util_error(err, EBUSY,
+				  "%s: the last migration (to %s) is in doubt: run 'smove move "
+				  "--resolve %s' first",
+				  name, mm->doubt.to, name);
+	case MOVED:
+		return util_error(err, ESRCH, "%s: the VM has moved to %s", name, mm->moved_to);
+	default:
+		return 0;
+	}
+}
+
+static void send_ok(int fd, struct migrator *mm, const char *what)
+{
+	char line[256];
+
+	snprintf(line, sizeof(line),
+		 "{\"ok\":true,\"schema\":%d,\"event\":\"%s\",\"name\":\"%s\"}\n", MIG_SCHEMA, what,
+		 migrate_vm_name(mm->vm));
+	(void)!write(fd, line, strlen(line));
+}
+
+static int start_thread(struct migrator *mm, struct mig_source *m, void *(*fn)(void *), char *err)
+{
+	pthread_t t;
+	int r = pthread_create(&t, NULL, fn, m);
+
+	if (r)
+		return util_error(err, r, "cannot start the migration thread: %s", strerror(r));
+	pthread_detach(t);
+	return 0;
+}
+
+static struct mig_source *new_source(struct migrator *mm, int fd, char *err)
+{
+	struct mig_source *m = calloc(1, sizeof(*m));
+
+	if (!m) {
+		util_error(err, ENOMEM, "out of memory");
+		return NULL;
+	}
+	m->vm = mm->vm;
+	m->owner = mm;
+	m->stream_fd = m->runtime_fd = -1;
+	m->t_start = util_now();
+	mig_events_init(&m->ev, fd, mm->o.log, mm->o.opaque);
+	return m;
+}
+
+static int cmd_migrate(void *opaque, const struct proto_json_value *req, int fd, char *err)
+{
+	struct migrator *mm = opaque;
+	struct mig_source *m;
+	struct mig_opts o;
+	int r = mig_opts_parse(req, &o, err);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&mm->lock);
+	if ((r = busy_error(mm, err)) < 0) {
+		pthread_mutex_unlock(&mm->lock);
+		return r;
+	}
+	if (!(m = new_source(mm, fd, err))) {
+		pthread_mutex_unlock(&mm->lock);
+		return -ENOMEM;
+	}
+	m->o = o;
+	mig_limit_init(&m->limit, o.bandwidth);
+	send_ok(fd, mm, "started");
+	mm->state = BUSY;
+	mm->active = m;
+	if ((r = start_thread(mm, m, migration_thread, err)) < 0) {
+		mm->state = IDLE;
+		mm->active = NULL;
+		m->ev.fd = -1; /* the control thread answers and closes it */
+		mig_limit_release(&m->limit);
+		mig_events_release(&m->ev);
+		free(m);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+static int cmd_cancel(void *opaque, const struct proto_json_value *req, struct proto_json *reply,
+		      char *err)
+{
+	struct migrator *mm = opaque;
+	const char *name = migrate_vm_name(mm->vm);
+	int r = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->state == BUSY && mm->active && mm->active->past_resume) {
+		r = util_error(err, EALREADY,
+			       "%s: too late to cancel: the destination was told to resume the "
+			       "VM; the migration ends done, or in doubt (then settle it with "
+			       "'smove move --resolve %s')",
+			       name, name);
+	} else if (mm->state == BUSY && mm->active) {
+		snprintf(mm->active->cancel_why, sizeof(mm->active->cancel_why),
+			 "cancelled on the source");
+		atomic_store(&mm->active->cancel, true);
+	} else {
+		r = mm->state == IN_DOUBT
+			? busy_error(mm, err)
+			: util_error(err, ENOENT, "%s: no migration is running", name);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+static void *resolve_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct migrator *mm = m->owner;
+	enum proto_outcome outcome = PROTO_OUTCOME_UNKNOWN;
+	enum migrate_result code;
+
+	mig_event_phase(&m->ev, "resolve", m->o.to);
+	code = mig_resolve(m->vm, &mm->doubt, &m->ev, &outcome, m->err);
+	emit_result(m, code, NULL);
+	release_source(m);
+	pthread_mutex_lock(&mm->lock);
+	mm->resolving = false;
+	if (outcome == PROTO_OUTCOME_RESUMED) {
+		mm->state = MOVED;
+		snprintf(mm->moved_to, sizeof(mm->moved_to), "%s", m->o.to);
+	} else if (outcome == PROTO_OUTCOME_NOT_RESUMED) {
+		mm->state = IDLE;
+	} else {
+		mm->state = IN_DOUBT;
+	}
+	if (outcome == PROTO_OUTCOME_RESUMED)
+		mm->vm->ops->stop(mm->vm->vm);
+	mm->active = NULL;
+	pthread_cond_broadcast(&mm->cond);
+	pthread_mutex_unlock(&mm->lock);
+	return NULL;
+}
+
+static int cmd_resolve(void *opaque, const struct proto_json_value *req, int fd, char *err)
+{
+	struct migrator *mm = opaque;
+	struct mig_source *m;
+	int r = 0;
+
+	pthread_mutex_lock(&mm->lock);
+	if (mm->state != IN_DOUBT) {
+		r = util_error(err, ENOENT, "%s: no migration is in doubt",
+			       migrate_vm_name(mm->vm));
+	} else if (!(m = new_source(mm, fd, err))) {
+		r = -ENOMEM;
+	} else {
+		snprintf(m->o.to, sizeof(m->o.to), "%s", mm->doubt.to);
+		m->past_resume = true; /* settling cannot be cancelled */
+		mig_limit_init(&m->limit, 0);
+		send_ok(fd, mm, "started");
+		mm->state = BUSY;
+		mm->resolving = true;
+		mm->active = m;
+		if ((r = start_thread(mm, m, resolve_thread, err)) < 0) {
+			mm->state = IN_DOUBT;
+			mm->resolving = false;
+			mm->active = NULL;
+			m->ev.fd = -1;
+			mig_limit_release(&m->limit);
+			mig_events_release(&m->ev);
+			free(m);
+		}
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return r;
+}
+
+/* ---- the migrator ----------------------------------------------------------------- */
+
+/* `status` of a VM that a migration in doubt holds paused: "in-doubt", and a
+ * member "migration" saying where it went and what settles it. */
+static const char *status_state(void *opaque, struct proto_json *j)
+{
+	struct migrator *mm = opaque;
+	const char *name = migrate_vm_name(mm->vm);
+	char cmd[160];
+	bool doubt;
+
+	pthread_mutex_lock(&mm->lock);
+	doubt = mm->state == IN_DOUBT || mm->resolving;
+	if (doubt) {
+		resolve_command(name, cmd, sizeof(cmd));
+		proto_json_key(j, "migration");
+		proto_json_obj_begin(j);
+		proto_json_kv_str(j, "state", "in-doubt");
+		proto_json_kv_str(j, "to", mm->doubt.to);
+		proto_json_kv_str(j, "resolve", cmd);
+		proto_json_obj_end(j);
+	}
+	pthread_mutex_unlock(&mm->lock);
+	return doubt ? "in-doubt" : NULL;
+}
+
+int migrate_attach(struct migrate_vm *vm, struct migrate_control *ctl,
+		   const struct migrate_attach_opts *o, struct migrator **out, char *err)
+{
+	struct migrator *mm = calloc(1, sizeof(*mm));
+
+	if (!mm)
+		return util_error(err, ENOMEM, "out of memory");
+	mm->vm = vm;
+	if (o)
+		mm->o = *o;
+	if (o && o->own_dir)
+		snprintf(mm->own_dir, sizeof(mm->own_dir), "%s", o->own_dir);
+	mm->o.own_dir = NULL;
+	pthread_mutex_init(&mm->lock, NULL);
+	pthread_cond_init(&mm->cond, NULL);
+	if (migrate_control_register_stream(ctl, "migrate", cmd_migrate, mm) < 0 ||
+	    migrate_control_register(ctl, "migrate-cancel", cmd_cancel, mm) < 0 ||
+	    migrate_control_register_stream(ctl, "migrate-resolve", cmd_resolve, mm) < 0) {
+		migrate_detach(mm);
+		return util_error(err, ENOSPC, "too many control commands");
+	}
+	migrate_control_status_hook(ctl, status_state, mm);
+	*out = mm;
+	return 0;
+}
+
+bool migrate_moved(struct migrator *mm, char *to, size_t len)
+{
+	bool moved;
+
+	pthread_mutex_lock(&mm->lock);
+	moved = mm->state == MOVED;
+	if (moved && to)
+		snprintf(to, len, "%s", mm->moved_to);
+	pthread_mutex_unlock(&mm->lock);
+	return moved;
+}
+
+bool migrate_in_doubt(struct migrator *mm)
+{
+	bool doubt;
+
+	pthread_mutex_lock(&mm->lock);
+	doubt = mm->state == IN_DOUBT;
+	pthread_mutex_unlock(&mm->lock);
+	return doubt;
+}
+
+void migrate_detach(struct migrator *mm)
+{
+	if (!mm)
+		return;
+	pthread_mutex_lock(&mm->lock);
+	if (mm->active) {
+		snprintf(mm->active->cancel_why, sizeof(mm->active->cancel_why),
+			 "the source VM is stopping");
+		atomic_store(&mm->active->cancel, true);
+	}
+	while (mm->active)
+		pthread_cond_wait(&mm->cond, &mm->lock);
+	pthread_mutex_unlock(&mm->lock);
+	pthread_mutex_destroy(&mm->lock);
+	pthread_cond_destroy(&mm->cond);
+	free(mm);
+}
