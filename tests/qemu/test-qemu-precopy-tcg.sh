@@ -8,7 +8,7 @@
 # destination, bench/qemu-tcg-precopy.py); the guest's check after the move,
 # and the host's check of its disk, find every invariant intact. With
 # TCG_PRECOPY_MEMORY=256M (a whole number of 256 KiB) this test fails: the
-# destination's kernel crashed or the checker failed in 74 of 85 such runs.
+# destination's kernel crashed or the checker failed in 84 of 95 such runs.
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/qemu/linux-guest.sh"
 requires_linux_guest
