@@ -181,6 +181,13 @@ static int disks_open(void *h, const char *const *paths, char *err)
 	return qemu_vm_disks_open(h, paths, err);
 }
 
+static void announce(void *h)
+{
+	char err[QEMU_ERR_LEN];
+
+	qemu_vm_announce(h, err);
+}
+
 /* ---- the stream ------------------------------------------------------------------------ */
 
 /* Under KVM QEMU's dirty log is the hardware's; under TCG the runtime gives
@@ -296,6 +303,7 @@ static const struct mig_vm_ops vm_ops = {
     .disk_route = disk_route,
     .disk_drain = disk_drain,
     .disks_open = disks_open,
+    .announce = announce,
     .stream = &stream_ops,
 };
 

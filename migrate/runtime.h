@@ -151,6 +151,9 @@ struct mig_vm_ops {
 	void (*disk_drain)(void *vm);
 	/* Incoming: opens its disks (paths[i]: the file for disk i). */
 	int (*disks_open)(void *vm, const char *const *paths, char *err);
+	/* Incoming, once resumed: tells the network where the guest's NICs are
+	 * now (gratuitous ARP / RARP); NULL for a VM without NICs. */
+	void (*announce)(void *vm);
 	const struct mig_ram_ops *ram;
 	const struct mig_stream_ops *stream;
 };
