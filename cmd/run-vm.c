@@ -122,7 +122,9 @@ static int memsync_config(const struct run_args *a, struct vm_config *c)
 		return EXIT_FAILURE;
 	if (a->memory)
 		c->memory = a->memory;
-	if (a->cpus)
+	if (a->cpus_given && (a->cpus < 1 || a->cpus > VM_MAX_VCPUS))
+		return usage_error("smove run", "--cpus must be between 1 and %d", VM_MAX_VCPUS);
+	if (a->cpus_given)
 		c->cpus = a->cpus;
 	if (a->dirty_log && vm_dirty_mode_parse(a->dirty_log, &c->dirty_mode) < 0)
 		return usage_error("smove run", "--dirty-log must be bitmap or ring");
@@ -228,7 +230,9 @@ static int qemu_options(const struct run_args *a, struct qemu_config *c)
 		return EXIT_FAILURE;
 	if (a->memory)
 		c->memory = a->memory;
-	if (a->cpus)
+	if (a->cpus_given && (a->cpus < 1 || a->cpus > QEMU_MAX_VCPUS))
+		return usage_error("smove run", "--cpus must be between 1 and %d", QEMU_MAX_VCPUS);
+	if (a->cpus_given)
 		c->cpus = a->cpus;
 	if (a->accel && qemu_accel_parse(a->accel, &c->accel) < 0)
 		return usage_error("smove run", "--accel must be auto, kvm or tcg");

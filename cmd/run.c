@@ -126,9 +126,11 @@ int cmd_run(int argc, char **argv)
 			if (parse_size(optarg, &a.memory) < 0)
 				r = usage_error(prog, "invalid memory size '%s'", optarg);
 			break;
-		case 'c':
-			if (!(r = parse_number("--cpus", optarg, 1, 64, &v)))
-				a.cpus = (unsigned)v;
+		case 'c': /* (its range is the runtime's: run-vm.c) */
+			if (parse_size(optarg, &v) < 0 || v > 1024)
+				r = usage_error(prog, "invalid vCPU count '%s'", optarg);
+			a.cpus = (unsigned)v;
+			a.cpus_given = true;
 			break;
 		case 'd':
 			if (a.ndisks == MIGRATE_MAX_DISKS)

@@ -15,6 +15,7 @@ struct run_args {
 	const char *name, *cmdline, *control, *console;
 	uint64_t memory;
 	unsigned cpus;
+	bool cpus_given;
 	unsigned ndisks;
 	char *disks[MIGRATE_MAX_DISKS]; /* FILE[,readonly][,format=FMT] */
 	bool json;
