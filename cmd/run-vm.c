@@ -171,7 +171,7 @@ static int make_memsync(const struct run_args *a, struct migrate_vm **out)
 		goto out;
 	for (unsigned i = 0; i < c.ndisks; i++)
 		disks[i] = c.disks[i].path;
-	if ((r = run_check_leftover(c.name, disks, c.ndisks)))
+	if ((r = run_check_leftover(c.name, disks, c.ndisks, a->force)))
 		goto out;
 	run_block_signals();
 	if (vm_create(&c, 0, a->json ? 2 : 1, &vm, err) < 0 ||
@@ -307,7 +307,7 @@ static int make_qemu(const struct run_args *a, struct migrate_vm **out)
 		goto out;
 	for (unsigned i = 0; i < c.ndisks; i++)
 		disks[i] = c.disks[i].path;
-	if ((r = run_check_leftover(c.name, disks, c.ndisks)))
+	if ((r = run_check_leftover(c.name, disks, c.ndisks, a->force)))
 		goto out;
 	run_block_signals();
 	if (qemu_vm_create(&c, 0, &vm, err) < 0 || migrate_vm_qemu(vm, out, err) < 0) {

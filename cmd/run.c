@@ -27,6 +27,8 @@ static const char help[] =
     "  -o, --console FILE         append the console to FILE (default: standard output)\n"
     "  -f, --config FILE          read the configuration from a JSON file\n"
     "  -j, --json                 print events as JSON lines (console to standard error)\n"
+    "      --force                start a VM that arrived here by a migration never\n"
+    "                             committed (its source may run it: see smove move)\n"
     "  -h, --help                 show this help\n"
     "\n"
     "smove's own VMM:\n"
@@ -68,7 +70,8 @@ int cmd_run(int argc, char **argv)
 		MACHINE,
 		CPU_MODEL,
 		NIC,
-		QEMU
+		QEMU,
+		FORCE
 	};
 	static const struct option longopts[] = {
 	    {"runtime", required_argument, NULL, 'r'},
@@ -93,6 +96,7 @@ int cmd_run(int argc, char **argv)
 	    {"cpu-model", required_argument, NULL, CPU_MODEL},
 	    {"nic", required_argument, NULL, NIC},
 	    {"qemu", required_argument, NULL, QEMU},
+	    {"force", no_argument, NULL, FORCE},
 	    /* `smove serve`'s, for the incoming VM's process */
 	    {"incoming", no_argument, NULL, 'I'},
 	    {"memfd", required_argument, NULL, 'M'},
@@ -183,6 +187,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case QEMU:
 			a.qemu = optarg;
+			break;
+		case FORCE:
+			a.force = true;
 			break;
 		case 'I':
 			incoming = true;
