@@ -19,7 +19,8 @@ migrate_shell_tests = \
 TESTS += $(migrate_shell_tests)
 # Each again with the QEMU runtime (the Linux test guest, under TCG where
 # /dev/kvm is missing): the .sh runs need /dev/kvm, the .qemu runs every
-# machine. A .qemu is the .sh's copy in the build tree.
+# machine. A .qemu is the .sh's copy in the build tree, made executable with
+# SMOVE_TEST_RUNTIME=qemu set first; its log is test-X.qemu.log.
 migrate_qemu_tests = tests/migrate/test-migrate-raw.qemu \
 	tests/migrate/test-migrate-vhdx-psk.qemu tests/migrate/test-migrate-vhd-x509.qemu \
 	tests/migrate/test-migrate-cancel.qemu tests/migrate/test-migrate-dest-killed.qemu \
@@ -36,7 +37,9 @@ TESTS += $(migrate_qemu_tests)
 check_SCRIPTS += $(migrate_qemu_tests)
 CLEANFILES += $(migrate_qemu_tests)
 tests/migrate/%.qemu: $(srcdir)/tests/migrate/%.sh
-	$(AM_V_GEN)$(MKDIR_P) tests/migrate && cp $< $@
+	$(AM_V_GEN)$(MKDIR_P) tests/migrate && \
+	{ echo '#!$(SHELL)'; echo 'SMOVE_TEST_RUNTIME=qemu; export SMOVE_TEST_RUNTIME'; \
+	  sed 1d $<; } >$@.tmp && chmod +x $@.tmp && mv $@.tmp $@
 EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py \
 	tests/migrate/bad_wire.py \
 	tests/migrate/bad-dest.py
