@@ -256,10 +256,16 @@ static int preflight(struct mig_source *m)
 	if ((r = proto_session_hello(&m->s, PROTO_ROLE_MIGRATE, want, NULL, NULL, 0, m->err)) < 0)
 		goto out;
 	if (m->vm->ops->stream && !(m->s.features & PROTO_FEAT_STREAM)) {
-		r = util_error(m->err, EPROTONOSUPPORT,
-			       "the destination speaks protocol %u and cannot take a %s VM "
-			       "(it needs an smove that speaks protocol 3)",
-			       m->s.version, m->vm->ops->runtime->name);
+		if (m->s.version < 3)
+			r = util_error(m->err, EPROTONOSUPPORT,
+				       "the destination speaks protocol %u and cannot take a %s VM "
+				       "(it needs an smove that speaks protocol 3)",
+				       m->s.version, m->vm->ops->runtime->name);
+		else
+			r = util_error(m->err, EPROTONOSUPPORT,
+				       "the destination cannot take a %s VM: it does not grant "
+				       "STREAM (no runtime there takes a migration stream)",
+				       m->vm->ops->runtime->name);
 		goto out;
 	}
 	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
