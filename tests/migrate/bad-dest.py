@@ -3,10 +3,14 @@
 `smove serve`) for `smove move`, framed as docs/protocol.md says
 (bad_wire.py). It listens on 127.0.0.1, writes its port to PORTFILE, takes
 one migration and plays CASE; it prints what it saw and exits when the source
-has gone. `bad-dest.py --list` prints each case with the exit status that
-`smove move` must end with, a pattern (grep -E) its error must match, and
-which VM it is for ("disk": a VM with a disk, "mem": one without, whose
-migration reaches the memory rounds and the switchover at once).
+has gone. `bad-dest.py --list RUNTIME` prints each case for a source VM of
+RUNTIME (memsync or qemu) with the exit status that `smove move` must end
+with, a pattern (grep -E) its error must match, and which VM it is for
+("disk": a VM with a disk, "mem": one without, whose migration reaches the
+memory rounds, or the runtime's stream, and the switchover at once).
+The fake speaks the highest version both sides know (3) and grants STREAM
+when the source asks for it (a QEMU VM's memory goes as a stream), unless a
+case says otherwise; it speaks in the clear (the source moves without TLS).
 """
 import os
 import socket
@@ -44,9 +48,16 @@ class Peer:
     def send(self, data):
         self.sock.sendall(data)
 
-    def hello(self, version=2, token=None):
+    def hello(self, version=None, token=None, stream=True):
+        """HELLO_ACK: version (default: the source's highest, at most 3) and
+        the features the source asked for that the fake knows (STREAM from
+        version 3, unless stream is False)."""
         p = self.until(HELLO)
-        self.send(frame(HELLO_ACK, hello_ack(version, 0, p[16:32], token)))
+        vmin, vmax, role, _, channel, want = struct.unpack(">HHBBHQ", p[:16])
+        if version is None:
+            version = min(vmax, 3)
+        features = want & FEAT_STREAM if version >= 3 and stream else 0
+        self.send(frame(HELLO_ACK, hello_ack(version, features, p[16:32], token)))
 
     def go(self, exports=()):
         self.hello()
@@ -81,10 +92,12 @@ def garbage_server():
 
 
 def memory_then(action):
-    """A go without disks; the first round's ROUND_END; then action."""
+    """A go without disks; the first round's ROUND_END (or, from a runtime
+    with its own stream, its first STREAM frame); then action."""
     def run(p):
         p.go()
-        p.until(ROUND_END)
+        while p.recv()[0] not in (ROUND_END, STREAM):
+            pass
         action(p)
     return run
 
@@ -184,6 +197,16 @@ CASES = {
     "go-export-host": (go_then(exports=lambda: [("127.0.0.1/x?socket=/tmp/s", closed_port(),
                                                  "")]),
                        ROLLED_BACK, "not a host name", "disk"),
+    # The disks go only over TLS, to the host the source authenticated.
+    "go-export-socket": (go_then(frame(DISK_EXPORT, disk_export(0, "", 0,
+                                                                socket="/tmp/smove-evil.sock"))),
+                         ROLLED_BACK, r"^the destination named a Unix socket \(/tmp/smove-evil"
+                         r"\.sock\) for disk 0: refused, disks go only over TLS to the "
+                         r"destination itself$", "disk"),
+    "go-export-notls": (go_then(frame(DISK_EXPORT, disk_export(0, "127.0.0.1", closed_port(),
+                                                               tls=False))),
+                        ROLLED_BACK, r"^the destination offered disk 0 without TLS: refused$",
+                        "disk"),
     "go-ready": (go_then(frame(SWITCHOVER_READY)), ROLLED_BACK, "SWITCHOVER_READY", "disk"),
     "memory-error": (memory_then(error), ROLLED_BACK, ERR, "mem"),
     "memory-close": (memory_then(close), ROLLED_BACK, "closed|reset|broken|Broken", "mem"),
@@ -201,11 +224,27 @@ CASES = {
     "switchover-resuming": (switchover_then(lambda p: p.send(frame(RESUMING))), ROLLED_BACK,
                             "RESUMING", "mem"),
 }
+# A QEMU VM's source needs protocol 3 and STREAM: an older destination is
+# refused before the preflight.
+QEMU_CASES = {
+    "hello-v2": (lambda p: p.hello(version=2), FAILED,
+                 r"^the destination speaks protocol 2 and cannot take a qemu VM \(it needs an "
+                 r"smove that speaks protocol 3\)$", "disk"),
+    "hello-nostream": (lambda p: p.hello(stream=False), FAILED,
+                       r"^the destination cannot take a qemu VM: it does not grant STREAM "
+                       r"\(no runtime there takes a migration stream\)$", "disk"),
+}
+
+
 def main():
     if sys.argv[1] == "--list":
-        for name, (_, status, pattern, vm) in CASES.items():
+        cases = dict(CASES)
+        if sys.argv[2] == "qemu":
+            cases.update(QEMU_CASES)
+        for name, (_, status, pattern, vm) in cases.items():
             print("%s\t%d\t%s\t%s" % (name, status, pattern, vm))
         return 0
+    CASES.update(QEMU_CASES)
     port_file, case = sys.argv[1], sys.argv[2]
     ls = socket.socket()
     ls.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, 65536)

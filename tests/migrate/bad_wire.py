@@ -9,9 +9,9 @@ import struct
 MAGIC = 0x534D4F56
 (HELLO, HELLO_ACK, PREFLIGHT, PREFLIGHT_REPLY, DISK_EXPORT, MEM_BATCH, ROUND_END,
  VCPU_STATE, DEVICE_STATE, STATE_END, SWITCHOVER_READY, RESUME, RESUMING, RUNNING,
- COMMIT, DONE, CANCEL, ERROR, PING, PONG, RESOLVE, RESOLVE_REPLY) = range(1, 23)
+ COMMIT, DONE, CANCEL, ERROR, PING, PONG, RESOLVE, RESOLVE_REPLY, STREAM) = range(1, 24)
 ROLE_MIGRATE, ROLE_CHANNEL, ROLE_RESOLVE = 1, 2, 3
-FEAT_COMPRESS, FEAT_CHANNELS, FEAT_DRY_RUN = 1, 2, 4
+FEAT_COMPRESS, FEAT_CHANNELS, FEAT_DRY_RUN, FEAT_STREAM = 1, 2, 4, 8
 PAGE = 4096
 
 _POLY = 0x82F63B78
@@ -80,10 +80,13 @@ def preflight_reply(go, reasons=()):
     return struct.pack(">BI", go, len(reasons)) + b"".join(s(r) for r in reasons)
 
 
-def disk_export(disk, host, port, name="", key=None):
-    key = key or os.urandom(32)
-    return struct.pack(">I", disk) + s(host) + struct.pack(">H", port) + s("") + s(name) + \
-        struct.pack(">B", 1) + s("bad-peer") + struct.pack(">I", len(key)) + key
+def disk_export(disk, host, port, name="", key=None, socket="", tls=True):
+    """An export at host:port or (host "", port 0) a Unix socket path; without
+    tls, no identity and no key."""
+    key = (key or os.urandom(32)) if tls else b""
+    return struct.pack(">I", disk) + s(host) + struct.pack(">H", port) + s(socket) + s(name) + \
+        struct.pack(">B", 1 if tls else 0) + s("bad-peer" if tls else "") + \
+        struct.pack(">I", len(key)) + key
 
 
 def mem_batch(round_, pages, channel=0):
@@ -118,16 +121,16 @@ class Closed(Exception):
 
 
 def recv_exact(sock, n):
-    b = b""
+    b = bytearray()  # not bytes: += would copy it all for each chunk
     while len(b) < n:
         try:
-            chunk = sock.recv(n - len(b))
+            chunk = sock.recv(min(n - len(b), 1 << 20))
         except ConnectionResetError:
             chunk = b""
         if not chunk:
             raise Closed("closed after %d of %d bytes" % (len(b), n))
         b += chunk
-    return b
+    return bytes(b)
 
 
 def read_frame(sock, check_max=1 << 20):

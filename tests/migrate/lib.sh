@@ -54,11 +54,24 @@ src() { SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" "$@
 dst() { SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst" $IN_DST "$SMOVE" "$@"; }
 # The key serve and move use unless a test gives its own TLS options.
 psktool -u smove -p "$T/lib.psk" >/dev/null 2>&1 || fail "psktool cannot make a key"
-# tls_default ARGS...: --tls-psk $T/lib.psk unless ARGS choose their own.
+# LIB_TLS=none: start_serve, move and move_bg speak in the clear (serve with
+# --insecure), for the fake peers that speak the protocol without TLS
+# (bad-client.py, bad-dest.py); psk (the default): TLS with $T/lib.psk.
+LIB_TLS=psk
+# tls_default ARGS...: --tls-psk $T/lib.psk unless ARGS choose their own
+# (nothing with LIB_TLS=none).
 tls_default() {
 	case " $* " in
 	*" --tls-psk "* | *" --tls-x509 "* | *" --insecure "*) ;;
-	*) echo "--tls-psk $T/lib.psk" ;;
+	*) [ "$LIB_TLS" = none ] || echo "--tls-psk $T/lib.psk" ;;
+	esac
+}
+# serve_tls ARGS...: serve's TLS options: tls_default's, or --insecure.
+serve_tls() {
+	t=$(tls_default "$@")
+	case " $* " in
+	*" --tls-psk "* | *" --tls-x509 "* | *" --insecure "*) ;;
+	*) echo "${t:---insecure}" ;;
 	esac
 }
 
@@ -86,7 +99,7 @@ wait_for() {
 start_serve() {
 	: >"$T/serve.out" # not a previous serve's line, whenever the shell opens it
 	SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst" $IN_DST "$SMOVE" serve \
-		--listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" --json $(tls_default "$@") "$@" \
+		--listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" --json $(serve_tls "$@") "$@" \
 		>"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill $SERVE_PID 2>/dev/null || true"

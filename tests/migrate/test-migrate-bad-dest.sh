@@ -4,7 +4,10 @@
 # wrong version or a huge frame, goes silent, answers PREFLIGHT with ERROR or
 # nonsense, says go and then closes, sends ERROR, garbage or a huge frame,
 # names disk exports that are unreachable, speak no NBD or smuggle URI
-# options, or misbehaves during the memory rounds and at the switchover. The
+# options, or name a Unix socket or no TLS (refused: the disks go only over
+# TLS to the destination itself), misbehaves during the memory rounds (or the
+# QEMU runtime's stream) and at the switchover, or (a QEMU VM) speaks an older
+# protocol or no STREAM. The fake speaks in the clear (LIB_TLS=none). The
 # source ends with the documented exit status (1: nothing had changed; 5:
 # rolled back) and a clear error; its VM runs on with the guest's invariants
 # intact, its files are all there and nothing of the migration is left. Then
@@ -17,7 +20,8 @@ truncate -s 8M "$T/disk.raw"
 start_vm vmd --memory 128M --cpus 2 --disk "$T/disk.raw" \
 	--cmdline "mem=8M passes=0 disk=8M diskpasses=1000000 cpu0=mem cpu1=disk hb=5"
 start_vm vmm --memory 128M --cmdline "mem=8M passes=0 hb=5"
-/usr/bin/python3 "$fake" --list >"$T/cases"
+/usr/bin/python3 "$fake" --list "$RUNTIME" >"$T/cases"
+LIB_TLS=none
 tab=$(printf '\t')
 n=0
 while IFS=$tab read -r c status pattern vm; do
@@ -49,10 +53,11 @@ while IFS=$tab read -r c status pattern vm; do
 	n=$((n + 1))
 done <"$T/cases"
 echo "$n hostile destinations: every migration failed cleanly"
-# The guests go on, and both VMs move to a real serve.
+# The guests go on, and both VMs move to a real serve (TLS).
 mem=$(grep -c "mem pass" "$T/vmd.console" || true)
 disk=$(grep -c "disk 0 pass" "$T/vmd.console" || true)
 PORT=
+LIB_TLS=psk
 start_serve
 move vmd
 expect_move 0
