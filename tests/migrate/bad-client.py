@@ -8,10 +8,15 @@ log must show for it. The cases whose name starts with "go-" first get a real
 go: HELLO, a valid PREFLIGHT (VM "bad-CASE", one raw disk) and the disk
 exports, and misbehave from there; the destination must discard its copy.
 SMOVE_TEST_FRAME_TIMEOUT_MS (serve's frame timeout) bounds the silent cases.
+With SMOVE_TEST_RUNTIME=qemu the go is a QEMU VM's (protocol 3, STREAM, the
+configuration and runtime_info in the JSON file BAD_CLIENT_QEMU: a running
+VM's, without kernel or initrd) and the cases after it are the stream's
+(`--list` then lists those instead of the pages' and smove's VM state's).
 """
 import os
 import socket
 import struct
+import json
 import sys
 import time
 import zlib
@@ -22,22 +27,47 @@ from bad_wire import *  # noqa: E402,F403
 TIMEOUT_S = int(os.environ.get("SMOVE_TEST_FRAME_TIMEOUT_MS", "30000")) / 1000
 
 
-def negotiated(port, features=0):
+QEMU = os.environ.get("SMOVE_TEST_RUNTIME") == "qemu"
+
+
+def negotiated(port, features=0, vmax=2):
     """A connection past HELLO/HELLO_ACK: (sock, session id, token)."""
     sock = connect(port)
     session = os.urandom(16)
-    sock.sendall(frame(HELLO, hello(features=features, session=session)))
+    sock.sendall(frame(HELLO, hello(vmax=vmax, features=features, session=session)))
     ftype, _, p = read_frame(sock)
     if ftype != HELLO_ACK:
         raise SystemExit("no HELLO_ACK but type %d" % ftype)
     return sock, session, p[28:44]
 
 
+def qemu_preflight(vm, ndisks, features, channels):
+    """A QEMU VM's PREFLIGHT that this host's serve answers go: a running
+    VM's configuration (BAD_CLIENT_QEMU) renamed, its firmware booting
+    nothing, ndisks raw disks of 1 MiB."""
+    base = json.load(open(os.environ["BAD_CLIENT_QEMU"]))
+    c = dict(base["config"], name=vm, firmware="bios",
+             disks=[{"path": "/src/%d" % i, "format": "raw", "size": 1 << 20}
+                    for i in range(ndisks)])
+    for k in ("kernel", "initrd", "cmdline", "control", "console"):
+        c.pop(k, None)
+    return preflight(vm, [("d%d.raw" % i, "raw") for i in range(ndisks)], mem=c["memory"],
+                     vcpus=c["cpus"], features=features, channels=channels,
+                     config=json.dumps(c), runtime="qemu",
+                     runtime_info=json.dumps(base["info"]))
+
+
 def go(port, vm, features=0, channels=0, ndisks=1):
     """A migration past a go and its DISK_EXPORTs: (sock, session, token)."""
-    sock, session, token = negotiated(port, features)
-    disks = [("d%d.raw" % i, "raw") for i in range(ndisks)]
-    sock.sendall(frame(PREFLIGHT, preflight(vm, disks, features=features, channels=channels)))
+    if QEMU:
+        features |= FEAT_STREAM
+        sock, session, token = negotiated(port, features, vmax=3)
+        sock.sendall(frame(PREFLIGHT, qemu_preflight(vm, ndisks, features, channels)))
+    else:
+        sock, session, token = negotiated(port, features)
+        disks = [("d%d.raw" % i, "raw") for i in range(ndisks)]
+        sock.sendall(frame(PREFLIGHT, preflight(vm, disks, features=features,
+                                                channels=channels)))
     ftype, _, p = read_frame(sock)
     if ftype != PREFLIGHT_REPLY or p[0] != 1:
         raise SystemExit("no go: %d %r" % (ftype, p))
@@ -156,6 +186,37 @@ CASES = {
                     "session [0-9a-f]+: .*MEM_BATCH, out of order in state negotiated"),
     "go-resume": (after_go(frame(RESUME)), "RESUME, out of order in state storage",
                   "bad-go-resume: migration failed, copy discarded: .*RESUME, out of order"),
+    "channel-unknown": (channel(token_ok=True, known=False),
+                        "no migration with this session",
+                        "channel 1 refused: no migration with this session"),
+    "dotdot-disk": (refused_preflight("vmx", [("../evil", "raw")]), "../evil",
+                    r'disk name "\.\./evil" is not a plain file name'),
+    "absolute-disk": (refused_preflight("vmx", [("/tmp/evil", "raw")]), "/tmp/evil",
+                      r'disk name "/tmp/evil" is not a plain file name'),
+    "empty-disk": (refused_preflight("vmx", [("", "raw")]), "disk name",
+                   r'disk name "" is not a plain file name'),
+    "long-disk": (refused_preflight("vmx", [("d" * 300, "raw")]), "limit of 255",
+                  "is 300 bytes long, more than the limit of 255"),
+    "dup-disk": (refused_preflight("vmx", [("a.raw", "raw"), ("a.raw", "raw")]), "a.raw",
+                 "a.raw"),
+    "format-disk": (refused_preflight("vmx", [("a.qcow2", "qcow2")]), "qcow2", "qcow2"),
+    "dotdot-vm": (refused_preflight("../../etc", [("disk.raw", "raw")]), "../../etc",
+                  r'VM name "\.\./\.\./etc" is not a plain name'),
+    "absolute-vm": (refused_preflight("/etc", [("disk.raw", "raw")]), "/etc",
+                    r'VM name "/etc" is not a plain name'),
+    "empty-vm": (refused_preflight("", [("disk.raw", "raw")]), "VM name",
+                 r'VM name "" is not a plain name'),
+    "config-vm": (refused_preflight("vmy", [("disk.raw", "raw")],
+                                    config='{"name":"../y","guest":"g","memory":16777216}'),
+                  "", "vmy: .*no-go"),
+}
+# After a go for smove's own VMM: pages, extra channels (a QEMU VM's stream
+# has none) and its VM state.
+MEMSYNC_CASES = {
+    "go-channel-token": (channel(token_ok=False), "does not match",
+                         "channel 1 of bad-go-channel-token refused: .*does not match"),
+    "go-channel-index": (channel(token_ok=True, index=5), "channels 1..1",
+                         "channel 5 of bad-go-channel-index refused: .*channels 1..1"),
     "go-gpa-end": (after_go(frame(MEM_BATCH, mem_batch(1, [(16 << 20, 0, bytes(PAGE))]))),
                    "outside guest memory",
                    "bad-go-gpa-end: migration failed.*gpa 0x1000000 is outside guest memory"),
@@ -207,34 +268,49 @@ CASES = {
                                 frame(DEVICE_STATE, device_state("vm", GARBAGE_STATE)),
                                 frame(STATE_END, state_end(0, 5))),
                        "STATE_END counts 5", "bad-go-state-count: .*STATE_END counts 5"),
-    "go-channel-token": (channel(token_ok=False), "does not match",
-                         "channel 1 of bad-go-channel-token refused: .*does not match"),
-    "go-channel-index": (channel(token_ok=True, index=5), "channels 1..1",
-                         "channel 5 of bad-go-channel-index refused: .*channels 1..1"),
-    "channel-unknown": (channel(token_ok=True, known=False),
-                        "no migration with this session",
-                        "channel 1 refused: no migration with this session"),
-    "dotdot-disk": (refused_preflight("vmx", [("../evil", "raw")]), "../evil",
-                    r'disk name "\.\./evil" is not a plain file name'),
-    "absolute-disk": (refused_preflight("vmx", [("/tmp/evil", "raw")]), "/tmp/evil",
-                      r'disk name "/tmp/evil" is not a plain file name'),
-    "empty-disk": (refused_preflight("vmx", [("", "raw")]), "disk name",
-                   r'disk name "" is not a plain file name'),
-    "long-disk": (refused_preflight("vmx", [("d" * 300, "raw")]), "limit of 255",
-                  "is 300 bytes long, more than the limit of 255"),
-    "dup-disk": (refused_preflight("vmx", [("a.raw", "raw"), ("a.raw", "raw")]), "a.raw",
-                 "a.raw"),
-    "format-disk": (refused_preflight("vmx", [("a.qcow2", "qcow2")]), "qcow2", "qcow2"),
-    "dotdot-vm": (refused_preflight("../../etc", [("disk.raw", "raw")]), "../../etc",
-                  r'VM name "\.\./\.\./etc" is not a plain name'),
-    "absolute-vm": (refused_preflight("/etc", [("disk.raw", "raw")]), "/etc",
-                    r'VM name "/etc" is not a plain name'),
-    "empty-vm": (refused_preflight("", [("disk.raw", "raw")]), "VM name",
-                 r'VM name "" is not a plain name'),
-    "config-vm": (refused_preflight("vmy", [("disk.raw", "raw")],
-                                    config='{"name":"../y","guest":"g","memory":16777216}'),
-                  "", "vmy: .*no-go"),
 }
+# After a go for a QEMU VM: its stream, checked by proto (docs/protocol.md
+# §7) and by QEMU.
+QEMU_CASES = {
+    "go-batch": (after_go(frame(MEM_BATCH, mem_batch(1, [(0, 1, None)]))),
+                 "MEM_BATCH for a qemu VM", "bad-go-batch: .*MEM_BATCH for a qemu VM"),
+    "go-round-end": (after_go(frame(ROUND_END, round_end(1))), "ROUND_END for a qemu VM",
+                     "bad-go-round-end: .*ROUND_END for a qemu VM"),
+    "go-stream-gap": (after_go(frame(STREAM, stream(10, b"x" * 10))),
+                      "STREAM at offset 10, expected 0: a gap of 10 bytes",
+                      "bad-go-stream-gap: .*STREAM at offset 10, expected 0: a gap of 10 bytes"),
+    "go-stream-repeat": (after_go(frame(STREAM, stream(0, b"x" * 10)),
+                                  frame(STREAM, stream(5, b"y" * 10))),
+                         "STREAM at offset 5, expected 10: a repeat of 5 bytes",
+                         "bad-go-stream-repeat: .*a repeat of 5 bytes"),
+    "go-stream-after-end": (after_go(frame(STREAM, stream(0, b"x", flags=1)),
+                                     frame(STREAM, stream(1, b"y"))),
+                            "STREAM after the stream's END (1 bytes)",
+                            "bad-go-stream-after-end: .*STREAM after the stream's END"),
+    "go-stream-empty": (after_go(frame(STREAM, stream(0, b""))),
+                        "an empty frame that is not the stream's END",
+                        "bad-go-stream-empty: .*an empty frame that is not the stream's END"),
+    "go-stream-flags": (after_go(frame(STREAM, stream(0, b"x", flags=2))), "unknown flags 0x2",
+                        "bad-go-stream-flags: .*unknown flags 0x2"),
+    "go-stream-crc": (after_go(frame(STREAM, stream(0, b"x" * 100), crc=1)),
+                      "checksum mismatch", "bad-go-stream-crc: .*checksum mismatch"),
+    "go-state-early": (after_go(frame(DEVICE_STATE, device_state("../../x", b"x"))),
+                       "before the memory", "bad-go-state-early: .*'../../x' before the memory "
+                       r"\(only files that never change come then\)"),
+    "go-state-device": (after_go(frame(STREAM, stream(0, b"x", flags=1)),
+                                 frame(DEVICE_STATE, device_state("../../x", b"x"))),
+                        "unknown device state", "bad-go-state-device: .*unknown device state"),
+    "go-stream-open": (after_go(frame(STREAM, stream(0, b"x" * 100)),
+                                frame(STATE_END, state_end(0, 0))),
+                       "STATE_END before the STREAM's END (100 bytes received)",
+                       "bad-go-stream-open: .*STATE_END before the STREAM's END"),
+    # QEMU reads a stream that is not its own: the VM process fails, the
+    # copy is discarded.
+    "go-stream-garbage": (after_go(frame(STREAM, stream(0, os.urandom(4096), flags=1)),
+                                   frame(STATE_END, state_end(0, 0))),
+                          "ERROR", "bad-go-stream-garbage: migration failed, copy discarded"),
+}
+CASES.update(QEMU_CASES if QEMU else MEMSYNC_CASES)
 KEEP = []
 
 

@@ -61,9 +61,10 @@ def hello_ack(version, features, session, token=None):
 
 
 def preflight(vm, disks=(("d.raw", "raw"),), mem=16 << 20, vcpus=1, vendor="",
-              features=0, channels=0, config=None):
+              features=0, channels=0, config=None, runtime=None, runtime_info=""):
     """A PREFLIGHT that a destination with KVM answers go (unless the names
-    are bad): no CPUID entries, raw disks of 1 MiB."""
+    are bad): no CPUID entries, raw disks of 1 MiB. With runtime (version 3),
+    the runtime's name and runtime_info follow."""
     if config is None:
         config = '{"name":"%s","guest":"/nonexistent/guest.elf","memory":%d,' \
                  '"cpus":%d,"disks":[%s]}' % (
@@ -73,7 +74,15 @@ def preflight(vm, disks=(("d.raw", "raw"),), mem=16 << 20, vcpus=1, vendor="",
     p += struct.pack(">I", 0) + struct.pack(">I", len(disks))
     for name, fmt in disks:
         p += s(name) + s(fmt) + struct.pack(">QQI", 1 << 20, 0, 0)
-    return p + struct.pack(">QI", features, channels)
+    p += struct.pack(">QI", features, channels)
+    if runtime is not None:
+        p += s(runtime) + s(runtime_info)
+    return p
+
+
+def stream(offset, data, flags=0):
+    """A STREAM payload (version 3): flags 0x1 END."""
+    return struct.pack(">QI", offset, flags) + data
 
 
 def preflight_reply(go, reasons=()):

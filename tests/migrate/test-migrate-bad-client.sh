@@ -9,18 +9,42 @@
 # connection still works), drops silent peers after its frame timeout
 # (shortened by the test hook SMOVE_TEST_FRAME_TIMEOUT_MS), creates nothing
 # outside its storage directory and leaves nothing inside it, and the
-# migration going on meanwhile is then cancelled and moved for real.
+# migration going on meanwhile is then cancelled and moved for real. The
+# fake sources speak in the clear: serve runs with --insecure (without it,
+# and without --tls-*, it refuses to start, and says why). Connections that
+# have not said HELLO are limited (migrate/serve.c: 32 in all, 8 per peer
+# address, until the handshake's deadline): 20 silent connections from two
+# other loopback addresses (10 each: 8 held, 2 refused at once) do not keep
+# the real migration out, and are dropped at the deadline.
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/migrate/lib.sh"
 export SMOVE_TEST_FRAME_TIMEOUT_MS=4000
 client="$abs_top_srcdir/tests/migrate/bad-client.py"
 bad() { /usr/bin/python3 "$client" "$PORT" "$1"; }
+# No TLS and no --insecure: serve does not start.
+expect_status 1 dst serve --listen 127.0.0.1:0 --storage "$T/store"
+expect_stderr "^smove: serve: without TLS \(--tls-psk or --tls-x509\) anyone who reaches 127\.0\.0\.1:0 could send a VM; give --insecure to allow it$"
+LIB_TLS=none
 start_serve
 truncate -s 8M "$T/disk.raw"
 SMOVE_TEST_STALL=source-ready start_vm vm1 --memory 128M --disk "$T/disk.raw" \
 	--cmdline "mem=8M passes=0 hb=5"
 move_bg vm1
 wait_for "$T/vm1.run.err" "stalling at source-ready"
+# A QEMU VM's go: vm1's configuration and what its QEMU is (bad-client.py).
+if [ "$RUNTIME" = qemu ]; then
+	ctl "$T/src/vm1.sock" '{"cmd":"config"}' >"$T/vm1.config"
+	ctl "$T/src/vm1.sock" >"$T/vm1.status"
+	/usr/bin/python3 -c '
+import json, sys
+c = json.loads(json.load(open(sys.argv[1]))["config"])
+s = json.load(open(sys.argv[2]))
+info = {"accel": s["accel"], "qemu_version": s["qemu_version"], "machine": s["machine"],
+        "cpu": s["cpu_model"]}
+json.dump({"config": c, "info": info}, open(sys.argv[3], "w"))' \
+		"$T/vm1.config" "$T/vm1.status" "$T/qemu-base.json"
+	export BAD_CLIENT_QEMU="$T/qemu-base.json"
+fi
 # The silent peers wait for serve's timeout meanwhile.
 silent=""
 for c in silent half-silent silent-after-hello; do
@@ -64,10 +88,44 @@ for f in "$T"/store/.smove-sessions/*.json; do
 done
 ! pgrep -f "$T/store/bad-" >/dev/null || fail "an export or a VM process of a bad client is left"
 ! dst ps 2>/dev/null | grep -q '^bad-' || fail "smove ps lists a bad client's VM"
-# The migration waiting at the source goes on: cancel it, then move for real.
+# The migration waiting at the source goes on: cancel it, then move for real
+# while 20 silent connections wait for their handshake's deadline.
 src move --cancel vm1 >/dev/null
 move_wait
 expect_move 5
+lines=$(wc -l <"$T/serve.err")
+/usr/bin/python3 - "$PORT" >"$T/silent20" 2>&1 <<'PY' &
+import select, socket, sys, time
+conns = []
+for addr in ["127.0.0.2"] * 10 + ["127.0.0.3"] * 10:
+    c = socket.socket()
+    c.bind((addr, 0))
+    c.connect(("127.0.0.1", int(sys.argv[1])))
+    conns.append(c)
+def closed():
+    out = []
+    for c in conns:
+        r, _, _ = select.select([c], [], [], 0)
+        out.append(bool(r) and c.recv(1, socket.MSG_PEEK) == b"")
+    return out
+time.sleep(1)
+print("held %d refused %d" % (closed().count(False), closed().count(True)), flush=True)
+t0 = time.monotonic()
+while not all(closed()) and time.monotonic() - t0 < 30:
+    time.sleep(0.1)
+print("all closed %.1f s later" % (time.monotonic() - t0) if all(closed()) else "still open after 30 s",
+      flush=True)
+PY
+silent20=$!
+wait_for "$T/silent20" "held"
+grep -qx "held 16 refused 4" "$T/silent20" || fail "serve did not hold 8 and refuse 2 of each peer's 10 silent connections: $(cat "$T/silent20")"
 move vm1
 expect_move 0
 runs "$T/dst/vm1.sock"
+wait "$silent20"
+grep -q "all closed" "$T/silent20" || fail "serve kept silent connections: $(cat "$T/silent20")"
+[ "$(tail -n +$((lines + 1)) "$T/serve.err" | grep -c "a peer was refused: receive: timed out")" = 16 ] || {
+	tail -n +$((lines + 1)) "$T/serve.err"
+	fail "serve did not drop the 16 silent connections it held at their deadline"
+}
+echo "20 silent connections ($(cat "$T/silent20" | tr '\n' ' ')): the migration went through"
