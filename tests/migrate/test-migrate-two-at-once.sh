@@ -18,7 +18,7 @@ start_vm vm2 --memory 128M --disk "$T/disk.raw" --cmdline "$guest_cmdline"
 wait_for "$T/vm1.console" "disk 0 pass 1 ok"
 wait_for "$T/vm2.console" "disk 0 pass 1 ok"
 for vm in vm1 vm2; do
-	SMOVE_RUNTIME_DIR="$T/src" "$SMOVE" move "$vm" --to "127.0.0.1:$PORT" --json \
+	src move "$vm" --to "$DST_ADDR:$PORT" --json $(tls_default) \
 		>"$T/$vm.move.json" 2>"$T/$vm.move.err" &
 	eval "pid_$vm=\$!"
 done
