@@ -151,14 +151,22 @@ start_vm() {
 	shift
 	runtime_args "$@" >"$T/$name.args"
 	(
+		# $IN_SRC split into words first, the arguments at newlines only.
+		set -- env SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" run \
+			--name "$name" --console "$T/$name.console"
 		IFS='
 '
-		exec env SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" run \
-			--name "$name" --console "$T/$name.console" $(cat "$T/$name.args")
+		exec "$@" $(cat "$T/$name.args")
 	) >"$T/$name.run.out" 2>"$T/$name.run.err" &
 	VM_PID=$!
 	on_exit "kill -9 $VM_PID 2>/dev/null || true"
-	wait_for "$T/$name.console" "smove-(guest|checker):" 60
+	for i in $(seq 600); do
+		grep -Eq "smove-(guest|checker):" "$T/$name.console" 2>/dev/null && return 0
+		kill -0 $VM_PID 2>/dev/null || break
+		sleep 0.1
+	done
+	cat "$T/$name.run.err" >&2
+	fail "$name did not start (its smove run: $T/$name.run.err above)"
 }
 
 move() {
