@@ -224,8 +224,8 @@ static int name_disks(struct mig_source *m, const struct mig_vm_desc *desc)
 	return 0;
 }
 
-/* HELLO and PREFLIGHT: 0 on go; -EACCES on no-go (reported); another
- * negative errno when it failed. */
+/* HELLO and PREFLIGHT: 0 on go; 1 on no-go (reported here, with its
+ * reasons); a negative errno when it failed (-EACCES too: a TLS refusal). */
 static int preflight(struct mig_source *m)
 {
 	uint64_t want = 0;
@@ -292,7 +292,7 @@ static int preflight(struct mig_source *m)
 			 d->name, reply.u.preflight_reply.nreasons);
 		emit_result(m, MIGRATE_NOGO, &reply.u.preflight_reply);
 		proto_msg_release(&reply);
-		r = -EACCES;
+		r = 1;
 		goto out;
 	}
 	for (uint32_t i = 0; i < reply.u.preflight_reply.nreasons; i++)
@@ -402,7 +402,7 @@ static enum migrate_result migrate(struct mig_source *m)
 
 	if (r == -ECANCELED) /* nothing was created there yet */
 		return roll_back(m);
-	if (r == -EACCES)
+	if (r == 1)
 		return MIGRATE_NOGO;
 	if (r < 0)
 		return MIGRATE_FAILED;
