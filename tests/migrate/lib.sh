@@ -261,7 +261,7 @@ guest() {
 # every invariant intact (a lost, stale or corrupt page or record, or a clock
 # going back, would stop it with FAIL), its heartbeat goes on (no gap of 5 s),
 # its disk equals the reference (check_disk_equal), and nothing is left on the
-# source.
+# source. $LIVE_BEFORE_MOVE, when set, is run just before the move.
 live_scenario() {
 	fmt=$1
 	cpus=$2
@@ -277,6 +277,7 @@ live_scenario() {
 	start_vm vm1 --memory "${LIVE_MEMORY:-128M}" --cpus "$cpus" --disk "$disk" \
 		--cmdline "mem=8M passes=0 disk=8M diskpasses=3 $progs hb=5"
 	wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+	[ -z "${LIVE_BEFORE_MOVE:-}" ] || $LIVE_BEFORE_MOVE
 	move vm1 "$@"
 	expect_move 0
 	[ "$(event 'd["result"]')" = done ] || fail "result is not done"

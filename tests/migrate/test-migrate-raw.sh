@@ -7,5 +7,6 @@
 # nothing is left on the source (disk, registration, process).
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/migrate/lib.sh"
+LIB_TLS=none
 start_serve
 live_scenario raw 1
