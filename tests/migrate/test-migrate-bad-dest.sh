@@ -67,6 +67,8 @@ for name in vmd vmm; do
 	runs "$T/dst/$name.sock"
 	! grep FAIL "$T/store/$name/console.log" || fail "$name: broken invariant after the move"
 done
+# vmm, without disks: its memory pattern checked once more after the move.
+guest_mem_goes_on "$T/store/vmm/console.log"
 for i in $(seq 300); do
 	[ "$(grep -c "mem pass" "$T/store/vmd/console.log")" -gt "$mem" ] &&
 		[ "$(grep -c "disk 0 pass" "$T/store/vmd/console.log")" -gt "$disk" ] && break
