@@ -337,13 +337,26 @@ status() {
 
 # runs SOCKET: the VM behind SOCKET runs: its guest's heartbeat advances.
 runs() {
-	hb=$(status "$1" 'd["guest"]["heartbeat"]')
-	for i in $(seq 100); do
-		[ "$(status "$1" 'd["state"]')" = running ] &&
-			[ "$(status "$1" 'd["guest"]["heartbeat"]')" -gt "$hb" ] && return 0
-		sleep 0.1
-	done
-	fail "the VM at $1 does not run (state $(status "$1" 'd["state"]'))"
+	# (one python for the whole wait: a process for each look cost seconds)
+	/usr/bin/python3 - "$1" >"$T/runs.out" 2>&1 <<'PY' ||
+import json, socket, sys, time
+def status():
+    s = socket.socket(socket.AF_UNIX)
+    s.settimeout(10)
+    s.connect(sys.argv[1])
+    s.sendall(b'{"cmd":"status"}\n')
+    d = json.loads(s.makefile("rb").readline())
+    s.close()
+    return d
+hb = status()["guest"]["heartbeat"]
+for i in range(100):
+    d = status()
+    if d["state"] == "running" and d["guest"]["heartbeat"] > hb:
+        sys.exit(0)
+    time.sleep(0.1)
+sys.exit("state %s, heartbeat %s" % (d["state"], d["guest"]["heartbeat"]))
+PY
+		fail "the VM at $1 does not run ($(tail -1 "$T/runs.out"))"
 }
 
 # nothing_on_dest NAME: no copy of NAME is left on the destination (files,
