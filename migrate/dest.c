@@ -793,6 +793,22 @@ out:
 	proto_msg_release(&m);
 }
 
+/* A VM of that name is registered here and its process lives. */
+static bool runs_here(const char *name)
+{
+	struct migrate_registry_entry *e;
+	char err[MIGRATE_ERR_LEN];
+	bool runs = false;
+	size_t n;
+
+	if (migrate_registry_list(&e, &n, err) < 0)
+		return true; /* cannot tell: as before, the record decides */
+	for (size_t i = 0; i < n; i++)
+		runs |= !e[i].stale && strcmp(e[i].name, name) == 0;
+	free(e);
+	return runs;
+}
+
 enum proto_outcome mig_dest_resolve(struct migrate_serve *sv, const char *id, char *detail,
 				    size_t len)
 {
@@ -820,6 +836,19 @@ enum proto_outcome mig_dest_resolve(struct migrate_serve *sv, const char *id, ch
 		snprintf(detail, len, "%s was never resumed here and never will be", rec.name);
 		break;
 	case MIG_REC_RESUMING:
+		/* The VM's process made the record and resumes next: only its
+		 * death stops it. Gone, it may have died before or after the
+		 * resume (the guest may have run and written its disks here):
+		 * neither copy can be declared the VM's without a person. */
+		if (!runs_here(rec.name)) {
+			out = PROTO_OUTCOME_UNKNOWN;
+			snprintf(detail, len,
+				 "%s was resuming here but its process is gone: it may have run "
+				 "here; both copies are kept for a person to choose",
+				 rec.name);
+			break;
+		}
+		/* fallthrough */
 	case MIG_REC_RESUMED:
 	case MIG_REC_COMMITTED:
 		out = PROTO_OUTCOME_RESUMED;

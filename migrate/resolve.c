@@ -118,9 +118,8 @@ enum migrate_result mig_resolve(struct migrate_vm *vm, const struct mig_source_r
 			return MIGRATE_FAILED;
 		util_error(err, ECANCELED, "the destination never resumed the VM: %s", detail);
 		return MIGRATE_ROLLED_BACK;
-	default:
-		util_error(err, ENOENT, "the destination has no record of this migration: %s",
-			   detail);
+	default: /* no record there, or one that cannot say */
+		util_error(err, ENOENT, "the destination cannot settle it: %s", detail);
 		return MIGRATE_IN_DOUBT;
 	}
 }
