@@ -117,7 +117,7 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 	struct migrate_serve *sv = inc->sv;
 	const char *runtime = p->runtime ? p->runtime : PROTO_RUNTIME_DEFAULT;
 	struct mig_reservation need;
-	char path[4096];
+	char path[4096], who[512];
 	struct stat st;
 
 	if (!proto_valid_disk_name(p->vm_name) || strlen(p->vm_name) > MIGRATE_NAME_MAX) {
@@ -141,7 +141,14 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 				   p->disks[i].name);
 	}
 	pthread_mutex_lock(&sv->lock);
-	mig_preflight_host(p, sv->storage, &sv->reserved, &need, r);
+	/* The migrations in progress, by name, for a reason that says whose
+	 * promise leaves too little. */
+	who[0] = '\0';
+	for (struct mig_incoming *i = sv->incoming; i; i = i->next)
+		if (i != inc && i->name[0] && (i->reserved.memory || i->reserved.disk))
+			snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s%s",
+				 who[0] ? ", " : "", i->name);
+	mig_preflight_host(p, sv->storage, &sv->reserved, who, &need, r);
 	if (name_taken(inc, p->vm_name))
 		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
 	if (r->n == 0) { /* go: the name, the memory and the space are this one's */

@@ -363,10 +363,11 @@ struct mig_reservation {
 	uint64_t memory, disk;
 };
 /* The checks that hold for every runtime, against what the migrations in
- * progress have taken already; need receives what this one would take. */
+ * progress (named by who, "" when none) have taken already; need receives
+ * what this one would take. */
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
-			const struct mig_reservation *taken, struct mig_reservation *need,
-			struct mig_reasons *r);
+			const struct mig_reservation *taken, const char *who,
+			struct mig_reservation *need, struct mig_reasons *r);
 
 /* child.c: the incoming VM's process, from serve's side. */
 struct mig_child {

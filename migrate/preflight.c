@@ -73,8 +73,8 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 }
 
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
-			const struct mig_reservation *taken, struct mig_reservation *need,
-			struct mig_reasons *r)
+			const struct mig_reservation *taken, const char *who,
+			struct mig_reservation *need, struct mig_reasons *r)
 {
 	uint64_t avail = mem_available(), space = UINT64_MAX, disk = 0;
 	char a[32], b[32], c[32];
@@ -87,8 +87,8 @@ void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 		human(taken->memory, c, sizeof(c));
 		mig_reason(r,
 			   "the VM needs %s of memory, this host has %s available (%s of it "
-			   "promised to the migrations in progress)",
-			   a, b, c);
+			   "promised to the migrations in progress%s%s)",
+			   a, b, c, who[0] ? ": " : "", who);
 	}
 	for (uint32_t i = 0; i < p->ndisks; i++) {
 		enum vhd_format f;
@@ -108,7 +108,7 @@ void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 		human(taken->disk, c, sizeof(c));
 		mig_reason(r,
 			   "the disks hold %s, %s has %s free (%s of it promised to the "
-			   "migrations in progress)",
-			   a, storage, b, c);
+			   "migrations in progress%s%s)",
+			   a, storage, b, c, who[0] ? ": " : "", who);
 	}
 }
