@@ -615,6 +615,7 @@ static int receive(struct mig_incoming *inc, char *err)
 			struct proto_msg done = {.type = PROTO_DONE};
 
 			proto_msg_release(&m);
+			mig_stall_forever("dest-commit"); /* (a crash after COMMIT) */
 			if (proto_session_send(&inc->s, &done, err) < 0)
 				mig_serve_log(inc->sv, "%s: DONE not sent: %s", inc->name, err);
 			return 0;

@@ -182,6 +182,7 @@ static int commit(struct mig_source *m, const struct mig_source_record *rec, cha
 
 	mig_event_phase(&m->ev, "commit", NULL);
 	mig_delete_files(rec); /* what the record names: nothing with --no-delete */
+	mig_stall_point(m, "source-commit", err); /* (a crash in the cleanup) */
 	mig_source_record_remove(rec->name);
 	mig_migrator_moved(m->owner, m->o.to);
 	if ((r = proto_session_send(&m->s, &msg, err)) == 0 &&
