@@ -1,8 +1,10 @@
 # tests/migrate/lib.sh: two smove "hosts" on one machine, over loopback, for
 # the migration tests. Source it after tests/functions.sh. The source host's
-# runtime and state directories are $T/src (its VMs run there), the
-# destination's $T/dst with its storage in $T/store; `smove serve` listens on
-# a free port, with TLS (a key made here) unless a test says otherwise.
+# runtime directory is $T/src (its VMs run there; a reboot empties it) and its
+# state directory $T/src-state (records of migrations in doubt: persistent),
+# the destination's $T/dst and $T/dst-state, with its storage in $T/store;
+# `smove serve` listens on a free port, with TLS (a key made here) unless a
+# test says otherwise.
 #
 # The runtime: $SMOVE_TEST_RUNTIME, memsync (smove's KVM VMM and its test
 # guest: needs /dev/kvm) or qemu (QEMU, with KVM where it works and TCG
@@ -35,7 +37,7 @@ requires nbdkit psktool
 echo "runtime: $RUNTIME"
 GUEST="$abs_top_builddir/memsync/guest/guest.elf"
 export SMOVE_NBDKIT_PLUGIN="$abs_top_builddir/storage/nbdkit/.libs/nbdkit-smove-plugin.so"
-mkdir -p "$T/src" "$T/dst" "$T/store"
+mkdir -p "$T/src" "$T/src-state" "$T/dst" "$T/dst-state" "$T/store"
 # Under the sanitizers nbdkit is not instrumented: the plugin's runtime is
 # preloaded into it (exec keeps the pid that socket activation names).
 if [ "${SMOVE_SANITIZERS:-no}" = yes ]; then
@@ -50,8 +52,8 @@ SH
 fi
 
 IN_SRC= IN_DST= SRC_ADDR=127.0.0.1 DST_ADDR=127.0.0.1
-src() { SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" "$@"; }
-dst() { SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst" $IN_DST "$SMOVE" "$@"; }
+src() { SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src-state" $IN_SRC "$SMOVE" "$@"; }
+dst() { SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst-state" $IN_DST "$SMOVE" "$@"; }
 # The key serve and move use unless a test gives its own TLS options.
 psktool -u smove -p "$T/lib.psk" >/dev/null 2>&1 || fail "psktool cannot make a key"
 # LIB_TLS=none: start_serve, move and move_bg speak in the clear (serve with
@@ -98,7 +100,7 @@ wait_for() {
 # (A second start_serve listens on the same port: a restart of the same host.)
 start_serve() {
 	: >"$T/serve.out" # not a previous serve's line, whenever the shell opens it
-	SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst" $IN_DST "$SMOVE" serve \
+	SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst-state" $IN_DST "$SMOVE" serve \
 		--listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" --json $(serve_tls "$@") "$@" \
 		>"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
@@ -152,7 +154,7 @@ start_vm() {
 	runtime_args "$@" >"$T/$name.args"
 	(
 		# $IN_SRC split into words first, the arguments at newlines only.
-		set -- env SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" run \
+		set -- env SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src-state" $IN_SRC "$SMOVE" run \
 			--name "$name" --console "$T/$name.console"
 		IFS='
 '
@@ -173,7 +175,7 @@ move() {
 	name=$1
 	shift
 	set +e
-	SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" \
+	SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src-state" $IN_SRC "$SMOVE" move "$name" \
 		--to "$DST_ADDR:$PORT" --json $(tls_default "$@") "$@" >"$T/move.json" 2>"$T/move.err"
 	MOVE_STATUS=$?
 	set -e
@@ -318,7 +320,7 @@ live_scenario() {
 move_bg() {
 	name=$1
 	shift
-	SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" \
+	SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src-state" $IN_SRC "$SMOVE" move "$name" \
 		--to "$DST_ADDR:$PORT" --json $(tls_default "$@") "$@" >"$T/move.json" 2>"$T/move.err" &
 	MOVE_PID=$!
 	on_exit "kill $MOVE_PID 2>/dev/null || true"
@@ -510,7 +512,7 @@ ps_state() {
 on_source() {
 	runs "$T/src/vm1.sock"
 	[ -e "$T/disk.raw" ] || fail "the source's disk is gone"
-	[ ! -e "$T/src/vm1.migration" ] || fail "the source still has a record in doubt"
+	[ ! -e "$T/src-state/vm1.migration" ] || fail "the source still has a record in doubt"
 	[ "$(ps_state src vm1)" = running ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
 	kill -0 "$SERVE_PID" 2>/dev/null || start_serve
 	for i in $(seq 100); do [ -e "$T/dst/vm1.json" ] || break; sleep 0.1; done
@@ -532,7 +534,7 @@ on_destination() {
 	! kill -0 "$VM_PID" 2>/dev/null || fail "the source's VM process still runs"
 	wait "$VM_PID" || fail "the source's smove run did not exit 0"
 	[ ! -e "$T/disk.raw" ] || fail "the source's disk is still there"
-	[ ! -e "$T/src/vm1.migration" ] || fail "the source's record is still there"
+	[ ! -e "$T/src-state/vm1.migration" ] || fail "the source's record is still there"
 	[ "$(ps_state src vm1)" = none ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
 	runs "$T/dst/vm1.sock"
 	[ "$(ps_state dst vm1)" = running ] || fail "smove ps on the destination: vm1 $(ps_state dst vm1)"
@@ -549,7 +551,7 @@ in_doubt() {
 	[ "$(ps_state src vm1)" = in-doubt ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
 	ctl "$T/src/vm1.sock" '{"cmd":"resume"}' | grep -q '"ok":false' || fail "the source VM could be resumed"
 	[ -e "$T/disk.raw" ] || fail "the source's disk is gone while in doubt"
-	[ -e "$T/src/vm1.migration" ] || fail "no record of the migration in doubt"
+	[ -e "$T/src-state/vm1.migration" ] || fail "no record of the migration in doubt"
 	move vm1
 	expect_move 1
 	cat "$T/move.json" "$T/move.err" | grep -q "in doubt" || fail "a move in doubt is not refused as such"

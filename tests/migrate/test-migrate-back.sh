@@ -28,7 +28,7 @@ start_serve --tls-psk "$T/tls/keys.psk"
 PORT_B=$PORT
 # Host A's serve: runtime $T/src (where the VM starts), storage $T/storeA.
 mkdir "$T/storeA"
-SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" serve --listen "$SRC_ADDR:0" --storage "$T/storeA" \
+SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src-state" $IN_SRC "$SMOVE" serve --listen "$SRC_ADDR:0" --storage "$T/storeA" \
 	--tls-psk "$T/tls/keys.psk" --json >"$T/serveA.out" 2>"$T/serveA.err" &
 on_exit "kill $! 2>/dev/null || true"
 wait_for "$T/serveA.out" listening 30
@@ -45,7 +45,7 @@ wait_for "$T/vm1.console" "disk 0 pass 1 ok"
 # through serve).
 hop() {
 	set +e
-	SMOVE_RUNTIME_DIR="$2" SMOVE_STATE_DIR="$2" $3 "$SMOVE" move vm1 --to "$4:$5" --tls-psk "$T/tls/alice.psk" \
+	SMOVE_RUNTIME_DIR="$2" SMOVE_STATE_DIR="$2-state" $3 "$SMOVE" move vm1 --to "$4:$5" --tls-psk "$T/tls/alice.psk" \
 		--json >"$T/move.json" 2>"$T/move.err"
 	MOVE_STATUS=$?
 	set -e

@@ -47,7 +47,7 @@ while IFS=$tab read -r c status pattern vm; do
 	runs "$T/src/$name.sock"
 	! grep FAIL "$T/$name.console" || fail "$c: the guest found a broken invariant"
 	[ -e "$T/src/$name.json" ] || fail "$c: the source no longer registers $name"
-	[ ! -e "$T/src/$name.migration" ] || fail "$c: a migration record is left"
+	[ ! -e "$T/src-state/$name.migration" ] || fail "$c: a migration record is left"
 	[ -z "$(ls -A "$T/src" | grep '\.psk$')" ] || fail "$c: an export key is left"
 	[ -e "$T/disk.raw" ] || fail "$c: the disk was deleted"
 	n=$((n + 1))

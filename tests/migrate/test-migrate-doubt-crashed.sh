@@ -18,13 +18,13 @@ move_wait
 expect_move 6
 kill -9 "$VM_PID"
 wait "$VM_PID" || true
-[ -e "$T/src/vm1.migration" ] || fail "no record of the migration in doubt"
+[ -e "$T/src-state/vm1.migration" ] || fail "no record of the migration in doubt"
 [ "$(ps_state src vm1)" = in-doubt ] || { src ps; fail "smove ps does not report the migration in doubt"; }
 src ps | grep -q "'smove move --resolve vm1'" || fail "smove ps does not say how to settle it"
 expect_status 1 src run --name vm1 --guest "$GUEST" --disk "$T/disk.raw" --console "$T/c2"
 expect_stderr "was in doubt.*--resolve vm1"
 start_serve
 expect_status 5 src move --resolve vm1
-[ ! -e "$T/src/vm1.migration" ] || fail "the record is still there"
+[ ! -e "$T/src-state/vm1.migration" ] || fail "the record is still there"
 [ -e "$T/disk.raw" ] || fail "the disk is gone"
 nothing_on_dest vm1

@@ -23,5 +23,5 @@ expect_status 5 src move --resolve vm1
 grep -q "rolled back" "$T/stdout" || fail "--resolve does not say the migration was rolled back"
 runs "$T/src/vm1.sock"
 [ -e "$T/disk.raw" ] || fail "the source's disk is gone"
-[ ! -e "$T/src/vm1.migration" ] || fail "the source's record is still there"
+[ ! -e "$T/src-state/vm1.migration" ] || fail "the source's record is still there"
 ! grep FAIL "$T/vm1.console" || fail "the guest found a broken invariant"

@@ -36,6 +36,6 @@ start_serve
 expect_status 0 src move --resolve vm1
 wait "$VM_PID" || fail "the source's smove run did not exit 0"
 [ ! -e "$T/disk.raw" ] || fail "the source's disk is still there"
-[ ! -e "$T/src/vm1.migration" ] || fail "the source's record is still there"
+[ ! -e "$T/src-state/vm1.migration" ] || fail "the source's record is still there"
 runs "$T/dst/vm1.sock"
 ! grep FAIL "$T/store/vm1/console.log" || fail "the guest found a broken invariant"

@@ -66,8 +66,8 @@ row() {
 	netns_unshape
 	kill "$SERVE_PID"
 	wait "$SERVE_PID" || true
-	rm -rf "$T/src" "$T/dst" "$T/store" "$T"/vm1.* "$T"/disk.* "$T"/move.* "$T"/serve.*
-	mkdir -p "$T/src" "$T/dst" "$T/store"
+	rm -rf "$T/src" "$T/src-state" "$T/dst" "$T/dst-state" "$T/store" "$T"/vm1.* "$T"/disk.* "$T"/move.* "$T"/serve.*
+	mkdir -p "$T/src" "$T/src-state" "$T/dst" "$T/dst-state" "$T/store"
 }
 
 n=0

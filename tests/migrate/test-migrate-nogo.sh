@@ -61,7 +61,7 @@ for e in c.get("cpuid", []):
     if e[0] == 7 and e[1] == 0:
         e[4] |= 1 << int(sys.argv[2])
 json.dump(c, open(sys.argv[1] + "/vm2.json", "w"))' "$T" "$bit" "$mem2"
-SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" "$SMOVE" run --config "$T/vm2.json" >"$T/vm2.out" 2>&1 &
+SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src-state" "$SMOVE" run --config "$T/vm2.json" >"$T/vm2.out" 2>&1 &
 on_exit "kill -9 $! 2>/dev/null || true"
 wait_for "$T/vm2.console" "smove-(guest|checker):"
 mkdir "$T/store/vm2"
