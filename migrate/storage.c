@@ -220,6 +220,29 @@ static void progress_event(struct mig_source *m)
 	mig_event_end(&m->ev, &j);
 }
 
+/* A disk's mirror failed. The destination may have failed first and ended
+ * its exports as it discarded its copy (its disk full, say): then its ERROR
+ * on the migration connection, if it comes within a moment, says why, where
+ * the mirror saw only its NBD connection end. */
+static int mirror_failed(struct mig_source *m, struct mirror_job *job, char *err)
+{
+	char why[MIGRATE_ERR_LEN];
+	int r = mirror_wait_synced(job, err);
+
+	for (int i = 0; i < 10; i++) {
+		int a = mig_check_abort(m, why);
+
+		if (a == -ECONNABORTED) { /* "the destination reported an error: ..." */
+			snprintf(err, MIGRATE_ERR_LEN, "%s", why);
+			return a;
+		}
+		if (a < 0)
+			break;
+		sleep_ms(20);
+	}
+	return r;
+}
+
 int mig_storage_wait_synced(struct mig_source *m, char *err)
 {
 	double last = 0;
@@ -233,7 +256,7 @@ int mig_storage_wait_synced(struct mig_source *m, char *err)
 
 			mirror_get_progress(m->disks[i].job, &p);
 			if (p.state == MIRROR_FAILED || p.state == MIRROR_CANCELLED)
-				return mirror_wait_synced(m->disks[i].job, err);
+				return mirror_failed(m, m->disks[i].job, err);
 			synced += p.state == MIRROR_SYNCED;
 		}
 		if (util_now() - last >= 0.5 || synced == m->ndisks) {
@@ -258,7 +281,7 @@ int mig_storage_check(struct mig_source *m, char *err)
 			continue;
 		mirror_get_progress(m->disks[i].job, &p);
 		if (p.state == MIRROR_FAILED)
-			return mirror_wait_synced(m->disks[i].job, err); /* its error */
+			return mirror_failed(m, m->disks[i].job, err); /* its error */
 	}
 	return 0;
 }
