@@ -111,6 +111,21 @@ static bool config_matches(const struct proto_preflight *p)
 	return ok;
 }
 
+/* What the files that travel with the VM hold: runtime_info's files_bytes
+ * (0 where the runtime gives none). */
+static uint64_t files_bytes(const struct proto_preflight *p)
+{
+	struct proto_json_value *info = NULL;
+	char perr[PROTO_ERR_LEN];
+	uint64_t n = 0;
+
+	if (p->runtime_info && p->runtime_info[0] &&
+	    proto_json_parse(p->runtime_info, strlen(p->runtime_info), &info, perr) == 0)
+		proto_json_get_u64(info, "files_bytes", &n, perr);
+	proto_json_free(info);
+	return n;
+}
+
 /* Checks everything and, on go, reserves the name. */
 static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct mig_reasons *r)
 {
@@ -148,7 +163,7 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 		if (i != inc && i->name[0] && (i->reserved.memory || i->reserved.disk))
 			snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s%s",
 				 who[0] ? ", " : "", i->name);
-	mig_preflight_host(p, sv->storage, &sv->reserved, who, &need, r);
+	mig_preflight_host(p, sv->storage, &sv->reserved, who, files_bytes(p), &need, r);
 	if (name_taken(inc, p->vm_name))
 		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
 	if (r->n == 0) { /* go: the name, the memory and the space are this one's */

@@ -363,10 +363,11 @@ struct mig_reservation {
 	uint64_t memory, disk;
 };
 /* The checks that hold for every runtime, against what the migrations in
- * progress (named by who, "" when none) have taken already; need receives
- * what this one would take. */
+ * progress (named by who, "" when none) have taken already; files: the bytes
+ * of the files that travel with the VM, stored beside its disks; need
+ * receives what this one would take. */
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
-			const struct mig_reservation *taken, const char *who,
+			const struct mig_reservation *taken, const char *who, uint64_t files,
 			struct mig_reservation *need, struct mig_reasons *r);
 
 /* child.c: the incoming VM's process, from serve's side. */

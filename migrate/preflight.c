@@ -73,7 +73,7 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 }
 
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
-			const struct mig_reservation *taken, const char *who,
+			const struct mig_reservation *taken, const char *who, uint64_t files,
 			struct mig_reservation *need, struct mig_reasons *r)
 {
 	uint64_t avail = mem_available(), space = UINT64_MAX, disk = 0;
@@ -98,17 +98,24 @@ void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 			mig_reason(r, "disk %s: unknown format '%s'", p->disks[i].name,
 				   p->disks[i].format);
 	}
-	/* The formats' metadata: 1/64 more, at least 1 MiB a disk. */
-	need->disk = add_sat(add_sat(disk, disk / 64), (uint64_t)p->ndisks << 20);
+	/* The formats' metadata: 1/64 more, at least 1 MiB a disk; and the
+	 * VM's files. */
+	need->disk = add_sat(add_sat(add_sat(disk, disk / 64), (uint64_t)p->ndisks << 20), files);
 	if (statvfs(storage, &sv) == 0)
 		space = (uint64_t)sv.f_bavail * sv.f_frsize;
 	if (add_sat(need->disk, taken->disk) > space) {
+		char f[64] = "", d[32];
+
 		human(disk, a, sizeof(a));
 		human(space, b, sizeof(b));
 		human(taken->disk, c, sizeof(c));
+		if (files) {
+			human(files, d, sizeof(d));
+			snprintf(f, sizeof(f), " and the VM's files %s", d);
+		}
 		mig_reason(r,
-			   "the disks hold %s, %s has %s free (%s of it promised to the "
+			   "the disks hold %s%s, %s has %s free (%s of it promised to the "
 			   "migrations in progress%s%s)",
-			   a, storage, b, c, who[0] ? ": " : "", who);
+			   a, f, storage, b, c, who[0] ? ": " : "", who);
 	}
 }

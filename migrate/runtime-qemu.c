@@ -47,13 +47,27 @@ static int config_json(void *h, char **out, char *err)
 	return qemu_config_to_json(qemu_vm_get_config(h), out, err);
 }
 
-/* What the destination's QEMU must match (PREFLIGHT's runtime_info). */
+static const struct mig_vm_file files[4];
+static const char *file_path(void *h, const struct mig_vm_file *f);
+
+/* What the destination's QEMU must match (PREFLIGHT's runtime_info), and
+ * the bytes of the files that travel with the VM (its kernel and initrd
+ * are tens of MiB: the destination needs the space, as for the disks). */
 static int runtime_info(void *h, char **out, char *err)
 {
 	struct qemu_status st;
 	struct proto_json j;
+	uint64_t bytes = 0;
 	const char *s;
 
+	for (unsigned i = 0; i < sizeof(files) / sizeof(files[0]); i++) {
+		const char *path = file_path(h, &files[i]);
+		struct stat sb;
+
+		if (path && path[0] && stat(path, &sb) == 0)
+			bytes += (uint64_t)sb.st_size < files[i].max ? (uint64_t)sb.st_size
+								     : files[i].max;
+	}
 	qemu_vm_status(h, &st);
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
@@ -61,6 +75,7 @@ static int runtime_info(void *h, char **out, char *err)
 	proto_json_kv_str(&j, "qemu_version", st.version);
 	proto_json_kv_str(&j, "machine", st.machine);
 	proto_json_kv_str(&j, "cpu", st.cpu);
+	proto_json_kv_uint(&j, "files_bytes", bytes);
 	proto_json_obj_end(&j);
 	s = proto_json_finish(&j);
 	*out = s ? strdup(s) : NULL;
@@ -455,7 +470,7 @@ static int create_incoming(const char *json, int fd, struct migrate_vm **out, ch
 	return r;
 }
 
-static const struct mig_vm_file files[] = {
+static const struct mig_vm_file files[4] = {
     {"file:kernel", "vmlinuz", 256u << 20, false, false, true},
     {"file:initrd", "initrd.img", 1u << 30, false, false, true},
     {"file:vars", "OVMF_VARS.fd", 64u << 20, false, false, true},
