@@ -91,6 +91,44 @@ def garbage_server():
     return sk.getsockname()[1]
 
 
+def export_then_error(p):
+    """A real export (nbdkit's memory plugin, TLS with the key sent), then,
+    once the source mirrors to it, ERROR and the export killed, in that
+    order, as serve does when it fails and discards its copy: the source must
+    report the ERROR's reason, not the lost NBD connection."""
+    import subprocess
+    d = os.path.dirname(os.path.abspath(sys.argv[1]))
+    key = os.urandom(32)
+    with open(os.path.join(d, "fake-export.psk"), "w") as f:
+        f.write("bad-peer:" + key.hex() + "\n")
+    port = closed_port()
+    nbd = subprocess.Popen(["nbdkit", "--foreground", "--exit-with-parent", "-i", "127.0.0.1",
+                            "-p", str(port), "--tls=require",
+                            "--tls-psk=" + os.path.join(d, "fake-export.psk"), "memory", "64M"])
+    for _ in range(200):  # until nbdkit listens
+        try:
+            socket.create_connection(("127.0.0.1", port), timeout=1).close()
+            break
+        except OSError:
+            time.sleep(0.1)
+    p.go([])
+    p.send(frame(DISK_EXPORT, disk_export(0, "127.0.0.1", port, key=key)))
+
+    def drain():  # what the source sends meanwhile (a QEMU VM's files), unread
+        try:
+            while p.sock.recv(1 << 20):
+                pass
+        except OSError:
+            pass
+    reader = threading.Thread(target=drain, daemon=True)
+    reader.start()
+    time.sleep(1.5)  # the source mirrors
+    p.send(frame(ERROR, reason(28, "the destination's disk is full")))
+    time.sleep(0.05)
+    nbd.kill()
+    reader.join(30)
+
+
 def memory_then(action):
     """A go without disks; the first round's ROUND_END (or, from a runtime
     with its own stream, its first STREAM frame); then action."""
@@ -208,6 +246,9 @@ CASES = {
                         ROLLED_BACK, r"^the destination offered disk 0 without TLS: refused$",
                         "disk"),
     "go-ready": (go_then(frame(SWITCHOVER_READY)), ROLLED_BACK, "SWITCHOVER_READY", "disk"),
+    "storage-error": (export_then_error, ROLLED_BACK,
+                      "^the destination reported an error: the destination's disk is full$",
+                      "disk"),
     "memory-error": (memory_then(error), ROLLED_BACK, ERR, "mem"),
     "memory-close": (memory_then(close), ROLLED_BACK, "closed|reset|broken|Broken", "mem"),
     "memory-garbage": (memory_then(garbage), ROLLED_BACK, "bad frame magic", "mem"),
