@@ -780,6 +780,15 @@ void mig_dest_run(struct mig_incoming *inc)
 		mig_serve_log(inc->sv, "%s: migration failed, copy discarded: %s", inc->name, err);
 		discard(inc);
 	} else if (r == 1) {
+		/* It runs, or may: its disks are its own (never removed here),
+		 * under their final names as a restarted serve would give them. */
+		for (unsigned i = 0; i < inc->nexp; i++)
+			if (!inc->exp[i].committed) {
+				if (rename(inc->exp[i].tmp, inc->exp[i].path) < 0)
+					mig_serve_log(inc->sv, "%s: %s: %s", inc->name,
+						      inc->exp[i].path, strerror(errno));
+				inc->exp[i].committed = true;
+			}
 		mig_serve_log(inc->sv,
 			      "%s: resumed here, not committed (%s): the source settles it "
 			      "with --resolve",
