@@ -105,7 +105,12 @@ start_serve() {
 		>"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill $SERVE_PID 2>/dev/null || true"
-	wait_for "$T/serve.out" listening 30
+	for i in $(seq 300); do
+		grep -q listening "$T/serve.out" && break
+		kill -0 $SERVE_PID 2>/dev/null || { cat "$T/serve.err" >&2; fail "serve did not start"; }
+		sleep 0.1
+	done
+	wait_for "$T/serve.out" listening 1
 	PORT=$(sed -n 's/.*"[0-9.]*:\([0-9]*\)".*/\1/p' "$T/serve.out")
 }
 
@@ -399,15 +404,58 @@ fault_cases() {
 }
 
 # fault_vm [STALL [RUN OPTS]]: vm1 started with the source's test hook
-# SMOVE_TEST_STALL=STALL, once its guest has written its disk once.
+# SMOVE_TEST_STALL=STALL, once its guest has written its disk once. Its disk
+# is given by a relative path (smove run is started in $T): a resolve from
+# another directory must still find it. fault_vm_again starts vm1 anew on
+# the same disk (as a person would after its process ended).
 fault_vm() {
 	truncate -s 8M "$T/disk.raw"
 	[ -z "${1:-}" ] || export SMOVE_TEST_STALL="$1"
 	[ $# = 0 ] || shift
-	start_vm vm1 --memory 64M --cpus 2 --disk "$T/disk.raw" \
-		--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5" "$@"
+	fault_vm_again "$@"
 	unset SMOVE_TEST_STALL
+}
+fault_vm_again() {
+	cwd=$(pwd)
+	cd "$T"
+	start_vm vm1 --memory 64M --cpus 2 --disk disk.raw \
+		--cmdline "mem=8M passes=0 disk=8M diskpasses=0 cpu0=mem cpu1=disk hb=5" "$@"
+	cd "$cwd"
 	wait_for "$T/vm1.console" "disk 0 pass 1 ok"
+}
+
+# kill_source: the source VM's process killed (SIGKILL; QEMU goes with it).
+kill_source() {
+	kill -9 "$VM_PID"
+	wait "$VM_PID" 2>/dev/null || true
+	for i in $(seq 100); do [ "$(ps_state src vm1)" != running ] && break; sleep 0.1; done
+}
+
+# disk_records_hold CONSOLE IMAGE: the raw IMAGE holds every record of the
+# guest behind CONSOLE (8 MiB, fault_vm's): each block a sound record of the
+# last pass the guest reported done, or of the pass after it (those a prefix:
+# the guest writes in order): no write it completed is lost.
+disk_records_hold() {
+	k=$(grep -c "disk 0 pass [0-9]* ok" "$1" || true)
+	/usr/bin/python3 - "$2" "$k" <<'PY' || fail "$2 lost writes the guest completed (pass $k done)"
+import struct, sys, zlib
+path, k = sys.argv[1], int(sys.argv[2])
+newer, bad = True, []
+with open(path, "rb") as f:
+    for block in range(8 << 20 >> 12):
+        rec = bytearray(f.read(4096))
+        magic, blk, g, seed, crc = struct.unpack_from("<QQQQI", rec)
+        struct.pack_into("<I", rec, 32, 0)
+        ok = magic == 0x3130434552564D53 and blk == block and zlib.crc32(rec) == crc
+        if ok and g == k + 1 and newer:
+            continue
+        newer = False
+        if not ok or g != k:
+            bad.append("block %d: %s, pass %d" % (block, "sound" if ok else "corrupt", g))
+if bad:
+    sys.exit("; ".join(bad[:5]) + " (%d bad blocks, pass %d done)" % (len(bad), k))
+print("%s: every record of pass %d or %d, in order" % (path, k, k + 1))
+PY
 }
 
 # fault_serve [STALL]: serve with the destination's test hook STALL.
@@ -430,8 +478,15 @@ fault_serve() {
 #                  (dest-switchover)
 #   before-resume  the destination ready, RESUME not sent (source-ready)
 #   after-resume   RESUME received there, nothing done (dest-resume)
+#   resume-sent    RESUME received there, the VM's process asked to resume,
+#                  its answer not read (dest-resume-sent)
+#   resuming       the VM's process there made its record "resuming", the VM
+#                  not resumed (incoming-resuming: it waits there for ever)
 #   before-running resumed there, RUNNING not sent (dest-running)
 #   after-running  RUNNING received here, COMMIT not sent (source-running)
+#   cleanup        COMMIT not sent, the source's files deleted, its record
+#                  not yet (source-commit)
+#   after-commit   COMMIT received there, not recorded (dest-commit)
 fault_move() {
 	src_stall="" dest_stall="" opts=""
 	case $1 in
@@ -444,8 +499,12 @@ fault_move() {
 	ready-wait) dest_stall=dest-switchover ;;
 	before-resume) src_stall=source-ready ;;
 	after-resume) dest_stall=dest-resume ;;
+	resume-sent) dest_stall=dest-resume-sent ;;
+	resuming) dest_stall=incoming-resuming ;;
 	before-running) dest_stall=dest-running ;;
 	after-running) src_stall=source-running ;;
+	cleanup) src_stall=source-commit ;;
+	after-commit) dest_stall=dest-commit ;;
 	*) fail "no phase $1" ;;
 	esac
 	shift
@@ -470,20 +529,22 @@ expect_result() {
 		fail "the result's error '$(event 'd.get("error", "")')' does not match '$3'"
 }
 
-# guest_goes_on CONSOLE: the guest behind CONSOLE checks two more memory
-# passes and one more disk pass, and never found a broken invariant.
+# guest_goes_on CONSOLE: the guest behind CONSOLE completes two more memory
+# passes and two more disk passes, and never found a broken invariant: the
+# second of each began after this was called, so it read back every page and
+# every disk record (a pass checks what the one before wrote).
 guest_goes_on() {
 	mem=$(grep -c "mem pass" "$1" || true)
 	disk=$(grep -c "disk 0 pass" "$1" || true)
 	for i in $(seq 600); do
 		grep -q FAIL "$1" && break
 		[ "$(grep -c "mem pass" "$1")" -ge $((mem + 2)) ] &&
-			[ "$(grep -c "disk 0 pass" "$1")" -ge $((disk + 1)) ] && break
+			[ "$(grep -c "disk 0 pass" "$1")" -ge $((disk + 2)) ] && break
 		sleep 0.1
 	done
 	! grep FAIL "$1" || fail "the guest found a broken invariant"
 	[ "$(grep -c "mem pass" "$1")" -ge $((mem + 2)) ] &&
-		[ "$(grep -c "disk 0 pass" "$1")" -ge $((disk + 1)) ] ||
+		[ "$(grep -c "disk 0 pass" "$1")" -ge $((disk + 2)) ] ||
 		fail "the guest's programs do not go on ($1)"
 }
 
@@ -527,12 +588,13 @@ on_source() {
 	guest_goes_on "$T/vm1.console"
 }
 
-# on_destination: vm1 runs on the destination only, its disk under its final
-# name; the source's process ended, its disk and records gone; the guest goes on.
+# on_destination [killed]: vm1 runs on the destination only, its disk under
+# its final name; the source's process ended (exit 0, unless the test killed
+# it), its disk and records gone; the guest goes on.
 on_destination() {
 	for i in $(seq 100); do kill -0 "$VM_PID" 2>/dev/null || break; sleep 0.1; done
 	! kill -0 "$VM_PID" 2>/dev/null || fail "the source's VM process still runs"
-	wait "$VM_PID" || fail "the source's smove run did not exit 0"
+	[ "${1:-}" = killed ] || wait "$VM_PID" || fail "the source's smove run did not exit 0"
 	[ ! -e "$T/disk.raw" ] || fail "the source's disk is still there"
 	[ ! -e "$T/src-state/vm1.migration" ] || fail "the source's record is still there"
 	[ "$(ps_state src vm1)" = none ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"

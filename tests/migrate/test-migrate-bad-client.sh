@@ -122,6 +122,7 @@ grep -qx "held 16 refused 4" "$T/silent20" || fail "serve did not hold 8 and ref
 move vm1
 expect_move 0
 runs "$T/dst/vm1.sock"
+guest_mem_goes_on "$T/store/vm1/console.log"
 wait "$silent20"
 grep -q "all closed" "$T/silent20" || fail "serve kept silent connections: $(cat "$T/silent20")"
 [ "$(tail -n +$((lines + 1)) "$T/serve.err" | grep -c "a peer was refused: receive: timed out")" = 16 ] || {

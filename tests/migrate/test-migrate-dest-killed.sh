@@ -19,4 +19,4 @@ for i in $(seq 100); do [ -e "$T/dst/vm1.json" ] || break; sleep 0.1; done
 start_serve
 grep -q "removed the partial copy" "$T/serve.err" || fail "serve did not clean up at start"
 nothing_on_dest vm1
-! grep FAIL "$T/vm1.console" || fail "the guest found a broken invariant"
+guest_goes_on "$T/vm1.console"

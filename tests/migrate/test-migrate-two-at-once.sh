@@ -31,6 +31,7 @@ for vm in vm1 vm2; do
 	console="$T/store/$vm/console.log"
 	wait_for "$console" "disk 0: 6 MiB x 3 passes verified" 120
 	! grep FAIL "$console" || fail "$vm's guest found a broken invariant after the migration"
+	guest_mem_goes_on "$console"
 	runs "$T/dst/$vm.sock"
 	ctl "$T/dst/$vm.sock" '{"cmd":"stop"}' >/dev/null
 done
