@@ -416,6 +416,7 @@ fault_vm() {
 	unset SMOVE_TEST_STALL
 }
 fault_vm_again() {
+	[ ! -e "$T/vm1.console" ] || mv "$T/vm1.console" "$T/vm1.console.$(date +%s%N)"
 	cwd=$(pwd)
 	cd "$T"
 	start_vm vm1 --memory 64M --cpus 2 --disk disk.raw \
