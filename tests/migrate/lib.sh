@@ -459,10 +459,11 @@ print("%s: every record of pass %d or %d, in order" % (path, k, k + 1))
 PY
 }
 
-# fault_serve [STALL]: serve with the destination's test hook STALL.
+# fault_serve [STALL [SERVE OPTS]]: serve with the destination's test hook STALL.
 fault_serve() {
 	[ -z "${1:-}" ] || export SMOVE_TEST_STALL="$1"
-	start_serve
+	[ $# = 0 ] || shift
+	start_serve "$@"
 	unset SMOVE_TEST_STALL
 }
 
