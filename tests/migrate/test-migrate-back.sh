@@ -1,7 +1,7 @@
 #!/bin/sh
 # Back and forth: a 2-vCPU guest (a memory pattern on one vCPU, disk records
 # on the other) moves from host A to host B and back, $MOVES times in a row
-# (10; 4 for a QEMU VM outside check-full), each host in a network namespace of its own (netns.sh; loopback where
+# (10; 2 for a QEMU VM outside check-full), each host in a network namespace of its own (netns.sh; loopback where
 # none can be made) running both `smove serve` and the VM when it is there,
 # over TLS with a pre-shared key. The guest never notices anything but the
 # pauses: after every move it runs on the host it went to with its invariants
@@ -14,12 +14,12 @@
 requires psktool qemu-img
 . "$abs_top_srcdir/tests/migrate/lib.sh"
 . "$abs_top_srcdir/tests/migrate/netns.sh"
-# A QEMU VM under TCG moves in about 10 s: 4 moves in make check, 10 in
+# A QEMU VM under TCG moves in about 10 s: 2 moves (there and back) in make check, 10 in
 # check-full (SMOVE_TEST_FULL=1); its guest writes 20 to 25 disk passes a move.
 if [ "$RUNTIME" = memsync ] || [ "${SMOVE_TEST_FULL:-0}" = 1 ]; then
 	MOVES=${MOVES:-10}
 else
-	MOVES=${MOVES:-4}
+	MOVES=${MOVES:-2}
 fi
 PASSES=60
 [ "$RUNTIME" = memsync ] || PASSES=$((MOVES * 25))
