@@ -41,16 +41,18 @@ def negotiated(port, features=0, vmax=2):
     return sock, session, p[28:44]
 
 
-def qemu_preflight(vm, ndisks, features, channels):
+def qemu_preflight(vm, ndisks, features, channels, mem=None):
     """A QEMU VM's PREFLIGHT that this host's serve answers go: a running
     VM's configuration (BAD_CLIENT_QEMU) renamed, its firmware booting
-    nothing, ndisks raw disks of 1 MiB."""
+    nothing, ndisks raw disks of 1 MiB, its memory mem (or the VM's)."""
     base = json.load(open(os.environ["BAD_CLIENT_QEMU"]))
     c = dict(base["config"], name=vm, firmware="bios",
              disks=[{"path": "/src/%d" % i, "format": "raw", "size": 1 << 20}
                     for i in range(ndisks)])
     for k in ("kernel", "initrd", "cmdline", "control", "console"):
         c.pop(k, None)
+    if mem:
+        c["memory"] = mem
     return preflight(vm, [("d%d.raw" % i, "raw") for i in range(ndisks)], mem=c["memory"],
                      vcpus=c["cpus"], features=features, channels=channels,
                      config=json.dumps(c), runtime="qemu",
@@ -78,12 +80,37 @@ def go(port, vm, features=0, channels=0, ndisks=1):
     return sock, session, token
 
 
-def refused_preflight(vm, disks, config=None):
+def refused_preflight(vm, disks, config=None, **kw):
     def run(port):
         sock, _, _ = negotiated(port)
-        sock.sendall(frame(PREFLIGHT, preflight(vm, disks, config=config)))
+        sock.sendall(frame(PREFLIGHT, preflight(vm, disks, config=config, **kw)))
         return sock
     return run
+
+
+def dry_run(port, vm, mem):
+    """`--preflight NAME MEM`: a dry-run PREFLIGHT of a VM of MEM bytes (this
+    runtime's, one raw disk of 1 MiB): "GO" or "NO-GO: reasons"."""
+    features = FEAT_DRY_RUN
+    if QEMU:
+        features |= FEAT_STREAM
+        sock, _, _ = negotiated(port, features, vmax=3)
+        p = qemu_preflight(vm, 1, features, 0, mem)
+    else:
+        sock, _, _ = negotiated(port, features)
+        p = preflight(vm, [("d0.raw", "raw")], mem=mem, features=features)
+    sock.sendall(frame(PREFLIGHT, p))
+    ftype, _, reply = read_frame(sock)
+    if ftype == PREFLIGHT_REPLY and reply[:1] == b"\1":
+        sock.sendall(frame(CANCEL, reason(125, "dry run")))
+        return "GO"
+    if ftype == PREFLIGHT_REPLY:
+        n, off, reasons = struct.unpack(">I", reply[1:5])[0], 5, []
+        for _ in range(n):
+            r, off = str_at(reply, off)
+            reasons.append(r)
+        return "NO-GO: " + "; ".join(reasons)
+    return "type %d" % ftype
 
 
 def raw(data, close=False):
@@ -206,6 +233,11 @@ CASES = {
                     r'VM name "/etc" is not a plain name'),
     "empty-vm": (refused_preflight("", [("disk.raw", "raw")]), "VM name",
                  r'VM name "" is not a plain name'),
+    # Sizes no disk has: a no-go about the space (the sums saturate), not a crash.
+    "absurd-disk": (refused_preflight("vmz", [("a.raw", "raw"), ("b.raw", "raw")],
+                                      disk_size=(1 << 64) - 1, disk_allocated=(1 << 64) - 1),
+                    "the disks hold 17179869184.0 GiB",
+                    "  the disks hold 17179869184.0 GiB"),
     "config-vm": (refused_preflight("vmy", [("disk.raw", "raw")],
                                     config='{"name":"../y","guest":"g","memory":16777216}'),
                   "", "vmy: .*no-go"),
@@ -319,6 +351,9 @@ def main():
     if sys.argv[1] == "--list":
         for name, (_, _, log) in CASES.items():
             print("%s\t%s" % (name, log))
+        return 0
+    if sys.argv[2] == "--preflight":
+        print(dry_run(int(sys.argv[1]), sys.argv[3], int(sys.argv[4])))
         return 0
     port, CASE = int(sys.argv[1]), sys.argv[2]
     run, want, _ = CASES[CASE]

@@ -61,10 +61,12 @@ def hello_ack(version, features, session, token=None):
 
 
 def preflight(vm, disks=(("d.raw", "raw"),), mem=16 << 20, vcpus=1, vendor="",
-              features=0, channels=0, config=None, runtime=None, runtime_info=""):
+              features=0, channels=0, config=None, runtime=None, runtime_info="",
+              disk_size=1 << 20, disk_allocated=0):
     """A PREFLIGHT that a destination with KVM answers go (unless the names
-    are bad): no CPUID entries, raw disks of 1 MiB. With runtime (version 3),
-    the runtime's name and runtime_info follow."""
+    are bad): no CPUID entries, raw disks of 1 MiB (disk_size, of which
+    disk_allocated allocated). With runtime (version 3), the runtime's name
+    and runtime_info follow."""
     if config is None:
         config = '{"name":"%s","guest":"/nonexistent/guest.elf","memory":%d,' \
                  '"cpus":%d,"disks":[%s]}' % (
@@ -73,7 +75,7 @@ def preflight(vm, disks=(("d.raw", "raw"),), mem=16 << 20, vcpus=1, vendor="",
     p = s(vm) + s(config) + struct.pack(">QI", mem, vcpus) + s(vendor)
     p += struct.pack(">I", 0) + struct.pack(">I", len(disks))
     for name, fmt in disks:
-        p += s(name) + s(fmt) + struct.pack(">QQI", 1 << 20, 0, 0)
+        p += s(name) + s(fmt) + struct.pack(">QQI", disk_size, disk_allocated, 0)
     p += struct.pack(">QI", features, channels)
     if runtime is not None:
         p += s(runtime) + s(runtime_info)

@@ -380,6 +380,24 @@ nothing_on_dest() {
 		fail "no record says the session was aborted"
 }
 
+# bad_client_base SOCKET: for tests/migrate/bad-client.py with the QEMU
+# runtime, the configuration and QEMU of the running VM behind SOCKET
+# (BAD_CLIENT_QEMU, a JSON file), on which its fake QEMU VMs are modelled.
+bad_client_base() {
+	[ "$RUNTIME" = qemu ] || return 0
+	ctl "$1" '{"cmd":"config"}' >"$T/base.config"
+	ctl "$1" >"$T/base.status"
+	/usr/bin/python3 -c '
+import json, sys
+c = json.loads(json.load(open(sys.argv[1]))["config"])
+s = json.load(open(sys.argv[2]))
+info = {"accel": s["accel"], "qemu_version": s["qemu_version"], "machine": s["machine"],
+        "cpu": s["cpu_model"]}
+json.dump({"config": c, "info": info}, open(sys.argv[3], "w"))' \
+		"$T/base.config" "$T/base.status" "$T/qemu-base.json"
+	export BAD_CLIENT_QEMU="$T/qemu-base.json"
+}
+
 # ---- the fault tests (test-fault-*.sh) ----------------------------------------
 # Each case of a fault test runs in a process of its own (fault_cases), on a
 # fresh vm1: two vCPUs, one rewriting 8 MiB of memory, the other its 8 MiB raw

@@ -31,20 +31,7 @@ SMOVE_TEST_STALL=source-ready start_vm vm1 --memory 128M --disk "$T/disk.raw" \
 	--cmdline "mem=8M passes=0 hb=5"
 move_bg vm1
 wait_for "$T/vm1.run.err" "stalling at source-ready"
-# A QEMU VM's go: vm1's configuration and what its QEMU is (bad-client.py).
-if [ "$RUNTIME" = qemu ]; then
-	ctl "$T/src/vm1.sock" '{"cmd":"config"}' >"$T/vm1.config"
-	ctl "$T/src/vm1.sock" >"$T/vm1.status"
-	/usr/bin/python3 -c '
-import json, sys
-c = json.loads(json.load(open(sys.argv[1]))["config"])
-s = json.load(open(sys.argv[2]))
-info = {"accel": s["accel"], "qemu_version": s["qemu_version"], "machine": s["machine"],
-        "cpu": s["cpu_model"]}
-json.dump({"config": c, "info": info}, open(sys.argv[3], "w"))' \
-		"$T/vm1.config" "$T/vm1.status" "$T/qemu-base.json"
-	export BAD_CLIENT_QEMU="$T/qemu-base.json"
-fi
+bad_client_base "$T/src/vm1.sock"
 # The silent peers wait for serve's timeout meanwhile.
 silent=""
 for c in silent half-silent silent-after-hello; do

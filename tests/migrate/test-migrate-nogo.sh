@@ -9,6 +9,9 @@
 # 128 MiB (the Linux guest), vm1 has 128 MiB, the destination 192 MiB and vm2
 # 256 MiB; vm2 runs on a CPU model (Haswell-v1) that the destination's QEMU
 # does not list (a wrapper in serve's PATH hides it), vm1 on the default one.
+# Two migrations at once cannot promise the same memory twice: while vm1's
+# is in progress, a VM that fits alone but not beside it gets a no-go that
+# names vm1's migration.
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/migrate/lib.sh"
 case $RUNTIME in
@@ -27,6 +30,7 @@ SH
 	"$real" -cpu help | grep -qw Haswell-v1 || skip "this QEMU has no CPU model Haswell-v1"
 	;;
 esac
+LIB_TLS=none # (bad-client.py's dry run speaks in the clear)
 export SMOVE_TEST_MEM_AVAILABLE=$((avail << 20))
 path=$PATH
 [ "$RUNTIME" = memsync ] || PATH="$T/qemu-bin:$PATH"
@@ -34,7 +38,9 @@ start_serve
 PATH=$path
 unset SMOVE_TEST_MEM_AVAILABLE
 truncate -s 8M "$T/disk.raw"
+export SMOVE_TEST_STALL=source-storage # (for the two migrations at once, below)
 start_vm vm1 --memory ${mem1}M --disk "$T/disk.raw" --cmdline "mem=4M passes=0 hb=5"
+unset SMOVE_TEST_STALL
 move vm1 --dry-run
 expect_move 0
 [ "$(event 'd["result"]')" = go ] || fail "the dry run's result is not go"
@@ -84,3 +90,21 @@ done
 src move vm2 --to "127.0.0.1:$PORT" $(tls_default) >"$T/human" || true
 grep -q "cannot take this VM; nothing was changed" "$T/human" || fail "no human no-go message"
 grep -q "  - .*$cpu_reason" "$T/human" || fail "the human no-go does not list reasons"
+# Two migrations at once: vm1's, held once its disk is mirrored, has its
+# memory promised; a VM that fits alone but not beside it is a no-go naming
+# vm1's migration (bad-client.py's dry run), and a go once vm1's is
+# cancelled.
+bad_client_base "$T/src/vm1.sock"
+fit=$((avail - mem1 + 16))
+bad_preflight() { /usr/bin/python3 "$abs_top_srcdir/tests/migrate/bad-client.py" "$PORT" --preflight vmz $((fit << 20)); }
+[ "$(bad_preflight)" = GO ] || fail "a VM of $fit MiB does not fit alone: $(bad_preflight)"
+move_bg vm1
+wait_for "$T/vm1.run.err" "stalling at source-storage"
+bad_preflight >"$T/both"
+grep -q "^NO-GO: the VM needs $fit.0 MiB of memory, this host has $avail.0 MiB available ($mem1.0 MiB of it promised to the migrations in progress: vm1)$" "$T/both" ||
+	fail "the second migration is not refused naming the first: $(cat "$T/both")"
+src move --cancel vm1 >/dev/null
+move_wait
+expect_move 5
+[ "$(bad_preflight)" = GO ] || fail "vm1's promise outlived its migration: $(bad_preflight)"
+runs "$T/src/vm1.sock"
