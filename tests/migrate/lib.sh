@@ -398,6 +398,39 @@ json.dump({"config": c, "info": info}, open(sys.argv[3], "w"))' \
 	export BAD_CLIENT_QEMU="$T/qemu-base.json"
 }
 
+# silent_peers: 20 connections to serve ($PORT on loopback) that say nothing,
+# 10 from each of 127.0.0.2 and 127.0.0.3 (addresses no other peer of the
+# tests uses), held in the background ($SILENT_PID) until serve drops them
+# at its handshake deadline; $T/silent20 says "held H refused R" (serve takes
+# 8 a peer before their HELLO), then "all closed S s later".
+silent_peers() {
+	/usr/bin/python3 - "$PORT" >"$T/silent20" 2>&1 <<'PY' &
+import select, socket, sys, time
+conns = []
+for addr in ["127.0.0.2"] * 10 + ["127.0.0.3"] * 10:
+    c = socket.socket()
+    c.bind((addr, 0))
+    c.connect(("127.0.0.1", int(sys.argv[1])))
+    conns.append(c)
+def closed():
+    out = []
+    for c in conns:
+        r, _, _ = select.select([c], [], [], 0)
+        out.append(bool(r) and c.recv(1, socket.MSG_PEEK) == b"")
+    return out
+time.sleep(1)
+print("held %d refused %d" % (closed().count(False), closed().count(True)), flush=True)
+t0 = time.monotonic()
+while not all(closed()) and time.monotonic() - t0 < 30:
+    time.sleep(0.1)
+print("all closed %.1f s later" % (time.monotonic() - t0) if all(closed()) else "still open after 30 s",
+      flush=True)
+PY
+	SILENT_PID=$!
+	on_exit "kill $SILENT_PID 2>/dev/null || true"
+	wait_for "$T/silent20" held 30
+}
+
 # ---- the fault tests (test-fault-*.sh) ----------------------------------------
 # Each case of a fault test runs in a process of its own (fault_cases), on a
 # fresh vm1: two vCPUs, one rewriting 8 MiB of memory, the other its 8 MiB raw

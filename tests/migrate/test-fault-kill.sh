@@ -20,7 +20,8 @@
 #                    serve settles it as never resumed (exit 5): vm1 resumes here
 #   resume-sent      (the VM's process there asked to resume, its answer not
 #                    read) exit 6, in doubt: vm1 runs there all the same (its
-#                    own process decided); --resolve settles it as resumed
+#                    own process decided); --resolve settles it as resumed,
+#                    while 20 connections that say nothing wait at serve
 #   before-running   (resumed there, RUNNING not sent) exit 6, in doubt: vm1 runs
 #                    there (it outlives serve); --resolve settles it as resumed
 #                    (exit 0): the source ends and deletes its disk
@@ -138,6 +139,9 @@ resume-sent | before-running)
 	in_doubt
 	runs "$T/dst/vm1.sock"
 	start_serve
+	# Connections that say nothing do not keep the RESOLVE out.
+	silent_peers
+	grep -qx "held 16 refused 4" "$T/silent20" || fail "silent connections: $(cat "$T/silent20")"
 	expect_status 0 src move --resolve vm1
 	grep -q "settled: the VM runs there" "$T/stdout" ||
 		fail "--resolve does not say where the VM runs: $(cat "$T/stdout")"

@@ -81,36 +81,14 @@ src move --cancel vm1 >/dev/null
 move_wait
 expect_move 5
 lines=$(wc -l <"$T/serve.err")
-/usr/bin/python3 - "$PORT" >"$T/silent20" 2>&1 <<'PY' &
-import select, socket, sys, time
-conns = []
-for addr in ["127.0.0.2"] * 10 + ["127.0.0.3"] * 10:
-    c = socket.socket()
-    c.bind((addr, 0))
-    c.connect(("127.0.0.1", int(sys.argv[1])))
-    conns.append(c)
-def closed():
-    out = []
-    for c in conns:
-        r, _, _ = select.select([c], [], [], 0)
-        out.append(bool(r) and c.recv(1, socket.MSG_PEEK) == b"")
-    return out
-time.sleep(1)
-print("held %d refused %d" % (closed().count(False), closed().count(True)), flush=True)
-t0 = time.monotonic()
-while not all(closed()) and time.monotonic() - t0 < 30:
-    time.sleep(0.1)
-print("all closed %.1f s later" % (time.monotonic() - t0) if all(closed()) else "still open after 30 s",
-      flush=True)
-PY
-silent20=$!
+silent_peers
 wait_for "$T/silent20" "held"
 grep -qx "held 16 refused 4" "$T/silent20" || fail "serve did not hold 8 and refuse 2 of each peer's 10 silent connections: $(cat "$T/silent20")"
 move vm1
 expect_move 0
 runs "$T/dst/vm1.sock"
 guest_mem_goes_on "$T/store/vm1/console.log"
-wait "$silent20"
+wait "$SILENT_PID"
 grep -q "all closed" "$T/silent20" || fail "serve kept silent connections: $(cat "$T/silent20")"
 [ "$(tail -n +$((lines + 1)) "$T/serve.err" | grep -c "a peer was refused: receive: timed out")" = 16 ] || {
 	tail -n +$((lines + 1)) "$T/serve.err"
