@@ -36,17 +36,21 @@
 # destination's are both kept, identical. A person decides: `smove move
 # --abandon vm1 --force` runs it here again, and the copy there does not
 # start without --force.
-# The source (the VM's own process) killed:
-#   src-round-1      (pre-copy) the VM ends with its process: the destination
-#                    discards its copy; the source's disk holds every write
-#                    the guest completed; `smove run` starts it again
-#   src-before-resume (its record of the doubt written, RESUME not sent)
-#                    `smove ps` says in doubt and `smove run` refuses it;
-#                    --resolve: never resumed (exit 5); it starts again
-#   src-before-running (resumed there) vm1 runs there; --resolve, from another
-#                    directory (the disk was given by a relative path; a file
-#                    of that name there is not touched) settles it as resumed:
-#                    the source's disk is deleted
+# The source (the VM's own process) killed, at every phase (src-PHASE):
+#   src-preflight .. src-round-3 (before the switchover) the VM ends with its
+#                    process: the destination discards its copy; the source's
+#                    disk holds every write the guest completed; `smove run`
+#                    starts it again
+#   src-switchover, src-ready-wait, src-before-resume, src-after-resume
+#                    (its record of the switchover written; RESUME not sent,
+#                    or not acted on there) `smove ps` says in doubt and
+#                    `smove run` refuses it; --resolve: never resumed (exit 5);
+#                    it starts again
+#   src-resume-sent, src-before-running, src-after-running (resumed there)
+#                    vm1 runs there; --resolve, from another directory (the
+#                    disk was given by a relative path; a file of that name
+#                    there is not touched) settles it as resumed: the
+#                    source's disk is deleted
 #   src-cleanup      (RUNNING received, the disk deleted, the record not yet)
 #                    vm1 runs there; --resolve completes the cleanup
 # After a rollback a serve started anew discards what the killed one left.
@@ -58,8 +62,9 @@
 . "$abs_top_srcdir/tests/functions.sh"
 . "$abs_top_srcdir/tests/migrate/lib.sh"
 cases="preflight storage synced round-1 round-3 switchover ready-wait before-resume after-resume
-	resume-sent before-running after-running after-commit resuming src-round-1 src-before-resume
-	src-before-running src-cleanup"
+	resume-sent before-running after-running after-commit resuming src-preflight src-storage
+	src-synced src-round-1 src-round-3 src-switchover src-ready-wait src-before-resume
+	src-after-resume src-resume-sent src-before-running src-after-running src-cleanup"
 [ "$RUNTIME" = qemu ] && [ "${SMOVE_TEST_FULL:-0}" = 0 ] &&
 	cases="resume-sent resuming after-commit src-before-running src-cleanup"
 # shellcheck disable=SC2086
@@ -179,12 +184,18 @@ resuming)
 	guest_goes_on "$T/vm1.console"
 	not_started_there "$there"
 	;;
-src-round-1 | src-before-resume)
-	# The VM ended with its process: the destination discards its copy.
-	for i in $(seq 100); do [ ! -e "$T/store/vm1" ] && break; sleep 0.1; done
-	[ ! -e "$T/store/vm1" ] || fail "the destination kept its copy"
+src-preflight | src-storage | src-synced | src-round-1 | src-round-3 | src-switchover | \
+	src-ready-wait | src-before-resume | src-after-resume)
+	# The VM ended with its process, never resumed there: the destination
+	# discards its copy (held at RESUME by its hook: once serve starts anew).
+	if [ "$1" != src-after-resume ]; then
+		for i in $(seq 100); do [ ! -e "$T/store/vm1" ] && break; sleep 0.1; done
+		[ ! -e "$T/store/vm1" ] || fail "the destination kept its copy"
+	fi
 	disk_records_hold "$T/vm1.console" "$T/disk.raw"
-	if [ "$1" = src-before-resume ]; then
+	case $1 in
+	src-switchover | src-ready-wait | src-before-resume | src-after-resume)
+		# Its record of the switchover: in doubt until settled.
 		[ "$(ps_state src vm1)" = in-doubt ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
 		# shellcheck disable=SC2046
 		expect_status 1 src run --name vm1 $(runtime_args --memory 128M --disk "$T/disk.raw")
@@ -192,13 +203,19 @@ src-round-1 | src-before-resume)
 		expect_status 5 src move --resolve vm1
 		grep -q "never ran on the destination" "$T/stdout" ||
 			fail "--resolve does not say the VM never ran there: $(cat "$T/stdout")"
+		;;
+	esac
+	if [ "$1" = src-after-resume ]; then
+		kill -9 "$SERVE_PID"
+		wait "$SERVE_PID" 2>/dev/null || true
+		start_serve
 	fi
 	[ ! -e "$T/src-state/vm1.migration" ] || fail "the source's record is still there"
 	nothing_on_dest vm1
 	fault_vm_again
 	on_source
 	;;
-src-before-running | src-cleanup)
+src-resume-sent | src-before-running | src-after-running | src-cleanup)
 	runs "$T/dst/vm1.sock"
 	[ "$(ps_state src vm1)" = in-doubt ] || fail "smove ps on the source: vm1 $(ps_state src vm1)"
 	# From another directory, holding a file of the disk's relative name.
