@@ -36,6 +36,9 @@ static const char help[] =
     "  -q, --quick               a quick migration: the memory in one pass with the\n"
     "                            VM paused (its downtime), the disks mirrored live\n"
     "  -n, --dry-run             run the destination's checks only\n"
+    "  -Q, --queue-timeout SECONDS  while the destination is busy (its limit of\n"
+    "                            migrations at once), wait in a queue for a place\n"
+    "                            this long (default 600; 0: fail at once)\n"
     "  -C, --cancel              cancel the migration of NAME in progress\n"
     "  -r, --resolve             settle a migration of NAME left in doubt (or deliver\n"
     "                            the fence of an abandoned one)\n"
@@ -193,6 +196,10 @@ static void show(struct session *s, const struct proto_json_value *v)
 		show_round(v);
 	} else if (strcmp(event, "error") == 0) {
 		printf("  error: %s\n", str(v, "error"));
+	} else if (strcmp(event, "queued") == 0) {
+		printf("  queued: %s is %s; asking again in %.0f s (waited %.0f s of %.0f)\n",
+		       str(v, "to"), str(v, "reason"), num(v, "retry_in_s"), num(v, "waited_s"),
+		       num(v, "queue_timeout_s"));
 	} else if (strcmp(event, "result") == 0) {
 		show_result(s, v);
 	}
@@ -311,6 +318,7 @@ int cmd_move(int argc, char **argv)
 	    {"no-delete", no_argument, NULL, 'k'},
 	    {"dry-run", no_argument, NULL, 'n'},
 	    {"quick", no_argument, NULL, 'q'},
+	    {"queue-timeout", required_argument, NULL, 'Q'},
 	    {"cancel", no_argument, NULL, 'C'},
 	    {"resolve", no_argument, NULL, 'r'},
 	    {"abandon", no_argument, NULL, 'A'},
@@ -321,14 +329,14 @@ int cmd_move(int argc, char **argv)
 	};
 	const char *prog = "smove move", *to = NULL, *psk = NULL, *user = NULL, *x509 = NULL;
 	struct session s = {0};
-	uint64_t downtime = 300, bandwidth = 0, channels = 0;
+	uint64_t downtime = 300, bandwidth = 0, channels = 0, queue_timeout = 600;
 	bool compress = false, no_delete = false, dry_run = false, cancel = false, res = false;
 	bool quick = false, give_up = false, force = false;
 	char err[MIGRATE_ERR_LEN], control[PATH_MAX], *reply;
 	struct proto_json j;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knqCrjh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knqQ:Crjh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			to = optarg;
@@ -366,6 +374,11 @@ int cmd_move(int argc, char **argv)
 			break;
 		case 'q':
 			quick = true;
+			break;
+		case 'Q':
+			if (parse_size(optarg, &queue_timeout) < 0 || queue_timeout > 7 * 24 * 3600)
+				return usage_error(prog,
+						   "--queue-timeout must be 0 to 604800 seconds");
 			break;
 		case 'A':
 			give_up = true;
@@ -440,6 +453,7 @@ int cmd_move(int argc, char **argv)
 	proto_json_kv_bool(&j, "no_delete", no_delete);
 	proto_json_kv_bool(&j, "dry_run", dry_run);
 	proto_json_kv_bool(&j, "quick", quick);
+	proto_json_kv_uint(&j, "queue_timeout", queue_timeout);
 	proto_json_obj_end(&j);
 	if (!s.json)
 		printf("%s -> %s%s\n", s.name, to, dry_run ? " (dry run)" : "");

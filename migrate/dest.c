@@ -111,12 +111,19 @@ static bool config_matches(const struct proto_preflight *p)
 	return ok;
 }
 
-/* Checks everything and, on go, reserves the name. */
+/* Checks everything and, on go, reserves the name, the memory and the space,
+ * and (not for a dry run) one of the host's --max-incoming places. A host
+ * whose places are taken answers "busy: ..." (the source's queue asks again
+ * later: queue.c); its memory and space are then checked without what the
+ * migrations in progress have reserved, which they give back, so that a
+ * VM that would fit once they are done gets "busy" alone. */
 static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct mig_reasons *r)
 {
 	struct migrate_serve *sv = inc->sv;
 	const char *runtime = p->runtime ? p->runtime : PROTO_RUNTIME_DEFAULT;
-	struct mig_reservation need;
+	bool dry = inc->s.features & PROTO_FEAT_DRY_RUN, busy;
+	unsigned max = mig_serve_max_incoming(sv);
+	struct mig_reservation need, none = {0};
 	char path[4096];
 	struct stat st;
 
@@ -141,7 +148,11 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 				   p->disks[i].name);
 	}
 	pthread_mutex_lock(&sv->lock);
-	mig_preflight_host(p, sv->storage, &sv->reserved, &need, r);
+	busy = !dry && sv->active >= max;
+	if (busy)
+		mig_reason(r, MIG_BUSY_PREFIX "%u migrations in progress, the limit is %u",
+			   sv->active, max);
+	mig_preflight_host(p, sv->storage, busy ? &none : &sv->reserved, &need, r);
 	if (name_taken(inc, p->vm_name))
 		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
 	if (r->n == 0) { /* go: the name, the memory and the space are this one's */
@@ -149,6 +160,10 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 		inc->reserved = need;
 		sv->reserved.memory += need.memory;
 		sv->reserved.disk += need.disk;
+		if (!dry) {
+			inc->counted = true;
+			sv->active++;
+		}
 	}
 	pthread_mutex_unlock(&sv->lock);
 }
@@ -733,10 +748,12 @@ void mig_dest_run(struct mig_incoming *inc)
 	mig_stall_until_peer("dest-preflight", inc->conn);
 	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
 	check(inc, &m.u.preflight, &reasons);
-	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s", m.u.preflight.vm_name,
+	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s (%u of %u incoming migrations)",
+		      m.u.preflight.vm_name,
 		      proto_conn_peer_identity(inc->conn) ? proto_conn_peer_identity(inc->conn)
 							  : "an unauthenticated peer",
-		      reasons.n ? "no-go" : "go", dry ? " (dry run)" : "");
+		      reasons.n ? "no-go" : "go", dry ? " (dry run)" : "", inc->sv->active,
+		      mig_serve_max_incoming(inc->sv));
 	for (unsigned i = 0; i < reasons.n; i++)
 		mig_serve_log(inc->sv, "  %s", reasons.v[i]);
 	r = answer(inc, &reasons, err);
@@ -788,6 +805,12 @@ out:
 	inc->sv->reserved.memory -= inc->reserved.memory;
 	inc->sv->reserved.disk -= inc->reserved.disk;
 	inc->reserved = (struct mig_reservation){0};
+	if (inc->counted) {
+		inc->sv->active--;
+		inc->counted = false;
+		mig_serve_log(inc->sv, "incoming migrations: %u of %u", inc->sv->active,
+			      mig_serve_max_incoming(inc->sv));
+	}
 	pthread_mutex_unlock(&inc->sv->lock);
 	mig_reasons_release(&reasons);
 	proto_msg_release(&m);

@@ -36,7 +36,7 @@ void mig_reasons_release(struct mig_reasons *r)
 }
 
 /* MemAvailable; the test hook SMOVE_TEST_MEM_AVAILABLE=BYTES pretends. */
-static uint64_t mem_available(void)
+uint64_t mig_mem_available(void)
 {
 	FILE *f = fopen("/proc/meminfo", "re");
 	char line[256];
@@ -72,11 +72,17 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 	return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
 }
 
+uint64_t mig_disk_need(uint64_t allocated, unsigned ndisks)
+{
+	/* The formats' metadata: 1/64 more, at least 1 MiB a disk. */
+	return add_sat(add_sat(allocated, allocated / 64), (uint64_t)ndisks << 20);
+}
+
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 			const struct mig_reservation *taken, struct mig_reservation *need,
 			struct mig_reasons *r)
 {
-	uint64_t avail = mem_available(), space = UINT64_MAX, disk = 0;
+	uint64_t avail = mig_mem_available(), space = UINT64_MAX, disk = 0;
 	char a[32], b[32], c[32];
 	struct statvfs sv;
 
@@ -98,8 +104,7 @@ void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 			mig_reason(r, "disk %s: unknown format '%s'", p->disks[i].name,
 				   p->disks[i].format);
 	}
-	/* The formats' metadata: 1/64 more, at least 1 MiB a disk. */
-	need->disk = add_sat(add_sat(disk, disk / 64), (uint64_t)p->ndisks << 20);
+	need->disk = mig_disk_need(disk, p->ndisks);
 	if (statvfs(storage, &sv) == 0)
 		space = (uint64_t)sv.f_bavail * sv.f_frsize;
 	if (add_sat(need->disk, taken->disk) > space) {

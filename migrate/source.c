@@ -136,7 +136,7 @@ static void emit_result(struct mig_source *m, enum migrate_result code,
 /* ---- preflight ------------------------------------------------------------------ */
 
 /* Allocated bytes over the whole chain: what the destination must hold. */
-static uint64_t chain_allocated(struct vhd_disk *d)
+uint64_t mig_chain_allocated(struct vhd_disk *d)
 {
 	uint64_t sum = 0;
 	struct vhd_info info;
@@ -183,7 +183,7 @@ static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct m
 		p->disks[i].name = md->name;
 		p->disks[i].format = (char *)vhd_format_name(vhd_disk_format(md->disk));
 		p->disks[i].virtual_size = vhd_size(md->disk);
-		p->disks[i].allocated = chain_allocated(md->disk);
+		p->disks[i].allocated = mig_chain_allocated(md->disk);
 		p->disks[i].block_size = vi.block_size;
 	}
 	p->features = m->s.features;
@@ -265,8 +265,9 @@ static int preflight(struct mig_source *m)
 	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
 		m->o.channels = 0; /* a version-1 destination: one connection */
 	mig_event_phase(&m->ev, "preflight", NULL);
-	if ((r = name_disks(m, d)) < 0)
+	if (!m->disks_named && (r = name_disks(m, d)) < 0)
 		goto out;
+	m->disks_named = true;
 	r = build_preflight(m, &msg, d, &json, &info);
 	if (r == 0)
 		r = proto_session_send(&m->s, &msg, m->err);
@@ -281,9 +282,20 @@ static int preflight(struct mig_source *m)
 		proto_msg_release(&reply);
 		goto out;
 	}
+	if (!reply.u.preflight_reply.go && mig_queue_busy(m, &reply.u.preflight_reply)) {
+		proto_msg_release(&reply);
+		r = -EBUSY; /* queued: asked again later */
+		goto out;
+	}
 	if (!reply.u.preflight_reply.go) {
-		snprintf(m->err, sizeof(m->err), "the destination cannot take %s (%u reasons)",
-			 d->name, reply.u.preflight_reply.nreasons);
+		if (m->queue_tries)
+			snprintf(m->err, sizeof(m->err),
+				 "the destination is still busy after %.0f s in the queue",
+				 util_now() - m->queue_start);
+		else
+			snprintf(m->err, sizeof(m->err),
+				 "the destination cannot take %s (%u reasons)", d->name,
+				 reply.u.preflight_reply.nreasons);
 		emit_result(m, MIGRATE_NOGO, &reply.u.preflight_reply);
 		proto_msg_release(&reply);
 		r = -EACCES;
@@ -392,8 +404,10 @@ static enum migrate_result roll_back(struct mig_source *m)
 
 static enum migrate_result migrate(struct mig_source *m)
 {
-	int r = preflight(m);
+	int r;
 
+	while ((r = preflight(m)) == -EBUSY && (r = mig_queue_wait(m, m->err)) == 0)
+		;
 	if (r == -ECANCELED) /* nothing was created there yet */
 		return roll_back(m);
 	if (r == -EACCES)
@@ -714,7 +728,9 @@ static int cmd_resolve(void *opaque, const struct proto_json_value *req, int fd,
 /* ---- the migrator ----------------------------------------------------------------- */
 
 /* `status` of a VM that a migration in doubt holds paused: "in-doubt", and a
- * member "migration" saying where it went and what settles it. */
+ * member "migration" saying where it went and what settles it. A migration in
+ * progress adds "migration": {"state": "migrating", "to": ...} and leaves the
+ * run state as it is (a planner resuming its plan waits for its end). */
 static const char *status_state(void *opaque, struct proto_json *j)
 {
 	struct migrator *mm = opaque;
@@ -723,6 +739,14 @@ static const char *status_state(void *opaque, struct proto_json *j)
 	bool doubt;
 
 	pthread_mutex_lock(&mm->lock);
+	if (mm->state == BUSY && !mm->resolving && mm->active) {
+		proto_json_key(j, "migration");
+		proto_json_obj_begin(j);
+		proto_json_kv_str(j, "state", "migrating");
+		proto_json_kv_str(j, "to", mm->active->o.to);
+		proto_json_kv_bool(j, "dry_run", mm->active->o.dry_run);
+		proto_json_obj_end(j);
+	}
 	doubt = mm->state == IN_DOUBT || mm->resolving;
 	if (doubt) {
 		resolve_command(name, cmd, sizeof(cmd));

@@ -235,7 +235,8 @@ int mig_stream(struct mig_source *m, char *err)
 			if ((r = pump_join(m, err)) < 0 ||
 			    (m->round >= 1 && !stalled &&
 			     (r = mig_stall_point(m, "source-memory", err)) < 0) ||
-			    (r = mig_stall_point(m, point, err)) < 0 || (r = pump_start(m, err)) < 0)
+			    (r = mig_stall_point(m, point, err)) < 0 ||
+			    (r = pump_start(m, err)) < 0)
 				break;
 			stalled |= m->round >= 1;
 		}

@@ -1,0 +1,13 @@
+# tests/fleet/: many VMs, many hosts: a destination's limit and the source's
+# queue, the administration role (inventory, moves commanded from
+# elsewhere), plans and their execution (smove plan, smove rebalance), cold
+# moves. Each script runs with the QEMU runtime (.qemu: the Linux test
+# guest, TCG where /dev/kvm is missing), several `smove serve` hosts on
+# loopback (tests/fleet/lib.sh).
+fleet_tests = tests/fleet/test-fleet-queue.qemu
+TESTS += $(fleet_tests)
+check_SCRIPTS += $(fleet_tests)
+CLEANFILES += $(fleet_tests)
+tests/fleet/%.qemu: $(srcdir)/tests/fleet/%.sh
+	$(AM_V_GEN)$(MKDIR_P) tests/fleet && cp $< $@
+EXTRA_DIST += $(fleet_tests:.qemu=.sh)
