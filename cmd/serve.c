@@ -29,6 +29,9 @@ static const char help[] =
     "                            them is told 'busy' and waits in its queue\n"
     "      --insecure            accept migrations without TLS, on any address\n"
     "                            (anyone who reaches it can send a VM)\n"
+    "      --no-admin            refuse the administration role (smove ps --host,\n"
+    "                            moves commanded from elsewhere: smove rebalance);\n"
+    "                            without TLS it is always refused\n"
     "  -j, --json                print the listening address as JSON\n"
     "  -h, --help                show this help\n"
     "\n"
@@ -80,6 +83,7 @@ int cmd_serve(int argc, char **argv)
 	    {"tls-x509", required_argument, NULL, 'x'},
 	    {"max-incoming", required_argument, NULL, 'm'},
 	    {"insecure", no_argument, NULL, 'i'},
+	    {"no-admin", no_argument, NULL, 'A'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -114,6 +118,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'i':
 			o.insecure = true;
+			break;
+		case 'A':
+			o.no_admin = true;
 			break;
 		case 'j':
 			json = true;
