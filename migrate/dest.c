@@ -133,7 +133,7 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 	}
 	if (!(inc->rt = mig_runtime_find(runtime)))
 		mig_reason(r, "the VM runs in a runtime this host does not have (%s)", runtime);
-	else
+	else if (!inc->cold) /* a VM that does not run needs no live match */
 		inc->rt->preflight(p, r);
 	if (!config_matches(p) || strcmp(migrate_config_runtime(p->config_json), runtime) != 0)
 		mig_reason(r, "the VM's configuration does not match its preflight");
@@ -152,7 +152,13 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 	if (busy)
 		mig_reason(r, MIG_BUSY_PREFIX "%u migrations in progress, the limit is %u",
 			   sv->active, max);
-	mig_preflight_host(p, sv->storage, busy ? &none : &sv->reserved, &need, r);
+	{
+		struct proto_preflight q = *p;
+
+		if (inc->cold) /* it takes no memory until it is started */
+			q.mem_size = 0;
+		mig_preflight_host(&q, sv->storage, busy ? &none : &sv->reserved, &need, r);
+	}
 	if (name_taken(inc, p->vm_name))
 		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
 	if (r->n == 0) { /* go: the name, the memory and the space are this one's */
@@ -392,6 +398,13 @@ static int load(struct mig_incoming *inc, char *err)
 	char line[64];
 	int r;
 
+	if (inc->cold) { /* the disks complete, the configuration written: ready */
+		inc->t_state_end = util_now();
+		if ((r = reap_exports(inc, err)) < 0)
+			return r;
+		inc->t_stopped = inc->t_loaded = util_now();
+		return mig_cold_config(inc, err);
+	}
 	if (!inc->rt->stream && !inc->state)
 		return util_error(err, EPROTO, "STATE_END without the VM's state");
 	if (inc->rt->stream && !inc->s.stream_rx_end)
@@ -476,6 +489,39 @@ static int resume_vm(struct mig_incoming *inc, char *err)
 	return r;
 }
 
+/* RESUME of a cold move: serve decides itself (no VM process runs it):
+ * "resuming" durably, under the lock RESOLVE takes; then the disks' final
+ * names (the configuration written at STATE_END names them), RUNNING with no
+ * vCPU running, "resumed". */
+static int cold_resume(struct mig_incoming *inc, char *err)
+{
+	struct proto_msg m = {.type = PROTO_RESUMING};
+	int r;
+
+	if ((r = set_state(inc, MIG_REC_RESUMING, NULL, err)) < 0)
+		return r;
+	inc->t_resumed = util_now();
+	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+		return 1;
+	for (unsigned i = 0; i < inc->nexp; i++) {
+		if (inc->exp[i].lock_fd >= 0) {
+			close(inc->exp[i].lock_fd);
+			inc->exp[i].lock_fd = -1;
+		}
+		if (rename(inc->exp[i].tmp, inc->exp[i].path) < 0) {
+			util_error(err, errno, "%s: %s", inc->exp[i].path, strerror(errno));
+			return 1;
+		}
+		inc->exp[i].committed = true;
+	}
+	if (util_fsync_dir(inc->dir, err) < 0)
+		return 1;
+	m = (struct proto_msg){.type = PROTO_RUNNING};
+	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+		return r;
+	return set_state(inc, MIG_REC_RESUMED, NULL, err);
+}
+
 /* RESUME: from "resuming" on, this host owns the VM. */
 static int resume(struct mig_incoming *inc, char *err)
 {
@@ -489,6 +535,8 @@ static int resume(struct mig_incoming *inc, char *err)
 
 	inc->t_resume = util_now();
 	mig_stall_forever("dest-resume");
+	if (inc->cold)
+		return cold_resume(inc, err);
 	if ((r = mig_child_call(&inc->child, "{\"cmd\":\"status\"}", NULL, 0, &st, MIG_HANDOVER_MS,
 				err)) < 0)
 		return r;
@@ -574,6 +622,18 @@ static int receive(struct mig_incoming *inc, char *err)
 		case PROTO_MEM_BATCH:
 		case PROTO_ROUND_END:
 		case PROTO_STREAM:
+			if (inc->cold) { /* the memory of a VM that does not run: none */
+				if (m.type != PROTO_ROUND_END ||
+				    !(m.u.round_end.flags & PROTO_ROUND_FINAL) ||
+				    m.u.round_end.pages)
+					r = proto_session_fail(&inc->s, EPROTO, err,
+							       "a cold move sends one empty final "
+							       "ROUND_END, not this %s",
+							       proto_type_name(m.type));
+				else
+					end_exports(inc);
+				break;
+			}
 			if ((m.type == PROTO_STREAM) != inc->rt->stream) {
 				r = proto_session_fail(&inc->s, EPROTO, err, "%s for a %s VM",
 						       proto_type_name(m.type), inc->rt->name);
@@ -660,6 +720,8 @@ static void discard(struct mig_incoming *inc)
 		inc->psk_file[0] = '\0';
 	}
 	if (inc->dir[0] && inc->rec.created_dir) {
+		util_path_join(path, sizeof(path), inc->dir, MIG_COLD_CONFIG);
+		unlink(path);
 		for (unsigned i = 0; inc->rt && i < inc->rt->nfiles; i++) {
 			util_path_join(path, sizeof(path), inc->dir, inc->rt->files[i].local);
 			unlink(path);
@@ -720,14 +782,17 @@ static int go(struct mig_incoming *inc, const struct proto_preflight *p, char *e
 	/* Durability point: DIR/NAME exists, as the record about to say so. */
 	if ((r = util_fsync_dir(inc->sv->storage, err)) < 0 ||
 	    (r = set_state(inc, MIG_REC_RECEIVING, &(bool){true}, err)) < 0 ||
-	    (r = inc->rt->stream ? make_stream(inc, err) : make_memory(inc, p->mem_size, err)) <
-		0 ||
+	    (r = inc->cold	   ? 0
+		 : inc->rt->stream ? make_stream(inc, err)
+				   : make_memory(inc, p->mem_size, err)) < 0 ||
 	    (r = make_exports(inc, p, err)) < 0)
 		return r;
+	inc->config = p->config_json;
+	if (inc->cold) /* no VM process: the configuration is written at STATE_END */
+		return 0;
 	/* A ram runtime's VM process is made at once, on the memfd the pages
 	 * arrive in; a stream runtime's with its stream's first bytes, when the
 	 * files it starts with (a kernel, an initrd) have arrived. */
-	inc->config = p->config_json;
 	return inc->rt->stream ? 0 : make_vm(inc, p->config_json, err);
 }
 
@@ -747,6 +812,7 @@ void mig_dest_run(struct mig_incoming *inc)
 	}
 	mig_stall_until_peer("dest-preflight", inc->conn);
 	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
+	inc->cold = inc->s.features & PROTO_FEAT_COLD;
 	check(inc, &m.u.preflight, &reasons);
 	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s (%u of %u incoming migrations)",
 		      m.u.preflight.vm_name,
@@ -782,8 +848,9 @@ void mig_dest_run(struct mig_incoming *inc)
 	} else {
 		if (set_state(inc, MIG_REC_COMMITTED, NULL, err) < 0)
 			mig_serve_log(inc->sv, "%s: %s", inc->name, err);
-		mig_child_call(&inc->child, "{\"cmd\":\"commit\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
-			       err);
+		if (!inc->cold)
+			mig_child_call(&inc->child, "{\"cmd\":\"commit\"}", NULL, 0, NULL,
+				       MIG_HANDOVER_MS, err);
 		mig_prefault_join(&inc->prefault);
 		mig_serve_log(
 		    inc->sv,

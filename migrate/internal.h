@@ -155,6 +155,7 @@ struct mig_opts {
 	bool quick; /* memory in one pass with the VM paused (the disks still live) */
 	unsigned max_rounds;
 	uint64_t queue_timeout; /* seconds to wait for a busy destination (0: fail at once) */
+	bool cold; /* a VM that is not running (cold.c): no memory, the disks verified */
 };
 /* Reads the `migrate` request's members into o (defaults for the absent ones);
  * -EINVAL with err naming the member that is wrong (opts.c). */
@@ -347,6 +348,13 @@ int mig_send_blob(struct mig_source *m, const char *name, const uint8_t *p, size
  * never change, protocol v3) or with the state. */
 int mig_send_files(struct mig_source *m, bool early, char *err);
 
+/* source.c: one migration of vm in the calling thread, without a control
+ * socket (a cold move's stopped VM, cold.c): its events to log, the result
+ * last. own_dir: the directory serve made for it, deleted with it. */
+enum migrate_result mig_run_here(struct migrate_vm *vm, const struct mig_opts *o,
+				 const char *own_dir, void (*log)(void *, const char *),
+				 void *opaque);
+
 /* vm.c: a VM that stays here after a migration that did not happen comes back
  * exactly as before it: unthrottled, its dirty log off, resumed. */
 int mig_vm_restore(struct migrate_vm *v, char *err);
@@ -476,6 +484,7 @@ struct mig_incoming {
 	struct mig_export exp[MIGRATE_MAX_DISKS];
 	char psk_file[4096];
 	const char *config; /* the VM's configuration (PREFLIGHT's) */
+	bool cold;	    /* a cold move (feature COLD): no memory, no VM process */
 	int stream_fd;	    /* stream runtimes: serve's end of the stream */
 	int data_fd;	    /* ... and the VM process's, until it has it */
 	int memfd;
@@ -515,6 +524,10 @@ unsigned mig_serve_max_incoming(const struct migrate_serve *sv);
 
 void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* cold.c: a cold move's destination writes the VM's configuration for this
+ * host, DIR/NAME/vm.json, its disks under their final names (durable). */
+int mig_cold_config(struct mig_incoming *inc, char *err);
 
 /* The administration role (admin.c, inventory.c; docs/protocol.md §10):
  * mig_serve_admin serves a session of role ADMIN (its HELLO received) to

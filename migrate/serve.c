@@ -119,7 +119,7 @@ static void serve_migrate(struct migrate_serve *sv, struct proto_conn *conn,
 	sv->incoming = inc;
 	sv->nincoming++;
 	pthread_mutex_unlock(&sv->lock);
-	if (proto_session_ack(&inc->s, PROTO_FEATURES_V3, err) == 0)
+	if (proto_session_ack(&inc->s, PROTO_FEATURES_V3 | PROTO_FEAT_COLD, err) == 0)
 		mig_dest_run(inc);
 	proto_session_release(&inc->s);
 	unref(inc);

@@ -114,7 +114,9 @@ static void emit_result(struct mig_source *m, enum migrate_result code,
 		proto_json_kv_str(&j, "resolve", cmd);
 	}
 	proto_json_kv_double(&j, "total_s", util_now() - m->t_start);
-	if (m->t_pause > 0) {
+	if (m->o.cold) /* (no pause: the VM was not running) */
+		proto_json_kv_bool(&j, "cold", true);
+	else if (m->t_pause > 0) {
 		proto_json_kv_double(&j, "pause_ms", (double)m->pause_ns / 1e6);
 		proto_json_kv_double(&j, "disks_ms", m->t_disks_ms);
 		proto_json_kv_double(&j, "state_sent_ms", m->t_sent_ms);
@@ -248,6 +250,8 @@ static int preflight(struct mig_source *m)
 		want |= PROTO_FEAT_CHANNELS;
 	if (m->o.dry_run)
 		want |= PROTO_FEAT_DRY_RUN;
+	if (m->o.cold)
+		want |= PROTO_FEAT_COLD;
 	if (m->vm->ops->stream) {
 		want |= PROTO_FEAT_STREAM;
 		want &= ~(uint64_t)PROTO_FEAT_CHANNELS; /* one stream, one connection */
@@ -264,6 +268,13 @@ static int preflight(struct mig_source *m)
 	}
 	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
 		m->o.channels = 0; /* a version-1 destination: one connection */
+	if (m->o.cold && !(m->s.features & PROTO_FEAT_COLD)) {
+		r = util_error(m->err, EPROTONOSUPPORT,
+			       "the destination (protocol %u) does not take cold moves (it needs "
+			       "an smove that does)",
+			       m->s.version);
+		goto out;
+	}
 	if (!m->disks_named && (r = name_disks(m, d)) < 0)
 		goto out;
 	m->disks_named = true;
@@ -730,6 +741,42 @@ static int cmd_resolve(void *opaque, const struct proto_json_value *req, int fd,
 	}
 	pthread_mutex_unlock(&mm->lock);
 	return r;
+}
+
+/* ---- a migration without a control socket (a cold move) ---------------------------------- */
+
+enum migrate_result mig_run_here(struct migrate_vm *vm, const struct mig_opts *o,
+				 const char *own_dir, void (*log)(void *, const char *),
+				 void *opaque)
+{
+	struct migrator mm = {.vm = vm, .state = BUSY};
+	struct mig_source *m;
+	enum migrate_result code;
+	char err[MIGRATE_ERR_LEN];
+
+	mm.o.log = log;
+	mm.o.opaque = opaque;
+	if (own_dir)
+		snprintf(mm.own_dir, sizeof(mm.own_dir), "%s", own_dir);
+	pthread_mutex_init(&mm.lock, NULL);
+	pthread_cond_init(&mm.cond, NULL);
+	if (!(m = new_source(&mm, -1, err))) {
+		if (log)
+			log(opaque, "{\"schema\":1,\"event\":\"result\",\"result\":\"failed\","
+				    "\"error\":\"out of memory\"}");
+		code = MIGRATE_FAILED;
+	} else {
+		m->o = *o;
+		mig_limit_init(&m->limit, o->bandwidth);
+		mm.active = m;
+		code = migrate(m);
+		if (code != MIGRATE_NOGO)
+			emit_result(m, code, NULL);
+		release_source(m);
+	}
+	pthread_mutex_destroy(&mm.lock);
+	pthread_cond_destroy(&mm.cond);
+	return code;
 }
 
 /* ---- the migrator ----------------------------------------------------------------- */
