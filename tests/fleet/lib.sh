@@ -103,3 +103,62 @@ inv() { "$SMOVE" ps --host "$(host_addr "$1")" --tls-psk "$T/lib.psk" --json; }
 
 # pyj EXPR < JSON: EXPR over d, the JSON read from standard input.
 pyj() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
+
+# watch_start X=TOTAL...: polls the hosts' inventories (tests/fleet/watch.py)
+# into $T/watch.log until watch_stop, which fails if at any poll a host ran
+# more migrations than its limit or held VMs taking more than TOTAL bytes.
+watch_start() {
+	args=""
+	for a in "$@"; do args="$args $(host_addr "${a%%=*}")=${a#*=}"; done
+	rm -f "$T/watch.stop"
+	/usr/bin/python3 "$abs_top_srcdir/tests/fleet/watch.py" "$SMOVE" "$T/lib.psk" \
+		"$T/watch.log" "$T/watch.stop" $args &
+	WATCH_PID=$!
+	on_exit "kill $WATCH_PID 2>/dev/null || true"
+}
+watch_stop() {
+	: >"$T/watch.stop"
+	wait "$WATCH_PID" || true
+	/usr/bin/python3 - "$T/watch.log" <<'PY' || fail "a host held more than it may (above)"
+import re, sys
+bad = 0
+for l in open(sys.argv[1]):
+    m = re.match(r"(\S+) incoming=(\d+) max=(\d+) memory=(\d+) total=(\d+)", l)
+    if m and (int(m[2]) > int(m[3]) or int(m[4]) > int(m[5])):
+        print("over its limit or its memory:", l.strip()); bad = 1
+    if l.startswith("max "):
+        print("watched:", l.strip())
+sys.exit(bad)
+PY
+}
+
+# rebalance PLAN [OPTS]: `smove rebalance PLAN --json` with the key; events
+# in $T/rebalance.json, exit status in $REB_STATUS.
+rebalance() {
+	plan=$1
+	shift
+	set +e
+	"$SMOVE" rebalance "$plan" --tls-psk "$T/lib.psk" --json "$@" >"$T/rebalance.json" 2>"$T/rebalance.err"
+	REB_STATUS=$?
+	set -e
+}
+
+# move_state VM: the last state the rebalance events gave VM's move.
+move_state() {
+	/usr/bin/python3 -c '
+import json, sys
+s = "none"
+for l in open(sys.argv[1]):
+    d = json.loads(l)
+    if d.get("event") == "move" and d["vm"] == sys.argv[2] and d["state"] not in ("phase", "queued", "started", "waiting", "resolving"):
+        s = d["state"]
+print(s)' "$T/rebalance.json" "$1"
+}
+
+# summary EXPR: EXPR (python) over d = the rebalance's summary event.
+summary() {
+	/usr/bin/python3 -c '
+import json, sys
+d = [json.loads(l) for l in open(sys.argv[1]) if "\"summary\"" in l][-1]
+print(eval(sys.argv[2]))' "$T/rebalance.json" "$1"
+}

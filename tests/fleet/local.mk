@@ -4,10 +4,11 @@
 # moves. Each script runs with the QEMU runtime (.qemu: the Linux test
 # guest, TCG where /dev/kvm is missing), several `smove serve` hosts on
 # loopback (tests/fleet/lib.sh).
-fleet_tests = tests/fleet/test-fleet-queue.qemu
+fleet_tests = tests/fleet/test-fleet-queue.qemu tests/fleet/test-fleet-drain.qemu
 TESTS += $(fleet_tests)
 check_SCRIPTS += $(fleet_tests)
 CLEANFILES += $(fleet_tests)
 tests/fleet/%.qemu: $(srcdir)/tests/fleet/%.sh
 	$(AM_V_GEN)$(MKDIR_P) tests/fleet && cp $< $@
 EXTRA_DIST += $(fleet_tests:.qemu=.sh)
+EXTRA_DIST += tests/fleet/lib.sh tests/fleet/watch.py
