@@ -343,8 +343,8 @@ static void wait_destination_closed(struct mig_source *m)
 		int left = (int)((end - util_now()) * 1e3);
 
 		r = left > 0 ? proto_conn_poll(m->s.conn, left, err) : 0;
-		if (r == 1)
-			r = proto_conn_recv(m->s.conn, &h, &b, err) == 0;
+		if (r == 1) /* a frame (read on), or the end: closed, as hoped */
+			r = proto_conn_recv(m->s.conn, &h, &b, err) == 0 ? 1 : -1;
 	} while (r == 1);
 	proto_buf_release(&b);
 	if (r == 0)

@@ -5,7 +5,8 @@
 # guest, TCG where /dev/kvm is missing), several `smove serve` hosts on
 # loopback (tests/fleet/lib.sh).
 fleet_tests = tests/fleet/test-fleet-queue.qemu tests/fleet/test-fleet-drain.qemu \
-	tests/fleet/test-fleet-dest-killed.qemu tests/fleet/test-fleet-resume.qemu
+	tests/fleet/test-fleet-dest-killed.qemu tests/fleet/test-fleet-resume.qemu \
+	tests/fleet/test-fleet-dryrun.qemu
 TESTS += $(fleet_tests)
 check_SCRIPTS += $(fleet_tests)
 CLEANFILES += $(fleet_tests)
