@@ -6,7 +6,7 @@
 # loopback (tests/fleet/lib.sh).
 fleet_tests = tests/fleet/test-fleet-queue.qemu tests/fleet/test-fleet-drain.qemu \
 	tests/fleet/test-fleet-dest-killed.qemu tests/fleet/test-fleet-resume.qemu \
-	tests/fleet/test-fleet-dryrun.qemu
+	tests/fleet/test-fleet-dryrun.qemu tests/fleet/test-fleet-cold.qemu
 TESTS += $(fleet_tests)
 check_SCRIPTS += $(fleet_tests)
 CLEANFILES += $(fleet_tests)
