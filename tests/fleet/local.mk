@@ -14,3 +14,11 @@ tests/fleet/%.qemu: $(srcdir)/tests/fleet/%.sh
 	$(AM_V_GEN)$(MKDIR_P) tests/fleet && cp $< $@
 EXTRA_DIST += $(fleet_tests:.qemu=.sh)
 EXTRA_DIST += tests/fleet/lib.sh tests/fleet/watch.py
+# The planner, without hosts.
+if HAVE_CRITERION
+check_PROGRAMS += tests/fleet/test-plan
+TESTS += tests/fleet/test-plan
+sanitizer_tests += tests/fleet/test-plan
+tests_fleet_test_plan_CFLAGS = $(unit_cflags)
+tests_fleet_test_plan_LDADD = fleet/libfleet.la $(unit_ldadd)
+endif
