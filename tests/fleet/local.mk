@@ -6,7 +6,8 @@
 # loopback (tests/fleet/lib.sh).
 fleet_tests = tests/fleet/test-fleet-queue.qemu tests/fleet/test-fleet-drain.qemu \
 	tests/fleet/test-fleet-dest-killed.qemu tests/fleet/test-fleet-resume.qemu \
-	tests/fleet/test-fleet-dryrun.qemu tests/fleet/test-fleet-cold.qemu
+	tests/fleet/test-fleet-dryrun.qemu tests/fleet/test-fleet-cold.qemu \
+	tests/fleet/test-fleet-admin.qemu
 TESTS += $(fleet_tests)
 check_SCRIPTS += $(fleet_tests)
 CLEANFILES += $(fleet_tests)
@@ -22,3 +23,6 @@ sanitizer_tests += tests/fleet/test-plan
 tests_fleet_test_plan_CFLAGS = $(unit_cflags)
 tests_fleet_test_plan_LDADD = fleet/libfleet.la $(unit_ldadd)
 endif
+# One administration request, as given (test-fleet-admin).
+check_PROGRAMS += tests/fleet/admin-request
+tests_fleet_admin_request_LDADD = fleet/libfleet.la $(PTHREAD_LIBS)
