@@ -15,7 +15,8 @@ migrate_shell_tests = \
 	tests/migrate/test-migrate-two-at-once.sh tests/migrate/test-migrate-nodisk-channels.sh \
 	tests/migrate/test-migrate-ring.sh tests/migrate/test-migrate-deferred.sh \
 	tests/migrate/test-fault-kill.sh tests/migrate/test-fault-cancel.sh \
-	tests/migrate/test-fault-net.sh tests/migrate/test-fault-disk.sh
+	tests/migrate/test-fault-net.sh tests/migrate/test-fault-disk.sh \
+	tests/migrate/test-migrate-quick.sh
 TESTS += $(migrate_shell_tests)
 # Each again with the QEMU runtime (the Linux test guest, under TCG where
 # /dev/kvm is missing): the .sh runs need /dev/kvm, the .qemu runs every
@@ -26,7 +27,8 @@ migrate_qemu_tests = tests/migrate/test-migrate-raw.qemu \
 	tests/migrate/test-migrate-doubt-resumed.qemu \
 	tests/migrate/test-migrate-doubt-not-resumed.qemu \
 	tests/migrate/test-migrate-doubt-crashed.qemu \
-	tests/migrate/test-migrate-nodisk-channels.qemu tests/migrate/test-fault-cancel.qemu
+	tests/migrate/test-migrate-nodisk-channels.qemu tests/migrate/test-fault-cancel.qemu \
+	tests/migrate/test-migrate-quick.qemu
 TESTS += $(migrate_qemu_tests)
 check_SCRIPTS += $(migrate_qemu_tests)
 CLEANFILES += $(migrate_qemu_tests)
