@@ -32,3 +32,6 @@ EXTRA_DIST += bench/migrate.py
 # judged by the Linux test guest's own check (docs/design.md, "QEMU under TCG").
 bench_scripts += bench/qemu-tcg-precopy.sh
 EXTRA_DIST += bench/qemu-tcg-precopy.py
+# bench/rebalance.sh: a drain of five VMs of 1 GiB as a plan with 1, 2 and 4
+# moves at once, against the sum of the same moves one by one.
+bench_scripts += bench/rebalance.sh

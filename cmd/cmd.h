@@ -57,6 +57,8 @@ int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_move(int argc, char **argv);
+int cmd_plan(int argc, char **argv);
+int cmd_rebalance(int argc, char **argv);
 
 /* Messages: "smove: ..." on standard error. */
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));

@@ -1,7 +1,7 @@
 # cmd/: the smove executable. Thin: it parses arguments and calls the libraries.
 bin_PROGRAMS += cmd/smove
 cmd_smove_SOURCES = cmd/cmd.h cmd/smove.c cmd/util.c cmd/progress.c cmd/demo.c
-cmd_smove_LDADD = migrate/libmigrate.la memsync/libmemsync.la qemu/libqemu.la storage/libstorage.la \
+cmd_smove_LDADD = fleet/libfleet.la migrate/libmigrate.la memsync/libmemsync.la qemu/libqemu.la storage/libstorage.la \
 	vhd/libvhd.la proto/libproto.la util/libutil.la $(PTHREAD_LIBS) -lm
 # smove disk
 cmd_smove_SOURCES += cmd/disk.h cmd/disk.c cmd/disk-info.c cmd/disk-map.c \
@@ -14,3 +14,5 @@ cmd_smove_CPPFLAGS = $(AM_CPPFLAGS) -DSMOVE_GUEST_PATH='"$(pkgdatadir)/guest.elf
 cmd_smove_LDADD += $(ZLIB_LIBS)
 # smove serve, move (migration)
 cmd_smove_SOURCES += cmd/serve.c cmd/move.c cmd/demo-migrate.c
+# smove plan, rebalance (fleet/)
+cmd_smove_SOURCES += cmd/plan.c cmd/rebalance.c

@@ -18,6 +18,7 @@ static const char help[] =
     "       smove move --cancel NAME\n"
     "       smove move --resolve NAME\n"
     "       smove move --abandon NAME --force\n"
+    "       smove move --cold --config VM.json --to HOST:PORT [OPTIONS]\n"
     "\n"
     "Move the running VM NAME, with its disks and memory, to the 'smove serve' at\n"
     "HOST:PORT while it runs. The VM pauses only for the switchover.\n"
@@ -35,7 +36,15 @@ static const char help[] =
     "  -k, --no-delete           keep the disk files here after the move\n"
     "  -q, --quick               a quick migration: the memory in one pass with the\n"
     "                            VM paused (its downtime), the disks mirrored live\n"
+    "      --cold                move a VM that is not running: the configuration\n"
+    "                            file of --config and its disks (verified there,\n"
+    "                            then deleted here); 'smove run --config\n"
+    "                            DIR/NAME/vm.json' starts it at the destination\n"
+    "  -f, --config FILE         the configuration of the VM to move cold\n"
     "  -n, --dry-run             run the destination's checks only\n"
+    "  -Q, --queue-timeout SECONDS  while the destination is busy (its limit of\n"
+    "                            migrations at once), wait in a queue for a place\n"
+    "                            this long (default 600; 0: fail at once)\n"
     "  -C, --cancel              cancel the migration of NAME in progress\n"
     "  -r, --resolve             settle a migration of NAME left in doubt (or deliver\n"
     "                            the fence of an abandoned one)\n"
@@ -152,6 +161,13 @@ static void show_result(struct session *s, const struct proto_json_value *v)
 		       format_size((uint64_t)num(bytes, "disk"), a, sizeof(a)),
 		       format_size((uint64_t)num(bytes, "memory"), b, sizeof(b)), num(v, "rounds"),
 		       format_size((uint64_t)num(bytes, "state"), c, sizeof(c)));
+	} else if (strcmp(result, "done") == 0 && proto_json_get(v, "cold")) {
+		printf("%s: moved to %s in %.2f s (cold: the disks verified there, deleted here)\n",
+		       s->name, str(v, "to"), num(v, "total_s"));
+		printf("  sent %s: disks %s, files %s\n",
+		       format_size((uint64_t)num(bytes, "total"), t, sizeof(t)),
+		       format_size((uint64_t)num(bytes, "disk"), a, sizeof(a)),
+		       format_size((uint64_t)num(bytes, "state"), c, sizeof(c)));
 	} else if (strcmp(result, "done") == 0) {
 		printf("%s: the migration to %s was settled: the VM runs there\n", s->name,
 		       str(v, "to"));
@@ -193,6 +209,10 @@ static void show(struct session *s, const struct proto_json_value *v)
 		show_round(v);
 	} else if (strcmp(event, "error") == 0) {
 		printf("  error: %s\n", str(v, "error"));
+	} else if (strcmp(event, "queued") == 0) {
+		printf("  queued: %s is %s; asking again in %.0f s (waited %.0f s of %.0f)\n",
+		       str(v, "to"), str(v, "reason"), num(v, "retry_in_s"), num(v, "waited_s"),
+		       num(v, "queue_timeout_s"));
 	} else if (strcmp(event, "result") == 0) {
 		show_result(s, v);
 	}
@@ -283,6 +303,28 @@ static int resolve(struct session *s, const char *control, bool give_up)
 	return exit_of_result(migrate_result_name(result));
 }
 
+/* A cold move runs here, in this process (there is no VM process). */
+static int cold(struct session *s, const char *config, const char *request)
+{
+	struct proto_json_value *opts = NULL;
+	enum migrate_result result;
+	char err[MIGRATE_ERR_LEN], perr[PROTO_ERR_LEN];
+	int r;
+
+	if (proto_json_parse(request, strlen(request), &opts, perr) < 0) {
+		msg("%s", perr);
+		return EXIT_FAILURE;
+	}
+	s->code = -1;
+	r = migrate_cold_move(config, opts, print_line, s, &result, err);
+	proto_json_free(opts);
+	if (r < 0) {
+		msg("%s: %s", config, err);
+		return EXIT_FAILURE;
+	}
+	return s->code >= 0 ? s->code : exit_of_result(migrate_result_name(result));
+}
+
 static int add_path(struct proto_json *j, const char *key, const char *path)
 {
 	char abs[PATH_MAX];
@@ -311,6 +353,9 @@ int cmd_move(int argc, char **argv)
 	    {"no-delete", no_argument, NULL, 'k'},
 	    {"dry-run", no_argument, NULL, 'n'},
 	    {"quick", no_argument, NULL, 'q'},
+	    {"cold", no_argument, NULL, 'K'},
+	    {"config", required_argument, NULL, 'f'},
+	    {"queue-timeout", required_argument, NULL, 'Q'},
 	    {"cancel", no_argument, NULL, 'C'},
 	    {"resolve", no_argument, NULL, 'r'},
 	    {"abandon", no_argument, NULL, 'A'},
@@ -321,14 +366,16 @@ int cmd_move(int argc, char **argv)
 	};
 	const char *prog = "smove move", *to = NULL, *psk = NULL, *user = NULL, *x509 = NULL;
 	struct session s = {0};
-	uint64_t downtime = 300, bandwidth = 0, channels = 0;
+	uint64_t downtime = 300, bandwidth = 0, channels = 0, queue_timeout = 600;
 	bool compress = false, no_delete = false, dry_run = false, cancel = false, res = false;
-	bool quick = false, give_up = false, force = false;
+	bool quick = false, give_up = false, force = false, cold_move = false;
+	const char *config = NULL;
 	char err[MIGRATE_ERR_LEN], control[PATH_MAX], *reply;
 	struct proto_json j;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knqCrjh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knqQ:Crjf:h", longopts, NULL)) !=
+	       -1) {
 		switch (opt) {
 		case 't':
 			to = optarg;
@@ -367,8 +414,19 @@ int cmd_move(int argc, char **argv)
 		case 'q':
 			quick = true;
 			break;
+		case 'Q':
+			if (parse_size(optarg, &queue_timeout) < 0 || queue_timeout > 7 * 24 * 3600)
+				return usage_error(prog,
+						   "--queue-timeout must be 0 to 604800 seconds");
+			break;
 		case 'A':
 			give_up = true;
+			break;
+		case 'K':
+			cold_move = true;
+			break;
+		case 'f':
+			config = optarg;
 			break;
 		case 'F':
 			force = true;
@@ -386,9 +444,18 @@ int cmd_move(int argc, char **argv)
 			return help_or_unknown(opt, prog, help);
 		}
 	}
-	if (optind != argc - 1)
+	if (cold_move || config) {
+		if (!cold_move || !config || !to || optind != argc)
+			return usage_error(prog, "a cold move is --cold --config VM.json --to "
+						 "HOST:PORT (no NAME)");
+		if (quick || channels || compress)
+			return usage_error(prog, "--quick, --channels and --compress are for a "
+						 "running VM");
+		s.name = config;
+	} else if (optind != argc - 1)
 		return usage_error(prog, "give the VM's name (once)");
-	s.name = argv[optind];
+	else
+		s.name = argv[optind];
 	if (give_up && !force)
 		return usage_error(
 		    prog,
@@ -404,10 +471,10 @@ int cmd_move(int argc, char **argv)
 		return usage_error(prog, "--to HOST:PORT is required");
 	if (psk && x509)
 		return usage_error(prog, "give --tls-psk or --tls-x509, not both");
-	s.control = control_of(s.name, control, sizeof(control), err);
+	s.control = cold_move ? NULL : control_of(s.name, control, sizeof(control), err);
 	if (res)
 		return resolve(&s, s.control, give_up);
-	if (!s.control) {
+	if (!s.control && !cold_move) {
 		msg("%s", err);
 		return EXIT_FAILURE;
 	}
@@ -440,10 +507,15 @@ int cmd_move(int argc, char **argv)
 	proto_json_kv_bool(&j, "no_delete", no_delete);
 	proto_json_kv_bool(&j, "dry_run", dry_run);
 	proto_json_kv_bool(&j, "quick", quick);
+	proto_json_kv_uint(&j, "queue_timeout", queue_timeout);
 	proto_json_obj_end(&j);
 	if (!s.json)
-		printf("%s -> %s%s\n", s.name, to, dry_run ? " (dry run)" : "");
-	r = proto_json_finish(&j) ? stream(&s, proto_json_finish(&j)) : EXIT_FAILURE;
+		printf("%s -> %s%s%s\n", s.name, to, cold_move ? " (cold)" : "",
+		       dry_run ? " (dry run)" : "");
+	if (cold_move)
+		r = proto_json_finish(&j) ? cold(&s, config, proto_json_finish(&j)) : EXIT_FAILURE;
+	else
+		r = proto_json_finish(&j) ? stream(&s, proto_json_finish(&j)) : EXIT_FAILURE;
 	proto_json_release(&j);
 	return r;
 }

@@ -1,14 +1,17 @@
 /* cmd/ps.c: `smove ps`, the VMs running on this host, as their control
- * sockets describe them. */
+ * sockets describe them; with --host, what another host's smove serve says
+ * it holds (its inventory, through the administration role: fleet/). */
 #include <getopt.h>
 #include <stdio.h>
 #include <string.h>
 
 #include "cmd/cmd.h"
+#include "fleet/fleet.h"
 #include "migrate/migrate.h"
 
 static const char help[] =
     "Usage: smove ps [--json]\n"
+    "       smove ps --host HOST:PORT [--tls-psk FILE | --tls-x509 DIR] [--json]\n"
     "\n"
     "List the VMs running on this host (registered in $SMOVE_RUNTIME_DIR, or\n"
     "/run/smove): name, pid, state, memory, vCPUs, disks, uptime. Entries left by\n"
@@ -17,8 +20,84 @@ static const char help[] =
     "process has ended since, is listed as 'in-doubt' with the command that\n"
     "settles it (smove move --resolve NAME).\n"
     "\n"
-    "  -j, --json   print one JSON object {\"vms\": [...]}\n"
+    "With --host, asks the smove serve at HOST:PORT (repeatable) what its host\n"
+    "holds: its VMs (running, and stopped ones in its storage), with each disk's\n"
+    "allocated bytes; its free memory and storage, what the migrations in\n"
+    "progress have reserved, its limit of migrations at once.\n"
+    "\n"
+    "  -H, --host HOST:PORT   a host's smove serve (the administration role)\n"
+    "  -p, --tls-psk FILE     its TLS key (psktool format)\n"
+    "  -u, --tls-user NAME    the key's name in FILE (default: the first)\n"
+    "  -x, --tls-x509 DIR     TLS with certificates (ca-cert.pem, client-cert.pem,\n"
+    "                         client-key.pem)\n"
+    "  -j, --json   print one JSON object {\"vms\": [...]} (with --host: the\n"
+    "               host's inventory, one object a line)\n"
     "  -h, --help   show this help\n";
+
+/* ---- another host's inventory ------------------------------------------------------ */
+
+struct inv {
+	bool json;
+	char *text;
+};
+
+static int keep_reply(void *opaque, const char *json, bool more)
+{
+	struct inv *i = opaque;
+
+	free(i->text);
+	i->text = strdup(json);
+	return 0;
+}
+
+static void print_host(const struct fleet_host *h)
+{
+	char a[32], b[32], c[32], d[32], e[32], f[32];
+
+	printf("%s: memory %s free (%s available, %s reserved), storage %s free (%s, %s "
+	       "reserved), migrations in %u of %u\n",
+	       h->addr, format_size(h->mem_free, a, sizeof(a)),
+	       format_size(h->mem_available, b, sizeof(b)),
+	       format_size(h->mem_reserved, c, sizeof(c)), format_size(h->disk_free, d, sizeof(d)),
+	       format_size(h->disk_available, e, sizeof(e)),
+	       format_size(h->disk_reserved, f, sizeof(f)), h->incoming, h->max_incoming);
+	printf("  %-16s %-10s %-8s %10s %4s %10s  %s\n", "NAME", "STATE", "RUNTIME", "MEMORY",
+	       "CPUS", "DISKS NEED", "MIGRATION");
+	for (unsigned i = 0; i < h->nvms; i++) {
+		const struct fleet_vm *v = &h->vms[i];
+
+		printf("  %-16s %-10s %-8s %10s %4u %10s  %s%s%s\n", v->name, v->state,
+		       v->runtime[0] ? v->runtime : "-", format_size(v->memory, a, sizeof(a)),
+		       v->cpus, format_size(v->disk_need, b, sizeof(b)), v->migration,
+		       v->migration_to[0] ? " to " : "", v->migration_to);
+	}
+}
+
+static int ps_hosts(const char *const *hosts, unsigned n, const struct fleet_tls *tls, bool json)
+{
+	int code = EXIT_SUCCESS;
+
+	for (unsigned k = 0; k < n; k++) {
+		struct inv i = {.json = json};
+		struct fleet_host h;
+		char err[FLEET_ERR_LEN];
+
+		if (fleet_admin_call(tls, hosts[k], "{\"cmd\":\"inventory\"}", keep_reply, &i,
+				     err) < 0 ||
+		    !i.text || fleet_host_parse(hosts[k], i.text, &h, err) < 0) {
+			msg("%s", i.text && !strstr(err, hosts[k]) ? i.text : err);
+			code = EXIT_FAILURE;
+		} else {
+			if (json)
+				printf("%s\n", i.text);
+			else
+				print_host(&h);
+			fleet_host_release(&h);
+		}
+		free(i.text);
+	}
+	return code;
+}
 
 /* Asks one VM for its status; NULL (with err) if it does not answer. */
 static struct proto_json_value *ask(const struct migrate_registry_entry *e, char *err)
@@ -132,27 +211,46 @@ int cmd_ps(int argc, char **argv)
 {
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
+	    {"host", required_argument, NULL, 'H'},
+	    {"tls-psk", required_argument, NULL, 'p'},
+	    {"tls-user", required_argument, NULL, 'u'},
+	    {"tls-x509", required_argument, NULL, 'x'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct migrate_registry_entry *list;
+	const char *hosts[FLEET_MAX_HOSTS];
+	struct fleet_tls tls = {0};
 	char err[MIGRATE_ERR_LEN];
 	struct proto_json j;
 	bool json = false;
+	unsigned nhosts = 0;
 	size_t n;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "+jH:p:u:x:h", longopts, NULL)) != -1) {
 		if (opt == 'j')
 			json = true;
-		else if (opt == 'h') {
-			fputs(help, stdout);
-			return EXIT_SUCCESS;
-		} else
-			return EXIT_USAGE;
+		else if (opt == 'H' && nhosts < FLEET_MAX_HOSTS)
+			hosts[nhosts++] = optarg;
+		else if (opt == 'p')
+			tls.psk = optarg;
+		else if (opt == 'u')
+			tls.user = optarg;
+		else if (opt == 'x')
+			tls.x509 = optarg;
+		else
+			return help_or_unknown(opt, "smove ps", help);
 	}
 	if (optind != argc)
 		return usage_error("smove ps", "unexpected argument '%s'", argv[optind]);
+	if ((tls.psk || tls.x509 || tls.user) && !nhosts)
+		return usage_error("smove ps",
+				   "--tls-psk, --tls-user and --tls-x509 go with --host");
+	if (tls.psk && tls.x509)
+		return usage_error("smove ps", "give --tls-psk or --tls-x509, not both");
+	if (nhosts)
+		return ps_hosts(hosts, nhosts, &tls, json);
 	if (migrate_registry_list(&list, &n, err) < 0) {
 		msg("%s", err);
 		return EXIT_FAILURE;

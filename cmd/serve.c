@@ -25,9 +25,13 @@ static const char help[] =
     "  -x, --tls-x509 DIR        require TLS with certificates (ca-cert.pem,\n"
     "                            server-cert.pem, server-key.pem); sources must\n"
     "                            present a certificate of the same CA\n"
-    "  -m, --max-incoming N      migrations at once (default 4)\n"
+    "  -m, --max-incoming N      migrations at once (default 2); a source beyond\n"
+    "                            them is told 'busy' and waits in its queue\n"
     "      --insecure            accept migrations without TLS, on any address\n"
     "                            (anyone who reaches it can send a VM)\n"
+    "      --no-admin            refuse the administration role (smove ps --host,\n"
+    "                            moves commanded from elsewhere: smove rebalance);\n"
+    "                            without TLS it is always refused\n"
     "  -j, --json                print the listening address as JSON\n"
     "  -h, --help                show this help\n"
     "\n"
@@ -79,6 +83,7 @@ int cmd_serve(int argc, char **argv)
 	    {"tls-x509", required_argument, NULL, 'x'},
 	    {"max-incoming", required_argument, NULL, 'm'},
 	    {"insecure", no_argument, NULL, 'i'},
+	    {"no-admin", no_argument, NULL, 'A'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -113,6 +118,9 @@ int cmd_serve(int argc, char **argv)
 			break;
 		case 'i':
 			o.insecure = true;
+			break;
+		case 'A':
+			o.no_admin = true;
 			break;
 		case 'j':
 			json = true;

@@ -23,6 +23,8 @@ static const struct subcommand commands[] = {
     {"ps", cmd_ps, "list the virtual machines running on this host"},
     {"serve", cmd_serve, "accept live migrations into a storage directory"},
     {"move", cmd_move, "move a running virtual machine to another host, live"},
+    {"plan", cmd_plan, "plan moves that empty a host or spread VMs over hosts"},
+    {"rebalance", cmd_rebalance, "run a plan of moves, a few at a time"},
     {"demo", cmd_demo, "show a live migration on this machine (or the disk layer)"},
     {NULL, NULL, NULL},
 };
@@ -38,7 +40,7 @@ static void print_help(FILE *f, const struct subcommand *table, const char *help
 	}
 	fwrite(help, 1, (size_t)(mark - help), f);
 	for (const struct subcommand *c = table; c->name; c++)
-		fprintf(f, "  %-8s %s\n", c->name, c->summary);
+		fprintf(f, "  %-10s %s\n", c->name, c->summary);
 	fputs(mark + strlen(COMMANDS_HERE), f);
 }
 

@@ -1,4 +1,5 @@
 # docs/: the manual page and the protocol references.
 dist_man1_MANS += docs/smove.1
-doc_files = docs/nbdkit-smove-plugin.md docs/control-socket.md docs/design.md docs/protocol.md docs/formats.md docs/migration.md
+doc_files = docs/nbdkit-smove-plugin.md docs/control-socket.md docs/design.md docs/protocol.md docs/formats.md docs/migration.md \
+	docs/rebalance.md
 EXTRA_DIST += $(doc_files)

@@ -126,13 +126,31 @@ static uint64_t files_bytes(const struct proto_preflight *p)
 	return n;
 }
 
-/* Checks everything and, on go, reserves the name. */
+/* The migrations in progress that hold a promise, by name, for a reason that
+ * says whose promise leaves too little. Called with sv->lock held. */
+static void promise_holders(const struct mig_incoming *inc, char *who, size_t len)
+{
+	who[0] = '\0';
+	for (struct mig_incoming *i = inc->sv->incoming; i; i = i->next)
+		if (i != inc && i->name[0] && (i->reserved.memory || i->reserved.disk))
+			snprintf(who + strlen(who), len - strlen(who), "%s%s",
+				 who[0] ? ", " : "", i->name);
+}
+
+/* Checks everything and, on go, reserves the name, the memory and the space,
+ * and (not for a dry run) one of the host's --max-incoming places. A host
+ * whose places are taken answers "busy: ..." (the source's queue asks again
+ * later: queue.c); its memory and space are then checked without what the
+ * migrations in progress have reserved, which they give back, so that a
+ * VM that would fit once they are done gets "busy" alone. */
 static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct mig_reasons *r)
 {
 	struct migrate_serve *sv = inc->sv;
 	const char *runtime = p->runtime ? p->runtime : PROTO_RUNTIME_DEFAULT;
-	struct mig_reservation need;
-	char path[4096], who[512];
+	bool dry = inc->s.features & PROTO_FEAT_DRY_RUN, busy;
+	unsigned max = mig_serve_max_incoming(sv);
+	struct mig_reservation need, none = {0};
+	char path[4096], who[512] = "";
 	struct stat st;
 
 	if (!proto_valid_disk_name(p->vm_name) || strlen(p->vm_name) > MIGRATE_NAME_MAX) {
@@ -141,7 +159,7 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 	}
 	if (!(inc->rt = mig_runtime_find(runtime)))
 		mig_reason(r, "the VM runs in a runtime this host does not have (%s)", runtime);
-	else
+	else if (!inc->cold) /* a VM that does not run needs no live match */
 		inc->rt->preflight(p, r);
 	if (!config_matches(p) || strcmp(migrate_config_runtime(p->config_json), runtime) != 0)
 		mig_reason(r, "the VM's configuration does not match its preflight");
@@ -156,14 +174,20 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 				   p->disks[i].name);
 	}
 	pthread_mutex_lock(&sv->lock);
-	/* The migrations in progress, by name, for a reason that says whose
-	 * promise leaves too little. */
-	who[0] = '\0';
-	for (struct mig_incoming *i = sv->incoming; i; i = i->next)
-		if (i != inc && i->name[0] && (i->reserved.memory || i->reserved.disk))
-			snprintf(who + strlen(who), sizeof(who) - strlen(who), "%s%s",
-				 who[0] ? ", " : "", i->name);
-	mig_preflight_host(p, sv->storage, &sv->reserved, who, files_bytes(p), &need, r);
+	busy = !dry && sv->active >= max;
+	if (busy)
+		mig_reason(r, MIG_BUSY_PREFIX "%u migrations in progress, the limit is %u",
+			   sv->active, max);
+	else
+		promise_holders(inc, who, sizeof(who));
+	{
+		struct proto_preflight q = *p;
+
+		if (inc->cold) /* it takes no memory until it is started */
+			q.mem_size = 0;
+		mig_preflight_host(&q, sv->storage, busy ? &none : &sv->reserved, who,
+				   files_bytes(p), &need, r);
+	}
 	if (name_taken(inc, p->vm_name))
 		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
 	if (r->n == 0) { /* go: the name, the memory and the space are this one's */
@@ -171,6 +195,10 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 		inc->reserved = need;
 		sv->reserved.memory += need.memory;
 		sv->reserved.disk += need.disk;
+		if (!dry) {
+			inc->counted = true;
+			sv->active++;
+		}
 	}
 	pthread_mutex_unlock(&sv->lock);
 }
@@ -399,6 +427,13 @@ static int load(struct mig_incoming *inc, char *err)
 	char line[64];
 	int r;
 
+	if (inc->cold) { /* the disks complete, the configuration written: ready */
+		inc->t_state_end = util_now();
+		if ((r = reap_exports(inc, err)) < 0)
+			return r;
+		inc->t_stopped = inc->t_loaded = util_now();
+		return mig_cold_config(inc, err);
+	}
 	if (!inc->rt->stream && !inc->state)
 		return util_error(err, EPROTO, "STATE_END without the VM's state");
 	if (inc->rt->stream && !inc->s.stream_rx_end)
@@ -483,6 +518,39 @@ static int resume_vm(struct mig_incoming *inc, char *err)
 	return r;
 }
 
+/* RESUME of a cold move: serve decides itself (no VM process runs it):
+ * "resuming" durably, under the lock RESOLVE takes; then the disks' final
+ * names (the configuration written at STATE_END names them), RUNNING with no
+ * vCPU running, "resumed". */
+static int cold_resume(struct mig_incoming *inc, char *err)
+{
+	struct proto_msg m = {.type = PROTO_RESUMING};
+	int r;
+
+	if ((r = set_state(inc, MIG_REC_RESUMING, NULL, err)) < 0)
+		return r;
+	inc->t_resumed = util_now();
+	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+		return 1;
+	for (unsigned i = 0; i < inc->nexp; i++) {
+		if (inc->exp[i].lock_fd >= 0) {
+			close(inc->exp[i].lock_fd);
+			inc->exp[i].lock_fd = -1;
+		}
+		if (rename(inc->exp[i].tmp, inc->exp[i].path) < 0) {
+			util_error(err, errno, "%s: %s", inc->exp[i].path, strerror(errno));
+			return 1;
+		}
+		inc->exp[i].committed = true;
+	}
+	if (util_fsync_dir(inc->dir, err) < 0)
+		return 1;
+	m = (struct proto_msg){.type = PROTO_RUNNING};
+	if ((r = proto_session_send(&inc->s, &m, err)) < 0)
+		return r;
+	return set_state(inc, MIG_REC_RESUMED, NULL, err);
+}
+
 /* RESUME: from "resuming" on, this host owns the VM. */
 static int resume(struct mig_incoming *inc, char *err)
 {
@@ -496,6 +564,8 @@ static int resume(struct mig_incoming *inc, char *err)
 
 	inc->t_resume = util_now();
 	mig_stall_forever("dest-resume");
+	if (inc->cold)
+		return cold_resume(inc, err);
 	if ((r = mig_child_call(&inc->child, "{\"cmd\":\"status\"}", NULL, 0, &st, MIG_HANDOVER_MS,
 				err)) < 0)
 		return r;
@@ -581,6 +651,18 @@ static int receive(struct mig_incoming *inc, char *err)
 		case PROTO_MEM_BATCH:
 		case PROTO_ROUND_END:
 		case PROTO_STREAM:
+			if (inc->cold) { /* the memory of a VM that does not run: none */
+				if (m.type != PROTO_ROUND_END ||
+				    !(m.u.round_end.flags & PROTO_ROUND_FINAL) ||
+				    m.u.round_end.pages)
+					r = proto_session_fail(&inc->s, EPROTO, err,
+							       "a cold move sends one empty final "
+							       "ROUND_END, not this %s",
+							       proto_type_name(m.type));
+				else
+					end_exports(inc);
+				break;
+			}
 			if ((m.type == PROTO_STREAM) != inc->rt->stream) {
 				r = proto_session_fail(&inc->s, EPROTO, err, "%s for a %s VM",
 						       proto_type_name(m.type), inc->rt->name);
@@ -668,6 +750,8 @@ static void discard(struct mig_incoming *inc)
 		inc->psk_file[0] = '\0';
 	}
 	if (inc->dir[0] && inc->rec.created_dir) {
+		util_path_join(path, sizeof(path), inc->dir, MIG_COLD_CONFIG);
+		unlink(path);
 		for (unsigned i = 0; inc->rt && i < inc->rt->nfiles; i++) {
 			util_path_join(path, sizeof(path), inc->dir, inc->rt->files[i].local);
 			unlink(path);
@@ -728,14 +812,17 @@ static int go(struct mig_incoming *inc, const struct proto_preflight *p, char *e
 	/* Durability point: DIR/NAME exists, as the record about to say so. */
 	if ((r = util_fsync_dir(inc->sv->storage, err)) < 0 ||
 	    (r = set_state(inc, MIG_REC_RECEIVING, &(bool){true}, err)) < 0 ||
-	    (r = inc->rt->stream ? make_stream(inc, err) : make_memory(inc, p->mem_size, err)) <
-		0 ||
+	    (r = inc->cold	   ? 0
+		 : inc->rt->stream ? make_stream(inc, err)
+				   : make_memory(inc, p->mem_size, err)) < 0 ||
 	    (r = make_exports(inc, p, err)) < 0)
 		return r;
+	inc->config = p->config_json;
+	if (inc->cold) /* no VM process: the configuration is written at STATE_END */
+		return 0;
 	/* A ram runtime's VM process is made at once, on the memfd the pages
 	 * arrive in; a stream runtime's with its stream's first bytes, when the
 	 * files it starts with (a kernel, an initrd) have arrived. */
-	inc->config = p->config_json;
 	return inc->rt->stream ? 0 : make_vm(inc, p->config_json, err);
 }
 
@@ -755,11 +842,14 @@ void mig_dest_run(struct mig_incoming *inc)
 	}
 	mig_stall_until_peer("dest-preflight", inc->conn);
 	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
+	inc->cold = inc->s.features & PROTO_FEAT_COLD;
 	check(inc, &m.u.preflight, &reasons);
-	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s", m.u.preflight.vm_name,
+	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s (%u of %u incoming migrations)",
+		      m.u.preflight.vm_name,
 		      proto_conn_peer_identity(inc->conn) ? proto_conn_peer_identity(inc->conn)
 							  : "an unauthenticated peer",
-		      reasons.n ? "no-go" : "go", dry ? " (dry run)" : "");
+		      reasons.n ? "no-go" : "go", dry ? " (dry run)" : "", inc->sv->active,
+		      mig_serve_max_incoming(inc->sv));
 	for (unsigned i = 0; i < reasons.n; i++)
 		mig_serve_log(inc->sv, "  %s", reasons.v[i]);
 	r = answer(inc, &reasons, err);
@@ -797,8 +887,9 @@ void mig_dest_run(struct mig_incoming *inc)
 	} else {
 		if (set_state(inc, MIG_REC_COMMITTED, NULL, err) < 0)
 			mig_serve_log(inc->sv, "%s: %s", inc->name, err);
-		mig_child_call(&inc->child, "{\"cmd\":\"commit\"}", NULL, 0, NULL, MIG_HANDOVER_MS,
-			       err);
+		if (!inc->cold)
+			mig_child_call(&inc->child, "{\"cmd\":\"commit\"}", NULL, 0, NULL,
+				       MIG_HANDOVER_MS, err);
 		mig_prefault_join(&inc->prefault);
 		mig_serve_log(
 		    inc->sv,
@@ -820,6 +911,12 @@ out:
 	inc->sv->reserved.memory -= inc->reserved.memory;
 	inc->sv->reserved.disk -= inc->reserved.disk;
 	inc->reserved = (struct mig_reservation){0};
+	if (inc->counted) {
+		inc->sv->active--;
+		inc->counted = false;
+		mig_serve_log(inc->sv, "incoming migrations: %u of %u", inc->sv->active,
+			      mig_serve_max_incoming(inc->sv));
+	}
 	pthread_mutex_unlock(&inc->sv->lock);
 	mig_reasons_release(&reasons);
 	proto_msg_release(&m);

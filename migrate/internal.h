@@ -154,6 +154,8 @@ struct mig_opts {
 	bool compress, no_delete, dry_run;
 	bool quick; /* memory in one pass with the VM paused (the disks still live) */
 	unsigned max_rounds;
+	uint64_t queue_timeout; /* seconds to wait for a busy destination (0: fail at once) */
+	bool cold; /* a VM that is not running (cold.c): no memory, the disks verified */
 };
 /* Reads the `migrate` request's members into o (defaults for the absent ones);
  * -EINVAL with err naming the member that is wrong (opts.c). */
@@ -190,7 +192,12 @@ struct mig_source {
 	bool session_open;
 	struct mig_limit limit;
 	unsigned ndisks;
+	bool disks_named; /* (once, whatever the preflights: a queue retries them) */
 	struct mig_disk disks[MIGRATE_MAX_DISKS];
+	/* the queue for a busy destination (queue.c) */
+	double queue_start;
+	unsigned queue_tries;
+	char busy_why[PROTO_STR_MAX];
 	/* memory */
 	unsigned nworkers; /* 1 + channels */
 	struct mig_worker *workers;
@@ -306,6 +313,16 @@ int mig_stall_point(struct mig_source *m, const char *where, char *err);
  * -ECANCELED as soon as the migration is cancelled here. */
 int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err);
 
+/* queue.c: a destination that answers only "busy: ..." (its limit of
+ * migrations at once reached) is asked again later, for up to
+ * o.queue_timeout seconds. mig_queue_busy says whether a no-go is that and
+ * there is time left to wait (it keeps the reason); mig_queue_wait ends the
+ * session, says "queued" and sleeps its back-off (1, 2, 4, 8 s), or returns
+ * -ECANCELED as soon as the migration is cancelled. */
+#define MIG_BUSY_PREFIX "busy: "
+bool mig_queue_busy(struct mig_source *m, const struct proto_preflight_reply *r);
+int mig_queue_wait(struct mig_source *m, char *err);
+
 /* switchover.c: MIGRATE_DONE or MIGRATE_IN_DOUBT, or a negative errno before
  * RESUME (the caller rolls back). */
 int mig_switchover(struct mig_source *m, char *err);
@@ -330,6 +347,13 @@ int mig_send_blob(struct mig_source *m, const char *name, const uint8_t *p, size
 /* The files that travel with the VM: early (before the memory: those that
  * never change, protocol v3) or with the state. */
 int mig_send_files(struct mig_source *m, bool early, char *err);
+
+/* source.c: one migration of vm in the calling thread, without a control
+ * socket (a cold move's stopped VM, cold.c): its events to log, the result
+ * last. own_dir: the directory serve made for it, deleted with it. */
+enum migrate_result mig_run_here(struct migrate_vm *vm, const struct mig_opts *o,
+				 const char *own_dir, void (*log)(void *, const char *),
+				 void *opaque);
 
 /* vm.c: a VM that stays here after a migration that did not happen comes back
  * exactly as before it: unthrottled, its dirty log off, resumed. */
@@ -369,6 +393,14 @@ struct mig_reservation {
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 			const struct mig_reservation *taken, const char *who, uint64_t files,
 			struct mig_reservation *need, struct mig_reasons *r);
+/* The memory this host has for VMs (MemAvailable, or the test hook
+ * SMOVE_TEST_MEM_AVAILABLE), and the space a VM's disks take on a
+ * destination: their allocated bytes (over their chains) and metadata. */
+uint64_t mig_mem_available(void);
+uint64_t mig_disk_need(uint64_t allocated, unsigned ndisks);
+/* A disk's allocated bytes over its chain (raw: its file's size), as a
+ * source's PREFLIGHT counts them. */
+uint64_t mig_chain_allocated(struct vhd_disk *d);
 
 /* child.c: the incoming VM's process, from serve's side. */
 struct mig_child {
@@ -434,6 +466,7 @@ void mig_prefault_join(struct mig_prefault *p); /* before the RAM is unmapped */
 struct mig_incoming {
 	struct migrate_serve *sv;
 	struct mig_reservation reserved; /* its part of sv->reserved */
+	bool counted;			 /* one of sv->active */
 	const struct mig_runtime *rt;	 /* the VM's, once PREFLIGHT named it */
 	struct mig_incoming *next;
 	unsigned refs; /* under sv->lock: the migration's thread and its channels */
@@ -453,6 +486,7 @@ struct mig_incoming {
 	struct mig_export exp[MIGRATE_MAX_DISKS];
 	char psk_file[4096];
 	const char *config; /* the VM's configuration (PREFLIGHT's) */
+	bool cold;	    /* a cold move (feature COLD): no memory, no VM process */
 	int stream_fd;	    /* stream runtimes: serve's end of the stream */
 	int data_fd;	    /* ... and the VM process's, until it has it */
 	int memfd;
@@ -482,10 +516,27 @@ struct migrate_serve {
 	bool stopping;
 	char preauth[32][64];		 /* the peers of unauthenticated connections (serve.c) */
 	struct mig_reservation reserved; /* by the migrations in progress */
+	unsigned active;		 /* migrations past a go (not dry runs): the limit's */
 };
+
+/* The limit of migrations at once (--max-incoming) and of connections of
+ * role MIGRATE open at once (those in preflight too). */
+#define MIG_MAX_INCOMING_DEFAULT 2
+unsigned mig_serve_max_incoming(const struct migrate_serve *sv);
 
 void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
+
+/* cold.c: a cold move's destination writes the VM's configuration for this
+ * host, DIR/NAME/vm.json, its disks under their final names (durable). */
+int mig_cold_config(struct mig_incoming *inc, char *err);
+
+/* The administration role (admin.c, inventory.c; docs/protocol.md §10):
+ * mig_serve_admin serves a session of role ADMIN (its HELLO received) to
+ * its end; mig_inventory adds the host's members to a reply object. */
+#define MIG_COLD_CONFIG "vm.json" /* a stopped VM's configuration, DIR/NAME/vm.json */
+void mig_serve_admin(struct migrate_serve *sv, struct proto_session *s);
+int mig_inventory(struct migrate_serve *sv, struct proto_json *j, char *err);
 /* The migration of a MIGRATE session (its HELLO acknowledged) to its end. */
 void mig_dest_run(struct mig_incoming *inc);
 /* RESOLVE: the outcome of session id (hex), made final: a session still

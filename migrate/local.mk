@@ -10,8 +10,11 @@ migrate_libmigrate_la_SOURCES = \
 	migrate/limit.c migrate/handover.c migrate/opts.c migrate/record.c
 # The source, in the VM's process.
 migrate_libmigrate_la_SOURCES += migrate/source.c migrate/storage.c migrate/memory.c \
-	migrate/precopy.c migrate/stream.c migrate/switchover.c migrate/resolve.c
+	migrate/precopy.c migrate/stream.c migrate/switchover.c migrate/resolve.c \
+	migrate/queue.c
 # The destination: serve, and the incoming VM's process.
 migrate_libmigrate_la_SOURCES += migrate/preflight.c migrate/serve.c migrate/dest.c \
 	migrate/dest-disk.c migrate/child.c migrate/incoming.c migrate/prefault.c
+# The administration role (serve) and cold moves.
+migrate_libmigrate_la_SOURCES += migrate/admin.c migrate/inventory.c migrate/cold.c
 migrate_libmigrate_la_CFLAGS = $(AM_CFLAGS) $(LIBNBD_CFLAGS)

@@ -13,6 +13,8 @@ int mig_memory(struct mig_source *m, char *err)
 {
 	int r;
 
+	if (m->o.cold) /* a VM that is not running has no memory to send */
+		return 0;
 	if (m->vm->ops->stream)
 		return mig_stream(m, err);
 	if ((r = mig_precopy_open_channels(m, err)) < 0)
@@ -26,6 +28,21 @@ int mig_memory(struct mig_source *m, char *err)
 	return mig_precopy(m, err);
 }
 
+/* A cold move's memory: one empty last round, once the mirrors (verified)
+ * are complete. */
+static int cold_final(struct mig_source *m, char *err)
+{
+	struct proto_msg msg = {.type = PROTO_ROUND_END};
+	int r = mig_disks_complete_wait(m, err);
+
+	if (r < 0)
+		return r;
+	m->round = 1;
+	msg.u.round_end = (struct proto_round_end){
+	    .round = 1, .flags = PROTO_ROUND_FINAL, .nchannels = 1, .batches = {0}};
+	return proto_session_send(&m->s, &msg, err);
+}
+
 int mig_memory_final(struct mig_source *m, char *err)
 {
 	uint8_t *state;
@@ -34,6 +51,8 @@ int mig_memory_final(struct mig_source *m, char *err)
 
 	if ((r = mig_disks_complete_start(m, err)) < 0)
 		return r;
+	if (m->o.cold)
+		return cold_final(m, err);
 	if (m->vm->ops->stream)
 		r = mig_stream_final(m, err);
 	else if (m->o.quick)
@@ -58,6 +77,8 @@ void mig_memory_cancel(struct mig_source *m)
 {
 	char err[MIGRATE_ERR_LEN];
 
+	if (m->o.cold)
+		return;
 	if (m->vm->ops->stream) {
 		mig_stream_cancel(m);
 		return;
@@ -69,6 +90,8 @@ void mig_memory_cancel(struct mig_source *m)
 void mig_memory_release(struct mig_source *m)
 {
 	mig_disks_complete_wait(m, NULL);
+	if (m->o.cold)
+		return;
 	if (m->vm->ops->stream)
 		mig_stream_release(m);
 	else

@@ -210,6 +210,21 @@ int migrate_leftover_resolve(const char *name, bool give_up,
 			     void (*line)(void *opaque, const char *line), void *opaque,
 			     enum migrate_result *result, char *err);
 
+/* ---- a cold move: a VM that is not running -------------------------------------------
+ *
+ * Moves the VM that the configuration file config_path describes (its disks
+ * and the files its runtime names) to the smove serve named in opts (the
+ * members of the control socket's `migrate`: "to", "tls_psk" | "tls_x509",
+ * "tls_user", "dry_run", "bandwidth", "no_delete", "queue_timeout"), with the
+ * same engine: preflight, each disk mirrored (and verified), then the
+ * destination writes the configuration for its host (DIR/NAME/vm.json) and
+ * the files here are deleted. The disks are locked meanwhile (no VM may run
+ * on them); a VM of that name running here is refused. line gets every event
+ * (the result last); *result the outcome (0 then, whatever it is). */
+int migrate_cold_move(const char *config_path, const struct proto_json_value *opts,
+		      void (*line)(void *opaque, const char *line), void *opaque,
+		      enum migrate_result *result, char *err);
+
 /* ---- the destination: `smove serve` ---------------------------------------------------
  *
  * One process, one listening address, a thread per connection; each incoming
@@ -220,7 +235,8 @@ struct migrate_serve_opts {
 	const char *storage; /* DIR */
 	const char *tls_psk, *tls_x509;
 	bool insecure;	       /* without TLS, listen beyond loopback */
-	unsigned max_incoming; /* migrations at once, 0 = 4 */
+	bool no_admin;	       /* never grant the administration role */
+	unsigned max_incoming; /* migrations at once, 0 = 2; more are told "busy" */
 	const char *exe;       /* the smove executable for the VM processes */
 	const char *nbdkit;    /* the nbdkit executable (NULL: "nbdkit") */
 	const char *plugin;    /* the smove plugin for nbdkit (NULL: "smove") */

@@ -35,9 +35,50 @@ void mig_reasons_release(struct mig_reasons *r)
 	r->n = 0;
 }
 
-/* MemAvailable; the test hook SMOVE_TEST_MEM_AVAILABLE=BYTES pretends. */
-static uint64_t mem_available(void)
+/* The memory the VMs registered here have (their `status`), but those still
+ * arriving, whose reservation counts them. */
+static uint64_t vms_memory(void)
 {
+	struct migrate_registry_entry *e = NULL;
+	char err[MIGRATE_ERR_LEN], perr[PROTO_ERR_LEN];
+	uint64_t sum = 0;
+	size_t n = 0;
+
+	if (migrate_registry_list(&e, &n, err) < 0)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		struct proto_json_value *v = NULL;
+		const char *state = "";
+		uint64_t mem = 0;
+		char *reply = NULL;
+
+		if (e[i].stale || migrate_control_request(e[i].control, "{\"cmd\":\"status\"}",
+							  &reply, 1000, err) < 0)
+			continue;
+		if (proto_json_parse(reply, strlen(reply), &v, perr) == 0 &&
+		    proto_json_get_str(v, "state", &state, perr) == 0 &&
+		    strcmp(state, "incoming") != 0 &&
+		    proto_json_get_u64(v, "memory", &mem, perr) == 0)
+			sum += mem;
+		proto_json_free(v);
+		free(reply);
+	}
+	free(e);
+	return sum;
+}
+
+/* MemAvailable. Test hooks: SMOVE_TEST_MEM_AVAILABLE=BYTES pretends that
+ * much; SMOVE_TEST_MEM_TOTAL=BYTES pretends a host of that much memory, of
+ * which the VMs that run here (registered, not arriving) take theirs, so
+ * that several hosts on one machine each have their own. */
+uint64_t mig_mem_available(void)
+{
+	if (getenv("SMOVE_TEST_MEM_TOTAL")) {
+		uint64_t total = strtoull(getenv("SMOVE_TEST_MEM_TOTAL"), NULL, 10),
+			 used = vms_memory();
+
+		return total > used ? total - used : 0;
+	}
 	FILE *f = fopen("/proc/meminfo", "re");
 	char line[256];
 	unsigned long long kb = 0;
@@ -72,11 +113,17 @@ static uint64_t add_sat(uint64_t a, uint64_t b)
 	return __builtin_add_overflow(a, b, &sum) ? UINT64_MAX : sum;
 }
 
+uint64_t mig_disk_need(uint64_t allocated, unsigned ndisks)
+{
+	/* The formats' metadata: 1/64 more, at least 1 MiB a disk. */
+	return add_sat(add_sat(allocated, allocated / 64), (uint64_t)ndisks << 20);
+}
+
 void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 			const struct mig_reservation *taken, const char *who, uint64_t files,
 			struct mig_reservation *need, struct mig_reasons *r)
 {
-	uint64_t avail = mem_available(), space = UINT64_MAX, disk = 0;
+	uint64_t avail = mig_mem_available(), space = UINT64_MAX, disk = 0;
 	char a[32], b[32], c[32];
 	struct statvfs sv;
 
@@ -98,9 +145,8 @@ void mig_preflight_host(const struct proto_preflight *p, const char *storage,
 			mig_reason(r, "disk %s: unknown format '%s'", p->disks[i].name,
 				   p->disks[i].format);
 	}
-	/* The formats' metadata: 1/64 more, at least 1 MiB a disk; and the
-	 * VM's files. */
-	need->disk = add_sat(add_sat(add_sat(disk, disk / 64), (uint64_t)p->ndisks << 20), files);
+	/* And the VM's files beside its disks. */
+	need->disk = add_sat(mig_disk_need(disk, p->ndisks), files);
 	if (statvfs(storage, &sv) == 0)
 		space = (uint64_t)sv.f_bavail * sv.f_frsize;
 	if (add_sat(need->disk, taken->disk) > space) {

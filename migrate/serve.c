@@ -5,6 +5,7 @@
  *   CHANNEL  joins the migration with that session id (and its secret
  *            token), receiving pages straight into its guest RAM
  *   RESOLVE  answers from the session's record (mig_dest_resolve)
+ *   ADMIN    requests about this host: inventory, moves (admin.c)
  * At start it locks the storage directory (one serve per directory) and deals
  * with what crashed migrations left: a copy that was still receiving is
  * deleted and its record marked aborted; a VM that resumed here but whose
@@ -31,6 +32,19 @@
 #define MAX_UNAUTHENTICATED	 32    /* connections before their HELLO, in all */
 #define MAX_UNAUTHENTICATED_PEER 8     /* ... and from one address */
 #define HANDSHAKE_MS		 10000 /* TLS and HELLO, from the accept */
+
+unsigned mig_serve_max_incoming(const struct migrate_serve *sv)
+{
+	return sv->o.max_incoming ? sv->o.max_incoming : MIG_MAX_INCOMING_DEFAULT;
+}
+
+/* Connections of role MIGRATE at once: the migrations (at most
+ * max_incoming) and those still in preflight, which a host that is busy
+ * answers "busy" (dry runs are never busy). */
+static unsigned max_sessions(const struct migrate_serve *sv)
+{
+	return 16 + 2 * mig_serve_max_incoming(sv);
+}
 
 void mig_serve_log(struct migrate_serve *sv, const char *fmt, ...)
 {
@@ -80,14 +94,16 @@ static void serve_migrate(struct migrate_serve *sv, struct proto_conn *conn,
 {
 	struct mig_incoming *inc = calloc(1, sizeof(*inc));
 	char err[MIGRATE_ERR_LEN];
-	unsigned max = sv->o.max_incoming ? sv->o.max_incoming : 4;
+	unsigned max = max_sessions(sv);
 
 	pthread_mutex_lock(&sv->lock);
 	if (!inc || sv->stopping || sv->nincoming >= max) {
 		pthread_mutex_unlock(&sv->lock);
 		free(inc);
 		proto_session_fail(s, EBUSY, err,
-				   "this destination takes at most %u migrations at once", max);
+				   "this destination has %u migration connections open, the most "
+				   "it takes",
+				   max);
 		return;
 	}
 	inc->sv = sv;
@@ -103,7 +119,7 @@ static void serve_migrate(struct migrate_serve *sv, struct proto_conn *conn,
 	sv->incoming = inc;
 	sv->nincoming++;
 	pthread_mutex_unlock(&sv->lock);
-	if (proto_session_ack(&inc->s, PROTO_FEATURES_V3, err) == 0)
+	if (proto_session_ack(&inc->s, PROTO_FEATURES_V3 | PROTO_FEAT_COLD, err) == 0)
 		mig_dest_run(inc);
 	proto_session_release(&inc->s);
 	unref(inc);
@@ -270,6 +286,8 @@ static void *conn_thread(void *arg)
 			serve_migrate(sv, conn, &s, fd, host);
 		else if (s.peer.role == PROTO_ROLE_CHANNEL)
 			serve_channel(sv, &s, fd);
+		else if (s.peer.role == PROTO_ROLE_ADMIN)
+			mig_serve_admin(sv, &s);
 		else
 			serve_resolve(sv, &s);
 		if (s.peer.role != PROTO_ROLE_MIGRATE)

@@ -114,7 +114,9 @@ static void emit_result(struct mig_source *m, enum migrate_result code,
 		proto_json_kv_str(&j, "resolve", cmd);
 	}
 	proto_json_kv_double(&j, "total_s", util_now() - m->t_start);
-	if (m->t_pause > 0) {
+	if (m->o.cold) /* (no pause: the VM was not running) */
+		proto_json_kv_bool(&j, "cold", true);
+	else if (m->t_pause > 0) {
 		proto_json_kv_double(&j, "pause_ms", (double)m->pause_ns / 1e6);
 		proto_json_kv_double(&j, "disks_ms", m->t_disks_ms);
 		proto_json_kv_double(&j, "state_sent_ms", m->t_sent_ms);
@@ -136,7 +138,7 @@ static void emit_result(struct mig_source *m, enum migrate_result code,
 /* ---- preflight ------------------------------------------------------------------ */
 
 /* Allocated bytes over the whole chain: what the destination must hold. */
-static uint64_t chain_allocated(struct vhd_disk *d)
+uint64_t mig_chain_allocated(struct vhd_disk *d)
 {
 	uint64_t sum = 0;
 	struct vhd_info info;
@@ -183,7 +185,7 @@ static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct m
 		p->disks[i].name = md->name;
 		p->disks[i].format = (char *)vhd_format_name(vhd_disk_format(md->disk));
 		p->disks[i].virtual_size = vhd_size(md->disk);
-		p->disks[i].allocated = chain_allocated(md->disk);
+		p->disks[i].allocated = mig_chain_allocated(md->disk);
 		p->disks[i].block_size = vi.block_size;
 	}
 	p->features = m->s.features;
@@ -248,6 +250,8 @@ static int preflight(struct mig_source *m)
 		want |= PROTO_FEAT_CHANNELS;
 	if (m->o.dry_run)
 		want |= PROTO_FEAT_DRY_RUN;
+	if (m->o.cold)
+		want |= PROTO_FEAT_COLD;
 	if (m->vm->ops->stream) {
 		want |= PROTO_FEAT_STREAM;
 		want &= ~(uint64_t)PROTO_FEAT_CHANNELS; /* one stream, one connection */
@@ -270,8 +274,16 @@ static int preflight(struct mig_source *m)
 	}
 	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
 		m->o.channels = 0; /* a version-1 destination: one connection */
-	if ((r = name_disks(m, d)) < 0)
+	if (m->o.cold && !(m->s.features & PROTO_FEAT_COLD)) {
+		r = util_error(m->err, EPROTONOSUPPORT,
+			       "the destination (protocol %u) does not take cold moves (it needs "
+			       "an smove that does)",
+			       m->s.version);
 		goto out;
+	}
+	if (!m->disks_named && (r = name_disks(m, d)) < 0)
+		goto out;
+	m->disks_named = true;
 	r = build_preflight(m, &msg, d, &json, &info);
 	{
 		char what[512];
@@ -294,9 +306,20 @@ static int preflight(struct mig_source *m)
 		proto_msg_release(&reply);
 		goto out;
 	}
+	if (!reply.u.preflight_reply.go && mig_queue_busy(m, &reply.u.preflight_reply)) {
+		proto_msg_release(&reply);
+		r = -EBUSY; /* queued: asked again later */
+		goto out;
+	}
 	if (!reply.u.preflight_reply.go) {
-		snprintf(m->err, sizeof(m->err), "the destination cannot take %s (%u reasons)",
-			 d->name, reply.u.preflight_reply.nreasons);
+		if (m->queue_tries)
+			snprintf(m->err, sizeof(m->err),
+				 "the destination is still busy after %.0f s in the queue",
+				 util_now() - m->queue_start);
+		else
+			snprintf(m->err, sizeof(m->err),
+				 "the destination cannot take %s (%u reasons)", d->name,
+				 reply.u.preflight_reply.nreasons);
 		emit_result(m, MIGRATE_NOGO, &reply.u.preflight_reply);
 		proto_msg_release(&reply);
 		r = 1;
@@ -326,8 +349,8 @@ static void wait_destination_closed(struct mig_source *m)
 		int left = (int)((end - util_now()) * 1e3);
 
 		r = left > 0 ? proto_conn_poll(m->s.conn, left, err) : 0;
-		if (r == 1)
-			r = proto_conn_recv(m->s.conn, &h, &b, err) == 0;
+		if (r == 1) /* a frame (read on), or the end: closed, as hoped */
+			r = proto_conn_recv(m->s.conn, &h, &b, err) == 0 ? 1 : -1;
 	} while (r == 1);
 	proto_buf_release(&b);
 	if (r == 0)
@@ -405,8 +428,10 @@ static enum migrate_result roll_back(struct mig_source *m)
 
 static enum migrate_result migrate(struct mig_source *m)
 {
-	int r = preflight(m);
+	int r;
 
+	while ((r = preflight(m)) == -EBUSY && (r = mig_queue_wait(m, m->err)) == 0)
+		;
 	if (r == -ECANCELED) /* nothing was created there yet */
 		return roll_back(m);
 	if (r == 1)
@@ -724,10 +749,48 @@ static int cmd_resolve(void *opaque, const struct proto_json_value *req, int fd,
 	return r;
 }
 
+/* ---- a migration without a control socket (a cold move) ---------------------------------- */
+
+enum migrate_result mig_run_here(struct migrate_vm *vm, const struct mig_opts *o,
+				 const char *own_dir, void (*log)(void *, const char *),
+				 void *opaque)
+{
+	struct migrator mm = {.vm = vm, .state = BUSY};
+	struct mig_source *m;
+	enum migrate_result code;
+	char err[MIGRATE_ERR_LEN];
+
+	mm.o.log = log;
+	mm.o.opaque = opaque;
+	if (own_dir)
+		snprintf(mm.own_dir, sizeof(mm.own_dir), "%s", own_dir);
+	pthread_mutex_init(&mm.lock, NULL);
+	pthread_cond_init(&mm.cond, NULL);
+	if (!(m = new_source(&mm, -1, err))) {
+		if (log)
+			log(opaque, "{\"schema\":1,\"event\":\"result\",\"result\":\"failed\","
+				    "\"error\":\"out of memory\"}");
+		code = MIGRATE_FAILED;
+	} else {
+		m->o = *o;
+		mig_limit_init(&m->limit, o->bandwidth);
+		mm.active = m;
+		code = migrate(m);
+		if (code != MIGRATE_NOGO)
+			emit_result(m, code, NULL);
+		release_source(m);
+	}
+	pthread_mutex_destroy(&mm.lock);
+	pthread_cond_destroy(&mm.cond);
+	return code;
+}
+
 /* ---- the migrator ----------------------------------------------------------------- */
 
 /* `status` of a VM that a migration in doubt holds paused: "in-doubt", and a
- * member "migration" saying where it went and what settles it. */
+ * member "migration" saying where it went and what settles it. A migration in
+ * progress adds "migration": {"state": "migrating", "to": ...} and leaves the
+ * run state as it is (a planner resuming its plan waits for its end). */
 static const char *status_state(void *opaque, struct proto_json *j)
 {
 	struct migrator *mm = opaque;
@@ -736,6 +799,14 @@ static const char *status_state(void *opaque, struct proto_json *j)
 	bool doubt;
 
 	pthread_mutex_lock(&mm->lock);
+	if (mm->state == BUSY && !mm->resolving && mm->active) {
+		proto_json_key(j, "migration");
+		proto_json_obj_begin(j);
+		proto_json_kv_str(j, "state", "migrating");
+		proto_json_kv_str(j, "to", mm->active->o.to);
+		proto_json_kv_bool(j, "dry_run", mm->active->o.dry_run);
+		proto_json_obj_end(j);
+	}
 	doubt = mm->state == IN_DOUBT || mm->resolving;
 	if (doubt) {
 		resolve_command(name, cmd, sizeof(cmd));

@@ -105,6 +105,8 @@ static int start_disk(struct mig_source *m, struct mig_disk *d, char *err)
 	struct mirror_opts mo = {.limit = m->o.bandwidth ? mig_limit_charge : NULL,
 				 .limit_opaque = &m->limit,
 				 .hold = true,
+				 .verify =
+				     m->o.cold, /* a cold move deletes the source once verified */
 				 .dest_is_zero = true}; /* serve's fresh image */
 	struct mirror_dest dest = {0};
 	struct storage_opts so = {0};

@@ -30,6 +30,8 @@ static const char *const type_names[PROTO_TYPE_END] = {
     [PROTO_PONG] = "PONG",
     [PROTO_RESOLVE] = "RESOLVE",
     [PROTO_RESOLVE_REPLY] = "RESOLVE_REPLY",
+    [PROTO_ADMIN_REQUEST] = "ADMIN_REQUEST",
+    [PROTO_ADMIN_REPLY] = "ADMIN_REPLY",
     [PROTO_STREAM] = "STREAM",
 };
 

@@ -1,7 +1,7 @@
 /* proto/messages.c: the payload of every message type, encoded and decoded
  * for each protocol version (1, 2 and 3; the differences are listed in
- * docs/protocol.md). MEM_BATCH's payload is in proto/pages.c; frames in
- * frame.c; which message may come when is in session.c and state.c; a
+ * docs/protocol.md), the administration role's two included. MEM_BATCH's payload is in
+ * proto/pages.c; frames in frame.c; which message may come when is in session.c and state.c; a
  * STREAM's offset is checked against its session in stream.c. */
 #include <errno.h>
 #include <stdlib.h>
@@ -144,6 +144,46 @@ static void enc_preflight(struct wire_wr *w, const struct proto_preflight *p, un
 	}
 }
 
+/* An ADMIN_REQUEST's or ADMIN_REPLY's JSON: one object, within its limit. */
+static int admin_json(const char *text, size_t max, char *why)
+{
+	struct proto_json_value *v;
+	size_t n = strlen(text);
+	int rc;
+
+	if (n > max)
+		return proto_error(why, EMSGSIZE, "%zu bytes of JSON, more than the limit of %zu",
+				   n, max);
+	if ((rc = proto_json_parse(text, n, &v, why)) < 0)
+		return rc;
+	rc = v->type == PROTO_JSON_OBJECT ? 0 : proto_error(why, EINVAL, "not a JSON object");
+	proto_json_free(v);
+	return rc;
+}
+
+static size_t admin_max(unsigned type)
+{
+	return type == PROTO_ADMIN_REQUEST ? PROTO_ADMIN_REQ_MAX : PROTO_ADMIN_REPLY_MAX;
+}
+
+static int check_admin(const struct proto_msg *m, unsigned version, char *err)
+{
+	const char *name = proto_type_name(m->type);
+	char why[PROTO_ERR_LEN];
+	int rc;
+
+	if (version < 3)
+		return proto_error(err, EINVAL, "%s needs protocol version 3 (not %u)", name,
+				   version);
+	if (m->u.admin.flags & ~(m->type == PROTO_ADMIN_REPLY ? PROTO_ADMIN_MORE : 0u))
+		return proto_error(err, EINVAL, "%s: unknown flags 0x%x", name, m->u.admin.flags);
+	if (!m->u.admin.json)
+		return proto_error(err, EINVAL, "%s without its JSON text", name);
+	if ((rc = admin_json(m->u.admin.json, admin_max(m->type), why)) < 0)
+		return proto_error(err, -rc, "%s: %s", name, why);
+	return 0;
+}
+
 static void enc_round_end(struct wire_wr *w, const struct proto_round_end *e, unsigned version)
 {
 	wire_put_u32(w, e->round);
@@ -280,6 +320,17 @@ int proto_msg_encode(const struct proto_msg *m, unsigned version, struct proto_b
 		wire_put(&w, st->data, st->len);
 		break;
 	}
+	case PROTO_ADMIN_REQUEST:
+	case PROTO_ADMIN_REPLY: {
+		int rc = check_admin(m, version, err);
+
+		if (rc < 0)
+			return rc;
+		if (m->type == PROTO_ADMIN_REPLY)
+			wire_put_u32(&w, m->u.admin.flags);
+		wire_put_str(&w, m->u.admin.json);
+		break;
+	}
 	case PROTO_SWITCHOVER_READY:
 	case PROTO_RESUME:
 	case PROTO_RESUMING:
@@ -314,7 +365,7 @@ static void dec_hello(struct wire_rd *r, struct proto_hello *h)
 	h->software = wire_str(r, PROTO_STR_MAX, "software");
 	if (h->min_version > h->max_version)
 		wire_fail(r, "versions %u..%u are an empty range", h->min_version, h->max_version);
-	if (h->role < PROTO_ROLE_MIGRATE || h->role > PROTO_ROLE_RESOLVE)
+	if (h->role < PROTO_ROLE_MIGRATE || h->role > PROTO_ROLE_ADMIN)
 		wire_fail(r, "unknown role %u", h->role);
 	if (h->role == PROTO_ROLE_CHANNEL && (h->channel == 0 || h->channel >= PROTO_MAX_CHANNELS))
 		wire_fail(r, "channel index %u outside 1..%u", h->channel, PROTO_MAX_CHANNELS - 1);
@@ -527,6 +578,28 @@ static void dec_stream(struct wire_rd *r, struct proto_stream *st, unsigned vers
 		wire_fail(r, "an empty frame that is not the stream's END");
 }
 
+static void dec_admin(struct wire_rd *r, unsigned type, struct proto_admin *a, unsigned version)
+{
+	char why[PROTO_ERR_LEN];
+	int rc;
+
+	if (version < 3) {
+		wire_fail(r, "not part of protocol version %u", version);
+		return;
+	}
+	if (type == PROTO_ADMIN_REPLY)
+		a->flags = wire_u32(r, "flags");
+	a->json = wire_str(r, admin_max(type), "JSON text");
+	if (r->rc)
+		return;
+	if (a->flags & ~(type == PROTO_ADMIN_REPLY ? PROTO_ADMIN_MORE : 0u))
+		wire_fail(r, "unknown flags 0x%x", a->flags);
+	else if ((rc = admin_json(a->json, admin_max(type), why)) == -ENOMEM)
+		r->rc = proto_error(r->err, ENOMEM, "%s: out of memory", r->msg);
+	else if (rc < 0)
+		wire_fail(r, "%s", why);
+}
+
 static void dec_blob(struct wire_rd *r, struct proto_blob *b, bool vcpu)
 {
 	if (vcpu)
@@ -609,6 +682,10 @@ int proto_msg_decode(unsigned type, unsigned flags, const uint8_t *p, size_t len
 	case PROTO_STREAM:
 		dec_stream(&r, &m->u.stream, version);
 		break;
+	case PROTO_ADMIN_REQUEST:
+	case PROTO_ADMIN_REPLY:
+		dec_admin(&r, type, &m->u.admin, version);
+		break;
 	case PROTO_SWITCHOVER_READY:
 	case PROTO_RESUME:
 	case PROTO_RESUMING:
@@ -670,6 +747,10 @@ void proto_msg_release(struct proto_msg *m)
 		break;
 	case PROTO_RESOLVE_REPLY:
 		free(m->u.resolve_reply.detail);
+		break;
+	case PROTO_ADMIN_REQUEST:
+	case PROTO_ADMIN_REPLY:
+		free(m->u.admin.json);
 		break;
 	default:
 		break;

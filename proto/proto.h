@@ -133,7 +133,7 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
  * The states of a session (the same graph on both sides; each side checks
  * every frame it sends and receives against it):
  *
- *   START -HELLO-> HELLO -HELLO_ACK-> NEGOTIATED (MIGRATE) | CHANNEL | RESOLVE
+ *   START -HELLO-> HELLO -HELLO_ACK-> NEGOTIATED (MIGRATE) | CHANNEL | RESOLVE | ADMIN
  *   NEGOTIATED -PREFLIGHT-> PREFLIGHT -PREFLIGHT_REPLY go-> STORAGE   (no-go: CLOSED)
  *   STORAGE -DISK_EXPORT | DEVICE_STATE(source)-> STORAGE
  *   STORAGE -MEM_BATCH | ROUND_END | STREAM-> MEMORY
@@ -143,6 +143,10 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
  *   LOADING -SWITCHOVER_READY-> READY -RESUME-> IN_DOUBT -RESUMING-> RESUMING
  *   RESUMING -RUNNING-> RUNNING -COMMIT-> COMMITTED -DONE-> CLOSED
  *   CHANNEL -MEM_BATCH-> CHANNEL;  RESOLVE -RESOLVE-> RESOLVING -RESOLVE_REPLY-> CLOSED
+ *   ADMIN -ADMIN_REQUEST-> ADMIN_WAIT -ADMIN_REPLY MORE-> ADMIN_WAIT
+ *   ADMIN_WAIT -ADMIN_REPLY (last)-> ADMIN   (v3, feature ADMIN; ends by closing)
+ *   a cold move (feature COLD): no MEM_BATCH or STREAM; its memory is one
+ *   empty ROUND_END with FINAL.
  *   STREAM only with feature STREAM, at the offset the receiver counted, never
  *   after its END; a stream begun has its END before VCPU_STATE | DEVICE_STATE |
  *   STATE_END.
@@ -178,6 +182,15 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
 /* v3: the source may send STREAM (a VM runtime's own migration stream). */
 #define PROTO_FEAT_STREAM (1ull << 3)
 #define PROTO_FEATURES_V3 (PROTO_FEATURES_V2 | PROTO_FEAT_STREAM)
+/* v3: the administration role (HELLO role ADMIN; ADMIN_REQUEST and
+ * ADMIN_REPLY): granted by a destination that answers it, to an
+ * authenticated peer only. */
+#define PROTO_FEAT_ADMIN (1ull << 4)
+/* v3: a cold move: a VM that is not running, its configuration and disks
+ * only (no memory: one empty final ROUND_END, no MEM_BATCH or STREAM). */
+#define PROTO_FEAT_COLD (1ull << 5)
+/* Every feature of version 3 (a destination grants those it has). */
+#define PROTO_FEATURES_V3_ALL (PROTO_FEATURES_V3 | PROTO_FEAT_ADMIN | PROTO_FEAT_COLD)
 
 #define PROTO_FRAME_HDR_LEN 20
 #define PROTO_FRAME_MAGIC   0x534d4f56u /* "SMOV" */
@@ -193,10 +206,12 @@ int proto_json_get_bool(const struct proto_json_value *v, const char *key, bool 
 #define PROTO_TIMEOUT_MS    30000 /* default per-frame I/O timeout */
 
 /* Version 3: runtime names and STREAM. */
-#define PROTO_RUNTIME_MAX    32u /* bytes of a runtime name */
-#define PROTO_STREAM_HDR_LEN 12u /* STREAM's offset and flags */
-#define PROTO_STREAM_MAX     (PROTO_FRAME_MAX - PROTO_STREAM_HDR_LEN) /* bytes in one STREAM */
-#define PROTO_STREAM_CHUNK   (256u << 10) /* proto_session_send_stream's default frame */
+#define PROTO_RUNTIME_MAX     32u /* bytes of a runtime name */
+#define PROTO_STREAM_HDR_LEN  12u /* STREAM's offset and flags */
+#define PROTO_STREAM_MAX      (PROTO_FRAME_MAX - PROTO_STREAM_HDR_LEN) /* bytes in one STREAM */
+#define PROTO_STREAM_CHUNK    (256u << 10)     /* proto_session_send_stream's default frame */
+#define PROTO_ADMIN_REQ_MAX   (64u << 10)      /* bytes of an ADMIN_REQUEST's JSON text */
+#define PROTO_ADMIN_REPLY_MAX PROTO_CONFIG_MAX /* ... of an ADMIN_REPLY's (an inventory) */
 
 /* Frame flags. */
 #define PROTO_FLAG_COMPRESSED 0x0001u /* MEM_BATCH: the page data is a zlib stream */
@@ -224,8 +239,10 @@ enum proto_type {
 	PROTO_PONG = 20,
 	PROTO_RESOLVE = 21,
 	PROTO_RESOLVE_REPLY = 22,
-	PROTO_STREAM = 23, /* v3, feature STREAM */
-	PROTO_TYPE_END	   /* one past the last type */
+	PROTO_STREAM = 23,	  /* v3, feature STREAM */
+	PROTO_ADMIN_REQUEST = 24, /* v3, role ADMIN */
+	PROTO_ADMIN_REPLY = 25,	  /* v3, role ADMIN */
+	PROTO_TYPE_END		  /* one past the last type */
 };
 
 /* "HELLO", ...; "unknown" for anything else. */
@@ -241,6 +258,7 @@ enum proto_role {
 	PROTO_ROLE_MIGRATE = 1, /* the main connection of a migration */
 	PROTO_ROLE_CHANNEL = 2, /* an extra connection carrying MEM_BATCH (v2) */
 	PROTO_ROLE_RESOLVE = 3, /* a later question: did you resume session X? */
+	PROTO_ROLE_ADMIN = 4,	/* v3: requests to the host (inventory, moves) */
 };
 
 /* ---- Messages ----------------------------------------------------------------
@@ -406,6 +424,20 @@ struct proto_stream {
 	uint32_t len;	     /* at most PROTO_STREAM_MAX */
 };
 
+/* ADMIN_REQUEST (source to destination) and ADMIN_REPLY (back), v3, role
+ * ADMIN: one JSON object each (a request at most PROTO_ADMIN_REQ_MAX bytes,
+ * a reply PROTO_ADMIN_REPLY_MAX). A request gets one or more replies: every
+ * one but the last has PROTO_ADMIN_MORE (a stream of events), the last not;
+ * then the next request may follow. What the objects say is the
+ * destination's (migrate/admin.c, docs/protocol.md); proto checks that each
+ * is one JSON object. */
+#define PROTO_ADMIN_MORE 0x1u
+
+struct proto_admin {
+	uint32_t flags; /* ADMIN_REPLY: PROTO_ADMIN_MORE; ADMIN_REQUEST: 0 */
+	char *json;
+};
+
 struct proto_msg {
 	uint16_t type; /* enum proto_type */
 	union {
@@ -424,6 +456,7 @@ struct proto_msg {
 		struct proto_resolve resolve;
 		struct proto_resolve_reply resolve_reply;
 		struct proto_stream stream;
+		struct proto_admin admin; /* ADMIN_REQUEST, ADMIN_REPLY */
 	} u; /* SWITCHOVER_READY, RESUME, RESUMING, COMMIT, DONE carry nothing */
 };
 
@@ -558,14 +591,17 @@ enum proto_state {
 	PROTO_ST_CHANNEL,
 	PROTO_ST_RESOLVE,
 	PROTO_ST_RESOLVING,
-	PROTO_ST_CLOSED, /* ended in order (DONE, CANCEL, no-go, RESOLVE_REPLY) */
-	PROTO_ST_DEAD,	 /* ended by an error; why[] says which */
+	PROTO_ST_ADMIN,	     /* role ADMIN: the source may send a request */
+	PROTO_ST_ADMIN_WAIT, /* ... and waits for its replies */
+	PROTO_ST_CLOSED,     /* ended in order (DONE, CANCEL, no-go, RESOLVE_REPLY) */
+	PROTO_ST_DEAD,	     /* ended by an error; why[] says which */
 };
 
 const char *proto_state_name(enum proto_state st);
 /* The state after `from` sends `type` in state st of a session of `role`
- * (go: PREFLIGHT_REPLY's verdict), or -1 when that message is out of order
- * there. A pure function of the graph drawn at the top of this section. */
+ * (go: PREFLIGHT_REPLY's verdict, ADMIN_REPLY's PROTO_ADMIN_MORE), or -1 when
+ * that message is out of order there. A pure function of the graph drawn at the top of this
+ * section. */
 int proto_state_next(enum proto_state st, enum proto_role role, enum proto_side from, unsigned type,
 		     bool go);
 

@@ -96,12 +96,30 @@ int proto_session_fail(struct proto_session *s, int code, char *err, const char 
 /* The features a protocol version has. */
 static uint64_t version_features(unsigned version)
 {
-	return version >= 3 ? PROTO_FEATURES_V3 : version >= 2 ? PROTO_FEATURES_V2 : 0;
+	return version >= 3 ? PROTO_FEATURES_V3_ALL : version >= 2 ? PROTO_FEATURES_V2 : 0;
 }
 
+/* The flag that picks a message's edge in the graph: PREFLIGHT_REPLY's go,
+ * ADMIN_REPLY's MORE. */
 static bool is_go(const struct proto_msg *m)
 {
-	return m->type == PROTO_PREFLIGHT_REPLY && m->u.preflight_reply.go;
+	return (m->type == PROTO_PREFLIGHT_REPLY && m->u.preflight_reply.go) ||
+	       (m->type == PROTO_ADMIN_REPLY && (m->u.admin.flags & PROTO_ADMIN_MORE));
+}
+
+/* What the negotiated features allow, beyond the graph: the administration
+ * messages need ADMIN; a cold move (COLD) carries no memory pages and no
+ * runtime stream. */
+static int check_features(const struct proto_session *s, unsigned type, char *err)
+{
+	if ((type == PROTO_ADMIN_REQUEST || type == PROTO_ADMIN_REPLY) &&
+	    !(s->features & PROTO_FEAT_ADMIN))
+		return proto_error(err, EPROTO, "%s but the administration role was not negotiated",
+				   proto_type_name(type));
+	if ((type == PROTO_MEM_BATCH || type == PROTO_STREAM) && (s->features & PROTO_FEAT_COLD))
+		return proto_error(err, EPROTO, "%s in a cold move (which carries no memory)",
+				   proto_type_name(type));
+	return 0;
 }
 
 int session_check_send(struct proto_session *s, unsigned type, bool go, char *err)
@@ -131,7 +149,8 @@ int proto_session_send(struct proto_session *s, const struct proto_msg *m, char 
 		return proto_error(err, EINVAL, "MEM_BATCH is sent by proto_session_send_pages");
 	if (m->type == PROTO_STREAM)
 		return proto_error(err, EINVAL, "STREAM is sent by proto_session_send_stream");
-	if ((rc = stream_check_send(s, m->type, err)) < 0)
+	if ((rc = stream_check_send(s, m->type, err)) < 0 ||
+	    (rc = check_features(s, m->type, err)) < 0)
 		return rc;
 	rc = proto_msg_encode(m, wire_version(s), &s->tx, err);
 	if (rc < 0)
@@ -230,7 +249,7 @@ static int recv_one(struct proto_session *s, struct proto_msg *m, char *err)
 				 proto_state_name(s->state));
 		return recv_failed(s, rc, err);
 	}
-	if ((rc = stream_check_header(s, &h, err)) < 0)
+	if ((rc = stream_check_header(s, &h, err)) < 0 || (rc = check_features(s, h.type, err)) < 0)
 		return recv_failed(s, rc, err);
 	rc = recv_msg(s, &h, deadline, m, err);
 	if (rc < 0)
@@ -342,6 +361,11 @@ int proto_session_hello(struct proto_session *s, enum proto_role role, uint64_t 
 	else if (memcmp(a->session_id, s->session_id, PROTO_ID_LEN))
 		rc = proto_session_fail(s, EPROTO, err,
 					"the destination answered for another session id");
+	else if (role == PROTO_ROLE_ADMIN && !(a->features & PROTO_FEAT_ADMIN))
+		rc = proto_session_fail(s, EPERM, err,
+					"the destination (%s, protocol %u) does not grant the "
+					"administration role",
+					a->software, a->version);
 	if (rc == 0) {
 		s->version = a->version;
 		s->features = a->features;
@@ -383,6 +407,10 @@ int proto_session_accept(struct proto_session *s, char *err)
 	if (s->role == PROTO_ROLE_CHANNEL && s->version < 2)
 		return proto_session_fail(
 		    s, EPROTO, err, "channels need protocol version 2 (negotiated %u)", s->version);
+	if (s->role == PROTO_ROLE_ADMIN && s->version < 3)
+		return proto_session_fail(
+		    s, EPROTO, err,
+		    "the administration role needs protocol version 3 (negotiated %u)", s->version);
 	return 0;
 }
 

@@ -1,5 +1,6 @@
-/* proto/state.c: the state graph of a migration session, as a pure function
- * (drawn in proto/proto.h and docs/protocol.md). Sessions (session.c) check
+/* proto/state.c: the state graph of a migration session (and of the other
+ * roles: channel, resolve, admin), as a pure function (drawn in
+ * proto/proto.h and docs/protocol.md). Sessions (session.c) check
  * every frame they send or receive against it. */
 #include "proto/proto.h"
 
@@ -12,6 +13,7 @@ static const char *const state_names[] = {
     [PROTO_ST_RESUMING] = "resuming",	  [PROTO_ST_RUNNING] = "running",
     [PROTO_ST_COMMITTED] = "committed",	  [PROTO_ST_CHANNEL] = "channel",
     [PROTO_ST_RESOLVE] = "resolve",	  [PROTO_ST_RESOLVING] = "resolving",
+    [PROTO_ST_ADMIN] = "admin",		  [PROTO_ST_ADMIN_WAIT] = "admin-wait",
     [PROTO_ST_CLOSED] = "closed",	  [PROTO_ST_DEAD] = "dead",
 };
 
@@ -62,6 +64,9 @@ static const struct edge edges[] = {
     {PROTO_ST_CHANNEL, PROTO_SOURCE, PROTO_MEM_BATCH, PROTO_ST_CHANNEL},
     {PROTO_ST_RESOLVE, PROTO_SOURCE, PROTO_RESOLVE, PROTO_ST_RESOLVING},
     {PROTO_ST_RESOLVING, PROTO_DEST, PROTO_RESOLVE_REPLY, PROTO_ST_CLOSED},
+    /* ADMIN_REPLY: ADMIN_WAIT while MORE, ADMIN after the last (below) */
+    {PROTO_ST_ADMIN, PROTO_SOURCE, PROTO_ADMIN_REQUEST, PROTO_ST_ADMIN_WAIT},
+    {PROTO_ST_ADMIN_WAIT, PROTO_DEST, PROTO_ADMIN_REPLY, PROTO_ST_ADMIN},
 };
 
 static bool ended(enum proto_state st)
@@ -104,6 +109,10 @@ int proto_state_next(enum proto_state st, enum proto_role role, enum proto_side 
 			return PROTO_ST_CHANNEL;
 		if (type == PROTO_HELLO_ACK && role == PROTO_ROLE_RESOLVE)
 			return PROTO_ST_RESOLVE;
+		if (type == PROTO_HELLO_ACK && role == PROTO_ROLE_ADMIN)
+			return PROTO_ST_ADMIN;
+		if (type == PROTO_ADMIN_REPLY && go) /* MORE: further replies follow */
+			return PROTO_ST_ADMIN_WAIT;
 		if (type == PROTO_PREFLIGHT_REPLY && !go)
 			return PROTO_ST_CLOSED;
 		return (int)e->to;

@@ -3,10 +3,10 @@
  * send (v3, v2 and v1 migrations with plain and compressed pages, received
  * through a copy or straight into guest memory, a v3 migration of a QEMU VM
  * whose stream goes as STREAM frames, a channel, a resolve, a cancel, a
- * corrupted frame), captured from a socketpair while the destination's
- * answers are fed in advance; and those answers themselves, plus a no-go, an
- * ERROR, a CANCEL, PINGs and a RESOLVE_REPLY, as streams for the harness's
- * source side (options bit 3). */
+ * corrupted frame, an administrator's requests, a cold move), captured from a socketpair while the
+ * destination's answers are fed in advance; and those answers themselves, plus a no-go, an ERROR, a
+ * CANCEL, PINGs, a RESOLVE_REPLY and ADMIN_REPLYs, as streams for the harness's source side
+ * (options bit 3). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -299,7 +299,9 @@ static void answers(const char *dir, const char *name, uint8_t opts, struct prot
 
 	proto_buf_init(&b);
 	ack.u.hello_ack.version = PROTO_VERSION_CURRENT;
-	ack.u.hello_ack.features = opts & 16 ? 0 : PROTO_FEAT_COMPRESS;
+	ack.u.hello_ack.features = opts & 32   ? PROTO_FEAT_ADMIN
+				   : opts & 16 ? 0
+					       : PROTO_FEAT_COMPRESS;
 	memcpy(ack.u.hello_ack.session_id, "fuzz-session-id", PROTO_ID_LEN);
 	ack.u.hello_ack.software = "smove seeds";
 	put_frame(&b, &ack, PROTO_VERSION_CURRENT);
@@ -329,6 +331,74 @@ static void destination_seeds(const char *dir)
 	m[0].u.resolve_reply.outcome = PROTO_OUTCOME_RESUMED;
 	m[0].u.resolve_reply.detail = "vm was resumed here";
 	answers(dir, "dest-resolve", 25, m, 1);
+	m[0] = (struct proto_msg){.type = PROTO_ADMIN_REPLY};
+	m[0].u.admin =
+	    (struct proto_admin){PROTO_ADMIN_MORE, "{\"event\":\"phase\",\"phase\":\"memory\"}"};
+	m[1] = (struct proto_msg){.type = PROTO_PING, .u.nonce = 8};
+	m[2] = (struct proto_msg){.type = PROTO_ADMIN_REPLY};
+	m[2].u.admin =
+	    (struct proto_admin){0, "{\"ok\":true,\"event\":\"result\",\"result\":\"done\"}"};
+	answers(dir, "dest-admin", 41, m, 3);
+}
+
+/* An administrator: an inventory answered whole, a move answered by a
+ * stream of events, then a third request. */
+static void admin_session(const char *dir)
+{
+	struct capture c;
+	struct proto_msg m = {.type = PROTO_ADMIN_REPLY};
+
+	open_capture(&c, 3, PROTO_ROLE_ADMIN, PROTO_FEAT_ADMIN);
+	m.u.admin = (struct proto_admin){0, "{\"ok\":true,\"vms\":[]}"};
+	feed(&c, &m);
+	m.u.admin = (struct proto_admin){PROTO_ADMIN_MORE, "{\"event\":\"started\"}"};
+	feed(&c, &m);
+	m.u.admin = (struct proto_admin){0, "{\"ok\":true,\"event\":\"result\"}"};
+	feed(&c, &m);
+	m = (struct proto_msg){.type = PROTO_ADMIN_REQUEST};
+	m.u.admin.json = "{\"cmd\":\"inventory\"}";
+	send_msg(&c, &m);
+	recv_msg(&c);
+	m.u.admin.json = "{\"cmd\":\"move\",\"name\":\"vm1\",\"to\":\"10.0.0.2:4444\"}";
+	send_msg(&c, &m);
+	recv_msg(&c);
+	recv_msg(&c);
+	m.u.admin.json = "{\"cmd\":\"cancel\",\"name\":\"vm1\"}";
+	send_msg(&c, &m);
+	save(&c, dir, "admin", 1, -1);
+}
+
+/* A cold move: no memory but one empty final ROUND_END, then a file and
+ * the commit. */
+static void cold_move(const char *dir)
+{
+	struct capture c;
+	struct proto_msg m;
+
+	open_capture(&c, 3, PROTO_ROLE_MIGRATE, PROTO_FEAT_COLD);
+	preflight(&c, NULL, NULL);
+	feed_type(&c, PROTO_SWITCHOVER_READY);
+	feed_type(&c, PROTO_RESUMING);
+	m = (struct proto_msg){.type = PROTO_RUNNING, .u.running = {0, 0}};
+	feed(&c, &m);
+	feed_type(&c, PROTO_DONE);
+	m = (struct proto_msg){.type = PROTO_ROUND_END};
+	m.u.round_end =
+	    (struct proto_round_end){.round = 1, .flags = PROTO_ROUND_FINAL, .nchannels = 1};
+	send_msg(&c, &m);
+	m = (struct proto_msg){.type = PROTO_DEVICE_STATE,
+			       .u.blob = {0, "file:console", mem + 100, 64}};
+	send_msg(&c, &m);
+	m = (struct proto_msg){.type = PROTO_STATE_END, .u.state_end = {0, 1}};
+	send_msg(&c, &m);
+	recv_msg(&c);
+	m = (struct proto_msg){.type = PROTO_RESUME};
+	send_msg(&c, &m);
+	recv_msg(&c);
+	recv_msg(&c);
+	m = (struct proto_msg){.type = PROTO_COMMIT};
+	send_msg(&c, &m);
+	save(&c, dir, "v3-cold", 1, -1);
 }
 
 int main(int argc, char **argv)
@@ -348,6 +418,8 @@ int main(int argc, char **argv)
 	migration(argv[1], 3, "v3-migration", 1);
 	stream_migration(argv[1], "v3-stream", 1);
 	destination_seeds(argv[1]);
+	admin_session(argv[1]);
+	cold_move(argv[1]);
 
 	open_capture(&c, 2, PROTO_ROLE_CHANNEL, PROTO_FEATURES_V2);
 	pages(&c, 1, true);

@@ -9,13 +9,17 @@
  *   bit 3: the stream is what a destination sends: a real source session
  *          receives it (a hostile destination) instead of a destination
  *   bit 4: with bit 3, the source asks RESOLVE instead of migrating
+ *   bit 5: with bit 3, the source is an administrator (role ADMIN): it sends
+ *          a request and, after each last reply, another
  * Each frame is parsed and its payload decoded for every version (MEM_BATCH
  * also applied to a small guest memory), then the whole stream is received
  * by a real session over a socketpair, which answers, applies pages, counts
  * a STREAM's bytes and ends (DEAD with a reason, or at the end of the
  * stream). The source side migrates a QEMU-style VM (runtime "qemu", its
  * stream as STREAM frames) when the destination grants STREAM, else a
- * memsync one (pages). Nothing may crash, leak or hang. Built with libFuzzer and as a replay
+ * memsync one (pages). The destination grants every version-3 feature
+ * (ADMIN and COLD too) and answers an ADMIN_REQUEST with two replies, the
+ * first with MORE. Nothing may crash, leak or hang. Built with libFuzzer and as a replay
  * program (tests/fuzz/replay-main.c). */
 #include <errno.h>
 #include <stdio.h>
@@ -198,7 +202,7 @@ static void play_source(const uint8_t *p, size_t size, unsigned opts)
 	struct proto_disk disks[2] = {{"a.raw", "raw", 1 << 20, 0, 0},
 				      {"b.vhdx", "vhdx", 1 << 20, 4096, 1 << 20}};
 	struct proto_msg m = {.type = PROTO_PREFLIGHT};
-	bool resolve = opts & 16;
+	bool resolve = opts & 16, admin = !resolve && (opts & 32);
 	struct proto_conn *c;
 	struct proto_session s;
 	char err[PROTO_ERR_LEN];
@@ -206,9 +210,18 @@ static void play_source(const uint8_t *p, size_t size, unsigned opts)
 
 	if (!(c = start_session(p, size, opts, PROTO_SOURCE, &s, sv)))
 		return;
-	rc = proto_session_hello(&s, resolve ? PROTO_ROLE_RESOLVE : PROTO_ROLE_MIGRATE,
-				 resolve ? 0 : PROTO_FEATURES_V3, id, NULL, 0, err);
-	if (rc == 0 && resolve) {
+	rc = proto_session_hello(&s,
+				 resolve ? PROTO_ROLE_RESOLVE
+				 : admin ? PROTO_ROLE_ADMIN
+					 : PROTO_ROLE_MIGRATE,
+				 resolve ? 0
+				 : admin ? PROTO_FEAT_ADMIN
+					 : PROTO_FEATURES_V3,
+				 id, NULL, 0, err);
+	if (rc == 0 && admin) {
+		m = (struct proto_msg){.type = PROTO_ADMIN_REQUEST};
+		m.u.admin.json = "{\"cmd\":\"inventory\"}";
+	} else if (rc == 0 && resolve) {
 		m = (struct proto_msg){.type = PROTO_RESOLVE};
 		memcpy(m.u.resolve.session_id, id, PROTO_ID_LEN);
 	} else if (rc == 0) {
@@ -232,7 +245,14 @@ static void play_source(const uint8_t *p, size_t size, unsigned opts)
 		rc = proto_session_recv(&s, &m, err);
 		if (rc < 0)
 			break;
-		rc = source_answer(&s, &m, err);
+		if (m.type == PROTO_ADMIN_REPLY && s.state == PROTO_ST_ADMIN) {
+			struct proto_msg q = {.type = PROTO_ADMIN_REQUEST};
+
+			q.u.admin.json = "{\"cmd\":\"inventory\"}";
+			rc = proto_session_send(&s, &q, err);
+		} else {
+			rc = source_answer(&s, &m, err);
+		}
 		proto_msg_release(&m);
 	}
 	if (getenv("FUZZ_FRAME_VERBOSE"))
@@ -263,7 +283,7 @@ static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct 
 		s.features = PROTO_FEATURES_V2;
 	}
 	if (rc == 0)
-		rc = proto_session_ack(&s, PROTO_FEATURES_V3, err);
+		rc = proto_session_ack(&s, PROTO_FEATURES_V3_ALL, err);
 	while (rc == 0) {
 		struct proto_msg m;
 
@@ -304,6 +324,14 @@ static void receive_stream(const uint8_t *p, size_t size, unsigned opts, struct 
 			struct proto_msg r = {.type = PROTO_DONE};
 
 			rc = proto_session_send(&s, &r, err);
+		} else if (m.type == PROTO_ADMIN_REQUEST) {
+			struct proto_msg r = {.type = PROTO_ADMIN_REPLY};
+
+			r.u.admin = (struct proto_admin){PROTO_ADMIN_MORE, "{\"event\":\"phase\"}"};
+			rc = proto_session_send(&s, &r, err);
+			r.u.admin = (struct proto_admin){0, "{\"ok\":true}"};
+			if (rc == 0)
+				rc = proto_session_send(&s, &r, err);
 		}
 		proto_msg_release(&m);
 	}

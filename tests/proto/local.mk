@@ -38,3 +38,10 @@ tests_proto_test_stream_LDADD = proto/libproto.la $(unit_ldadd)
 tests_proto_test_messages_v3_CFLAGS = $(unit_cflags)
 tests_proto_test_messages_v3_LDADD = proto/libproto.la $(unit_ldadd)
 endif
+if HAVE_CRITERION
+check_PROGRAMS += tests/proto/test-admin
+TESTS += tests/proto/test-admin
+sanitizer_tests += tests/proto/test-admin
+tests_proto_test_admin_CFLAGS = $(unit_cflags)
+tests_proto_test_admin_LDADD = proto/libproto.la $(unit_ldadd)
+endif

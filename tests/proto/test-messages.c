@@ -117,11 +117,17 @@ static size_t samples(struct proto_msg *m)
 	m[n].u.stream = (struct proto_stream){
 	    .offset = 1ull << 33, .flags = PROTO_STREAM_END, .data = blob, .len = sizeof blob};
 	n++;
+	m[n].type = PROTO_ADMIN_REQUEST;
+	m[n].u.admin = (struct proto_admin){0, "{\"cmd\":\"inventory\"}"};
+	n++;
+	m[n].type = PROTO_ADMIN_REPLY;
+	m[n].u.admin = (struct proto_admin){PROTO_ADMIN_MORE, "{\"event\":\"phase\"}"};
+	n++;
 	return n;
 }
 
 /* The samples as version v can carry them: before 3, PREFLIGHT without its
- * runtime (the defaults) and no STREAM. */
+ * runtime (the defaults), no STREAM and no administration (the last three). */
 static size_t samples_for(struct proto_msg *m, unsigned v)
 {
 	size_t n = samples(m);
@@ -131,7 +137,7 @@ static size_t samples_for(struct proto_msg *m, unsigned v)
 	for (size_t i = 0; i < n; i++)
 		if (m[i].type == PROTO_PREFLIGHT)
 			m[i].u.preflight.runtime = m[i].u.preflight.runtime_info = NULL;
-	return n - 1;
+	return n - 3;
 }
 
 static void expect_same(const struct proto_msg *a, const struct proto_msg *b, unsigned version)
@@ -238,6 +244,11 @@ static void expect_same(const struct proto_msg *a, const struct proto_msg *b, un
 		cr_assert_eq(b->u.stream.flags, PROTO_STREAM_END);
 		cr_assert_eq(b->u.stream.len, sizeof blob);
 		cr_assert_arr_eq(b->u.stream.data, blob, sizeof blob);
+		break;
+	case PROTO_ADMIN_REQUEST:
+	case PROTO_ADMIN_REPLY:
+		cr_assert_eq(b->u.admin.flags, a->u.admin.flags);
+		cr_assert_str_eq(b->u.admin.json, a->u.admin.json);
 		break;
 	default:
 		cr_assert(strcmp(name, "unknown") != 0);
