@@ -58,7 +58,11 @@ int cmd_ps(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_move(int argc, char **argv);
 
-/* Messages: "smove: ..." on standard error. */
+/* The command being run, as its messages name it: "smove disk info" (set by
+ * run_subcommand; "smove" before). */
+extern const char *cmd_name;
+/* Messages: "smove CMD: ..." on standard error, the one prefix of every
+ * message (getopt's and usage errors name the command the same way). */
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints "PROG: message" and "Try 'PROG --help'." and returns EXIT_USAGE. */
 int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

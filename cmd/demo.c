@@ -200,7 +200,7 @@ int demo_parse_options(int argc, char **argv, const char *prog, const char *usag
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+d:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:kh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			o->dir = optarg;

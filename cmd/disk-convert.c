@@ -178,7 +178,7 @@ int cmd_disk_convert(int argc, char **argv)
 	char err[VHD_ERR_LEN], tmp[4096];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+O:f:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "O:f:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'O':
 			if (parse_format_arg(prog, optarg, &create.format) < 0)

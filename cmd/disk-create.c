@@ -36,7 +36,7 @@ int cmd_disk_create(int argc, char **argv)
 	char err[VHD_ERR_LEN];
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+f:s:p:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:s:p:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			if (parse_format_arg(prog, optarg, &opts.format) < 0)

@@ -149,7 +149,7 @@ int cmd_disk_mirror(int argc, char **argv)
 	char err[VHD_ERR_LEN], *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+f:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			if (parse_format_arg(prog, optarg, &sopts.format) < 0)

@@ -96,7 +96,7 @@ int disk_read_args_parse(int argc, char **argv, const char *prog, const char *us
 	if (flags & DISK_ARG_NO_PARENT)
 		longopts[n++] = (struct option){"no-parent", no_argument, NULL, 'n'};
 	*a = (struct disk_read_args){.opts.readonly = true};
-	while ((c = getopt_long(argc, argv, "+f:h", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:h", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'j':
 			a->json = true;

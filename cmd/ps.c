@@ -138,7 +138,7 @@ int cmd_ps(int argc, char **argv)
 	size_t n;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+jh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "jh", longopts, NULL)) != -1) {
 		if (opt == 'j')
 			json = true;
 		else if (opt == 'h') {

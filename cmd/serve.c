@@ -48,7 +48,7 @@ static void *signal_thread(void *arg)
 
 static void log_line(void *opaque, const char *line)
 {
-	msg("serve: %s", line);
+	msg("%s", line);
 }
 
 /* The plugin beside this executable in a build tree, else nbdkit's own. */
@@ -92,7 +92,7 @@ int cmd_serve(int argc, char **argv)
 	uint64_t v;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "+l:s:p:x:m:jh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:s:p:x:m:jh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
 			o.listen = optarg;
@@ -134,7 +134,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (migrate_serve_new(&o, &serving, err) < 0) {
-		msg("serve: %s", err);
+		msg("%s", err);
 		return EXIT_FAILURE;
 	}
 	if (json) {
@@ -142,7 +142,7 @@ int cmd_serve(int argc, char **argv)
 		       migrate_serve_address(serving), (int)getpid());
 		fflush(stdout);
 	}
-	msg("serve: listening on %s, storage %s%s", migrate_serve_address(serving), o.storage,
+	msg("listening on %s, storage %s%s", migrate_serve_address(serving), o.storage,
 	    o.tls_psk	 ? ", TLS-PSK"
 	    : o.tls_x509 ? ", TLS X.509"
 			 : ", no TLS");
@@ -150,7 +150,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_detach(t);
 	r = migrate_serve_run(serving, err);
 	if (r < 0)
-		msg("serve: %s", err);
+		msg("%s", err);
 	migrate_serve_free(serving);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

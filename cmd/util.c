@@ -11,11 +11,13 @@
 #include "cmd/cmd.h"
 #include "proto/proto.h"
 
+const char *cmd_name = "smove";
+
 void msg(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("smove: ", stderr);
+	fprintf(stderr, "%s: ", cmd_name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);

@@ -17,3 +17,4 @@ include tests/storage/local.mk
 include tests/memsync/local.mk
 include tests/proto/local.mk
 include tests/migrate/local.mk
+include tests/cli/local.mk

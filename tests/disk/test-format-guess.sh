@@ -14,7 +14,7 @@ hint="; the name says %s: name the format to read it as another"
 damaged() {
 	h=$(printf "$hint" "$2")
 	expect_status 1 "$SMOVE" disk info "$1"
-	grep -Fxq "smove: $1: $3$h" "$T/stderr" || { cat "$T/stderr" >&2; fail "info $1"; }
+	grep -Fxq "smove disk info: $1: $3$h" "$T/stderr" || { cat "$T/stderr" >&2; fail "info $1"; }
 	expect_status 3 "$SMOVE" disk check "$1"
 	grep -Fxq "problem: $1: $3$h" "$T/stdout" || { cat "$T/stdout" >&2; fail "check $1"; }
 	grep -Fxq "$1: has problems" "$T/stdout" || fail "check $1 does not say it has problems"
