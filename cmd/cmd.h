@@ -14,11 +14,14 @@
 /* Exit statuses beside EXIT_SUCCESS (0) and EXIT_FAILURE (1: the operation
  * failed, the message says why); see docs/smove.1, EXIT STATUS. */
 enum {
-	EXIT_USAGE = 2,	      /* wrong arguments */
-	EXIT_PROBLEMS = 3,    /* `disk check`: the image has problems */
-	EXIT_NOGO = 4,	      /* `move`: the destination's preflight said no */
-	EXIT_ROLLED_BACK = 5, /* `move`: failed or cancelled, the VM runs here again */
-	EXIT_IN_DOUBT = 6,    /* `move`: paused here; settle with `smove move --resolve` */
+	EXIT_USAGE = 2,		/* wrong arguments */
+	EXIT_CORRUPT = 2,	/* `disk check`: corruptions found (as qemu-img check) */
+	EXIT_DIFFERENT = 1,	/* `disk compare`: the images differ (as qemu-img compare) */
+	EXIT_COMPARE_ERROR = 2, /* `disk compare`: could not compare */
+	EXIT_LEAKS = 3,		/* `disk check`: leaks only (space no block uses) */
+	EXIT_NOGO = 4,		/* `move`: the destination's preflight said no */
+	EXIT_ROLLED_BACK = 5,	/* `move`: failed or cancelled, the VM runs here again */
+	EXIT_IN_DOUBT = 6,	/* `move`: paused here; settle with `smove move --resolve` */
 };
 
 /* The exit status of a migration's result ("done", "go", "no-go", ...: the
@@ -64,6 +67,14 @@ extern const char *cmd_name;
 /* Messages: "smove CMD: ..." on standard error, the one prefix of every
  * message (getopt's and usage errors name the command the same way). */
 void msg(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* A failure: "smove CMD: message" on standard error and, for a command run
+ * with --json (json true), {"error": message, "exit-status": status} on
+ * standard output too, so that a script reading the JSON sees why. Returns
+ * status. */
+int fail_json(bool json, int status, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+/* Replaces every occurrence of `hidden` in text (len bytes) by `shown`: a
+ * file's temporary name by the name the user gave. */
+void scrub_name(char *text, size_t len, const char *hidden, const char *shown);
 /* Prints "PROG: message" and "Try 'PROG --help'." and returns EXIT_USAGE. */
 int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
@@ -83,15 +94,22 @@ struct proto_json;
  * message) if it could not be built. */
 int print_json(struct proto_json *j);
 
-/* A progress bar on standard error, drawn only when it is a terminal. */
+/* A progress bar on standard error, drawn only when it is a terminal, and
+ * only once the total is known (not 0). The label says what is being done
+ * ("converting", "verifying"). */
 struct progress {
-	bool enabled;
+	bool enabled, drawn;
 	const char *label;
 	double start, last_draw;
 	uint64_t total;
 };
 void progress_init(struct progress *p, const char *label, uint64_t total, bool enabled);
 void progress_update(struct progress *p, uint64_t done);
-void progress_done(struct progress *p);
+/* A new phase of the same operation: the last one's line is completed, and a
+ * bar for this one starts. */
+void progress_phase(struct progress *p, const char *label, uint64_t total);
+/* Ends the bar: its last frame (full, if ok) and the end of its line. */
+void progress_end(struct progress *p, bool ok);
+void progress_done(struct progress *p); /* progress_end(p, true) */
 
 #endif

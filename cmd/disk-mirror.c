@@ -200,7 +200,7 @@ int cmd_disk_mirror(int argc, char **argv)
 				   "nbd+unix://), not '%s'",
 				   dest.uri);
 
-	struct vhd_disk *src = disk_open_arg(src_name, &sopts);
+	struct vhd_disk *src = disk_open_arg(src_name, &sopts, NULL);
 	if (!src)
 		return EXIT_FAILURE;
 	struct mirror_job *job;

@@ -5,7 +5,8 @@ cmd_smove_LDADD = migrate/libmigrate.la memsync/libmemsync.la vhd/libvhd.la prot
 	util/libutil.la $(PTHREAD_LIBS) -lm
 # smove disk
 cmd_smove_SOURCES += cmd/disk.h cmd/disk.c cmd/disk-info.c cmd/disk-map.c \
-	cmd/disk-create.c cmd/disk-convert.c cmd/disk-check.c
+	cmd/disk-create.c cmd/disk-convert.c cmd/disk-check.c cmd/disk-compare.c \
+	cmd/disk-resize.c
 # smove disk mirror (storage/); URLs in every disk command
 cmd_smove_LDADD += storage/libstorage.la vhd/libvhd.la
 cmd_smove_SOURCES += cmd/disk-mirror.c

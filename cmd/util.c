@@ -24,6 +24,47 @@ void msg(const char *fmt, ...)
 	fputc('\n', stderr);
 }
 
+int fail_json(bool json, int status, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n", cmd_name, text);
+	if (json) {
+		struct proto_json j;
+
+		fflush(stderr);
+		proto_json_init(&j);
+		proto_json_obj_begin(&j);
+		proto_json_kv_str(&j, "error", text);
+		proto_json_kv_int(&j, "exit-status", status);
+		proto_json_obj_end(&j);
+		print_json(&j);
+		proto_json_release(&j);
+	}
+	return status;
+}
+
+void scrub_name(char *text, size_t len, const char *hidden, const char *shown)
+{
+	size_t hl = strlen(hidden), sl = strlen(shown);
+	char *p;
+
+	if (!hl)
+		return;
+	while ((p = strstr(text, hidden))) {
+		size_t tail = strlen(p + hl);
+
+		if ((size_t)(p - text) + sl + tail + 1 > len)
+			return;
+		memmove(p + sl, p + hl, tail + 1);
+		memcpy(p, shown, sl);
+	}
+}
+
 int usage_error(const char *prog, const char *fmt, ...)
 {
 	va_list ap;

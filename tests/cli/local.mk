@@ -1,5 +1,6 @@
 # tests/cli/: the smove command line as people type it: argument order, help,
 # qemu-img's habits side by side with qemu-img, one vocabulary, installation.
-cli_shell_tests = tests/cli/test-args-anywhere.sh
+cli_shell_tests = tests/cli/test-args-anywhere.sh tests/cli/test-qemu-img-compare.sh \
+	tests/cli/test-qemu-img-json.sh tests/cli/test-qemu-img-create-convert.sh
 TESTS += $(cli_shell_tests)
 EXTRA_DIST += $(cli_shell_tests)

@@ -35,9 +35,9 @@ expect_stderr "^smove: unknown command 'nosuch'"
 "$SMOVE" disk info a.vhdx --json >info.json || fail "info IMAGE --json"
 grep -q '"virtual-size":8388608' info.json || fail "info IMAGE --json: $(cat info.json)"
 "$SMOVE" disk map a.vhdx --json | grep -q '^\[' || fail "map IMAGE --json"
-"$SMOVE" disk check a.vhdx --json | grep -q '"clean":true' || fail "check IMAGE --json"
-"$SMOVE" disk convert a.vhdx b.vhd --quiet -O vhd || fail "convert SRC DST -O"
-"$SMOVE" disk info b.vhd --json | grep -q '"format":"vhd"' || fail "convert -O vhd"
+"$SMOVE" disk check a.vhdx --json | grep -q '"check-errors":0' || fail "check IMAGE --json"
+"$SMOVE" disk convert a.vhdx b.vhd --quiet -O vpc || fail "convert SRC DST -O"
+"$SMOVE" disk info b.vhd --output=json | grep -q '"format":"vpc"' || fail "convert -O vpc"
 "$SMOVE" ps --json >/dev/null || fail "ps --json"
 
 # '--' ends the options: a file named like an option.
