@@ -83,6 +83,54 @@ int usage_error(const char *prog, const char *fmt, ...) __attribute__((format(pr
  * about (unknown, or missing its argument): a usage error. */
 int help_or_unknown(int c, const char *prog, const char *help);
 
+/* True for "SCHEME://...": a URL, where a command wants a local path. */
+bool is_url(const char *s);
+
+/* A bandwidth, as virsh and smove take it everywhere: a plain number is MiB/s
+ * ("100"), a size is per second ("500K", "1.5G", "100M"). -EINVAL unless
+ * positive. */
+int parse_bandwidth(const char *s, uint64_t *bytes_per_second);
+
+/* The TLS options of every command that connects, as nbdkit and libnbd name
+ * them; the old spellings (--tls-user, --tls-x509, --tls-certs) are hidden
+ * aliases. */
+enum {
+	OPT_TLS_PSK = 0x300,
+	OPT_TLS_USERNAME,
+	OPT_TLS_CERTIFICATES
+};
+#define TLS_LONGOPTS                                                                               \
+	{"tls-psk", required_argument, NULL, OPT_TLS_PSK},                                         \
+	    {"tls-username", required_argument, NULL, OPT_TLS_USERNAME},                           \
+	    {"tls-certificates", required_argument, NULL, OPT_TLS_CERTIFICATES},                   \
+	    {"tls-user", required_argument, NULL, OPT_TLS_USERNAME},                               \
+	    {"tls-x509", required_argument, NULL, OPT_TLS_CERTIFICATES},                           \
+	{                                                                                          \
+		"tls-certs", required_argument, NULL, OPT_TLS_CERTIFICATES                         \
+	}
+#define TLS_HELP                                                                                   \
+	"      --tls-psk FILE         TLS with the pre-shared keys in FILE (psktool's\n"           \
+	"                             USER:HEXKEY lines)\n"                                        \
+	"      --tls-username NAME    the key of FILE to use (default: its first)\n"               \
+	"      --tls-certificates DIR TLS with the X.509 certificates in DIR (ca-cert.pem,\n"      \
+	"                             client-cert.pem, client-key.pem)\n"
+struct tls_args {
+	const char *psk, *username, *certificates;
+};
+enum tls_role {
+	TLS_NBD_CLIENT,	      /* an NBD export: the client's own pair is optional */
+	TLS_MIGRATION_CLIENT, /* smove move: ca-cert, client-cert, client-key */
+	TLS_SERVER,	      /* smove serve: ca-cert, server-cert, server-key */
+};
+/* Handles one of the OPT_TLS_* options: 1 if c was one, else 0. */
+int parse_tls_option(int c, const char *arg, struct tls_args *t);
+/* Checks the files before any connection: the PSK file is local, readable,
+ * in psktool's format and holds a key for the user (a client without
+ * --tls-username gets the file's first user in t->username); the
+ * certificates' directory holds what the role needs. -1 with a sentence
+ * naming the file in err. */
+int tls_check(struct tls_args *t, enum tls_role role, char *err, size_t len);
+
 /* "64M", "1G", "4096", "1.5G" (binary units K, M, G, T, optional trailing
  * 'iB' or 'B'). -EINVAL when not a size. */
 int parse_size(const char *s, uint64_t *out);

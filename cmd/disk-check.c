@@ -27,7 +27,7 @@ static const char help[] =
     "      --output=FMT   json or human (qemu-img's spelling of --json)\n"
     "  -q, --quiet        print nothing: the exit status says it\n"
     "  -U, --force-share  accepted for qemu-img's sake: check takes no lock\n"
-    "  -h, --help         show this help\n";
+    "  For an nbds:// image:\n" TLS_HELP "  -h, --help         show this help\n";
 
 struct report {
 	bool json, quiet;

@@ -29,7 +29,7 @@ static const char help[] =
     "      --json         print {identical, offset, size-mismatch, ...}\n"
     "      --output=FMT   json or human (qemu-img's spelling of --json)\n"
     "  -U, --force-share  accepted for qemu-img's sake: compare takes no lock\n"
-    "  -h, --help         show this help\n";
+    "  For an nbds:// image:\n" TLS_HELP "  -h, --help         show this help\n";
 
 static volatile sig_atomic_t interrupted;
 

@@ -51,7 +51,7 @@ static const char help[] =
     "      --json                 print a JSON summary for scripts (a failure\n"
     "                             too, as {\"error\": ...})\n"
     "      --output=FMT           json or human (qemu-img's spelling of --json)\n"
-    "  -h, --help                 show this help\n";
+    "  For an nbds:// image:\n" TLS_HELP "  -h, --help                 show this help\n";
 
 struct convert_job {
 	struct progress bar;
@@ -332,6 +332,7 @@ int cmd_disk_convert(int argc, char **argv)
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"output", required_argument, NULL, OPT_OUTPUT},
 	    {"help", no_argument, NULL, 'h'},
+	    TLS_LONGOPTS,
 	    CREATE_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
@@ -382,6 +383,8 @@ int cmd_disk_convert(int argc, char **argv)
 				return EXIT_USAGE;
 			break;
 		default:
+			if (parse_tls_option(c, optarg, &disk_tls))
+				break;
 			r = parse_create_option(prog, c, optarg, &cv.create);
 			if (r < 0)
 				return EXIT_USAGE;
@@ -393,7 +396,7 @@ int cmd_disk_convert(int argc, char **argv)
 		return usage_error(prog, "expected SRC and DST");
 	cv.src_name = argv[optind];
 	cv.dst_name = argv[optind + 1];
-	if ((r = check_args(prog, &cv)) >= 0)
+	if ((r = check_args(prog, &cv)) >= 0 || (r = disk_tls_check(cv.json, EXIT_FAILURE)) >= 0)
 		return r;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);

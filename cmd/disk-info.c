@@ -25,7 +25,7 @@ static const char help[] =
     "                     chain (as qemu-img info --backing-chain)\n"
     "      --no-parent    this image alone, without opening its parent\n"
     "  -U, --force-share  accepted for qemu-img's sake: info takes no lock\n"
-    "  -h, --help         show this help\n";
+    "  For an nbds:// image:\n" TLS_HELP "  -h, --help         show this help\n";
 
 static void print_human(const char *name, const struct vhd_info *in, int depth)
 {

@@ -28,7 +28,7 @@ static const char help[] =
     "                       with smove's 'type' added\n"
     "      --output=FMT     json or human (qemu-img's spelling of --json)\n"
     "  -U, --force-share    accepted for qemu-img's sake: map takes no lock\n"
-    "  -h, --help           show this help\n";
+    "  For an nbds:// image:\n" TLS_HELP "  -h, --help           show this help\n";
 
 /* The layer at depth n below d. */
 static struct vhd_disk *layer_at(struct vhd_disk *d, int n)

@@ -34,10 +34,25 @@ int cmd_disk(int argc, char **argv)
 	return run_subcommand("smove disk", disk_commands, argc - 1, argv + 1, help);
 }
 
-/* What URLs need beyond their own text: the environment's settings. */
+struct tls_args disk_tls;
+
+/* What URLs need beyond their own text: the TLS options given, and the
+ * environment's settings. */
 static struct storage_opts url_opts(void)
 {
-	return (struct storage_opts){.ca_file = getenv("SMOVE_CA_FILE")};
+	return (struct storage_opts){
+	    .tls = {disk_tls.psk, disk_tls.username, disk_tls.certificates},
+	    .ca_file = getenv("SMOVE_CA_FILE"),
+	};
+}
+
+int disk_tls_check(bool json, int status)
+{
+	char err[512];
+
+	if (tls_check(&disk_tls, TLS_NBD_CLIENT, err, sizeof(err)) < 0)
+		return fail_json(json, status, "%s", err);
+	return -1;
 }
 
 int disk_check_arg(const char *name, const struct vhd_open_opts *opts, vhd_report_fn report,
@@ -132,15 +147,16 @@ int disk_read_args_parse(int argc, char **argv, const char *prog, const char *us
 	    {DISK_ARG_TWO, {"strict", no_argument, NULL, 's'}},
 	    {DISK_ARG_TWO, {"progress", no_argument, NULL, 'p'}},
 	};
-	struct option longopts[16] = {
+	struct option longopts[24] = {
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"output", required_argument, NULL, OPT_OUTPUT},
 	    {"format", required_argument, NULL, 'f'},
 	    {"force-share", no_argument, NULL, 'U'},
 	    {"help", no_argument, NULL, 'h'},
+	    TLS_LONGOPTS,
 	};
 	char shorts[16] = "f:Uh";
-	size_t n = 5;
+	size_t n = 11;
 	int c, r;
 
 	for (size_t i = 0; i < sizeof(optional) / sizeof(optional[0]); i++)
@@ -198,6 +214,8 @@ int disk_read_args_parse(int argc, char **argv, const char *prog, const char *us
 				return EXIT_USAGE;
 			break;
 		default:
+			if (parse_tls_option(c, optarg, &disk_tls))
+				break;
 			return help_or_unknown(c, prog, usage);
 		}
 	}
@@ -210,7 +228,7 @@ int disk_read_args_parse(int argc, char **argv, const char *prog, const char *us
 		return usage_error(prog, "expected one IMAGE");
 	}
 	a->image = argv[optind];
-	return -1;
+	return disk_tls_check(a->json, flags & DISK_ARG_TWO ? EXIT_COMPARE_ERROR : EXIT_FAILURE);
 }
 
 static int parse_sector(const char *prog, const char *opt, const char *arg, uint32_t *out)

@@ -2,6 +2,7 @@
 #ifndef SMOVE_CMD_DISK_H
 #define SMOVE_CMD_DISK_H
 
+#include "cmd/cmd.h"
 #include "vhd/vhd.h"
 
 int cmd_disk_info(int argc, char **argv);
@@ -21,6 +22,12 @@ struct vhd_disk *disk_open_arg(const char *name, const struct vhd_open_opts *opt
 /* vhd_check on an image named on the command line (a path or a URL). */
 int disk_check_arg(const char *name, const struct vhd_open_opts *opts, vhd_report_fn report,
 		   void *opaque, char *err);
+
+/* The TLS options of the commands that read images (for nbds:// URLs), and
+ * their check before anything connects: -1 to go on, or status after the
+ * error (naming the file) was printed, as JSON too with json. */
+extern struct tls_args disk_tls;
+int disk_tls_check(bool json, int status);
 
 /* Print an image's chain information, or its map, for a person. */
 int disk_print_info(struct vhd_disk *d);

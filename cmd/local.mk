@@ -1,6 +1,6 @@
 # cmd/: the smove executable. Thin: it parses arguments and calls the libraries.
 bin_PROGRAMS += cmd/smove
-cmd_smove_SOURCES = cmd/cmd.h cmd/smove.c cmd/util.c cmd/progress.c cmd/demo.c
+cmd_smove_SOURCES = cmd/cmd.h cmd/smove.c cmd/util.c cmd/tls.c cmd/progress.c cmd/demo.c
 cmd_smove_LDADD = migrate/libmigrate.la memsync/libmemsync.la vhd/libvhd.la proto/libproto.la \
 	util/libutil.la $(PTHREAD_LIBS) -lm
 # smove disk

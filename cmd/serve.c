@@ -16,13 +16,14 @@ static const char help[] =
     "\n"
     "Accept live migrations ('smove move') into DIR: each VM arrives in DIR/NAME\n"
     "and runs as its own process, listed by 'smove ps'. Runs until interrupted.\n"
-    "Migrations are authenticated: --tls-psk or --tls-x509 is required, also on\n"
-    "loopback, unless --insecure is given.\n"
+    "Migrations are authenticated: --tls-psk or --tls-certificates is required,\n"
+    "also on loopback, unless --insecure is given.\n"
     "\n"
     "  -l, --listen ADDR:PORT    where to listen (PORT 0: any free port)\n"
     "  -s, --storage DIR         where the VMs' disks are created\n"
-    "  -p, --tls-psk FILE        require TLS with a pre-shared key (psktool format)\n"
-    "  -x, --tls-x509 DIR        require TLS with certificates (ca-cert.pem,\n"
+    "  -p, --tls-psk FILE        require TLS with the pre-shared keys in FILE\n"
+    "                            (psktool's USER:HEXKEY lines; any user of it)\n"
+    "  -x, --tls-certificates DIR  require TLS with certificates (ca-cert.pem,\n"
     "                            server-cert.pem, server-key.pem); sources must\n"
     "                            present a certificate of the same CA\n"
     "  -m, --max-incoming N      migrations at once (default 4)\n"
@@ -76,7 +77,8 @@ int cmd_serve(int argc, char **argv)
 	    {"listen", required_argument, NULL, 'l'},
 	    {"storage", required_argument, NULL, 's'},
 	    {"tls-psk", required_argument, NULL, 'p'},
-	    {"tls-x509", required_argument, NULL, 'x'},
+	    {"tls-certificates", required_argument, NULL, 'x'},
+	    {"tls-x509", required_argument, NULL, 'x'}, /* the old spelling */
 	    {"max-incoming", required_argument, NULL, 'm'},
 	    {"insecure", no_argument, NULL, 'i'},
 	    {"json", no_argument, NULL, 'j'},
@@ -125,6 +127,17 @@ int cmd_serve(int argc, char **argv)
 		return usage_error(prog, "unexpected argument '%s'", argv[optind]);
 	if (!o.listen || !o.storage)
 		return usage_error(prog, "--listen and --storage are required");
+	if (is_url(o.storage))
+		return usage_error(prog, "--storage is a local directory, not the URL '%s'",
+				   o.storage);
+	if (is_url(o.listen))
+		return usage_error(prog, "--listen takes ADDR:PORT, not the URL '%s'", o.listen);
+	/* The key files, before anything listens. */
+	struct tls_args tls = {.psk = o.tls_psk, .certificates = o.tls_x509};
+	if (tls_check(&tls, TLS_SERVER, err, sizeof(err)) < 0) {
+		msg("%s", err);
+		return EXIT_FAILURE;
+	}
 	o.nbdkit = getenv("SMOVE_NBDKIT");
 	o.plugin = plugin_path(plugin, sizeof(plugin));
 	sigemptyset(&set);

@@ -120,6 +120,35 @@ int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
+bool is_url(const char *s)
+{
+	const char *p = strstr(s, "://");
+
+	if (!p || p == s)
+		return false;
+	for (const char *c = s; c < p; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '+' ||
+		      (c > s && *c >= '0' && *c <= '9')))
+			return false;
+	return true;
+}
+
+int parse_bandwidth(const char *s, uint64_t *out)
+{
+	char *end;
+	double mib;
+
+	errno = 0;
+	mib = strtod(s, &end);
+	if (end != s && *end == '\0' && !errno) {
+		if (!(mib > 0) || mib > 1e12)
+			return -EINVAL;
+		*out = (uint64_t)(mib * 1048576.0);
+		return *out ? 0 : -EINVAL;
+	}
+	return parse_size(s, out) < 0 || *out == 0 ? -EINVAL : 0;
+}
+
 const char *format_size(uint64_t bytes, char *buf, size_t len)
 {
 	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
