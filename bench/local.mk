@@ -28,3 +28,7 @@ CLEANFILES += bench/mirror-latency
 # bench/migrate.py runs each migration and prints the table.
 bench_scripts += bench/migrate.sh
 EXTRA_DIST += bench/migrate.py
+# bench/qemu-tcg-precopy.sh: plain QEMU live pre-copy under TCG, each move
+# judged by the Linux test guest's own check (docs/design.md, "QEMU under TCG").
+bench_scripts += bench/qemu-tcg-precopy.sh
+EXTRA_DIST += bench/qemu-tcg-precopy.py

@@ -17,6 +17,7 @@ static const char help[] =
     "Usage: smove move NAME --to HOST:PORT [OPTIONS]\n"
     "       smove move --cancel NAME\n"
     "       smove move --resolve NAME\n"
+    "       smove move --abandon NAME --force\n"
     "\n"
     "Move the running VM NAME, with its disks and memory, to the 'smove serve' at\n"
     "HOST:PORT while it runs. The VM pauses only for the switchover. virsh\n"
@@ -39,9 +40,16 @@ static const char help[] =
     "      --copy-storage-all    copy every disk (the default: shared nothing)\n"
     "      --live                accepted for virsh's sake: every move is live\n"
     "  -k, --no-delete           keep the disk files here after the move\n"
+    "  -q, --quick               a quick migration: the memory in one pass with the\n"
+    "                            VM paused (its downtime), the disks mirrored live\n"
     "  -n, --dry-run             run the destination's checks only\n"
     "  -C, --cancel, --abort     cancel the migration of NAME in progress\n"
-    "  -r, --resolve             settle a migration of NAME left in doubt\n"
+    "  -r, --resolve             settle a migration of NAME left in doubt (or deliver\n"
+    "                            the fence of an abandoned one)\n"
+    "      --abandon             settle it here where the destination cannot say:\n"
+    "                            NAME runs here again and the destination's copy is\n"
+    "                            fenced; needs --force (docs/migration.md: when safe)\n"
+    "      --force               confirms --abandon\n"
     "  -j, --json                print the events as JSON lines (a failure too)\n"
     "  -h, --help                show this help\n"
     "\n"
@@ -292,17 +300,18 @@ static void print_line(void *opaque, const char *line)
 	on_line(opaque, line);
 }
 
-static int resolve(struct session *s, const char *control)
+static int resolve(struct session *s, const char *control, bool give_up)
 {
 	char err[MIGRATE_ERR_LEN];
 	enum migrate_result result;
 
 	if (control) {
 		s->control = control;
-		return stream(s, "{\"cmd\":\"migrate-resolve\"}");
+		return stream(s, give_up ? "{\"cmd\":\"migrate-resolve\",\"abandon\":true}"
+					 : "{\"cmd\":\"migrate-resolve\"}");
 	}
 	/* The VM's process has gone: settle it from its record. */
-	if (migrate_leftover_resolve(s->name, print_line, s, &result, err) < 0)
+	if (migrate_leftover_resolve(s->name, give_up, print_line, s, &result, err) < 0)
 		return fail_json(s->json, EXIT_FAILURE, "%s", err);
 	return exit_of_result(migrate_result_name(result));
 }
@@ -327,6 +336,7 @@ struct move_args {
 	struct tls_args tls;
 	uint64_t downtime, bandwidth, channels, timeout;
 	bool compress, no_delete, dry_run, cancel, resolve, auto_converge;
+	bool quick, give_up, force;
 };
 
 static int parse_args(int argc, char **argv, struct session *s, struct move_args *m)
@@ -353,9 +363,12 @@ static int parse_args(int argc, char **argv, struct session *s, struct move_args
 	    {"live", no_argument, NULL, OPT_NOOP},
 	    {"no-delete", no_argument, NULL, 'k'},
 	    {"dry-run", no_argument, NULL, 'n'},
+	    {"quick", no_argument, NULL, 'q'},
 	    {"cancel", no_argument, NULL, 'C'},
 	    {"abort", no_argument, NULL, 'C'},
 	    {"resolve", no_argument, NULL, 'r'},
+	    {"abandon", no_argument, NULL, 'A'},
+	    {"force", no_argument, NULL, 'F'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    TLS_LONGOPTS,
@@ -364,7 +377,7 @@ static int parse_args(int argc, char **argv, struct session *s, struct move_args
 	const char *prog = "smove move";
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knCrjh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knqCrjh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 't':
 			m->to = optarg;
@@ -418,6 +431,15 @@ static int parse_args(int argc, char **argv, struct session *s, struct move_args
 		case 'n':
 			m->dry_run = true;
 			break;
+		case 'q':
+			m->quick = true;
+			break;
+		case 'A':
+			m->give_up = true;
+			break;
+		case 'F':
+			m->force = true;
+			break;
 		case 'C':
 			m->cancel = true;
 			break;
@@ -437,8 +459,17 @@ static int parse_args(int argc, char **argv, struct session *s, struct move_args
 		return usage_error(prog, "give the VM's name (once)");
 	s->name = argv[optind];
 	s->timeout = (double)m->timeout;
+	if (m->give_up && !m->force)
+		return usage_error(
+		    prog,
+		    "--abandon runs %s here again if its destination cannot say whether "
+		    "it resumed it: safe only if the destination can never run it "
+		    "(powered off, its storage gone): confirm with --force",
+		    s->name);
+	m->resolve |= m->give_up;
 	if (m->cancel + m->resolve > 1 || ((m->cancel || m->resolve) && m->to))
-		return usage_error(prog, "--cancel and --resolve take only the VM's name");
+		return usage_error(prog,
+				   "--cancel, --resolve and --abandon take only the VM's name");
 	if (!m->cancel && !m->resolve && !m->to)
 		return usage_error(prog, "--to HOST:PORT is required");
 	if (m->to && is_url(m->to))
@@ -478,7 +509,7 @@ int cmd_move(int argc, char **argv)
 		return fail_json(s.json, EXIT_FAILURE, "%s", err);
 	s.control = control_of(s.name, control, sizeof(control), err);
 	if (m.resolve)
-		return resolve(&s, s.control);
+		return resolve(&s, s.control, m.give_up);
 	if (!s.control)
 		return fail_json(s.json, EXIT_FAILURE, "%s", err);
 	if (m.cancel)
@@ -501,6 +532,7 @@ int cmd_move(int argc, char **argv)
 	proto_json_kv_bool(&j, "auto_converge", m.auto_converge);
 	proto_json_kv_bool(&j, "no_delete", m.no_delete);
 	proto_json_kv_bool(&j, "dry_run", m.dry_run);
+	proto_json_kv_bool(&j, "quick", m.quick);
 	proto_json_obj_end(&j);
 	if (!s.json)
 		printf("%s -> %s%s\n", s.name, m.to, m.dry_run ? " (dry run)" : "");

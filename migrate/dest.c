@@ -115,7 +115,7 @@ static bool config_matches(const struct proto_preflight *p)
 static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct mig_reasons *r)
 {
 	struct migrate_serve *sv = inc->sv;
-	const char *runtime = migrate_config_runtime(p->config_json);
+	const char *runtime = p->runtime ? p->runtime : PROTO_RUNTIME_DEFAULT;
 	struct mig_reservation need;
 	char path[4096];
 	struct stat st;
@@ -128,7 +128,7 @@ static void check(struct mig_incoming *inc, const struct proto_preflight *p, str
 		mig_reason(r, "the VM runs in a runtime this host does not have (%s)", runtime);
 	else
 		inc->rt->preflight(p, r);
-	if (!config_matches(p))
+	if (!config_matches(p) || strcmp(migrate_config_runtime(p->config_json), runtime) != 0)
 		mig_reason(r, "the VM's configuration does not match its preflight");
 	util_path_join(path, sizeof(path), sv->storage, p->vm_name);
 	if (lstat(path, &st) == 0)
@@ -238,6 +238,45 @@ static int make_memory(struct mig_incoming *inc, uint64_t size, char *err)
 	return 0;
 }
 
+static int make_vm(struct mig_incoming *inc, const char *config, char *err);
+
+/* A stream runtime's memory: a socketpair whose one end the VM process gets
+ * (its runtime reads the stream from it) and whose other end serve writes
+ * the STREAM frames' bytes to. */
+static int make_stream(struct mig_incoming *inc, char *err)
+{
+	int sp[2];
+
+	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
+		return util_error(err, errno, "socketpair: %s", strerror(errno));
+	inc->stream_fd = sp[0];
+	inc->data_fd = sp[1];
+	return 0;
+}
+
+/* A piece of the runtime's stream, to the VM process's runtime. */
+static int forward_stream(struct mig_incoming *inc, const struct proto_stream *st, char *err)
+{
+	size_t off = 0;
+	int r;
+
+	if (!inc->child.pid && (r = make_vm(inc, inc->config, err)) < 0)
+		return r;
+	while (off < st->len) {
+		ssize_t n = write(inc->stream_fd, st->data + off, st->len - off);
+
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0)
+			return util_error(err, errno, "the incoming VM's stream: %s",
+					  strerror(errno));
+		off += (size_t)n;
+	}
+	if (st->flags & PROTO_STREAM_END)
+		shutdown(inc->stream_fd, SHUT_WR);
+	return 0;
+}
+
 /* The VM process, on this host's paths. */
 static int make_vm(struct mig_incoming *inc, const char *config, char *err)
 {
@@ -261,8 +300,13 @@ static int make_vm(struct mig_incoming *inc, const char *config, char *err)
 	proto_json_obj_end(&j);
 	line = (char *)proto_json_finish(&j);
 	free(json);
-	r = line ? mig_child_spawn(inc->sv->exe, inc->rt->stream, inc->memfd, &inc->child, err)
+	r = line ? mig_child_spawn(inc->sv->exe, inc->rt->stream,
+				   inc->rt->stream ? inc->data_fd : inc->memfd, &inc->child, err)
 		 : util_error(err, ENOMEM, "out of memory");
+	if (inc->rt->stream && inc->data_fd >= 0) { /* the VM process has its own */
+		close(inc->data_fd);
+		inc->data_fd = -1;
+	}
 	if (r == 0)
 		r = mig_child_call(&inc->child, line, NULL, 0, NULL, MIG_HANDOVER_MS, err);
 	proto_json_release(&j);
@@ -299,6 +343,11 @@ static int keep_blob(struct mig_incoming *inc, const struct proto_blob *b, char 
 	const struct mig_vm_file *f = mig_runtime_file(inc->rt, b->name, NULL);
 
 	inc->devices++;
+	if (inc->s.state == PROTO_ST_STORAGE && !(f && f->early))
+		return util_error(err, EPROTO,
+				  "'%s' before the memory (only files that never "
+				  "change come then)",
+				  b->name);
 	if (strcmp(b->name, MIG_STATE_BLOB) == 0 && !inc->rt->stream) {
 		free(inc->state);
 		if (!(inc->state = malloc(b->len ? b->len : 1)))
@@ -328,8 +377,10 @@ static int load(struct mig_incoming *inc, char *err)
 	char line[64];
 	int r;
 
-	if (!inc->state)
+	if (!inc->rt->stream && !inc->state)
 		return util_error(err, EPROTO, "STATE_END without the VM's state");
+	if (inc->rt->stream && !inc->s.stream_rx_end)
+		return util_error(err, EPROTO, "STATE_END before the end of the VM's stream");
 	inc->t_state_end = util_now();
 	if ((r = reap_exports(inc, err)) < 0)
 		return r;
@@ -351,7 +402,10 @@ static int load(struct mig_incoming *inc, char *err)
 				  : util_error(err, ENOMEM, "out of memory");
 	proto_json_release(&j);
 	snprintf(line, sizeof(line), "{\"cmd\":\"state\",\"len\":%zu}", inc->state_len);
-	if (r == 0)
+	if (r == 0 && inc->rt->stream) /* its runtime has the whole stream: loaded? */
+		r = mig_child_call(&inc->child, "{\"cmd\":\"loaded\"}", NULL, 0, NULL,
+				   MIG_HANDOVER_MS, err);
+	else if (r == 0)
 		r = mig_child_call(&inc->child, line, inc->state, inc->state_len, NULL,
 				   MIG_HANDOVER_MS, err);
 	inc->t_loaded = util_now();
@@ -478,6 +532,18 @@ static int resume(struct mig_incoming *inc, char *err)
 
 /* ---- the loop ------------------------------------------------------------------------ */
 
+/* The source completed every mirror (flushed through the exports) before
+ * the end of the memory (its last round, or its stream's end): nbdkit has
+ * nothing left to do and is killed, which also makes sure that it cannot
+ * write once the VM has the image. Reaped at STATE_END. */
+static void end_exports(struct mig_incoming *inc)
+{
+	inc->t_final = util_now();
+	for (unsigned i = 0; i < inc->nexp; i++)
+		if (inc->exp[i].nbdkit > 0)
+			kill(inc->exp[i].nbdkit, SIGKILL);
+}
+
 /* Receives until COMMIT (0), or fails: < 0 before "resuming", 1 after it. */
 static int receive(struct mig_incoming *inc, char *err)
 {
@@ -491,20 +557,23 @@ static int receive(struct mig_incoming *inc, char *err)
 			return resumed ? 1 : r;
 		switch (m.type) {
 		case PROTO_MEM_BATCH:
-			break;
 		case PROTO_ROUND_END:
-			r = proto_rounds_end(inc->rounds, &m.u.round_end, mig_frame_timeout_ms(),
-					     err);
-			mig_prefault_stop(&inc->prefault); /* the rest is present */
-			if (r == 0 && (m.u.round_end.flags & PROTO_ROUND_FINAL)) {
-				/* The source completed every mirror (flushed through
-				 * the exports) before its last round: nbdkit has
-				 * nothing left to do and is killed, which also makes
-				 * sure it cannot write once the VM has the image. */
-				inc->t_final = util_now();
-				for (unsigned i = 0; i < inc->nexp; i++)
-					if (inc->exp[i].nbdkit > 0) /* reaped at STATE_END */
-						kill(inc->exp[i].nbdkit, SIGKILL);
+		case PROTO_STREAM:
+			if ((m.type == PROTO_STREAM) != inc->rt->stream) {
+				r = proto_session_fail(&inc->s, EPROTO, err, "%s for a %s VM",
+						       proto_type_name(m.type), inc->rt->name);
+				break;
+			}
+			if (m.type == PROTO_STREAM) {
+				r = forward_stream(inc, &m.u.stream, err);
+				if (r == 0 && (m.u.stream.flags & PROTO_STREAM_END))
+					end_exports(inc);
+			} else if (m.type == PROTO_ROUND_END) {
+				r = proto_rounds_end(inc->rounds, &m.u.round_end,
+						     mig_frame_timeout_ms(), err);
+				mig_prefault_stop(&inc->prefault); /* the rest is present */
+				if (r == 0 && (m.u.round_end.flags & PROTO_ROUND_FINAL))
+					end_exports(inc);
 			}
 			break;
 		case PROTO_DEVICE_STATE:
@@ -596,6 +665,11 @@ static void release(struct mig_incoming *inc)
 		munmap(inc->mem, inc->mem_size);
 	if (inc->memfd >= 0)
 		close(inc->memfd);
+	if (inc->stream_fd >= 0)
+		close(inc->stream_fd);
+	if (inc->data_fd >= 0)
+		close(inc->data_fd);
+	inc->stream_fd = inc->data_fd = -1;
 	inc->mem = NULL;
 	inc->memfd = -1;
 	free(inc->state);
@@ -631,10 +705,15 @@ static int go(struct mig_incoming *inc, const struct proto_preflight *p, char *e
 	/* Durability point: DIR/NAME exists, as the record about to say so. */
 	if ((r = util_fsync_dir(inc->sv->storage, err)) < 0 ||
 	    (r = set_state(inc, MIG_REC_RECEIVING, &(bool){true}, err)) < 0 ||
-	    (r = make_memory(inc, p->mem_size, err)) < 0 || (r = make_exports(inc, p, err)) < 0 ||
-	    (r = make_vm(inc, p->config_json, err)) < 0)
+	    (r = inc->rt->stream ? make_stream(inc, err) : make_memory(inc, p->mem_size, err)) <
+		0 ||
+	    (r = make_exports(inc, p, err)) < 0)
 		return r;
-	return 0;
+	/* A ram runtime's VM process is made at once, on the memfd the pages
+	 * arrive in; a stream runtime's with its stream's first bytes, when the
+	 * files it starts with (a kernel, an initrd) have arrived. */
+	inc->config = p->config_json;
+	return inc->rt->stream ? 0 : make_vm(inc, p->config_json, err);
 }
 
 void mig_dest_run(struct mig_incoming *inc)

@@ -116,7 +116,13 @@ static int do_resume(struct migrate_incoming *in, const struct proto_json_value 
 	in->resumed = true;
 	mig_stall_forever("incoming-resuming");
 	in->vm->ops->resume_block(in->vm->vm, NULL);
-	return in->vm->ops->resume(in->vm->vm, err);
+	if ((r = in->vm->ops->resume(in->vm->vm, err)) < 0)
+		return r;
+	/* The guest's NICs are here now: peers learn it from the guest's own
+	 * addresses (a failure changes nothing of the VM's run). */
+	if (in->vm->ops->announce)
+		in->vm->ops->announce(in->vm->vm);
+	return 0;
 }
 
 static void do_status(struct migrate_incoming *in, struct proto_json *j)

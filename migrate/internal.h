@@ -136,6 +136,12 @@ struct mig_source_record {
 int mig_source_record_write(const struct mig_source_record *r, char *err);
 int mig_source_record_read(const char *name, struct mig_source_record *r, char *err);
 void mig_source_record_remove(const char *name);
+/* The same record as STATEDIR/NAME + suffix: ".fence", an abandoned
+ * migration's fence (resolve.c). */
+int mig_source_record_write_as(const struct mig_source_record *r, const char *suffix, char *err);
+int mig_source_record_read_as(const char *name, const char *suffix, struct mig_source_record *r,
+			      char *err);
+void mig_source_record_remove_as(const char *name, const char *suffix);
 
 /* ---- the source (source.c, storage.c, precopy.c, switchover.c) ---- */
 
@@ -146,6 +152,7 @@ struct mig_opts {
 	uint64_t bandwidth; /* bytes/s, 0 = unlimited */
 	unsigned channels;  /* extra connections */
 	bool compress, no_delete, dry_run;
+	bool quick; /* memory in one pass with the VM paused (the disks still live) */
 	unsigned max_rounds;
 };
 /* Reads the `migrate` request's members into o (defaults for the absent ones);
@@ -176,6 +183,7 @@ struct mig_source {
 	atomic_bool cancel;
 	char cancel_why[128];
 	bool past_resume; /* under the migrator's lock: a cancel comes too late */
+	bool give_up;	  /* a resolve that abandons an unanswering destination */
 	struct proto_tls *tls;
 	struct proto_conn *conn;
 	struct proto_session s;
@@ -214,6 +222,18 @@ struct mig_source {
 	double complete_start;
 	char complete_err[MIGRATE_ERR_LEN];
 	unsigned nblobs; /* DEVICE_STATE sent */
+	/* Stream runtimes (stream.c): our end of the socketpair, the runtime's
+	 * until it has it, the pump's buffer; live or stop-and-copy. */
+	int stream_fd, runtime_fd;
+	uint8_t *stream_buf;
+	bool stream_live, stream_started, stream_done;
+	pthread_t pump; /* the pump: the connection's, while the stream flows */
+	bool pumping;
+	atomic_bool pump_stop, pump_done;
+	atomic_int pump_rc;
+	char pump_err[MIGRATE_ERR_LEN];
+	double stream_round_t;
+	uint64_t stream_round_bytes;
 	/* measurements */
 	double t_start, t_pause, t_resumed;
 	double t_disks_ms, t_sent_ms; /* into the switchover: disks completed, all sent */
@@ -255,11 +275,21 @@ int mig_memory_final(struct mig_source *m, char *err);
 void mig_memory_cancel(struct mig_source *m);
 void mig_memory_release(struct mig_source *m);
 
+/* stream.c: the memory step of a stream runtime (mig_stream returns with the
+ * VM paused by its runtime, or at once for a stop-and-copy) and its end in
+ * the switchover. */
+int mig_stream(struct mig_source *m, char *err);
+int mig_stream_final(struct mig_source *m, char *err);
+void mig_stream_cancel(struct mig_source *m);
+void mig_stream_release(struct mig_source *m);
+
 /* precopy.c */
 int mig_precopy_open_channels(struct mig_source *m, char *err);
 int mig_precopy(struct mig_source *m, char *err);
 /* The last round, with the VM paused. */
 int mig_precopy_final(struct mig_source *m, char *err);
+/* A quick migration's one round, with the VM paused: every page present. */
+int mig_precopy_whole(struct mig_source *m, char *err);
 void mig_precopy_release(struct mig_source *m);
 
 /* The mirrors' completion during the final round, in a thread of its own
@@ -279,16 +309,27 @@ int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err);
 /* switchover.c: MIGRATE_DONE or MIGRATE_IN_DOUBT, or a negative errno before
  * RESUME (the caller rolls back). */
 int mig_switchover(struct mig_source *m, char *err);
-/* Settles a migration in doubt by asking the destination; vm (NULL when its
- * process has ended) is resumed if the destination never resumed it. */
+/* resolve.c: settles a migration in doubt by asking the destination; vm
+ * (NULL when its process has ended) is resumed if the destination never
+ * resumed it. give_up: where the destination cannot say (unreachable, no
+ * record), abandon it: fence its copy, run this one. */
 enum migrate_result mig_resolve(struct migrate_vm *vm, const struct mig_source_record *r,
-				struct mig_events *ev, enum proto_outcome *outcome, char *err);
+				struct mig_events *ev, enum proto_outcome *outcome, bool give_up,
+				char *err);
+/* Delivers the fence of an abandoned migration: ROLLED_BACK once the
+ * destination promised never to resume (or knows nothing of it); IN_DOUBT
+ * while it does not answer, or when it says it resumed (both may run). */
+enum migrate_result mig_fence_deliver(const struct mig_source_record *f, struct mig_events *ev,
+				      char *err);
 /* Deletes the files of a VM that now runs elsewhere: its writable disks, and
  * the directory serve made for it (own_dir, may be NULL) with all in it. */
 void mig_delete_files(const struct mig_source_record *r);
 
 /* switchover.c: one DEVICE_STATE blob. */
 int mig_send_blob(struct mig_source *m, const char *name, const uint8_t *p, size_t len, char *err);
+/* The files that travel with the VM: early (before the memory: those that
+ * never change, protocol v3) or with the state. */
+int mig_send_files(struct mig_source *m, bool early, char *err);
 
 /* vm.c: a VM that stays here after a migration that did not happen comes back
  * exactly as before it: unthrottled, its dirty log off, resumed. */
@@ -409,6 +450,9 @@ struct mig_incoming {
 	unsigned nexp;
 	struct mig_export exp[MIGRATE_MAX_DISKS];
 	char psk_file[4096];
+	const char *config; /* the VM's configuration (PREFLIGHT's) */
+	int stream_fd;	    /* stream runtimes: serve's end of the stream */
+	int data_fd;	    /* ... and the VM process's, until it has it */
 	int memfd;
 	uint8_t *mem;
 	uint64_t mem_size;

@@ -13,8 +13,16 @@ int mig_memory(struct mig_source *m, char *err)
 {
 	int r;
 
+	if (m->vm->ops->stream)
+		return mig_stream(m, err);
 	if ((r = mig_precopy_open_channels(m, err)) < 0)
 		return r;
+	if (m->o.quick) { /* every page in the switchover, the VM paused */
+		mig_event_phase(
+		    &m->ev, "stop-and-copy",
+		    "a quick migration: the memory goes in one pass with the VM paused");
+		return mig_stall_point(m, "source-memory", err);
+	}
 	return mig_precopy(m, err);
 }
 
@@ -26,12 +34,19 @@ int mig_memory_final(struct mig_source *m, char *err)
 
 	if ((r = mig_disks_complete_start(m, err)) < 0)
 		return r;
-	r = mig_precopy_final(m, err);
+	if (m->vm->ops->stream)
+		r = mig_stream_final(m, err);
+	else if (m->o.quick)
+		r = mig_precopy_whole(m, err);
+	else
+		r = mig_precopy_final(m, err);
 	/* (joined already before the last ROUND_END or STREAM END, unless that
 	 * failed first) */
 	rc = mig_disks_complete_wait(m, r < 0 ? NULL : err);
 	if (r < 0 || rc < 0)
 		return r < 0 ? r : rc;
+	if (m->vm->ops->stream) /* the device state was in the stream */
+		return 0;
 	if ((r = m->vm->ops->ram->state_save(m->vm->vm, &state, &len, err)) < 0)
 		return r;
 	r = mig_send_blob(m, MIG_STATE_BLOB, state, len, err);
@@ -43,6 +58,10 @@ void mig_memory_cancel(struct mig_source *m)
 {
 	char err[MIGRATE_ERR_LEN];
 
+	if (m->vm->ops->stream) {
+		mig_stream_cancel(m);
+		return;
+	}
 	m->vm->ops->ram->throttle(m->vm->vm, 0);
 	m->vm->ops->ram->dirty_stop(m->vm->vm, err);
 }
@@ -50,7 +69,10 @@ void mig_memory_cancel(struct mig_source *m)
 void mig_memory_release(struct mig_source *m)
 {
 	mig_disks_complete_wait(m, NULL);
-	mig_precopy_release(m);
+	if (m->vm->ops->stream)
+		mig_stream_release(m);
+	else
+		mig_precopy_release(m);
 }
 
 /* ---- the mirrors' completion ---------------------------------------------------- */

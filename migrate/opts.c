@@ -63,7 +63,8 @@ int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char 
 	    (r = opt_u64(req, "max_rounds", &rounds, 100000, err)) < 0 ||
 	    (r = opt_bool(req, "compress", &o->compress, err)) < 0 ||
 	    (r = opt_bool(req, "no_delete", &o->no_delete, err)) < 0 ||
-	    (r = opt_bool(req, "dry_run", &o->dry_run, err)) < 0)
+	    (r = opt_bool(req, "dry_run", &o->dry_run, err)) < 0 ||
+	    (r = opt_bool(req, "quick", &o->quick, err)) < 0)
 		return r;
 	if (!o->to[0])
 		return util_error(err, EINVAL, "migrate: \"to\" (HOST:PORT) is required");

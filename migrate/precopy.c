@@ -508,6 +508,20 @@ int mig_precopy_final(struct mig_source *m, char *err)
 	return r;
 }
 
+int mig_precopy_whole(struct mig_source *m, char *err)
+{
+	double elapsed;
+	int r;
+
+	present_pages(m);
+	m->round_all = true;
+	m->paused = true;
+	m->round = 1;
+	if ((r = run_round(m, PROTO_ROUND_FINAL, 0, &elapsed, err)) == 0)
+		round_event(m, elapsed, 0, 0, 0);
+	return r;
+}
+
 int mig_stall_point(struct mig_source *m, const char *where, char *err)
 {
 	struct timespec ts = {0, 50000000};

@@ -313,8 +313,8 @@ static int create_incoming(const char *json, int fd, struct migrate_vm **out, ch
 }
 
 static const struct mig_vm_file files[] = {
-    {"file:guest", "guest.elf", 64u << 20, true, false},
-    {"file:console", "console.log", 4u << 20, false, true},
+    {"file:guest", "guest.elf", 64u << 20, true, false, true},
+    {"file:console", "console.log", 4u << 20, false, true, false},
 };
 
 const struct mig_runtime mig_runtime_memsync = {

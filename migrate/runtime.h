@@ -46,6 +46,9 @@ struct mig_vm_file {
 	uint64_t max;	   /* bytes; larger is an error (tail: the last max bytes go) */
 	bool required;	   /* the VM cannot run without it */
 	bool tail;	   /* a log: only its tail matters */
+	bool early;	   /* it never changes: sent before the memory (protocol v3), so
+			      that the destination can start its VM with it and the
+			      switchover need not carry it */
 };
 
 /* ---- memory: smove copies RAM pages itself ------------------------------------- */
@@ -148,6 +151,9 @@ struct mig_vm_ops {
 	void (*disk_drain)(void *vm);
 	/* Incoming: opens its disks (paths[i]: the file for disk i). */
 	int (*disks_open)(void *vm, const char *const *paths, char *err);
+	/* Incoming, once resumed: tells the network where the guest's NICs are
+	 * now (gratuitous ARP / RARP); NULL for a VM without NICs. */
+	void (*announce)(void *vm);
 	const struct mig_ram_ops *ram;
 	const struct mig_stream_ops *stream;
 };

@@ -94,7 +94,7 @@ static void serve_migrate(struct migrate_serve *sv, struct proto_conn *conn,
 	inc->refs = 1;
 	inc->conn = conn;
 	inc->s = *s; /* moved: the caller's copy is not used again */
-	inc->memfd = -1;
+	inc->memfd = inc->stream_fd = inc->data_fd = -1;
 	inc->child.fd = -1;
 	inc->conn_fd = fd;
 	snprintf(inc->host, sizeof(inc->host), "%s", host);
@@ -103,7 +103,7 @@ static void serve_migrate(struct migrate_serve *sv, struct proto_conn *conn,
 	sv->incoming = inc;
 	sv->nincoming++;
 	pthread_mutex_unlock(&sv->lock);
-	if (proto_session_ack(&inc->s, PROTO_FEATURES_V2, err) == 0)
+	if (proto_session_ack(&inc->s, PROTO_FEATURES_V3, err) == 0)
 		mig_dest_run(inc);
 	proto_session_release(&inc->s);
 	unref(inc);

@@ -149,7 +149,7 @@ static uint64_t chain_allocated(struct vhd_disk *d)
 }
 
 static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct mig_vm_desc *d,
-			   char **json)
+			   char **json, char **info)
 {
 	struct proto_preflight *p = &msg->u.preflight;
 	int r;
@@ -158,6 +158,10 @@ static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct m
 	msg->type = PROTO_PREFLIGHT;
 	if ((r = m->vm->ops->config_json(m->vm->vm, json, m->err)) < 0)
 		return r;
+	if (m->vm->ops->runtime_info && (r = m->vm->ops->runtime_info(m->vm->vm, info, m->err)) < 0)
+		return r;
+	p->runtime = (char *)m->vm->ops->runtime->name;
+	p->runtime_info = *info;
 	p->vm_name = (char *)d->name;
 	p->config_json = *json;
 	p->mem_size = d->memory;
@@ -171,16 +175,16 @@ static int build_preflight(struct mig_source *m, struct proto_msg *msg, struct m
 	p->ndisks = m->ndisks;
 	for (unsigned i = 0; i < m->ndisks; i++) {
 		struct mig_disk *md = &m->disks[i];
-		struct vhd_info info;
+		struct vhd_info vi;
 		char verr[VHD_ERR_LEN];
 
-		if (vhd_get_info(md->disk, &info, verr) < 0)
+		if (vhd_get_info(md->disk, &vi, verr) < 0)
 			return util_error(m->err, EIO, "%s", verr);
 		p->disks[i].name = md->name;
 		p->disks[i].format = (char *)vhd_format_name(vhd_disk_format(md->disk));
 		p->disks[i].virtual_size = vhd_size(md->disk);
 		p->disks[i].allocated = chain_allocated(md->disk);
-		p->disks[i].block_size = info.block_size;
+		p->disks[i].block_size = vi.block_size;
 	}
 	p->features = m->s.features;
 	p->channels = m->o.channels;
@@ -227,7 +231,7 @@ static int preflight(struct mig_source *m)
 	uint64_t want = 0;
 	struct proto_msg msg, reply;
 	struct mig_vm_desc *d = malloc(sizeof(*d));
-	char *json = NULL;
+	char *json = NULL, *info = NULL;
 	int r;
 
 	if (!d)
@@ -244,18 +248,31 @@ static int preflight(struct mig_source *m)
 		want |= PROTO_FEAT_CHANNELS;
 	if (m->o.dry_run)
 		want |= PROTO_FEAT_DRY_RUN;
+	if (m->vm->ops->stream) {
+		want |= PROTO_FEAT_STREAM;
+		want &= ~(uint64_t)PROTO_FEAT_CHANNELS; /* one stream, one connection */
+		m->o.channels = 0;
+	}
 	if ((r = proto_session_hello(&m->s, PROTO_ROLE_MIGRATE, want, NULL, NULL, 0, m->err)) < 0)
 		goto out;
+	if (m->vm->ops->stream && !(m->s.features & PROTO_FEAT_STREAM)) {
+		r = util_error(m->err, EPROTONOSUPPORT,
+			       "the destination speaks protocol %u and cannot take a %s VM "
+			       "(it needs an smove that speaks protocol 3)",
+			       m->s.version, m->vm->ops->runtime->name);
+		goto out;
+	}
 	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
 		m->o.channels = 0; /* a version-1 destination: one connection */
 	mig_event_phase(&m->ev, "preflight", NULL);
 	if ((r = name_disks(m, d)) < 0)
 		goto out;
-	r = build_preflight(m, &msg, d, &json);
+	r = build_preflight(m, &msg, d, &json, &info);
 	if (r == 0)
 		r = proto_session_send(&m->s, &msg, m->err);
 	free(msg.u.preflight.disks);
 	free(json);
+	free(info);
 	if (r < 0 || (r = mig_recv(m, &reply, m->err)) < 0)
 		goto out;
 	if (reply.type != PROTO_PREFLIGHT_REPLY) {
@@ -388,8 +405,8 @@ static enum migrate_result migrate(struct mig_source *m)
 		return MIGRATE_DONE;
 	}
 	mig_event_phase(&m->ev, "storage", NULL);
-	if (recv_exports(m) < 0 || mig_storage_start(m, m->err) < 0 ||
-	    mig_storage_wait_synced(m, m->err) < 0)
+	if (recv_exports(m) < 0 || mig_send_files(m, true, m->err) < 0 ||
+	    mig_storage_start(m, m->err) < 0 || mig_storage_wait_synced(m, m->err) < 0)
 		return roll_back(m);
 	if (mig_stall_point(m, "source-storage", m->err) < 0)
 		return roll_back(m);
@@ -518,6 +535,7 @@ static struct mig_source *new_source(struct migrator *mm, int fd, char *err)
 	}
 	m->vm = mm->vm;
 	m->owner = mm;
+	m->stream_fd = m->runtime_fd = -1;
 	m->t_start = util_now();
 	mig_events_init(&m->ev, fd, mm->o.log, mm->o.opaque);
 	return m;
@@ -593,7 +611,7 @@ static void *resolve_thread(void *arg)
 	enum migrate_result code;
 
 	mig_event_phase(&m->ev, "resolve", m->o.to);
-	code = mig_resolve(m->vm, &mm->doubt, &m->ev, &outcome, m->err);
+	code = mig_resolve(m->vm, &mm->doubt, &m->ev, &outcome, m->give_up, m->err);
 	emit_result(m, code, NULL);
 	release_source(m);
 	pthread_mutex_lock(&mm->lock);
@@ -601,8 +619,8 @@ static void *resolve_thread(void *arg)
 	if (outcome == PROTO_OUTCOME_RESUMED) {
 		mm->state = MOVED;
 		snprintf(mm->moved_to, sizeof(mm->moved_to), "%s", m->o.to);
-	} else if (outcome == PROTO_OUTCOME_NOT_RESUMED) {
-		mm->state = IDLE;
+	} else if (outcome == PROTO_OUTCOME_NOT_RESUMED || code == MIGRATE_ROLLED_BACK) {
+		mm->state = IDLE; /* (or abandoned: runs here again) */
 	} else {
 		mm->state = IN_DOUBT;
 	}
@@ -614,20 +632,65 @@ static void *resolve_thread(void *arg)
 	return NULL;
 }
 
+static void *fence_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct migrator *mm = m->owner;
+	struct mig_source_record f;
+	enum migrate_result code = MIGRATE_FAILED;
+
+	if (mig_source_record_read_as(migrate_vm_name(m->vm), ".fence", &f, m->err) == 0)
+		code = mig_fence_deliver(&f, &m->ev, m->err);
+	emit_result(m, code, NULL);
+	release_source(m);
+	pthread_mutex_lock(&mm->lock);
+	mm->state = IDLE;
+	mm->active = NULL;
+	pthread_cond_broadcast(&mm->cond);
+	pthread_mutex_unlock(&mm->lock);
+	return NULL;
+}
+
 static int cmd_resolve(void *opaque, const struct proto_json_value *req, int fd, char *err)
 {
 	struct migrator *mm = opaque;
+	struct mig_source_record f;
 	struct mig_source *m;
+	char perr[PROTO_ERR_LEN];
+	bool give_up = false;
 	int r = 0;
 
+	proto_json_get_bool(req, "abandon", &give_up, perr);
 	pthread_mutex_lock(&mm->lock);
-	if (mm->state != IN_DOUBT) {
+	if (mm->state == IDLE &&
+	    mig_source_record_read_as(migrate_vm_name(mm->vm), ".fence", &f, err) == 0) {
+		/* an abandoned migration's fence, delivered now */
+		if ((m = new_source(mm, fd, err))) {
+			snprintf(m->o.to, sizeof(m->o.to), "%s", f.to);
+			m->past_resume = true;
+			mig_limit_init(&m->limit, 0);
+			send_ok(fd, mm, "started");
+			mm->state = BUSY;
+			mm->active = m;
+			if ((r = start_thread(mm, m, fence_thread, err)) < 0) {
+				mm->state = IDLE;
+				mm->active = NULL;
+				m->ev.fd = -1;
+				mig_limit_release(&m->limit);
+				mig_events_release(&m->ev);
+				free(m);
+			}
+		} else {
+			r = -ENOMEM;
+		}
+	} else if (mm->state != IN_DOUBT) {
 		r = util_error(err, ENOENT, "%s: no migration is in doubt",
 			       migrate_vm_name(mm->vm));
 	} else if (!(m = new_source(mm, fd, err))) {
 		r = -ENOMEM;
 	} else {
 		snprintf(m->o.to, sizeof(m->o.to), "%s", mm->doubt.to);
+		m->give_up = give_up;
 		m->past_resume = true; /* settling cannot be cancelled */
 		mig_limit_init(&m->limit, 0);
 		send_ok(fd, mm, "started");

@@ -79,13 +79,21 @@ static int send_file(struct mig_source *m, const struct mig_vm_file *f, char *er
 	return r;
 }
 
-static int send_files(struct mig_source *m, char *err)
+/* An older destination (protocol 1 and 2) takes files only with the state. */
+static bool early_files(const struct mig_source *m)
+{
+	return m->s.version >= 3;
+}
+
+int mig_send_files(struct mig_source *m, bool early, char *err)
 {
 	const struct mig_runtime *rt = m->vm->ops->runtime;
 	int r = 0;
 
 	for (unsigned i = 0; i < rt->nfiles && r == 0; i++)
-		r = send_file(m, &rt->files[i], err);
+		if (early ? rt->files[i].early && early_files(m)
+			  : !rt->files[i].early || !early_files(m))
+			r = send_file(m, &rt->files[i], err);
 	return r;
 }
 
@@ -94,7 +102,7 @@ static int send_state_end(struct mig_source *m, char *err)
 	struct proto_msg end = {.type = PROTO_STATE_END};
 	int r;
 
-	if ((r = send_files(m, err)) < 0)
+	if ((r = mig_send_files(m, false, err)) < 0)
 		return r;
 	end.u.state_end.vcpus = 0;
 	end.u.state_end.devices = m->nblobs;
@@ -230,170 +238,4 @@ int mig_switchover(struct mig_source *m, char *err)
 	/* (The test hook waits for the destination to go: it owns the VM now.) */
 	mig_stall_point(m, "source-running", err);
 	return commit(m, &rec, err);
-}
-
-/* ---- settling a migration in doubt ---------------------------------------------- */
-
-static int ask(const struct mig_source_record *rec, enum proto_outcome *outcome, char *detail,
-	       size_t dlen, char *err)
-{
-	struct mig_opts o = {0};
-	struct proto_tls *tls;
-	struct proto_conn *conn;
-	struct proto_session s;
-	struct proto_msg msg = {.type = PROTO_RESOLVE};
-	uint8_t id[PROTO_ID_LEN];
-	int r;
-
-	if (util_unhex(rec->id, id, PROTO_ID_LEN) < 0)
-		return util_error(err, EINVAL, "%s: bad session id in the record", rec->name);
-	snprintf(o.to, sizeof(o.to), "%s", rec->to);
-	snprintf(o.tls_psk, sizeof(o.tls_psk), "%s", rec->tls_psk);
-	snprintf(o.tls_user, sizeof(o.tls_user), "%s", rec->tls_user);
-	snprintf(o.tls_x509, sizeof(o.tls_x509), "%s", rec->tls_x509);
-	if ((r = mig_connect(&o, PROTO_ROLE_RESOLVE, &tls, &conn, err)) < 0)
-		return r;
-	proto_session_init(&s, conn, PROTO_SOURCE);
-	r = proto_session_hello(&s, PROTO_ROLE_RESOLVE, 0, id, NULL, 0, err);
-	memcpy(msg.u.resolve.session_id, id, PROTO_ID_LEN);
-	if (r == 0)
-		r = proto_session_send(&s, &msg, err);
-	if (r == 0)
-		r = proto_session_recv(&s, &msg, err);
-	if (r == 0 && msg.type != PROTO_RESOLVE_REPLY)
-		r = util_error(err, EPROTO, "the destination answered %s to RESOLVE",
-			       proto_type_name(msg.type));
-	if (r == 0) {
-		*outcome = (enum proto_outcome)msg.u.resolve_reply.outcome;
-		snprintf(detail, dlen, "%s",
-			 msg.u.resolve_reply.detail ? msg.u.resolve_reply.detail : "");
-	}
-	if (r == 0 || msg.type)
-		proto_msg_release(&msg);
-	proto_session_release(&s);
-	proto_conn_close(conn);
-	proto_tls_free(tls);
-	return r;
-}
-
-enum migrate_result mig_resolve(struct migrate_vm *vm, const struct mig_source_record *rec,
-				struct mig_events *ev, enum proto_outcome *outcome, char *err)
-{
-	char detail[512] = "";
-	int r = ask(rec, outcome, detail, sizeof(detail), err);
-
-	if (r < 0) {
-		*outcome = PROTO_OUTCOME_UNKNOWN;
-		return MIGRATE_IN_DOUBT;
-	}
-	if (ev)
-		mig_event_phase(ev, "resolve", detail);
-	switch (*outcome) {
-	case PROTO_OUTCOME_RESUMED:
-		mig_delete_files(rec);
-		mig_source_record_remove(rec->name);
-		return MIGRATE_DONE;
-	case PROTO_OUTCOME_NOT_RESUMED:
-		mig_source_record_remove(rec->name);
-		if (vm && (r = mig_vm_restore(vm, err)) < 0)
-			return MIGRATE_FAILED;
-		util_error(err, ECANCELED, "the destination never resumed the VM: %s", detail);
-		return MIGRATE_ROLLED_BACK;
-	default:
-		util_error(err, ENOENT, "the destination has no record of this migration: %s",
-			   detail);
-		return MIGRATE_IN_DOUBT;
-	}
-}
-
-/* ---- a source process that ended in doubt --------------------------------------- */
-
-bool migrate_leftover(const char *name, char *to, size_t len)
-{
-	struct mig_source_record r;
-	char err[MIGRATE_ERR_LEN];
-
-	if (mig_source_record_read(name, &r, err) < 0)
-		return false;
-	if (to)
-		snprintf(to, len, "%s", r.to);
-	return true;
-}
-
-int migrate_leftover_list(struct migrate_leftover_entry **out, size_t *n, char *err)
-{
-	DIR *d = opendir(migrate_state_dir());
-	struct migrate_leftover_entry *v = NULL;
-	struct dirent *e;
-
-	*out = NULL;
-	*n = 0;
-	if (!d)
-		return errno == ENOENT
-			   ? 0
-			   : util_error(err, errno, "%s: %s", migrate_state_dir(), strerror(errno));
-	while ((e = readdir(d))) {
-		size_t len = strlen(e->d_name);
-		struct migrate_leftover_entry *bigger;
-		char name[MIGRATE_NAME_MAX + 1];
-
-		if (len <= 10 || len - 10 > MIGRATE_NAME_MAX ||
-		    strcmp(e->d_name + len - 10, ".migration") != 0)
-			continue;
-		snprintf(name, sizeof(name), "%.*s", (int)(len - 10), e->d_name);
-		if (!(bigger = realloc(v, (*n + 1) * sizeof(*v))))
-			break;
-		v = bigger;
-		snprintf(v[*n].name, sizeof(v[*n].name), "%s", name);
-		if (migrate_leftover(name, v[*n].to, sizeof(v[*n].to)))
-			(*n)++;
-	}
-	closedir(d);
-	*out = v;
-	return 0;
-}
-
-struct line_sink {
-	void (*line)(void *opaque, const char *line);
-	void *opaque;
-};
-
-static void sink(void *opaque, const char *line)
-{
-	struct line_sink *s = opaque;
-
-	if (s->line)
-		s->line(s->opaque, line);
-}
-
-int migrate_leftover_resolve(const char *name, void (*line)(void *opaque, const char *line),
-			     void *opaque, enum migrate_result *result, char *err)
-{
-	struct mig_source_record r;
-	struct line_sink ls = {line, opaque};
-	struct mig_events ev;
-	enum proto_outcome outcome;
-	struct proto_json j;
-
-	if (mig_source_record_read(name, &r, err) < 0)
-		return util_error(err, ENOENT,
-				  "%s: no VM of that name runs here and no migration of "
-				  "it is in doubt",
-				  name);
-	mig_events_init(&ev, -1, sink, &ls);
-	mig_event_phase(&ev, "resolve", r.to);
-	*result = mig_resolve(NULL, &r, &ev, &outcome, err);
-	mig_event_begin(&ev, &j, "result");
-	proto_json_kv_str(&j, "result", migrate_result_name(*result));
-	proto_json_kv_str(&j, "name", name);
-	proto_json_kv_str(&j, "to", r.to);
-	if (*result == MIGRATE_ROLLED_BACK)
-		proto_json_kv_str(&j, "detail",
-				  "the VM never ran on the destination; its process "
-				  "here had ended, so start it again with smove run");
-	else if (*result != MIGRATE_DONE)
-		proto_json_kv_str(&j, "error", err);
-	mig_event_end(&ev, &j);
-	mig_events_release(&ev);
-	return 0;
 }

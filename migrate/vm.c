@@ -6,7 +6,7 @@
 
 #include "migrate/internal.h"
 
-static const struct mig_runtime *const runtimes[] = {&mig_runtime_memsync};
+static const struct mig_runtime *const runtimes[] = {&mig_runtime_memsync, &mig_runtime_qemu};
 
 const struct mig_runtime *mig_runtime_find(const char *name)
 {

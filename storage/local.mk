@@ -6,6 +6,9 @@ storage_libstorage_la_SOURCES = \
 	storage/blk-vhd.c storage/open.c storage/nbd.c storage/http.c storage/http-cache.c \
 	storage/mirror.h storage/mirror.c storage/mirror-track.c storage/mirror-conn.c \
 	storage/mirror-write.c storage/mirror-verify.c
+# The in-process NBD server (the QEMU runtime serves its disks with it).
+storage_libstorage_la_SOURCES += storage/nbd-server.h storage/nbd-proto.h \
+	storage/nbd-server.c storage/nbd-server-cmd.c
 storage_libstorage_la_CFLAGS = $(AM_CFLAGS) $(LIBNBD_CFLAGS) $(LIBCURL_CFLAGS)
 storage_libstorage_la_LIBADD = $(LIBNBD_LIBS) $(LIBCURL_LIBS) $(PTHREAD_LIBS)
 

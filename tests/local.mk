@@ -18,3 +18,4 @@ include tests/memsync/local.mk
 include tests/proto/local.mk
 include tests/migrate/local.mk
 include tests/cli/local.mk
+include tests/qemu/local.mk

@@ -1,7 +1,16 @@
 # tests/migrate/lib.sh: two smove "hosts" on one machine, over loopback, for
 # the migration tests. Source it after tests/functions.sh. The source host's
-# runtime directory is $T/src (its VMs run there), the destination's $T/dst
-# with its storage in $T/store; `smove serve` listens on a free port.
+# runtime and state directories are $T/src (its VMs run there), the
+# destination's $T/dst with its storage in $T/store; `smove serve` listens on
+# a free port, with TLS (a key made here) unless a test says otherwise.
+#
+# The runtime: $SMOVE_TEST_RUNTIME, memsync (smove's KVM VMM and its test
+# guest: needs /dev/kvm) or qemu (QEMU, with KVM where it works and TCG
+# elsewhere, and the Linux test guest of qemu/guest/: runs on every
+# machine). Each test runs as test-X.sh (memsync) and test-X.qemu (qemu:
+# tests/migrate/local.mk). start_vm takes the test guest's command line in
+# the built-in guest's words (mem=8M passes=0 ...) and gives the Linux guest
+# the same as smove.* words.
 # Each host's processes run through $IN_SRC / $IN_DST (empty here; `ip netns
 # exec NS` after tests/migrate/netns.sh) and its serve listens on $SRC_ADDR /
 # $DST_ADDR (127.0.0.1 here).
@@ -13,8 +22,17 @@
 #   wait_for FILE PATTERN [S] until FILE matches (grep -E), S seconds (60)
 #   event EXPR                evaluates EXPR over the last result event (python)
 #   verdict NAME              waits for the guest's verdict on the destination
-requires_kvm
-requires nbdkit
+RUNTIME=${SMOVE_TEST_RUNTIME:-memsync}
+case $RUNTIME in
+memsync) requires_kvm ;;
+qemu)
+	. "$abs_top_srcdir/tests/qemu/linux-guest.sh"
+	requires_linux_guest
+	;;
+*) fail "SMOVE_TEST_RUNTIME=$RUNTIME: memsync or qemu" ;;
+esac
+requires nbdkit psktool
+echo "runtime: $RUNTIME"
 GUEST="$abs_top_builddir/memsync/guest/guest.elf"
 export SMOVE_NBDKIT_PLUGIN="$abs_top_builddir/storage/nbdkit/.libs/nbdkit-smove-plugin.so"
 mkdir -p "$T/src" "$T/dst" "$T/store"
@@ -32,8 +50,17 @@ SH
 fi
 
 IN_SRC= IN_DST= SRC_ADDR=127.0.0.1 DST_ADDR=127.0.0.1
-src() { SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" "$@"; }
-dst() { SMOVE_RUNTIME_DIR="$T/dst" $IN_DST "$SMOVE" "$@"; }
+src() { SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" "$@"; }
+dst() { SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst" $IN_DST "$SMOVE" "$@"; }
+# The key serve and move use unless a test gives its own TLS options.
+psktool -u smove -p "$T/lib.psk" >/dev/null 2>&1 || fail "psktool cannot make a key"
+# tls_default ARGS...: --tls-psk $T/lib.psk unless ARGS choose their own.
+tls_default() {
+	case " $* " in
+	*" --tls-psk "* | *" --tls-x509 "* | *" --insecure "*) ;;
+	*) echo "--tls-psk $T/lib.psk" ;;
+	esac
+}
 
 # Every VM process either host has registered, at the end.
 kill_vms() {
@@ -58,30 +85,75 @@ wait_for() {
 # (A second start_serve listens on the same port: a restart of the same host.)
 start_serve() {
 	: >"$T/serve.out" # not a previous serve's line, whenever the shell opens it
-	SMOVE_RUNTIME_DIR="$T/dst" $IN_DST "$SMOVE" serve --listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" \
-		--json "$@" >"$T/serve.out" 2>"$T/serve.err" &
+	SMOVE_RUNTIME_DIR="$T/dst" SMOVE_STATE_DIR="$T/dst" $IN_DST "$SMOVE" serve \
+		--listen "$DST_ADDR:${PORT:-0}" --storage "$T/store" --json $(tls_default "$@") "$@" \
+		>"$T/serve.out" 2>"$T/serve.err" &
 	SERVE_PID=$!
 	on_exit "kill $SERVE_PID 2>/dev/null || true"
 	wait_for "$T/serve.out" listening 30
 	PORT=$(sed -n 's/.*"[0-9.]*:\([0-9]*\)".*/\1/p' "$T/serve.out")
 }
 
+# linux_cmdline WORDS: the built-in guest's command line (mem=8M ...) as the
+# Linux guest's (smove.mem=8M ...); its vCPU programs (cpuN=...) all run.
+linux_cmdline() {
+	out="console=ttyS0 quiet panic=-1 smove.hbprint=20 smove.gapprint=20"
+	for w in $1; do
+		case $w in
+		cpu[0-9]*=*) ;;
+		*) out="$out smove.$w" ;;
+		esac
+	done
+	echo "$out"
+}
+
+# runtime_args RUN-OPTS...: start_vm's options for $RUNTIME, one a line (a
+# QEMU VM boots the Linux guest in at least 128 MiB).
+runtime_args() {
+	case $RUNTIME in
+	memsync)
+		echo "--guest"
+		echo "$GUEST"
+		for a in "$@"; do echo "$a"; done
+		;;
+	qemu)
+		printf '%s\n' --runtime qemu --kernel "$LINUX_KERNEL" --initrd "$LINUX_INITRAMFS"
+		prev=
+		for a in "$@"; do
+			case $prev in
+			--cmdline) a=$(linux_cmdline "$a") ;;
+			--memory)
+				[ "$(numfmt --from=iec "$a")" -ge $((128 << 20)) ] || a=128M
+				;;
+			esac
+			echo "$a"
+			prev=$a
+		done
+		;;
+	esac
+}
+
 start_vm() {
 	name=$1
 	shift
-	SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" run --name "$name" --guest "$GUEST" \
-		--console "$T/$name.console" "$@" >"$T/$name.run.out" 2>"$T/$name.run.err" &
+	runtime_args "$@" >"$T/$name.args"
+	(
+		IFS='
+'
+		exec env SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" run \
+			--name "$name" --console "$T/$name.console" $(cat "$T/$name.args")
+	) >"$T/$name.run.out" 2>"$T/$name.run.err" &
 	VM_PID=$!
 	on_exit "kill -9 $VM_PID 2>/dev/null || true"
-	wait_for "$T/$name.console" "smove-guest:" 30
+	wait_for "$T/$name.console" "smove-(guest|checker):" 60
 }
 
 move() {
 	name=$1
 	shift
 	set +e
-	SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" --to "$DST_ADDR:$PORT" --json "$@" \
-		>"$T/move.json" 2>"$T/move.err"
+	SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" \
+		--to "$DST_ADDR:$PORT" --json $(tls_default "$@") "$@" >"$T/move.json" 2>"$T/move.err"
 	MOVE_STATUS=$?
 	set -e
 }
@@ -224,8 +296,8 @@ live_scenario() {
 move_bg() {
 	name=$1
 	shift
-	SMOVE_RUNTIME_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" --to "$DST_ADDR:$PORT" --json "$@" \
-		>"$T/move.json" 2>"$T/move.err" &
+	SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" move "$name" \
+		--to "$DST_ADDR:$PORT" --json $(tls_default "$@") "$@" >"$T/move.json" 2>"$T/move.err" &
 	MOVE_PID=$!
 	on_exit "kill $MOVE_PID 2>/dev/null || true"
 }

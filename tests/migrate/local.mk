@@ -17,6 +17,26 @@ migrate_shell_tests = \
 	tests/migrate/test-fault-kill.sh tests/migrate/test-fault-cancel.sh \
 	tests/migrate/test-fault-net.sh tests/migrate/test-fault-disk.sh
 TESTS += $(migrate_shell_tests)
+# Each again with the QEMU runtime (the Linux test guest, under TCG where
+# /dev/kvm is missing): the .sh runs need /dev/kvm, the .qemu runs every
+# machine. A .qemu is the .sh's copy in the build tree.
+migrate_qemu_tests = tests/migrate/test-migrate-raw.qemu \
+	tests/migrate/test-migrate-vhdx-psk.qemu tests/migrate/test-migrate-vhd-x509.qemu \
+	tests/migrate/test-migrate-cancel.qemu tests/migrate/test-migrate-dest-killed.qemu \
+	tests/migrate/test-migrate-doubt-resumed.qemu \
+	tests/migrate/test-migrate-doubt-not-resumed.qemu \
+	tests/migrate/test-migrate-doubt-crashed.qemu tests/migrate/test-migrate-nogo.qemu \
+	tests/migrate/test-migrate-bad-client.qemu tests/migrate/test-migrate-bad-dest.qemu \
+	tests/migrate/test-migrate-back.qemu tests/migrate/test-migrate-two-at-once.qemu \
+	tests/migrate/test-migrate-nodisk-channels.qemu tests/migrate/test-migrate-ring.qemu \
+	tests/migrate/test-migrate-deferred.qemu tests/migrate/test-fault-kill.qemu \
+	tests/migrate/test-fault-cancel.qemu tests/migrate/test-fault-net.qemu \
+	tests/migrate/test-fault-disk.qemu tests/migrate/test-migrate-matrix.qemu
+TESTS += $(migrate_qemu_tests)
+check_SCRIPTS += $(migrate_qemu_tests)
+CLEANFILES += $(migrate_qemu_tests)
+tests/migrate/%.qemu: $(srcdir)/tests/migrate/%.sh
+	$(AM_V_GEN)$(MKDIR_P) tests/migrate && cp $< $@
 EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py \
 	tests/migrate/bad_wire.py \
 	tests/migrate/bad-dest.py
@@ -33,5 +53,5 @@ check_PROGRAMS += tests/migrate/test-record
 TESTS += tests/migrate/test-record
 sanitizer_tests += tests/migrate/test-record
 tests_migrate_test_record_CFLAGS = $(unit_cflags)
-tests_migrate_test_record_LDADD = migrate/libmigrate.la $(memsync_libs) $(unit_ldadd)
+tests_migrate_test_record_LDADD = migrate/libmigrate.la memsync/libmemsync.la $(qemu_libs) $(unit_ldadd)
 endif

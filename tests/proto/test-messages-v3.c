@@ -332,6 +332,16 @@ Test(stream_msg, edges_of_the_state_graph)
 	/* then the state, as after pages */
 	cr_assert_eq(proto_state_next(PROTO_ST_MEMORY, mig, PROTO_SOURCE, PROTO_DEVICE_STATE, 0),
 		     PROTO_ST_STATE);
+	/* a stream may carry the whole state: STATE_END right after it */
+	cr_assert_eq(proto_state_next(PROTO_ST_MEMORY, mig, PROTO_SOURCE, PROTO_STATE_END, 0),
+		     PROTO_ST_LOADING);
+	/* the files that never change go before the memory, in STORAGE */
+	cr_assert_eq(proto_state_next(PROTO_ST_STORAGE, mig, PROTO_SOURCE, PROTO_DEVICE_STATE, 0),
+		     PROTO_ST_STORAGE);
+	cr_assert_eq(proto_state_next(PROTO_ST_STORAGE, mig, PROTO_DEST, PROTO_DEVICE_STATE, 0),
+		     -1);
+	cr_assert_eq(proto_state_next(PROTO_ST_STORAGE, mig, PROTO_SOURCE, PROTO_STATE_END, 0), -1,
+		     "no state before the memory");
 	cr_assert_eq(proto_state_next(PROTO_ST_MEMORY, mig, PROTO_DEST, PROTO_STREAM, 0), -1);
 	cr_assert_eq(proto_state_next(PROTO_ST_STORAGE, mig, PROTO_DEST, PROTO_STREAM, 0), -1);
 	cr_assert_eq(
