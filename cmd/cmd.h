@@ -60,6 +60,7 @@ int cmd_run(int argc, char **argv);
 int cmd_ps(int argc, char **argv);
 int cmd_serve(int argc, char **argv);
 int cmd_move(int argc, char **argv);
+int cmd_report(int argc, char **argv);
 
 /* The command being run, as its messages name it: "smove disk info" (set by
  * run_subcommand; "smove" before). */

@@ -14,4 +14,4 @@ cmd_smove_SOURCES += cmd/run.h cmd/run.c cmd/run-vm.c cmd/run-host.c cmd/ps.c
 cmd_smove_CPPFLAGS = $(AM_CPPFLAGS) -DSMOVE_GUEST_PATH='"$(pkgdatadir)/guest.elf"'
 cmd_smove_LDADD += $(ZLIB_LIBS)
 # smove serve, move (migration)
-cmd_smove_SOURCES += cmd/serve.c cmd/move.c cmd/demo-migrate.c
+cmd_smove_SOURCES += cmd/serve.c cmd/move.c cmd/report.c cmd/demo-migrate.c

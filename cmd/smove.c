@@ -24,6 +24,7 @@ static const struct subcommand commands[] = {
     {"ps", cmd_ps, "list the virtual machines running on this host"},
     {"serve", cmd_serve, "accept live migrations into a storage directory"},
     {"move", cmd_move, "move a running virtual machine to another host, live"},
+    {"report", cmd_report, "draw a migration's timeline (smove move --json) as SVG"},
     {"demo", cmd_demo, "show a live migration on this machine (or the disk layer)"},
     {NULL, NULL, NULL},
 };
