@@ -11,7 +11,8 @@ cmd_smove_SOURCES += cmd/disk.h cmd/disk.c cmd/disk-info.c cmd/disk-map.c \
 cmd_smove_SOURCES += cmd/disk-mirror.c
 # smove run, ps (migrate/ and the runtimes)
 cmd_smove_SOURCES += cmd/run.h cmd/run.c cmd/run-vm.c cmd/run-host.c cmd/ps.c
-cmd_smove_CPPFLAGS = $(AM_CPPFLAGS) -DSMOVE_GUEST_PATH='"$(pkgdatadir)/guest.elf"'
+cmd_smove_CPPFLAGS = $(AM_CPPFLAGS) -DSMOVE_GUEST_PATH='"$(pkgdatadir)/guest.elf"' \
+	-DSMOVE_PLUGIN_PATH='"$(nbdkitplugindir)/nbdkit-smove-plugin.so"'
 cmd_smove_LDADD += $(ZLIB_LIBS)
 # smove serve, move (migration)
 cmd_smove_SOURCES += cmd/serve.c cmd/move.c cmd/report.c cmd/demo-migrate.c

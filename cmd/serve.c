@@ -52,7 +52,7 @@ static void log_line(void *opaque, const char *line)
 	msg("%s", line);
 }
 
-/* The plugin beside this executable in a build tree, else nbdkit's own. */
+/* The plugin beside this executable in a build tree, else the installed one. */
 static const char *plugin_path(char *buf, size_t len)
 {
 	char exe[PATH_MAX];
@@ -68,6 +68,10 @@ static const char *plugin_path(char *buf, size_t len)
 		if (access(buf, R_OK) == 0)
 			return buf;
 	}
+	/* Installed: where make install put it (under the prefix unless
+	 * configured into nbdkit's own directory), else nbdkit's own. */
+	if (access(SMOVE_PLUGIN_PATH, R_OK) == 0)
+		return SMOVE_PLUGIN_PATH;
 	return "smove";
 }
 

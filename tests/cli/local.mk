@@ -3,6 +3,6 @@
 cli_shell_tests = tests/cli/test-args-anywhere.sh tests/cli/test-qemu-img-compare.sh \
 	tests/cli/test-qemu-img-json.sh tests/cli/test-qemu-img-create-convert.sh \
 	tests/cli/test-move-vocabulary.sh tests/cli/test-tls-vocabulary.sh \
-	tests/cli/test-progress.sh tests/cli/test-report.sh
+	tests/cli/test-progress.sh tests/cli/test-report.sh tests/cli/test-install.sh
 TESTS += $(cli_shell_tests)
 EXTRA_DIST += $(cli_shell_tests) tests/cli/fake-vm.py
