@@ -54,7 +54,8 @@ static void print_row(const struct migrate_registry_entry *e, const struct proto
 		      const char *err)
 {
 	const struct proto_json_value *disks = proto_json_get(v, "disks"), *up;
-	const char *state = "?", *to, *resolve;
+	const char *state = "?", *to, *resolve, *runtime = "memsync", *accel = NULL;
+	char rt[32];
 	uint64_t mem = 0, cpus = 0;
 	char perr[PROTO_ERR_LEN], size[32];
 
@@ -67,9 +68,12 @@ static void print_row(const struct migrate_registry_entry *e, const struct proto
 	proto_json_get_u64(v, "memory", &mem, perr);
 	proto_json_get_u64(v, "cpus", &cpus, perr);
 	up = proto_json_get(v, "uptime_s");
-	printf("%-16s %7ld %-10s %10s %4llu %5zu %9.1fs", e->name, e->pid, state,
+	proto_json_get_str(v, "runtime", &runtime, perr);
+	proto_json_get_str(v, "accel", &accel, perr);
+	snprintf(rt, sizeof(rt), "%s%s%s", runtime, accel ? "/" : "", accel ? accel : "");
+	printf("%-16s %7ld %-10s %10s %4llu %5zu %9.1fs  %-10s", e->name, e->pid, state,
 	       format_size(mem, size, sizeof(size)), (unsigned long long)cpus,
-	       disks && disks->type == PROTO_JSON_ARRAY ? disks->n : 0, up ? up->num : 0.0);
+	       disks && disks->type == PROTO_JSON_ARRAY ? disks->n : 0, up ? up->num : 0.0, rt);
 	if (doubt_of(v, &to, &resolve))
 		printf("  (paused: its migration to %s is in doubt: settle it with '%s')", to,
 		       resolve);
@@ -158,8 +162,8 @@ int cmd_ps(int argc, char **argv)
 	proto_json_key(&j, "vms");
 	proto_json_arr_begin(&j);
 	if (!json)
-		printf("%-16s %7s %-10s %10s %4s %5s %10s\n", "NAME", "PID", "STATE", "MEMORY",
-		       "CPUS", "DISKS", "UPTIME");
+		printf("%-16s %7s %-10s %10s %4s %5s %10s  %s\n", "NAME", "PID", "STATE", "MEMORY",
+		       "CPUS", "DISKS", "UPTIME", "RUNTIME");
 	for (size_t i = 0; i < n; i++) {
 		struct proto_json_value *v;
 
@@ -181,7 +185,14 @@ int cmd_ps(int argc, char **argv)
 				const struct proto_json_value *u = proto_json_get(v, "uptime_s");
 				const struct proto_json_value *d = proto_json_get(v, "disks");
 
+				const struct proto_json_value *rt = proto_json_get(v, "runtime");
+				const struct proto_json_value *ac = proto_json_get(v, "accel");
+
 				proto_json_kv_str(&j, "state", s && s->str ? s->str : "unknown");
+				proto_json_kv_str(&j, "runtime",
+						  rt && rt->str ? rt->str : "memsync");
+				if (ac && ac->str)
+					proto_json_kv_str(&j, "accel", ac->str);
 				proto_json_kv_uint(&j, "memory", m ? (uint64_t)m->i : 0);
 				proto_json_kv_uint(&j, "cpus", c ? (uint64_t)c->i : 0);
 				proto_json_kv_double(&j, "uptime_s", u ? u->num : 0);

@@ -264,10 +264,17 @@ static int preflight(struct mig_source *m)
 	}
 	if (m->o.channels && !(m->s.features & PROTO_FEAT_CHANNELS))
 		m->o.channels = 0; /* a version-1 destination: one connection */
-	mig_event_phase(&m->ev, "preflight", NULL);
 	if ((r = name_disks(m, d)) < 0)
 		goto out;
 	r = build_preflight(m, &msg, d, &json, &info);
+	{
+		char what[512];
+
+		/* which runtime (and, for QEMU, its accelerator and versions) */
+		snprintf(what, sizeof(what), "%s%s%.480s", m->vm->ops->runtime->name,
+			 info && info[0] ? " " : "", info ? info : "");
+		mig_event_phase(&m->ev, "preflight", what);
+	}
 	if (r == 0)
 		r = proto_session_send(&m->s, &msg, m->err);
 	free(msg.u.preflight.disks);
