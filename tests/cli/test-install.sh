@@ -9,12 +9,14 @@
 cd "$T"
 b="$abs_top_builddir"
 var() { sed -n "s|^$1 = ||p" "$b/Makefile"; }
+# make of the build tree, apart from a make check that may be running us.
+mk() { env -u MAKEFLAGS -u MFLAGS -u MAKELEVEL make -s --no-print-directory -C "$b" "$@"; }
 prefix=$(var prefix)
 root="$T/root"
-make -s -C "$b" install DESTDIR="$root" >install.log 2>&1 || { cat install.log; fail "make install"; }
+mk install DESTDIR="$root" >install.log 2>&1 || { cat install.log; fail "make install"; }
 
 # The directories, as make expands them.
-expand() { make -s -C "$b" -f - print <<EOM
+expand() { mk -f - print <<EOM
 include Makefile
 print:
 	@echo \$($1)
@@ -87,7 +89,7 @@ if command -v nbdkit >/dev/null && command -v qemu-img >/dev/null; then
 fi
 
 # And uninstall leaves nothing of it.
-make -s -C "$b" uninstall DESTDIR="$root" >/dev/null 2>&1 || fail "make uninstall"
+mk uninstall DESTDIR="$root" >/dev/null 2>&1 || fail "make uninstall"
 left=$(find "$root" -type f | head -5)
 [ -z "$left" ] || fail "make uninstall left: $left"
 echo PASS
