@@ -440,9 +440,16 @@ int cmd_demo(int argc, char **argv)
 	ssize_t n;
 	int r;
 
-	if (argc > 1 && strcmp(argv[1], "disk") == 0) {
-		argv[1] = "smove demo disk"; /* getopt's name in its messages */
-		return demo_disk(argc - 1, argv + 1);
+	/* `smove demo disk`: the word may come anywhere among the options. */
+	for (int i = 1; i < argc && strcmp(argv[i], "--") != 0; i++) {
+		if (strcmp(argv[i], "-d") == 0 || strcmp(argv[i], "--dir") == 0) {
+			i++;
+		} else if (strcmp(argv[i], "disk") == 0) {
+			memmove(argv + i, argv + i + 1, (size_t)(argc - i) * sizeof(*argv));
+			argv[0] = "smove demo disk"; /* getopt's name in its messages */
+			cmd_name = argv[0];
+			return demo_disk(argc - 1, argv);
+		}
 	}
 	if ((r = demo_parse_options(argc, argv, "smove demo", help, &o)) >= 0)
 		return r;

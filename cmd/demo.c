@@ -52,7 +52,7 @@ static int step(int n, const char *what)
 
 static int write_data(const char *path, char *err)
 {
-	struct vhd_disk *d = disk_open_arg(path, NULL);
+	struct vhd_disk *d = disk_open_arg(path, NULL, NULL);
 	int r = 0;
 
 	if (!d)
@@ -81,7 +81,7 @@ static int write_data(const char *path, char *err)
 static int convert(const char *src, const char *dst, enum vhd_format to, char *err)
 {
 	struct vhd_create_opts create = {.format = to, .block_size = DEMO_BLOCK};
-	struct vhd_disk *s = disk_open_arg(src, &(struct vhd_open_opts){.readonly = true});
+	struct vhd_disk *s = disk_open_arg(src, &(struct vhd_open_opts){.readonly = true}, NULL);
 	struct vhd_disk *d = NULL;
 	double t0 = util_now();
 	int r;
@@ -113,7 +113,7 @@ static int convert(const char *src, const char *dst, enum vhd_format to, char *e
 static int verify(const char *a, const char *b, char *err)
 {
 	struct vhd_open_opts ro = {.readonly = true};
-	struct vhd_disk *da = disk_open_arg(a, &ro), *db = disk_open_arg(b, &ro);
+	struct vhd_disk *da = disk_open_arg(a, &ro, NULL), *db = disk_open_arg(b, &ro, NULL);
 	size_t chunk = 1 << 20;
 	uint8_t *ba = malloc(chunk), *bb = malloc(chunk);
 	int r = (da && db && ba && bb) ? 0 : -1;
@@ -161,7 +161,7 @@ static int run(char *err)
 	if (write_data("disk.vhdx", err) < 0)
 		return -1;
 	step(3, "what smove sees in it");
-	if (!(d = disk_open_arg("disk.vhdx", &(struct vhd_open_opts){.readonly = true})))
+	if (!(d = disk_open_arg("disk.vhdx", &(struct vhd_open_opts){.readonly = true}, NULL)))
 		return -1;
 	r = disk_print_info(d);
 	printf("\n");
@@ -175,7 +175,7 @@ static int run(char *err)
 	    convert("disk.vhd", "again.vhdx", VHD_FORMAT_VHDX, err) < 0 ||
 	    convert("again.vhdx", "disk.raw", VHD_FORMAT_RAW, err) < 0)
 		return -1;
-	if (!(d = disk_open_arg("disk.vhd", &(struct vhd_open_opts){.readonly = true})))
+	if (!(d = disk_open_arg("disk.vhd", &(struct vhd_open_opts){.readonly = true}, NULL)))
 		return -1;
 	printf("\n");
 	r = disk_print_map(d, 0);
@@ -200,7 +200,7 @@ int demo_parse_options(int argc, char **argv, const char *prog, const char *usag
 	};
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+d:kh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:kh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'd':
 			o->dir = optarg;

@@ -4,6 +4,7 @@
  * chain is locked against writers, the new file as a writer, and a file it
  * replaces (--force) must be neither in the source's chain nor in use. */
 #include <errno.h>
+#include <stdlib.h>
 #include <getopt.h>
 #include <signal.h>
 #include <stdio.h>
@@ -14,26 +15,43 @@
 #include "cmd/cmd.h"
 #include "cmd/disk.h"
 #include "proto/proto.h"
+#include "storage/storage.h"
 
 static const char help[] =
-    "Usage: smove disk convert [--to FMT] [OPTIONS] SRC DST\n"
+    "Usage: smove disk convert [-f FMT] [-O FMT] [-o OPTIONS] [OPTIONS] SRC DST\n"
+    "       smove disk convert -n [--target-is-zero] [-f FMT] [-O FMT] SRC DST\n"
     "\n"
     "Copy the virtual disk of SRC (with its parent chain, flattened) into a new\n"
-    "image DST. Only allocated data is read and only non-zero data written, so\n"
-    "DST stays sparse. DST is written as .DST.smove-tmp beside it and renamed\n"
-    "when complete; it must not exist unless --force is given, and is never an\n"
-    "image in use or one SRC is made from. DST '-' writes the raw disk to\n"
-    "standard output. SRC is locked against writers while it is read. The\n"
-    "guest sees the same disk: SRC's sector size is kept (a VHDX's 4096 needs\n"
-    "a VHDX destination, or --sector-size 512 to change it).\n"
+    "image DST, as qemu-img convert does. Only allocated data is read and only\n"
+    "non-zero data written, so DST stays sparse. DST is written under a\n"
+    "temporary name beside it and renamed when complete; it must not exist\n"
+    "unless --force is given, and is never an image in use or one SRC is made\n"
+    "from. DST '-' writes the raw disk to standard output. SRC is locked\n"
+    "against writers while it is read. The guest sees the same disk: SRC's\n"
+    "sector size is kept (a VHDX's 4096 needs a VHDX destination, or\n"
+    "--sector-size 512 to change it). With -n, DST is an existing image (a\n"
+    "file, or an nbd:// URL) at least as large, written in place.\n"
     "\n"
-    "  -O, --to FMT               raw, vhd or vhdx (default: from DST's extension,\n"
-    "                             .vhd, .vhdx, .raw or .img; others need --to)\n"
+    "  -O, --to FMT               raw, vhd (or vpc) or vhdx (default: from DST's\n"
+    "                             extension, .vhd, .vhdx, .raw or .img; others\n"
+    "                             need -O)\n"
     "  -f, --format FMT           open SRC as raw, vhd or vhdx instead of probing\n"
-    "      --force                replace DST if it exists\n" CREATE_HELP
+    "  -o OPTIONS                 qemu-img's image options: subformat=, block_size=,\n"
+    "                             logical_sector_size=, physical_sector_size=,\n"
+    "                             force_size= ('-o help' lists them)\n"
+    "      --force                replace DST if it exists\n"
+    "  -n, --no-create            DST exists: write into it (qemu-img's -n); what\n"
+    "                             SRC does not hold is made zero there\n"
+    "      --target-is-zero       with -n: DST reads as zero already, so nothing\n"
+    "                             is written where SRC holds nothing\n"
+    "  -U, --force-share          read SRC even if another process writes it (no\n"
+    "                             lock: the copy may be inconsistent)\n" CREATE_HELP
+    "  -p, --progress             show progress (on a terminal, the default)\n"
     "  -q, --quiet                no progress bar\n"
-    "      --json                 print a JSON summary for scripts\n"
-    "  -h, --help                 show this help\n";
+    "      --json                 print a JSON summary for scripts (a failure\n"
+    "                             too, as {\"error\": ...})\n"
+    "      --output=FMT           json or human (qemu-img's spelling of --json)\n"
+    "  For an nbds:// image:\n" TLS_HELP "  -h, --help                 show this help\n";
 
 struct convert_job {
 	struct progress bar;
@@ -52,6 +70,8 @@ static int on_progress(void *opaque, const struct vhd_copy_progress *p)
 	struct convert_job *job = opaque;
 
 	job->written = p->written;
+	if (!job->bar.total)
+		job->bar.total = p->total;
 	progress_update(&job->bar, p->done);
 	return interrupted;
 }
@@ -83,30 +103,28 @@ static int copy_into(struct vhd_disk *src, struct vhd_io *io, bool stream,
 	return r;
 }
 
-static int check_destination(const char *dst, bool force)
+static int check_destination(const char *dst, bool force, char *err)
 {
 	struct stat st;
 
 	if (strcmp(dst, "-") == 0 || lstat(dst, &st) < 0)
 		return 0;
-	if (!force) {
-		msg("%s: already exists (use --force to replace it)", dst);
-		return -1;
-	}
-	if (!S_ISREG(st.st_mode)) {
-		msg("%s: not a regular file; convert writes a new file", dst);
-		return -1;
-	}
+	if (!force)
+		return vhd_error(err, EEXIST,
+				 "%s: already exists (--force replaces it; -n writes into it)",
+				 dst);
+	if (!S_ISREG(st.st_mode))
+		return vhd_error(err, EINVAL, "%s: not a regular file; convert writes a new file",
+				 dst);
 	return 0;
 }
 
 /* A destination that exists and is to be replaced: it must not be the source
  * or one of its parents (the copy would be made from a file it replaces), nor
  * in use by another process. Holds its lock in *lock_fd until the rename. */
-static int check_replaced(const char *dst, struct vhd_disk *src, int *lock_fd)
+static int check_replaced(const char *dst, struct vhd_disk *src, int *lock_fd, char *err)
 {
 	struct stat ds, ss;
-	char err[VHD_ERR_LEN];
 
 	*lock_fd = -1;
 	if (strcmp(dst, "-") == 0 || stat(dst, &ds) < 0)
@@ -115,90 +133,259 @@ static int check_replaced(const char *dst, struct vhd_disk *src, int *lock_fd)
 		if (stat(vhd_name(d), &ss) < 0 || ss.st_dev != ds.st_dev || ss.st_ino != ds.st_ino)
 			continue;
 		if (d == src)
-			msg("%s: is the source itself; convert cannot replace the image it reads",
-			    dst);
-		else
-			msg("%s: is a parent of %s, which convert reads; it cannot be replaced by "
-			    "the copy",
-			    dst, vhd_name(src));
-		return -1;
+			return vhd_error(err, EINVAL,
+					 "%s: is the source itself; convert cannot replace the "
+					 "image it reads",
+					 dst);
+		return vhd_error(err, EINVAL,
+				 "%s: is a parent of %s, which convert reads; it cannot be "
+				 "replaced by the copy",
+				 dst, vhd_name(src));
 	}
-	if (vhd_lock_path(dst, true, lock_fd, err) < 0) {
-		msg("%s", err);
-		return -1;
-	}
-	return 0;
+	return vhd_lock_path(dst, true, lock_fd, err);
 }
 
 /* What the guest sees stays as it is: the source's logical sector size (and
  * a VHDX's physical one), unless given. A format that cannot record it is
  * refused rather than changing it silently. */
-static int keep_sectors(struct vhd_disk *src, struct vhd_create_opts *c)
+static int keep_sectors(struct vhd_disk *src, struct vhd_create_opts *c, char *err)
 {
 	uint32_t logical = vhd_sector_size(src) < 512 ? 512 : vhd_sector_size(src);
 	struct vhd_info info;
-	char err[VHD_ERR_LEN];
+	int r;
 
-	if (!c->logical_sector && logical != 512 && c->format != VHD_FORMAT_VHDX) {
-		msg("%s: has %u-byte logical sectors, which a %s image cannot record: convert "
-		    "to VHDX to keep them, or give --sector-size 512 to change what the guest "
-		    "sees",
-		    vhd_name(src), logical, vhd_format_name(c->format));
-		return -1;
-	}
+	if (!c->logical_sector && logical != 512 && c->format != VHD_FORMAT_VHDX)
+		return vhd_error(err, EINVAL,
+				 "%s: has %u-byte logical sectors, which a %s image cannot record: "
+				 "convert to VHDX to keep them, or give --sector-size 512 to "
+				 "change what the guest sees",
+				 vhd_name(src), logical, vhd_format_name(c->format));
 	if (!c->logical_sector)
 		c->logical_sector = logical;
 	if (c->physical_sector || c->format != VHD_FORMAT_VHDX ||
 	    vhd_disk_format(src) != VHD_FORMAT_VHDX)
 		return 0;
-	if (vhd_get_info(src, &info, err) < 0) {
-		msg("%s", err);
-		return -1;
-	}
+	if ((r = vhd_get_info(src, &info, err)) < 0)
+		return r;
 	c->physical_sector = info.physical_sector;
 	return 0;
 }
 
+struct convert {
+	const char *src_name, *dst_name;
+	struct vhd_open_opts sopts;
+	struct vhd_create_opts create;
+	bool force, quiet, json, no_create, target_is_zero;
+	struct vhd_disk *src;
+	struct convert_job job;
+};
+
+/* -n: into an existing image (a file or an NBD export), written in place. */
+static int convert_into(struct convert *cv, char *err)
+{
+	struct vhd_open_opts o = {.format = cv->create.format, .lock = true};
+	struct vhd_disk *dst = disk_open_arg(cv->dst_name, &o, err);
+	uint64_t size = vhd_size(cv->src);
+	int r = 0;
+
+	if (!dst)
+		return -1;
+	if (vhd_size(dst) < size)
+		r = vhd_error(err, ENOSPC,
+			      "%s: is smaller (%llu bytes) than %s (%llu bytes); resize it first",
+			      cv->dst_name, (unsigned long long)vhd_size(dst), cv->src_name,
+			      (unsigned long long)size);
+	/* vhd_copy writes data only: everything else must read as zero. */
+	if (r == 0 && !cv->target_is_zero)
+		r = vhd_zero(dst, size, 0, VHD_ZERO_MAY_TRIM, err);
+	if (r == 0)
+		r = vhd_copy(cv->src, dst, on_progress, &cv->job, err);
+	if (r == 0)
+		r = vhd_flush(dst, err);
+	vhd_close(dst);
+	return r;
+}
+
+/* A new file, under its temporary name until it is complete. */
+static int convert_new(struct convert *cv, char *err)
+{
+	char tmp[4096];
+	struct vhd_io *io;
+	int r = util_temp_name(cv->dst_name, tmp, sizeof tmp, err);
+
+	if (r == 0) {
+		unlink(tmp); /* a leftover of an interrupted convert */
+		r = vhd_io_open_file(tmp, VHD_IO_CREATE | VHD_IO_LOCK, &io, err);
+	}
+	if (r == 0) {
+		/* Messages name the file the user asked for. */
+		char *name = strdup(cv->dst_name);
+
+		if (name) {
+			free(io->name);
+			io->name = name;
+		}
+		r = copy_into(cv->src, io, false, &cv->create, &cv->job, err);
+		if (r == 0)
+			r = util_commit_temp(tmp, cv->dst_name, err);
+		if (r < 0)
+			unlink(tmp);
+	}
+	scrub_name(err, VHD_ERR_LEN, tmp, cv->dst_name);
+	return r;
+}
+
+static int print_summary(const struct convert *cv, double seconds)
+{
+	struct proto_json j;
+	int r;
+
+	proto_json_init(&j);
+	proto_json_obj_begin(&j);
+	proto_json_kv_str(&j, "source", cv->src_name);
+	proto_json_kv_str(&j, "destination", cv->dst_name);
+	proto_json_kv_str(&j, "format", vhd_format_name(cv->create.format));
+	proto_json_kv_uint(&j, "virtual-size", vhd_size(cv->src));
+	proto_json_kv_uint(&j, "bytes-written", cv->job.written);
+	proto_json_kv_double(&j, "seconds", seconds);
+	proto_json_obj_end(&j);
+	r = print_json(&j);
+	proto_json_release(&j);
+	return r;
+}
+
+/* Checks the arguments once parsed; -1 to go on, else the exit status. */
+static int check_args(const char *prog, struct convert *cv)
+{
+	bool to_stdout = strcmp(cv->dst_name, "-") == 0;
+
+	if (cv->create.subformat == VHD_SUB_DIFFERENCING)
+		return usage_error(prog, "convert writes a whole image; it cannot make a "
+					 "differencing one");
+	if (cv->target_is_zero && !cv->no_create)
+		return usage_error(prog, "--target-is-zero needs -n (an existing destination)");
+	if (cv->no_create && (to_stdout || cv->force))
+		return usage_error(prog, "-n writes into an existing image: not with %s",
+				   to_stdout ? "standard output" : "--force");
+	if (storage_is_url(cv->dst_name) && !cv->no_create)
+		return usage_error(prog,
+				   "%s: is a URL; convert makes a local file (give -n to write "
+				   "into an existing NBD export)",
+				   cv->dst_name);
+	if (cv->no_create)
+		return -1;
+	if (to_stdout && cv->create.format == VHD_FORMAT_AUTO)
+		cv->create.format = VHD_FORMAT_RAW;
+	if (dest_format_arg(prog, "-O", cv->dst_name, &cv->create.format) < 0 ||
+	    check_create_options(prog, &cv->create) < 0)
+		return EXIT_USAGE;
+	if (to_stdout && cv->create.format != VHD_FORMAT_RAW)
+		return usage_error(prog, "standard output takes raw only");
+	if (to_stdout && isatty(STDOUT_FILENO))
+		return usage_error(prog, "standard output is a terminal; redirect it");
+	return -1;
+}
+
+static int run(struct convert *cv, char *err)
+{
+	struct vhd_io *io;
+	int replaced_fd = -1, r;
+
+	if (!cv->no_create && check_destination(cv->dst_name, cv->force, err) < 0)
+		return -1;
+	if (!(cv->src = disk_open_arg(cv->src_name, &cv->sopts, err)))
+		return -1;
+	if (cv->no_create) {
+		r = convert_into(cv, err);
+	} else if ((r = keep_sectors(cv->src, &cv->create, err)) == 0 &&
+		   (r = check_replaced(cv->dst_name, cv->src, &replaced_fd, err)) == 0) {
+		cv->create.size = vhd_size(cv->src);
+		progress_init(&cv->job.bar, "converting", cv->create.size, !cv->quiet && !cv->json);
+		if (strcmp(cv->dst_name, "-") != 0)
+			r = convert_new(cv, err);
+		else if ((r = vhd_io_open_stream(STDOUT_FILENO, "standard output", cv->create.size,
+						 &io, err)) == 0)
+			r = copy_into(cv->src, io, true, &cv->create, &cv->job, err);
+	}
+	if (replaced_fd >= 0)
+		close(replaced_fd);
+	return r;
+}
+
 int cmd_disk_convert(int argc, char **argv)
 {
+	enum {
+		OPT_FORCE = 0x200,
+		OPT_JSON,
+		OPT_TARGET_ZERO,
+		OPT_OUTPUT
+	};
 	static const struct option longopts[] = {
 	    {"to", required_argument, NULL, 'O'},
 	    {"format", required_argument, NULL, 'f'},
-	    {"force", no_argument, NULL, 'F'},
+	    {"force", no_argument, NULL, OPT_FORCE},
+	    {"no-create", no_argument, NULL, 'n'},
+	    {"target-is-zero", no_argument, NULL, OPT_TARGET_ZERO},
+	    {"force-share", no_argument, NULL, 'U'},
+	    {"progress", no_argument, NULL, 'p'},
 	    {"quiet", no_argument, NULL, 'q'},
-	    {"json", no_argument, NULL, 'j'},
+	    {"json", no_argument, NULL, OPT_JSON},
+	    {"output", required_argument, NULL, OPT_OUTPUT},
 	    {"help", no_argument, NULL, 'h'},
+	    TLS_LONGOPTS,
 	    CREATE_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove disk convert";
-	struct vhd_open_opts sopts = {.readonly = true, .lock = true};
-	struct vhd_create_opts create = {0};
-	bool force = false, quiet = false, json = false;
-	char err[VHD_ERR_LEN], tmp[4096];
+	struct convert cv = {.sopts = {.readonly = true, .lock = true}};
+	char err[VHD_ERR_LEN] = "";
+	double start;
 	int c, r;
 
-	while ((c = getopt_long(argc, argv, "+O:f:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "O:f:o:nUpqh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'O':
-			if (parse_format_arg(prog, optarg, &create.format) < 0)
+			if (parse_format_arg(prog, optarg, &cv.create.format) < 0)
 				return EXIT_USAGE;
 			break;
 		case 'f':
-			if (parse_format_arg(prog, optarg, &sopts.format) < 0)
+			if (parse_format_arg(prog, optarg, &cv.sopts.format) < 0)
 				return EXIT_USAGE;
 			break;
-		case 'F':
-			force = true;
+		case 'o':
+			r = parse_o_option(prog, optarg, &cv.create, NULL);
+			if (r != 0)
+				return r < 0 ? EXIT_USAGE : EXIT_SUCCESS;
+			break;
+		case OPT_FORCE:
+			cv.force = true;
+			break;
+		case 'n':
+			cv.no_create = true;
+			break;
+		case OPT_TARGET_ZERO:
+			cv.target_is_zero = true;
+			break;
+		case 'U':
+			cv.sopts.lock = false;
+			break;
+		case 'p':
+			cv.quiet = false;
 			break;
 		case 'q':
-			quiet = true;
+			cv.quiet = true;
 			break;
-		case 'j':
-			json = true;
+		case OPT_JSON:
+			cv.json = true;
+			break;
+		case OPT_OUTPUT:
+			if (parse_output_arg(prog, optarg, &cv.json) < 0)
+				return EXIT_USAGE;
 			break;
 		default:
-			r = parse_create_option(prog, c, optarg, &create);
+			if (parse_tls_option(c, optarg, &disk_tls))
+				break;
+			r = parse_create_option(prog, c, optarg, &cv.create);
 			if (r < 0)
 				return EXIT_USAGE;
 			if (r == 0)
@@ -207,85 +394,21 @@ int cmd_disk_convert(int argc, char **argv)
 	}
 	if (optind != argc - 2)
 		return usage_error(prog, "expected SRC and DST");
-	const char *src_name = argv[optind], *dst_name = argv[optind + 1];
-	bool to_stdout = strcmp(dst_name, "-") == 0;
-
-	if (create.subformat == VHD_SUB_DIFFERENCING)
-		return usage_error(prog, "convert writes a whole image; it cannot make a "
-					 "differencing one");
-	if (to_stdout && create.format == VHD_FORMAT_AUTO)
-		create.format = VHD_FORMAT_RAW;
-	if (dest_format_arg(prog, "--to", dst_name, &create.format) < 0 ||
-	    check_create_options(prog, &create) < 0)
-		return EXIT_USAGE;
-	if (to_stdout && create.format != VHD_FORMAT_RAW)
-		return usage_error(prog, "standard output takes raw only");
-	if (to_stdout && isatty(STDOUT_FILENO))
-		return usage_error(prog, "standard output is a terminal; redirect it");
-	if (check_destination(dst_name, force) < 0)
-		return EXIT_FAILURE;
-
-	struct vhd_disk *src = disk_open_arg(src_name, &sopts);
-	if (!src)
-		return EXIT_FAILURE;
-	int replaced_fd;
-	if (keep_sectors(src, &create) < 0 || check_replaced(dst_name, src, &replaced_fd) < 0) {
-		vhd_close(src);
-		return EXIT_FAILURE;
-	}
-	create.size = vhd_size(src);
-
-	struct convert_job job = {0};
-	struct vhd_io *io;
-	double start = util_now();
-
+	cv.src_name = argv[optind];
+	cv.dst_name = argv[optind + 1];
+	if ((r = check_args(prog, &cv)) >= 0 || (r = disk_tls_check(cv.json, EXIT_FAILURE)) >= 0)
+		return r;
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
-	progress_init(&job.bar, "converting", create.size, !quiet && !json);
-	if (to_stdout) {
-		r = vhd_io_open_stream(STDOUT_FILENO, "standard output", create.size, &io, err);
-		if (r == 0)
-			r = copy_into(src, io, true, &create, &job, err);
-	} else {
-		r = util_temp_name(dst_name, tmp, sizeof tmp, err);
-		if (r == 0) {
-			unlink(tmp); /* a leftover of an interrupted convert */
-			r = vhd_io_open_file(tmp, VHD_IO_CREATE | VHD_IO_LOCK, &io, err);
-		}
-		if (r == 0) {
-			r = copy_into(src, io, false, &create, &job, err);
-			if (r == 0)
-				r = util_commit_temp(tmp, dst_name, err);
-			if (r < 0)
-				unlink(tmp);
-		}
-	}
-	vhd_close(src);
-	if (replaced_fd >= 0)
-		close(replaced_fd);
-	if (r < 0) {
-		if (job.bar.enabled)
-			fputc('\n', stderr);
-		msg("%s", err);
-		return EXIT_FAILURE;
-	}
-	progress_done(&job.bar);
-	if (json) {
-		struct proto_json j;
-
-		proto_json_init(&j);
-		proto_json_obj_begin(&j);
-		proto_json_kv_str(&j, "source", src_name);
-		proto_json_kv_str(&j, "destination", dst_name);
-		proto_json_kv_str(&j, "format", vhd_format_name(create.format));
-		proto_json_kv_uint(&j, "virtual-size", create.size);
-		proto_json_kv_uint(&j, "bytes-written", job.written);
-		proto_json_kv_double(&j, "seconds", util_now() - start);
-		proto_json_obj_end(&j);
-		r = print_json(&j);
-		proto_json_release(&j);
-		if (r < 0)
-			return EXIT_FAILURE;
-	}
+	start = util_now();
+	if (cv.no_create)
+		progress_init(&cv.job.bar, "converting", 0, !cv.quiet && !cv.json);
+	r = run(&cv, err);
+	progress_end(&cv.job.bar, r == 0);
+	if (r == 0 && cv.json)
+		r = print_summary(&cv, util_now() - start);
+	vhd_close(cv.src);
+	if (r < 0)
+		return fail_json(cv.json, EXIT_FAILURE, "%s", err[0] ? err : "out of memory");
 	return EXIT_SUCCESS;
 }

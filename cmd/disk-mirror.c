@@ -23,20 +23,19 @@ static const char help[] =
     "(one fast zero of the whole disk where the export can), whatever it held.\n"
     "The destination is flushed at the end. SRC is locked against writers.\n"
     "\n"
-    "  -f, --format FMT         open SRC as raw, vhd or vhdx instead of probing\n"
+    "  -f, --format FMT         open SRC as raw, vhd (or vpc) or vhdx instead of\n"
+    "                           probing\n"
     "      --destination-is-zero  the export already reads as zero (a fresh\n"
     "                           image, as 'nbdkit smove' serves after 'smove disk\n"
-    "                           create'): send nothing for what SRC does not hold\n"
-    "      --tls-psk FILE       TLS with the pre-shared keys in FILE (psktool)\n"
-    "      --tls-username USER  the PSK identity (default: the login name)\n"
-    "      --tls-certs DIR      TLS with the X.509 certificates in DIR\n"
+    "                           create'): send nothing for what SRC does not hold\n" TLS_HELP
     "      --connections N      up to N connections if the export allows\n"
     "                           multi-conn, one per CPU at most (default 1)\n"
-    "      --bandwidth RATE     at most RATE MiB/s (or a size with a unit per\n"
-    "                           second: 500K, 1.5G)\n"
+    "      --bandwidth RATE     at most RATE MiB/s, or a size per second (500K,\n"
+    "                           100M, 1.5G), as every smove command takes it\n"
     "      --verify             read both sides afterwards and compare them\n"
     "  -q, --quiet              no progress bar\n"
-    "      --json               print a JSON summary for scripts\n"
+    "      --json               print a JSON summary for scripts (a failure too,\n"
+    "                           as {\"error\": ...})\n"
     "  -h, --help               show this help\n";
 
 static volatile sig_atomic_t interrupted;
@@ -44,21 +43,6 @@ static volatile sig_atomic_t interrupted;
 static void on_signal(int sig)
 {
 	interrupted = 1;
-}
-
-/* RATE: a plain number is MiB/s, anything else a size per second. */
-static int parse_rate(const char *s, uint64_t *out)
-{
-	char *end;
-	double mib = strtod(s, &end);
-
-	if (end != s && *end == '\0') {
-		if (mib <= 0)
-			return -1;
-		*out = (uint64_t)(mib * 1048576.0);
-		return 0;
-	}
-	return parse_size(s, out) < 0 || *out == 0 ? -1 : 0;
 }
 
 static void print_summary(const char *src, const char *dst, const struct mirror_progress *p,
@@ -83,45 +67,50 @@ static void print_summary(const char *src, const char *dst, const struct mirror_
 	proto_json_release(&j);
 }
 
-/* Waits for the copy, drawing progress; a signal cancels it. */
-static int run(struct mirror_job *job, bool show, char *err)
+/* The verify pass, from the thread blocked in mirror_complete: its own bar. */
+static void on_progress(void *opaque, const struct mirror_progress *p)
 {
-	struct progress bar;
+	struct progress *bar = opaque;
+
+	if (!p->verifying)
+		return;
+	if (strcmp(bar->label, "verifying") != 0)
+		progress_phase(bar, "verifying", p->virtual_size);
+	progress_update(bar, p->verified);
+}
+
+/* Waits for the copy, drawing progress; a signal cancels it. */
+static int run(struct mirror_job *job, struct progress *bar, char *err)
+{
 	struct mirror_progress p;
 	struct timespec tick = {0, 100 * 1000 * 1000};
+	int r;
 
-	mirror_get_progress(job, &p);
-	progress_init(&bar, "mirroring", p.total, show);
 	for (;;) {
 		mirror_get_progress(job, &p);
-		bar.total = p.total;
-		progress_update(&bar, p.done);
+		if (p.state != MIRROR_MAPPING) { /* before: the total is not known yet */
+			bar->total = p.total;
+			progress_update(bar, p.done);
+		}
 		if (p.state == MIRROR_SYNCED || p.state == MIRROR_FAILED)
 			break;
 		if (interrupted) {
-			if (bar.enabled)
-				fputc('\n', stderr);
+			progress_end(bar, false);
 			mirror_cancel(job, err);
-			msg("interrupted; %s", err);
+			snprintf(err + strlen(err), VHD_ERR_LEN - strlen(err), " (interrupted)");
 			return -1;
 		}
 		nanosleep(&tick, NULL);
 	}
-	int r = mirror_complete(job, err);
-	if (r == 0)
-		progress_done(&bar);
-	else if (bar.enabled)
-		fputc('\n', stderr);
+	r = mirror_complete(job, err);
+	progress_end(bar, r == 0);
 	return r;
 }
 
 int cmd_disk_mirror(int argc, char **argv)
 {
 	enum {
-		OPT_PSK = 0x100,
-		OPT_USER,
-		OPT_CERTS,
-		OPT_CONNS,
+		OPT_CONNS = 0x100,
 		OPT_BW,
 		OPT_VERIFY,
 		OPT_JSON,
@@ -129,9 +118,6 @@ int cmd_disk_mirror(int argc, char **argv)
 	};
 	static const struct option longopts[] = {
 	    {"format", required_argument, NULL, 'f'},
-	    {"tls-psk", required_argument, NULL, OPT_PSK},
-	    {"tls-username", required_argument, NULL, OPT_USER},
-	    {"tls-certs", required_argument, NULL, OPT_CERTS},
 	    {"connections", required_argument, NULL, OPT_CONNS},
 	    {"bandwidth", required_argument, NULL, OPT_BW},
 	    {"verify", no_argument, NULL, OPT_VERIFY},
@@ -139,30 +125,24 @@ int cmd_disk_mirror(int argc, char **argv)
 	    {"quiet", no_argument, NULL, 'q'},
 	    {"json", no_argument, NULL, OPT_JSON},
 	    {"help", no_argument, NULL, 'h'},
+	    TLS_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
 	const char *prog = "smove disk mirror";
 	struct vhd_open_opts sopts = {.readonly = true, .lock = true};
 	struct mirror_dest dest = {0};
 	struct mirror_opts mopts = {0};
+	struct tls_args tls = {0};
+	struct progress bar;
 	bool quiet = false, json = false;
-	char err[VHD_ERR_LEN], *end;
+	char err[VHD_ERR_LEN] = "", *end;
 	int c;
 
-	while ((c = getopt_long(argc, argv, "+f:qh", longopts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "f:qh", longopts, NULL)) != -1) {
 		switch (c) {
 		case 'f':
 			if (parse_format_arg(prog, optarg, &sopts.format) < 0)
 				return EXIT_USAGE;
-			break;
-		case OPT_PSK:
-			dest.tls.psk_file = optarg;
-			break;
-		case OPT_USER:
-			dest.tls.username = optarg;
-			break;
-		case OPT_CERTS:
-			dest.tls.certs_dir = optarg;
 			break;
 		case OPT_CONNS:
 			dest.connections = (unsigned)strtoul(optarg, &end, 10);
@@ -171,8 +151,11 @@ int cmd_disk_mirror(int argc, char **argv)
 						   optarg);
 			break;
 		case OPT_BW:
-			if (parse_rate(optarg, &mopts.bandwidth) < 0)
-				return usage_error(prog, "invalid --bandwidth '%s'", optarg);
+			if (parse_bandwidth(optarg, &mopts.bandwidth) < 0)
+				return usage_error(prog,
+						   "invalid --bandwidth '%s' (MiB/s, or a size per "
+						   "second: 500K, 100M)",
+						   optarg);
 			break;
 		case OPT_VERIFY:
 			mopts.verify = true;
@@ -187,6 +170,8 @@ int cmd_disk_mirror(int argc, char **argv)
 			json = true;
 			break;
 		default:
+			if (parse_tls_option(c, optarg, &tls))
+				break;
 			return help_or_unknown(c, prog, help);
 		}
 	}
@@ -199,28 +184,32 @@ int cmd_disk_mirror(int argc, char **argv)
 				   "the destination must be an NBD URL (nbd://, nbds://, "
 				   "nbd+unix://), not '%s'",
 				   dest.uri);
+	/* The key files, before anything connects. */
+	if (tls_check(&tls, TLS_NBD_CLIENT, err, sizeof(err)) < 0)
+		return fail_json(json, EXIT_FAILURE, "%s", err);
+	dest.tls = (struct storage_tls){tls.psk, tls.username, tls.certificates};
 
-	struct vhd_disk *src = disk_open_arg(src_name, &sopts);
+	struct vhd_disk *src = disk_open_arg(src_name, &sopts, err);
 	if (!src)
-		return EXIT_FAILURE;
-	struct mirror_job *job;
+		return fail_json(json, EXIT_FAILURE, "%s", err);
+	progress_init(&bar, "mirroring", 0, !quiet && !json);
+	mopts.progress = on_progress;
+	mopts.opaque = &bar;
+	mopts.progress_interval = 0.1;
+	struct mirror_job *job = NULL;
 	int r = mirror_start(src, &dest, &mopts, &job, err);
 	if (r == 0) {
 		signal(SIGINT, on_signal);
 		signal(SIGTERM, on_signal);
-		r = run(job, !quiet && !json, err);
+		r = run(job, &bar, err);
 		if (r == 0 && json) {
 			struct mirror_progress p;
 
 			mirror_get_progress(job, &p);
 			print_summary(src_name, dest.uri, &p, mopts.verify);
 		}
-		if (r < 0 && !interrupted)
-			msg("%s", err);
-	} else {
-		msg("%s", err);
 	}
 	mirror_free(job);
 	vhd_close(src);
-	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
+	return r < 0 ? fail_json(json, EXIT_FAILURE, "%s", err) : EXIT_SUCCESS;
 }

@@ -21,18 +21,25 @@ static const char help[] =
     "       smove move --cold --config VM.json --to HOST:PORT [OPTIONS]\n"
     "\n"
     "Move the running VM NAME, with its disks and memory, to the 'smove serve' at\n"
-    "HOST:PORT while it runs. The VM pauses only for the switchover.\n"
+    "HOST:PORT while it runs. The VM pauses only for the switchover. virsh\n"
+    "migrate's spellings are taken too (--abort, --parallel-connections,\n"
+    "--compressed, --timeout, --auto-converge, --copy-storage-all, --live).\n"
     "\n"
-    "  -t, --to HOST:PORT        the destination\n"
-    "  -p, --tls-psk FILE        TLS with a pre-shared key (psktool format)\n"
-    "  -u, --tls-user NAME       the key's name in FILE (default: the first)\n"
-    "  -x, --tls-x509 DIR        TLS with certificates (ca-cert.pem,\n"
-    "                            client-cert.pem, client-key.pem)\n"
+    "  -t, --to HOST:PORT        the destination\n" TLS_HELP
     "  -d, --downtime-ms N       the longest pause to aim for (default 300)\n"
-    "  -b, --bandwidth MBPS      at most MBPS megabytes a second, disks and memory\n"
-    "                            together (default: no limit)\n"
-    "  -z, --compress            compress memory pages (pays on slow links only)\n"
+    "  -b, --bandwidth RATE      at most RATE MiB/s, or a size per second (500K,\n"
+    "                            100M, 1G), disks and memory together (default:\n"
+    "                            no limit)\n"
+    "  -z, --compress, --compressed  compress memory pages (pays on slow links only)\n"
     "  -c, --channels N          N more connections for memory pages\n"
+    "      --parallel-connections N  the same, as virsh says it\n"
+    "      --timeout SECONDS     cancel the migration if it has not finished after\n"
+    "                            SECONDS: it rolls back and the VM runs on here\n"
+    "      --auto-converge       throttle the vCPUs when the guest dirties memory\n"
+    "                            faster than the link carries it (the default)\n"
+    "      --no-auto-converge    never throttle: give up after the memory rounds\n"
+    "      --copy-storage-all    copy every disk (the default: shared nothing)\n"
+    "      --live                accepted for virsh's sake: every move is live\n"
     "  -k, --no-delete           keep the disk files here after the move\n"
     "  -q, --quick               a quick migration: the memory in one pass with the\n"
     "                            VM paused (its downtime), the disks mirrored live\n"
@@ -45,25 +52,26 @@ static const char help[] =
     "  -Q, --queue-timeout SECONDS  while the destination is busy (its limit of\n"
     "                            migrations at once), wait in a queue for a place\n"
     "                            this long (default 600; 0: fail at once)\n"
-    "  -C, --cancel              cancel the migration of NAME in progress\n"
+    "  -C, --cancel, --abort     cancel the migration of NAME in progress\n"
     "  -r, --resolve             settle a migration of NAME left in doubt (or deliver\n"
     "                            the fence of an abandoned one)\n"
     "      --abandon             settle it here where the destination cannot say:\n"
     "                            NAME runs here again and the destination's copy is\n"
     "                            fenced; needs --force (docs/migration.md: when safe)\n"
     "      --force               confirms --abandon\n"
-    "  -j, --json                print the events as JSON lines\n"
+    "  -j, --json                print the events as JSON lines (a failure too)\n"
     "  -h, --help                show this help\n"
     "\n"
     "Exit status: 0 done (or, --dry-run, go), 1 failed before anything changed,\n"
-    "2 usage, 4 no-go, 5 rolled back (the VM runs here), 6 in doubt (the VM is\n"
-    "paused here: run 'smove move --resolve NAME').\n";
+    "2 usage, 4 no-go, 5 rolled back (the VM runs here; also after --timeout),\n"
+    "6 in doubt (the VM is paused here: run 'smove move --resolve NAME').\n";
 
 struct session {
 	bool json;
 	const char *name, *control;
 	int code;
 	bool cancelled;
+	double start, timeout; /* --timeout: seconds, 0 none */
 	struct progress bar;
 	const char *bar_phase;
 	char label[64];
@@ -221,24 +229,49 @@ static void show(struct session *s, const struct proto_json_value *v)
 
 /* ---- the stream ------------------------------------------------------------------------- */
 
+static void maybe_cancel(struct session *s)
+{
+	char err[MIGRATE_ERR_LEN], *reply;
+	bool timed_out = s->timeout > 0 && util_now() - s->start >= s->timeout;
+
+	if ((interrupted || timed_out) && !s->cancelled) {
+		s->cancelled = true;
+		end_bar(s);
+		if (s->json && timed_out)
+			printf("{\"schema\":1,\"event\":\"timeout\",\"timeout_s\":%.0f}\n",
+			       s->timeout);
+		else if (timed_out)
+			printf("  not finished after %.0f s (--timeout): cancelling...\n",
+			       s->timeout);
+		else if (!s->json)
+			printf("  cancelling...\n");
+		fflush(stdout);
+		if (migrate_control_request(s->control, "{\"cmd\":\"migrate-cancel\"}", &reply,
+					    5000, err) < 0) {
+			msg("%s: cannot cancel: %s", s->name, err);
+			return;
+		}
+		/* Refused once the destination was told to resume: it goes on. */
+		if (!strstr(reply, "\"ok\":true") && s->json)
+			printf("%s\n", reply);
+		else if (!strstr(reply, "\"ok\":true"))
+			printf("  the cancel was refused (%s): the migration goes on\n", reply);
+		fflush(stdout);
+		free(reply);
+	}
+}
+
 static int on_line(void *opaque, const char *line)
 {
 	struct session *s = opaque;
 	struct proto_json_value *v;
-	char perr[PROTO_ERR_LEN], err[MIGRATE_ERR_LEN], *reply;
+	char perr[PROTO_ERR_LEN];
 	bool ok = true;
 
-	if (!line) { /* a tick: Ctrl-C? */
-		if (interrupted && !s->cancelled) {
-			s->cancelled = true;
-			if (!s->json)
-				printf("  cancelling...\n");
-			if (migrate_control_request(s->control, "{\"cmd\":\"migrate-cancel\"}",
-						    &reply, 5000, err) == 0)
-				free(reply);
-		}
+	/* At every line and every tick (a quiet stream): Ctrl-C, or --timeout? */
+	maybe_cancel(s);
+	if (!line)
 		return 0;
-	}
 	if (s->json) {
 		printf("%s\n", line);
 		fflush(stdout);
@@ -246,7 +279,8 @@ static int on_line(void *opaque, const char *line)
 	if (proto_json_parse(line, strlen(line), &v, perr) < 0)
 		return 0;
 	if (proto_json_get_bool(v, "ok", &ok, perr) == 0 && !ok) {
-		msg("%s: %s", s->name, str(v, "error"));
+		if (!s->json) /* with --json the reply line itself says it */
+			msg("%s: %s", s->name, str(v, "error"));
 		s->code = EXIT_FAILURE;
 		proto_json_free(v);
 		return 1;
@@ -270,10 +304,11 @@ static int stream(struct session *s, const char *request)
 	sigaction(SIGINT, &sa, NULL);
 	sigaction(SIGTERM, &sa, NULL);
 	s->code = -1;
+	s->start = util_now();
 	if (migrate_control_stream(s->control, request, 200, on_line, s, err) < 0 || s->code < 0) {
 		end_bar(s);
-		msg("%s: %s", s->name, s->code < 0 ? err : "the migration ended without a result");
-		return EXIT_FAILURE;
+		return fail_json(s->json, EXIT_FAILURE, "%s: %s", s->name,
+				 s->code < 0 ? err : "the migration ended without a result");
 	}
 	return s->code;
 }
@@ -296,10 +331,8 @@ static int resolve(struct session *s, const char *control, bool give_up)
 					 : "{\"cmd\":\"migrate-resolve\"}");
 	}
 	/* The VM's process has gone: settle it from its record. */
-	if (migrate_leftover_resolve(s->name, give_up, print_line, s, &result, err) < 0) {
-		msg("%s", err);
-		return EXIT_FAILURE;
-	}
+	if (migrate_leftover_resolve(s->name, give_up, print_line, s, &result, err) < 0)
+		return fail_json(s->json, EXIT_FAILURE, "%s", err);
 	return exit_of_result(migrate_result_name(result));
 }
 
@@ -311,45 +344,63 @@ static int cold(struct session *s, const char *config, const char *request)
 	char err[MIGRATE_ERR_LEN], perr[PROTO_ERR_LEN];
 	int r;
 
-	if (proto_json_parse(request, strlen(request), &opts, perr) < 0) {
-		msg("%s", perr);
-		return EXIT_FAILURE;
-	}
+	if (proto_json_parse(request, strlen(request), &opts, perr) < 0)
+		return fail_json(s->json, EXIT_FAILURE, "%s", perr);
 	s->code = -1;
 	r = migrate_cold_move(config, opts, print_line, s, &result, err);
 	proto_json_free(opts);
-	if (r < 0) {
-		msg("%s: %s", config, err);
-		return EXIT_FAILURE;
-	}
+	if (r < 0)
+		return fail_json(s->json, EXIT_FAILURE, "%s: %s", config, err);
 	return s->code >= 0 ? s->code : exit_of_result(migrate_result_name(result));
 }
 
-static int add_path(struct proto_json *j, const char *key, const char *path)
+static int add_path(struct proto_json *j, const char *key, const char *path, bool json)
 {
 	char abs[PATH_MAX];
 
 	if (!path)
 		return 0;
 	if (!realpath(path, abs)) {
-		msg("%s: %s", path, strerror(errno));
+		fail_json(json, EXIT_FAILURE, "%s: %s", path, strerror(errno));
 		return -1;
 	}
 	proto_json_kv_str(j, key, abs);
 	return 0;
 }
 
-int cmd_move(int argc, char **argv)
+/* Parses the options; -1 to go on, else the exit status. */
+struct move_args {
+	const char *to;
+	struct tls_args tls;
+	uint64_t downtime, bandwidth, channels, timeout;
+	bool compress, no_delete, dry_run, cancel, resolve, auto_converge;
+	bool quick, give_up, force, cold;
+	uint64_t queue_timeout;
+	const char *config;
+};
+
+static int parse_args(int argc, char **argv, struct session *s, struct move_args *m)
 {
+	enum {
+		OPT_PARALLEL = 0x100,
+		OPT_TIMEOUT,
+		OPT_AUTO_CONVERGE,
+		OPT_NO_AUTO_CONVERGE,
+		OPT_NOOP,
+	};
 	static const struct option longopts[] = {
 	    {"to", required_argument, NULL, 't'},
-	    {"tls-psk", required_argument, NULL, 'p'},
-	    {"tls-user", required_argument, NULL, 'u'},
-	    {"tls-x509", required_argument, NULL, 'x'},
 	    {"downtime-ms", required_argument, NULL, 'd'},
 	    {"bandwidth", required_argument, NULL, 'b'},
 	    {"compress", no_argument, NULL, 'z'},
+	    {"compressed", no_argument, NULL, 'z'},
 	    {"channels", required_argument, NULL, 'c'},
+	    {"parallel-connections", required_argument, NULL, OPT_PARALLEL},
+	    {"timeout", required_argument, NULL, OPT_TIMEOUT},
+	    {"auto-converge", no_argument, NULL, OPT_AUTO_CONVERGE},
+	    {"no-auto-converge", no_argument, NULL, OPT_NO_AUTO_CONVERGE},
+	    {"copy-storage-all", no_argument, NULL, OPT_NOOP},
+	    {"live", no_argument, NULL, OPT_NOOP},
 	    {"no-delete", no_argument, NULL, 'k'},
 	    {"dry-run", no_argument, NULL, 'n'},
 	    {"quick", no_argument, NULL, 'q'},
@@ -357,163 +408,204 @@ int cmd_move(int argc, char **argv)
 	    {"config", required_argument, NULL, 'f'},
 	    {"queue-timeout", required_argument, NULL, 'Q'},
 	    {"cancel", no_argument, NULL, 'C'},
+	    {"abort", no_argument, NULL, 'C'},
 	    {"resolve", no_argument, NULL, 'r'},
 	    {"abandon", no_argument, NULL, 'A'},
 	    {"force", no_argument, NULL, 'F'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
+	    TLS_LONGOPTS,
 	    {NULL, 0, NULL, 0},
 	};
-	const char *prog = "smove move", *to = NULL, *psk = NULL, *user = NULL, *x509 = NULL;
-	struct session s = {0};
-	uint64_t downtime = 300, bandwidth = 0, channels = 0, queue_timeout = 600;
-	bool compress = false, no_delete = false, dry_run = false, cancel = false, res = false;
-	bool quick = false, give_up = false, force = false, cold_move = false;
-	const char *config = NULL;
-	char err[MIGRATE_ERR_LEN], control[PATH_MAX], *reply;
-	struct proto_json j;
-	int opt, r;
+	const char *prog = "smove move";
+	int opt;
 
 	while ((opt = getopt_long(argc, argv, "t:p:u:x:d:b:zc:knqQ:Crjf:h", longopts, NULL)) !=
 	       -1) {
 		switch (opt) {
 		case 't':
-			to = optarg;
+			m->to = optarg;
 			break;
-		case 'p':
-			psk = optarg;
+		case 'p': /* the old short spellings, kept */
+			m->tls.psk = optarg;
 			break;
 		case 'u':
-			user = optarg;
+			m->tls.username = optarg;
 			break;
 		case 'x':
-			x509 = optarg;
+			m->tls.certificates = optarg;
 			break;
 		case 'd':
-			if (parse_size(optarg, &downtime) < 0 || downtime < 1 || downtime > 3600000)
+			if (parse_size(optarg, &m->downtime) < 0 || m->downtime < 1 ||
+			    m->downtime > 3600000)
 				return usage_error(prog, "--downtime-ms must be 1 to 3600000");
 			break;
 		case 'b':
-			if (parse_size(optarg, &bandwidth) < 0 || bandwidth < 1 ||
-			    bandwidth > 1000000)
-				return usage_error(prog, "--bandwidth must be 1 to 1000000 (MB/s)");
+			if (parse_bandwidth(optarg, &m->bandwidth) < 0)
+				return usage_error(prog,
+						   "invalid --bandwidth '%s' (MiB/s, or a size per "
+						   "second: 500K, 100M, 1G)",
+						   optarg);
 			break;
 		case 'c':
-			if (parse_size(optarg, &channels) < 0 || channels > 63)
-				return usage_error(prog, "--channels must be 0 to 63");
+		case OPT_PARALLEL:
+			if (parse_size(optarg, &m->channels) < 0 || m->channels > 63)
+				return usage_error(prog, "--%s must be 0 to 63",
+						   opt == 'c' ? "channels"
+							      : "parallel-connections");
+			break;
+		case OPT_TIMEOUT:
+			if (parse_size(optarg, &m->timeout) < 0 || m->timeout < 1 ||
+			    m->timeout > 30 * 86400)
+				return usage_error(
+				    prog, "--timeout takes 1 to 2592000 seconds, not '%s'", optarg);
+			break;
+		case OPT_AUTO_CONVERGE:
+		case OPT_NO_AUTO_CONVERGE:
+			m->auto_converge = opt == OPT_AUTO_CONVERGE;
+			break;
+		case OPT_NOOP:
 			break;
 		case 'z':
-			compress = true;
+			m->compress = true;
 			break;
 		case 'k':
-			no_delete = true;
+			m->no_delete = true;
 			break;
 		case 'n':
-			dry_run = true;
+			m->dry_run = true;
 			break;
 		case 'q':
-			quick = true;
+			m->quick = true;
 			break;
 		case 'Q':
-			if (parse_size(optarg, &queue_timeout) < 0 || queue_timeout > 7 * 24 * 3600)
+			if (parse_size(optarg, &m->queue_timeout) < 0 ||
+			    m->queue_timeout > 7 * 24 * 3600)
 				return usage_error(prog,
 						   "--queue-timeout must be 0 to 604800 seconds");
 			break;
 		case 'A':
-			give_up = true;
+			m->give_up = true;
 			break;
 		case 'K':
-			cold_move = true;
+			m->cold = true;
 			break;
 		case 'f':
-			config = optarg;
+			m->config = optarg;
 			break;
 		case 'F':
-			force = true;
+			m->force = true;
 			break;
 		case 'C':
-			cancel = true;
+			m->cancel = true;
 			break;
 		case 'r':
-			res = true;
+			m->resolve = true;
 			break;
 		case 'j':
-			s.json = true;
+			s->json = true;
 			break;
 		default:
+			if (parse_tls_option(opt, optarg, &m->tls))
+				break;
 			return help_or_unknown(opt, prog, help);
 		}
 	}
-	if (cold_move || config) {
-		if (!cold_move || !config || !to || optind != argc)
+	if (m->cold || m->config) {
+		if (!m->cold || !m->config || !m->to || optind != argc)
 			return usage_error(prog, "a cold move is --cold --config VM.json --to "
 						 "HOST:PORT (no NAME)");
-		if (quick || channels || compress)
+		if (m->quick || m->channels || m->compress)
 			return usage_error(prog, "--quick, --channels and --compress are for a "
 						 "running VM");
-		s.name = config;
+		s->name = m->config;
 	} else if (optind != argc - 1)
 		return usage_error(prog, "give the VM's name (once)");
 	else
-		s.name = argv[optind];
-	if (give_up && !force)
+		s->name = argv[optind];
+	s->timeout = (double)m->timeout;
+	if (m->give_up && !m->force)
 		return usage_error(
 		    prog,
 		    "--abandon runs %s here again if its destination cannot say whether "
 		    "it resumed it: safe only if the destination can never run it "
 		    "(powered off, its storage gone): confirm with --force",
-		    s.name);
-	res |= give_up;
-	if (cancel + res > 1 || ((cancel || res) && to))
+		    s->name);
+	m->resolve |= m->give_up;
+	if (m->cancel + m->resolve > 1 || ((m->cancel || m->resolve) && m->to))
 		return usage_error(prog,
 				   "--cancel, --resolve and --abandon take only the VM's name");
-	if (!cancel && !res && !to)
+	if (!m->cancel && !m->resolve && !m->to)
 		return usage_error(prog, "--to HOST:PORT is required");
-	if (psk && x509)
-		return usage_error(prog, "give --tls-psk or --tls-x509, not both");
-	s.control = cold_move ? NULL : control_of(s.name, control, sizeof(control), err);
-	if (res)
-		return resolve(&s, s.control, give_up);
-	if (!s.control && !cold_move) {
-		msg("%s", err);
-		return EXIT_FAILURE;
-	}
-	if (cancel) {
-		if (migrate_control_request(s.control, "{\"cmd\":\"migrate-cancel\"}", &reply, 5000,
-					    err) < 0) {
-			msg("%s", err);
-			return EXIT_FAILURE;
-		}
-		r = strstr(reply, "\"ok\":true") ? EXIT_SUCCESS : EXIT_FAILURE;
-		if (r != EXIT_SUCCESS || s.json)
-			printf("%s\n", reply);
-		free(reply);
+	if (m->to && is_url(m->to))
+		return usage_error(prog, "--to takes HOST:PORT (a 'smove serve'), not the URL '%s'",
+				   m->to);
+	return -1;
+}
+
+static int cancel(struct session *s)
+{
+	char err[MIGRATE_ERR_LEN], *reply;
+	int r;
+
+	if (migrate_control_request(s->control, "{\"cmd\":\"migrate-cancel\"}", &reply, 5000, err) <
+	    0)
+		return fail_json(s->json, EXIT_FAILURE, "%s", err);
+	r = strstr(reply, "\"ok\":true") ? EXIT_SUCCESS : EXIT_FAILURE;
+	if (r != EXIT_SUCCESS || s->json)
+		printf("%s\n", reply);
+	free(reply);
+	return r;
+}
+
+int cmd_move(int argc, char **argv)
+{
+	struct move_args m = {.downtime = 300, .auto_converge = true, .queue_timeout = 600};
+	struct session s = {0};
+	char err[MIGRATE_ERR_LEN], control[PATH_MAX];
+	struct proto_json j;
+	int r;
+
+	if ((r = parse_args(argc, argv, &s, &m)) >= 0)
 		return r;
-	}
+	/* The key files, before anything connects. */
+	if (!m.cancel && !m.resolve &&
+	    tls_check(&m.tls, TLS_MIGRATION_CLIENT, err, sizeof(err)) < 0)
+		return fail_json(s.json, EXIT_FAILURE, "%s", err);
+	s.control = m.cold ? NULL : control_of(s.name, control, sizeof(control), err);
+	if (m.resolve)
+		return resolve(&s, s.control, m.give_up);
+	if (!s.control && !m.cold)
+		return fail_json(s.json, EXIT_FAILURE, "%s", err);
+	if (m.cancel)
+		return cancel(&s);
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
 	proto_json_kv_str(&j, "cmd", "migrate");
-	proto_json_kv_str(&j, "to", to);
-	if (add_path(&j, "tls_psk", psk) < 0 || add_path(&j, "tls_x509", x509) < 0) {
+	proto_json_kv_str(&j, "to", m.to);
+	if (add_path(&j, "tls_psk", m.tls.psk, s.json) < 0 ||
+	    add_path(&j, "tls_x509", m.tls.certificates, s.json) < 0) {
 		proto_json_release(&j);
 		return EXIT_FAILURE;
 	}
-	if (user)
-		proto_json_kv_str(&j, "tls_user", user);
-	proto_json_kv_uint(&j, "downtime_ms", downtime);
-	proto_json_kv_uint(&j, "bandwidth", bandwidth * 1000000);
-	proto_json_kv_uint(&j, "channels", channels);
-	proto_json_kv_bool(&j, "compress", compress);
-	proto_json_kv_bool(&j, "no_delete", no_delete);
-	proto_json_kv_bool(&j, "dry_run", dry_run);
-	proto_json_kv_bool(&j, "quick", quick);
-	proto_json_kv_uint(&j, "queue_timeout", queue_timeout);
+	if (m.tls.username)
+		proto_json_kv_str(&j, "tls_user", m.tls.username);
+	proto_json_kv_uint(&j, "downtime_ms", m.downtime);
+	proto_json_kv_uint(&j, "bandwidth", m.bandwidth);
+	proto_json_kv_uint(&j, "channels", m.channels);
+	proto_json_kv_bool(&j, "compress", m.compress);
+	proto_json_kv_bool(&j, "auto_converge", m.auto_converge);
+	proto_json_kv_bool(&j, "no_delete", m.no_delete);
+	proto_json_kv_bool(&j, "dry_run", m.dry_run);
+	proto_json_kv_bool(&j, "quick", m.quick);
+	proto_json_kv_uint(&j, "queue_timeout", m.queue_timeout);
 	proto_json_obj_end(&j);
 	if (!s.json)
-		printf("%s -> %s%s%s\n", s.name, to, cold_move ? " (cold)" : "",
-		       dry_run ? " (dry run)" : "");
-	if (cold_move)
-		r = proto_json_finish(&j) ? cold(&s, config, proto_json_finish(&j)) : EXIT_FAILURE;
+		printf("%s -> %s%s%s\n", s.name, m.to, m.cold ? " (cold)" : "",
+		       m.dry_run ? " (dry run)" : "");
+	if (m.cold)
+		r = proto_json_finish(&j) ? cold(&s, m.config, proto_json_finish(&j))
+					  : EXIT_FAILURE;
 	else
 		r = proto_json_finish(&j) ? stream(&s, proto_json_finish(&j)) : EXIT_FAILURE;
 	proto_json_release(&j);

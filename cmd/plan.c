@@ -32,11 +32,7 @@ static const char help[] =
     "  -o, --output FILE         write the plan to FILE (default: standard output)\n"
     "      --max-per-source N    limits written into the plan (smove rebalance's\n"
     "      --max-per-dest N      defaults otherwise: 2 per source, each host's\n"
-    "      --max-per-link N      --max-incoming per destination, 1 per link)\n"
-    "  -p, --tls-psk FILE        TLS with a pre-shared key (psktool format)\n"
-    "  -u, --tls-user NAME       the key's name in FILE (default: the first)\n"
-    "  -x, --tls-x509 DIR        TLS with certificates (ca-cert.pem, client-cert.pem,\n"
-    "                            client-key.pem)\n"
+    "      --max-per-link N      --max-incoming per destination, 1 per link)\n" TLS_HELP
     "  -h, --help                show this help\n"
     "\n"
     "Exit status: 0 the plan was written, 1 it cannot be made (a host does not\n"
@@ -79,9 +75,7 @@ int cmd_plan(int argc, char **argv)
 	    {"max-per-source", required_argument, NULL, PER_SOURCE},
 	    {"max-per-dest", required_argument, NULL, PER_DEST},
 	    {"max-per-link", required_argument, NULL, PER_LINK},
-	    {"tls-psk", required_argument, NULL, 'p'},
-	    {"tls-user", required_argument, NULL, 'u'},
-	    {"tls-x509", required_argument, NULL, 'x'},
+	    TLS_LONGOPTS,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
@@ -89,6 +83,7 @@ int cmd_plan(int argc, char **argv)
 	static struct fleet_host hosts[FLEET_MAX_HOSTS];
 	struct fleet_limits lim = {0};
 	struct fleet_tls tls = {0};
+	struct tls_args targs = {0};
 	enum fleet_mode mode = FLEET_LIVE;
 	struct fleet_plan p;
 	char err[FLEET_ERR_LEN], *json = NULL;
@@ -125,15 +120,17 @@ int cmd_plan(int argc, char **argv)
 			r = limit(prog, "--max-per-link", optarg, &lim.per_link);
 			break;
 		case 'p':
-			tls.psk = optarg;
+			targs.psk = optarg;
 			break;
 		case 'u':
-			tls.user = optarg;
+			targs.username = optarg;
 			break;
 		case 'x':
-			tls.x509 = optarg;
+			targs.certificates = optarg;
 			break;
 		default:
+			if (parse_tls_option(opt, optarg, &targs))
+				break;
 			return help_or_unknown(opt, prog, help);
 		}
 		if (r)
@@ -141,8 +138,8 @@ int cmd_plan(int argc, char **argv)
 	}
 	if (!drain == !balance)
 		return usage_error(prog, "give --drain HOST or --balance HOST...");
-	if (tls.psk && tls.x509)
-		return usage_error(prog, "give --tls-psk or --tls-x509, not both");
+	if (tls_check_fleet(&targs, &tls, err, sizeof(err)) < 0)
+		return fail_json(false, EXIT_FAILURE, "%s", err);
 	if (drain) {
 		if (optind != argc)
 			return usage_error(prog,

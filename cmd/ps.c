@@ -11,7 +11,7 @@
 
 static const char help[] =
     "Usage: smove ps [--json]\n"
-    "       smove ps --host HOST:PORT [--tls-psk FILE | --tls-x509 DIR] [--json]\n"
+    "       smove ps --host HOST:PORT [--tls-psk FILE | --tls-certificates DIR] [--json]\n"
     "\n"
     "List the VMs running on this host (registered in $SMOVE_RUNTIME_DIR, or\n"
     "/run/smove): name, pid, state, memory, vCPUs, disks, uptime. Entries left by\n"
@@ -25,11 +25,7 @@ static const char help[] =
     "allocated bytes; its free memory and storage, what the migrations in\n"
     "progress have reserved, its limit of migrations at once.\n"
     "\n"
-    "  -H, --host HOST:PORT   a host's smove serve (the administration role)\n"
-    "  -p, --tls-psk FILE     its TLS key (psktool format)\n"
-    "  -u, --tls-user NAME    the key's name in FILE (default: the first)\n"
-    "  -x, --tls-x509 DIR     TLS with certificates (ca-cert.pem, client-cert.pem,\n"
-    "                         client-key.pem)\n"
+    "  -H, --host HOST:PORT   a host's smove serve (the administration role)\n" TLS_HELP
     "  -j, --json   print one JSON object {\"vms\": [...]} (with --host: the\n"
     "               host's inventory, one object a line)\n"
     "  -h, --help   show this help\n";
@@ -212,15 +208,14 @@ int cmd_ps(int argc, char **argv)
 	static const struct option longopts[] = {
 	    {"json", no_argument, NULL, 'j'},
 	    {"host", required_argument, NULL, 'H'},
-	    {"tls-psk", required_argument, NULL, 'p'},
-	    {"tls-user", required_argument, NULL, 'u'},
-	    {"tls-x509", required_argument, NULL, 'x'},
+	    TLS_LONGOPTS,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
 	};
 	struct migrate_registry_entry *list;
 	const char *hosts[FLEET_MAX_HOSTS];
 	struct fleet_tls tls = {0};
+	struct tls_args targs = {0};
 	char err[MIGRATE_ERR_LEN];
 	struct proto_json j;
 	bool json = false;
@@ -228,27 +223,26 @@ int cmd_ps(int argc, char **argv)
 	size_t n;
 	int opt;
 
-	while ((opt = getopt_long(argc, argv, "+jH:p:u:x:h", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "jH:p:u:x:h", longopts, NULL)) != -1) {
 		if (opt == 'j')
 			json = true;
 		else if (opt == 'H' && nhosts < FLEET_MAX_HOSTS)
 			hosts[nhosts++] = optarg;
 		else if (opt == 'p')
-			tls.psk = optarg;
+			targs.psk = optarg;
 		else if (opt == 'u')
-			tls.user = optarg;
+			targs.username = optarg;
 		else if (opt == 'x')
-			tls.x509 = optarg;
-		else
+			targs.certificates = optarg;
+		else if (!parse_tls_option(opt, optarg, &targs))
 			return help_or_unknown(opt, "smove ps", help);
 	}
 	if (optind != argc)
 		return usage_error("smove ps", "unexpected argument '%s'", argv[optind]);
-	if ((tls.psk || tls.x509 || tls.user) && !nhosts)
-		return usage_error("smove ps",
-				   "--tls-psk, --tls-user and --tls-x509 go with --host");
-	if (tls.psk && tls.x509)
-		return usage_error("smove ps", "give --tls-psk or --tls-x509, not both");
+	if ((targs.psk || targs.certificates || targs.username) && !nhosts)
+		return usage_error("smove ps", "the TLS options go with --host");
+	if (tls_check_fleet(&targs, &tls, err, sizeof(err)) < 0)
+		return fail_json(json, EXIT_FAILURE, "%s", err);
 	if (nhosts)
 		return ps_hosts(hosts, nhosts, &tls, json);
 	if (migrate_registry_list(&list, &n, err) < 0) {

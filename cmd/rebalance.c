@@ -37,11 +37,7 @@ static const char help[] =
     "                            host's --max-incoming)\n"
     "      --max-per-link N      between two hosts (default: the plan's, else 1)\n"
     "  -Q, --queue-timeout SECONDS  each move's wait for a busy destination\n"
-    "                            (default 600)\n"
-    "  -p, --tls-psk FILE        TLS with a pre-shared key (psktool format)\n"
-    "  -u, --tls-user NAME       the key's name in FILE (default: the first)\n"
-    "  -x, --tls-x509 DIR        TLS with certificates (ca-cert.pem, client-cert.pem,\n"
-    "                            client-key.pem)\n"
+    "                            (default 600)\n" TLS_HELP
     "  -j, --json                print the events as JSON lines\n"
     "  -h, --help                show this help\n"
     "\n"
@@ -149,9 +145,7 @@ int cmd_rebalance(int argc, char **argv)
 	    {"max-per-dest", required_argument, NULL, PER_DEST},
 	    {"max-per-link", required_argument, NULL, PER_LINK},
 	    {"queue-timeout", required_argument, NULL, 'Q'},
-	    {"tls-psk", required_argument, NULL, 'p'},
-	    {"tls-user", required_argument, NULL, 'u'},
-	    {"tls-x509", required_argument, NULL, 'x'},
+	    TLS_LONGOPTS,
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -161,6 +155,7 @@ int cmd_rebalance(int argc, char **argv)
 	struct fleet_result *res = NULL;
 	struct out out = {0};
 	struct fleet_plan p;
+	struct tls_args targs = {0};
 	struct sigaction sa = {.sa_handler = on_signal};
 	unsigned count[FLEET_NOT_STARTED + 1] = {0};
 	char err[FLEET_ERR_LEN], *text = NULL;
@@ -189,18 +184,20 @@ int cmd_rebalance(int argc, char **argv)
 			o.queue_timeout = v;
 			break;
 		case 'p':
-			o.tls.psk = optarg;
+			targs.psk = optarg;
 			break;
 		case 'u':
-			o.tls.user = optarg;
+			targs.username = optarg;
 			break;
 		case 'x':
-			o.tls.x509 = optarg;
+			targs.certificates = optarg;
 			break;
 		case 'j':
 			out.json = true;
 			break;
 		default:
+			if (parse_tls_option(opt, optarg, &targs))
+				break;
 			return help_or_unknown(opt, prog, help);
 		}
 		if (r)
@@ -208,8 +205,8 @@ int cmd_rebalance(int argc, char **argv)
 	}
 	if (optind != argc - 1)
 		return usage_error(prog, "give the plan (one file)");
-	if (o.tls.psk && o.tls.x509)
-		return usage_error(prog, "give --tls-psk or --tls-x509, not both");
+	if (tls_check_fleet(&targs, &o.tls, err, sizeof(err)) < 0)
+		return fail_json(out.json, EXIT_FAILURE, "%s", err);
 	if (util_read_small(argv[optind], &text, &len, 16 << 20, err) < 0 ||
 	    fleet_plan_parse(text, len, &p, err) < 0) {
 		msg("%s: %s", argv[optind], err);

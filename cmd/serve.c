@@ -16,13 +16,14 @@ static const char help[] =
     "\n"
     "Accept live migrations ('smove move') into DIR: each VM arrives in DIR/NAME\n"
     "and runs as its own process, listed by 'smove ps'. Runs until interrupted.\n"
-    "Migrations are authenticated: --tls-psk or --tls-x509 is required, also on\n"
-    "loopback, unless --insecure is given.\n"
+    "Migrations are authenticated: --tls-psk or --tls-certificates is required,\n"
+    "also on loopback, unless --insecure is given.\n"
     "\n"
     "  -l, --listen ADDR:PORT    where to listen (PORT 0: any free port)\n"
     "  -s, --storage DIR         where the VMs' disks are created\n"
-    "  -p, --tls-psk FILE        require TLS with a pre-shared key (psktool format)\n"
-    "  -x, --tls-x509 DIR        require TLS with certificates (ca-cert.pem,\n"
+    "  -p, --tls-psk FILE        require TLS with the pre-shared keys in FILE\n"
+    "                            (psktool's USER:HEXKEY lines; any user of it)\n"
+    "  -x, --tls-certificates DIR  require TLS with certificates (ca-cert.pem,\n"
     "                            server-cert.pem, server-key.pem); sources must\n"
     "                            present a certificate of the same CA\n"
     "  -m, --max-incoming N      migrations at once (default 2); a source beyond\n"
@@ -52,10 +53,10 @@ static void *signal_thread(void *arg)
 
 static void log_line(void *opaque, const char *line)
 {
-	msg("serve: %s", line);
+	msg("%s", line);
 }
 
-/* The plugin beside this executable in a build tree, else nbdkit's own. */
+/* The plugin beside this executable in a build tree, else the installed one. */
 static const char *plugin_path(char *buf, size_t len)
 {
 	char exe[PATH_MAX];
@@ -71,6 +72,10 @@ static const char *plugin_path(char *buf, size_t len)
 		if (access(buf, R_OK) == 0)
 			return buf;
 	}
+	/* Installed: where make install put it (under the prefix unless
+	 * configured into nbdkit's own directory), else nbdkit's own. */
+	if (access(SMOVE_PLUGIN_PATH, R_OK) == 0)
+		return SMOVE_PLUGIN_PATH;
 	return "smove";
 }
 
@@ -80,7 +85,8 @@ int cmd_serve(int argc, char **argv)
 	    {"listen", required_argument, NULL, 'l'},
 	    {"storage", required_argument, NULL, 's'},
 	    {"tls-psk", required_argument, NULL, 'p'},
-	    {"tls-x509", required_argument, NULL, 'x'},
+	    {"tls-certificates", required_argument, NULL, 'x'},
+	    {"tls-x509", required_argument, NULL, 'x'}, /* the old spelling */
 	    {"max-incoming", required_argument, NULL, 'm'},
 	    {"insecure", no_argument, NULL, 'i'},
 	    {"no-admin", no_argument, NULL, 'A'},
@@ -97,7 +103,7 @@ int cmd_serve(int argc, char **argv)
 	uint64_t v;
 	int opt, r;
 
-	while ((opt = getopt_long(argc, argv, "+l:s:p:x:m:jh", longopts, NULL)) != -1) {
+	while ((opt = getopt_long(argc, argv, "l:s:p:x:m:jh", longopts, NULL)) != -1) {
 		switch (opt) {
 		case 'l':
 			o.listen = optarg;
@@ -133,6 +139,17 @@ int cmd_serve(int argc, char **argv)
 		return usage_error(prog, "unexpected argument '%s'", argv[optind]);
 	if (!o.listen || !o.storage)
 		return usage_error(prog, "--listen and --storage are required");
+	if (is_url(o.storage))
+		return usage_error(prog, "--storage is a local directory, not the URL '%s'",
+				   o.storage);
+	if (is_url(o.listen))
+		return usage_error(prog, "--listen takes ADDR:PORT, not the URL '%s'", o.listen);
+	/* The key files, before anything listens. */
+	struct tls_args tls = {.psk = o.tls_psk, .certificates = o.tls_x509};
+	if (tls_check(&tls, TLS_SERVER, err, sizeof(err)) < 0) {
+		msg("%s", err);
+		return EXIT_FAILURE;
+	}
 	o.nbdkit = getenv("SMOVE_NBDKIT");
 	o.plugin = plugin_path(plugin, sizeof(plugin));
 	sigemptyset(&set);
@@ -142,7 +159,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_sigmask(SIG_BLOCK, &set, NULL);
 	signal(SIGPIPE, SIG_IGN);
 	if (migrate_serve_new(&o, &serving, err) < 0) {
-		msg("serve: %s", err);
+		msg("%s", err);
 		return EXIT_FAILURE;
 	}
 	if (json) {
@@ -150,7 +167,7 @@ int cmd_serve(int argc, char **argv)
 		       migrate_serve_address(serving), (int)getpid());
 		fflush(stdout);
 	}
-	msg("serve: listening on %s, storage %s%s", migrate_serve_address(serving), o.storage,
+	msg("listening on %s, storage %s%s", migrate_serve_address(serving), o.storage,
 	    o.tls_psk	 ? ", TLS-PSK"
 	    : o.tls_x509 ? ", TLS X.509"
 			 : ", no TLS");
@@ -158,7 +175,7 @@ int cmd_serve(int argc, char **argv)
 	pthread_detach(t);
 	r = migrate_serve_run(serving, err);
 	if (r < 0)
-		msg("serve: %s", err);
+		msg("%s", err);
 	migrate_serve_free(serving);
 	return r < 0 ? EXIT_FAILURE : EXIT_SUCCESS;
 }

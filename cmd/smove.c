@@ -15,7 +15,8 @@ static const char smove_help[] =
     "  -h, --help     show this help\n"
     "  -V, --version  show the version\n"
     "\n"
-    "'smove COMMAND --help' describes a command; 'man smove' describes them all.\n";
+    "'smove help COMMAND' (or 'smove COMMAND --help') describes a command; 'man smove'\n"
+    "describes them all. Options may come anywhere on the line; '--' ends them.\n";
 
 static const struct subcommand commands[] = {
     {"disk", cmd_disk, "inspect, create, convert and check VHD, VHDX and raw images"},
@@ -25,6 +26,7 @@ static const struct subcommand commands[] = {
     {"move", cmd_move, "move a running virtual machine to another host, live"},
     {"plan", cmd_plan, "plan moves that empty a host or spread VMs over hosts"},
     {"rebalance", cmd_rebalance, "run a plan of moves, a few at a time"},
+    {"report", cmd_report, "draw a migration's timeline (smove move --json) as SVG"},
     {"demo", cmd_demo, "show a live migration on this machine (or the disk layer)"},
     {NULL, NULL, NULL},
 };
@@ -52,9 +54,20 @@ int run_subcommand(const char *prog, const struct subcommand *table, int argc, c
 		return EXIT_USAGE;
 	}
 	if (strcmp(argv[0], "-h") == 0 || strcmp(argv[0], "--help") == 0 ||
-	    strcmp(argv[0], "help") == 0) {
+	    (strcmp(argv[0], "help") == 0 && argc == 1)) {
 		print_help(stdout, table, help);
 		return EXIT_SUCCESS;
+	}
+	if (strcmp(argv[0], "help") == 0) {
+		/* `help CMD [SUB...]` is `CMD [SUB...] --help`. */
+		static char *words[16];
+		int n = argc - 1 < 14 ? argc - 1 : 14;
+
+		for (int i = 0; i < n; i++)
+			words[i] = argv[i + 1];
+		words[n] = "--help";
+		words[n + 1] = NULL;
+		return run_subcommand(prog, table, n + 1, words, help);
 	}
 	for (const struct subcommand *c = table; c->name; c++) {
 		if (strcmp(argv[0], c->name) == 0) {
@@ -63,9 +76,13 @@ int run_subcommand(const char *prog, const struct subcommand *table, int argc, c
 
 			snprintf(name, sizeof name, "%s %s", prog, c->name);
 			argv[0] = name;
+			cmd_name = name;
 			return c->run(argc, argv);
 		}
 	}
+	if (argv[0][0] == '-')
+		return usage_error(prog, "unknown option '%s' (options come after the command)",
+				   argv[0]);
 	return usage_error(prog, "unknown command '%s'", argv[0]);
 }
 

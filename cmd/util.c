@@ -11,15 +11,58 @@
 #include "cmd/cmd.h"
 #include "proto/proto.h"
 
+const char *cmd_name = "smove";
+
 void msg(const char *fmt, ...)
 {
 	va_list ap;
 
-	fputs("smove: ", stderr);
+	fprintf(stderr, "%s: ", cmd_name);
 	va_start(ap, fmt);
 	vfprintf(stderr, fmt, ap);
 	va_end(ap);
 	fputc('\n', stderr);
+}
+
+int fail_json(bool json, int status, const char *fmt, ...)
+{
+	char text[1024];
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(text, sizeof(text), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s: %s\n", cmd_name, text);
+	if (json) {
+		struct proto_json j;
+
+		fflush(stderr);
+		proto_json_init(&j);
+		proto_json_obj_begin(&j);
+		proto_json_kv_str(&j, "error", text);
+		proto_json_kv_int(&j, "exit-status", status);
+		proto_json_obj_end(&j);
+		print_json(&j);
+		proto_json_release(&j);
+	}
+	return status;
+}
+
+void scrub_name(char *text, size_t len, const char *hidden, const char *shown)
+{
+	size_t hl = strlen(hidden), sl = strlen(shown);
+	char *p;
+
+	if (!hl)
+		return;
+	while ((p = strstr(text, hidden))) {
+		size_t tail = strlen(p + hl);
+
+		if ((size_t)(p - text) + sl + tail + 1 > len)
+			return;
+		memmove(p + sl, p + hl, tail + 1);
+		memcpy(p, shown, sl);
+	}
 }
 
 int usage_error(const char *prog, const char *fmt, ...)
@@ -75,6 +118,35 @@ int parse_size(const char *s, uint64_t *out)
 		return -EINVAL;
 	*out = (uint64_t)v;
 	return 0;
+}
+
+bool is_url(const char *s)
+{
+	const char *p = strstr(s, "://");
+
+	if (!p || p == s)
+		return false;
+	for (const char *c = s; c < p; c++)
+		if (!((*c >= 'a' && *c <= 'z') || (*c >= 'A' && *c <= 'Z') || *c == '+' ||
+		      (c > s && *c >= '0' && *c <= '9')))
+			return false;
+	return true;
+}
+
+int parse_bandwidth(const char *s, uint64_t *out)
+{
+	char *end;
+	double mib;
+
+	errno = 0;
+	mib = strtod(s, &end);
+	if (end != s && *end == '\0' && !errno) {
+		if (!(mib > 0) || mib > 1e12)
+			return -EINVAL;
+		*out = (uint64_t)(mib * 1048576.0);
+		return *out ? 0 : -EINVAL;
+	}
+	return parse_size(s, out) < 0 || *out == 0 ? -EINVAL : 0;
 }
 
 const char *format_size(uint64_t bytes, char *buf, size_t len)

@@ -520,10 +520,11 @@ static int open_listener(struct migrate_serve *sv, char *err)
 		return r;
 	/* Loopback is no exception: any local user could push a VM in. */
 	if (!sv->tls && !o->insecure)
-		return util_error(err, EPERM,
-				  "without TLS (--tls-psk or --tls-x509) anyone who reaches %s "
-				  "could send a VM; give --insecure to allow it",
-				  o->listen);
+		return util_error(
+		    err, EPERM,
+		    "without TLS (--tls-psk or --tls-certificates) anyone who reaches %s "
+		    "could send a VM; give --insecure to allow it",
+		    o->listen);
 	if ((r = proto_listen(o->listen, &sv->listen_fd, err)) < 0)
 		return r;
 	colon = strrchr(o->listen, ':');

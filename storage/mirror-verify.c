@@ -20,7 +20,24 @@ struct verifier {
 	struct vhd_io *dst;
 	uint8_t *a, *b;
 	char *err;
+	double last_report;
 };
+
+/* Progress: the disk is compared in order, up to off; reported to the
+ * caller's callback a few times a second. */
+static void verified(struct verifier *v, uint64_t off)
+{
+	struct mirror_job *job = v->job;
+	double now = util_now();
+
+	pthread_mutex_lock(&job->lock);
+	job->verified = off;
+	if (now - v->last_report >= job->opts.progress_interval) {
+		v->last_report = now;
+		mirror_report_progress(job);
+	}
+	pthread_mutex_unlock(&job->lock);
+}
 
 /* The first offset at which a and b differ (len if none). */
 static size_t first_difference(const uint8_t *a, const uint8_t *b, size_t len)
@@ -58,6 +75,7 @@ static int compare_chunks(struct verifier *v, uint64_t len, uint64_t off, bool z
 			return differs(v, off + d);
 		off += n;
 		len -= n;
+		verified(v, off);
 	}
 	return 0;
 }
@@ -76,7 +94,7 @@ static int compare_zero(struct verifier *v, uint64_t len, uint64_t off)
 
 int mirror_verify(struct mirror_job *job, char *err)
 {
-	struct verifier v = {job, NULL, malloc(CHUNK), malloc(CHUNK), err};
+	struct verifier v = {job, NULL, malloc(CHUNK), malloc(CHUNK), err, 0};
 	struct vhd_extents map;
 	int r;
 
@@ -89,6 +107,10 @@ int mirror_verify(struct mirror_job *job, char *err)
 	r = storage_nbd_io_wrap(job->conns[0].h, job->uri, true, &v.dst, err);
 	job->conns[0].h = NULL;
 	vhd_extents_init(&map);
+	pthread_mutex_lock(&job->lock);
+	job->verifying = true;
+	mirror_report_progress(job);
+	pthread_mutex_unlock(&job->lock);
 	if (r == 0)
 		r = vhd_map(job->src, 0, job->size, 0, &map, err);
 	for (size_t i = 0; r == 0 && i < map.n; i++) {
@@ -98,6 +120,8 @@ int mirror_verify(struct mirror_job *job, char *err)
 			r = compare_chunks(&v, e->length, e->offset, false);
 		else
 			r = compare_zero(&v, e->length, e->offset);
+		if (r == 0)
+			verified(&v, e->offset + e->length);
 	}
 	vhd_extents_release(&map);
 	vhd_io_close(v.dst);

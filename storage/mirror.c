@@ -317,6 +317,8 @@ static void snapshot(struct mirror_job *job, struct mirror_progress *p)
 	    .virtual_size = job->size,
 	    .rate = job->rate,
 	    .elapsed = now - job->start,
+	    .verifying = job->verifying,
+	    .verified = job->verified,
 	};
 }
 
@@ -338,6 +340,11 @@ static void report(struct mirror_job *job)
 	pthread_mutex_unlock(&job->lock);
 	job->opts.progress(job->opts.opaque, &p);
 	pthread_mutex_lock(&job->lock);
+}
+
+void mirror_report_progress(struct mirror_job *job)
+{
+	report(job);
 }
 
 static int state_error(struct mirror_job *job, char *err)

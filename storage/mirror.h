@@ -123,6 +123,8 @@ struct mirror_job {
 
 	/* Progress. */
 	uint64_t total, done, sent, zeroed, mirrored;
+	bool verifying;	    /* the verify pass runs (mirror_complete) */
+	uint64_t verified;  /* bytes of the disk it has compared */
 	uint64_t unflushed; /* data sent since the last early flush */
 	bool flushing;	    /* an early flush is in flight */
 	double start, rate, rate_t0;
@@ -183,5 +185,7 @@ void mirror_conn_issue(struct dest_req *r);
 /* ---- mirror-verify.c ---- */
 /* Compares source and destination (connections stopped, both flushed). */
 int mirror_verify(struct mirror_job *job, char *err);
+/* Calls the progress callback (lock held; dropped during the call). */
+void mirror_report_progress(struct mirror_job *job);
 
 #endif

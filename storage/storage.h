@@ -173,6 +173,8 @@ struct mirror_progress {
 	uint64_t virtual_size; /* of the source */
 	double rate;	       /* copy rate in bytes/s over the last second or so */
 	double elapsed;	       /* seconds since mirror_start */
+	bool verifying;	       /* mirror_complete's verify pass (opts.verify) runs */
+	uint64_t verified;     /* of virtual_size, bytes it has compared */
 };
 
 typedef void (*mirror_progress_fn)(void *opaque, const struct mirror_progress *p);

@@ -17,5 +17,6 @@ include tests/storage/local.mk
 include tests/memsync/local.mk
 include tests/proto/local.mk
 include tests/migrate/local.mk
+include tests/cli/local.mk
 include tests/qemu/local.mk
 include tests/fleet/local.mk

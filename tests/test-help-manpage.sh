@@ -1,6 +1,8 @@
 #!/bin/sh
-# Every long option that a command's --help lists appears in the man page,
-# in the section of that command, and every command is documented.
+# Every command is documented, and each command's --help and its man-page
+# section list the same options: every long option --help names is in the
+# section, every option the section defines (its .TP tags, long and short)
+# is in --help, and so is every short option --help gives.
 . "$abs_top_srcdir/tests/functions.sh"
 
 man="$abs_top_srcdir/docs/smove.1"
@@ -15,6 +17,21 @@ check_help() { # check_help "CMD WORDS"
 		manopt=$(printf '%s' "$opt" | sed 's/-/\\-/g') # roff escapes every dash
 		grep -Fq -- "$manopt" "$T/section" ||
 			fail "smove $1 --help lists $opt, its man-page section does not"
+	done
+	# The options the section defines: the tag line after each .TP.
+	awk 'prev == ".TP" {print} {prev = $0}' "$T/section" | sed 's/\\//g' |
+		grep -oE -- '(^|[ "])--?[a-zA-Z][a-z0-9-]*' | tr -d ' "' | sort -u >"$T/manopts"
+	while read -r opt; do
+		case $opt in
+		--*) grep -Eq -- "$opt([^a-z0-9-]|$)" "$T/help" ;;
+		*) grep -Eq -- "(^|[ ,])$opt([ ,]|$)" "$T/help" ;;
+		esac || fail "smove $1: the man page defines $opt, --help does not list it"
+	done <"$T/manopts"
+	# Short options --help gives ("  -f, --format") are in the section too.
+	for opt in $(grep -oE -- '^ +-[a-zA-Z]\>' "$T/help" | tr -d ' ' | sort -u); do
+		[ "$opt" = -h ] && continue
+		grep -Fq -- "\\$opt" "$T/section" ||
+			fail "smove $1 --help gives $opt, its man-page section does not"
 	done
 }
 for c in $commands; do

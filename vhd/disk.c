@@ -469,17 +469,23 @@ int vhd_map(struct vhd_disk *d, uint64_t off, uint64_t len, unsigned flags, stru
 
 	if (r < 0 || len == 0)
 		return r;
+	if (flags & VHD_MAP_DETAIL)
+		out->detail = true;
+	out->depth = d->depth;
 	if ((flags & VHD_MAP_LAYER) || !d->parent)
 		return d->drv->map(d, off, len, out, err);
 
 	vhd_extents_init(&layer);
+	layer.detail = out->detail;
+	layer.depth = d->depth;
 	r = d->drv->map(d, off, len, &layer, err);
 	for (size_t i = 0; r == 0 && i < layer.n; i++) {
 		const struct vhd_extent *e = &layer.v[i];
 		uint64_t in_parent = 0;
 
 		if (e->type != VHD_EXTENT_ABSENT) {
-			r = vhd_extents_append(out, e->offset, e->length, e->type);
+			if (vhd_extents_push(out, e) < 0)
+				r = vhd_disk_error(d, err, ENOMEM, "out of memory");
 			continue;
 		}
 		if (e->offset < d->parent->size)
@@ -487,10 +493,12 @@ int vhd_map(struct vhd_disk *d, uint64_t off, uint64_t len, unsigned flags, stru
 					? d->parent->size - e->offset
 					: e->length;
 		if (in_parent)
-			r = vhd_map(d->parent, e->offset, in_parent, 0, out, err);
-		if (r == 0 && in_parent < e->length)
-			r = vhd_extents_append(out, e->offset + in_parent, e->length - in_parent,
-					       VHD_EXTENT_ABSENT);
+			r = vhd_map(d->parent, e->offset, in_parent, flags, out, err);
+		out->depth = d->depth;
+		if (r == 0 && in_parent < e->length &&
+		    vhd_extents_append(out, e->offset + in_parent, e->length - in_parent,
+				       VHD_EXTENT_ABSENT) < 0)
+			r = vhd_disk_error(d, err, ENOMEM, "out of memory");
 	}
 	vhd_extents_release(&layer);
 	return r;

@@ -49,6 +49,12 @@ struct vhd_driver {
 	int (*info)(struct vhd_disk *d, struct vhd_info *info, char *err);
 	/* Reports structural problems; returns how many it found or -errno. */
 	int (*check)(struct vhd_disk *d, vhd_report_fn report, void *opaque, char *err);
+	/* Gives the image a new virtual size on disk (optional; NULL: not
+	 * supported). Called with the disk open read-write by vhd_resize alone,
+	 * never on a differencing image, with size a multiple of the sector
+	 * size and not the current one; the disk is closed afterwards, so the
+	 * driver's tables in memory need not follow. */
+	int (*resize)(struct vhd_disk *d, uint64_t size, char *err);
 	/* Writes a new, empty image to io. For a differencing image, parent is the
 	 * opened parent (already checked to be of the same format). */
 	int (*create)(struct vhd_io *io, const char *name, const struct vhd_create_opts *opts,
@@ -82,6 +88,10 @@ struct vhd_disk {
 
 	void *priv; /* the driver's state */
 };
+
+/* Appends a whole extent (depth and file offset as given), merging as
+ * vhd_extents_append does. */
+int vhd_extents_push(struct vhd_extents *e, const struct vhd_extent *x);
 
 /* Reads a range this layer does not hold: from the parent, or zeros. */
 int vhd_read_absent(struct vhd_disk *d, void *buf, size_t len, uint64_t off, char *err);

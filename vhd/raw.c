@@ -63,7 +63,9 @@ static int raw_found(void *opaque, uint64_t off, uint64_t len, bool is_data)
 {
 	struct map_ctx *c = opaque;
 
-	return vhd_extents_append(c->out, off, len, is_data ? VHD_EXTENT_DATA : VHD_EXTENT_ABSENT);
+	/* A hole is stored too: it reads as zero at the same offset. */
+	return vhd_extents_append_at(c->out, off, len,
+				     is_data ? VHD_EXTENT_DATA : VHD_EXTENT_ABSENT, off);
 }
 
 static int raw_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents *out,
@@ -73,7 +75,7 @@ static int raw_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_ex
 	int r;
 
 	if (!d->io->ops->extents)
-		r = vhd_extents_append(out, off, len, VHD_EXTENT_DATA);
+		r = vhd_extents_append_at(out, off, len, VHD_EXTENT_DATA, off);
 	else
 		r = d->io->ops->extents(d->io, off, len, raw_found, &c, err);
 	if (r == -ENOMEM)
@@ -122,6 +124,13 @@ static int raw_create(struct vhd_io *io, const char *name, const struct vhd_crea
 	return vhd_io_truncate(io, opts->size, err);
 }
 
+static int raw_resize(struct vhd_disk *d, uint64_t size, char *err)
+{
+	int r = vhd_io_truncate(d->io, size, err);
+
+	return r == 0 ? vhd_io_flush(d->io, err) : r;
+}
+
 const struct vhd_driver vhd_driver_raw = {
     .format = VHD_FORMAT_RAW,
     .probe = raw_probe,
@@ -137,4 +146,5 @@ const struct vhd_driver vhd_driver_raw = {
     .info = raw_info,
     .check = raw_check,
     .create = raw_create,
+    .resize = raw_resize,
 };

@@ -137,23 +137,40 @@ enum vhd_extent_type {
 			    * or reads as zero (chain map) */
 };
 
+#define VHD_NO_OFFSET UINT64_MAX
+
 struct vhd_extent {
 	uint64_t offset;
 	uint64_t length;
 	enum vhd_extent_type type;
+	/* Filled by a map with VHD_MAP_DETAIL only (otherwise 0 and VHD_NO_OFFSET):
+	 * the layer that defines the run (0: the image itself, 1: its parent, ...;
+	 * an absent run of a chain map: the bottom layer, where it reads as zero)
+	 * and the offset in that layer's container of the run's first byte, or
+	 * VHD_NO_OFFSET where the layer stores no bytes for it (an unallocated
+	 * block, a block state recorded as zero). */
+	int depth;
+	uint64_t file_offset;
 };
 
 /* A growing list of extents; appending a run adjacent to the last one of the
- * same type merges them. */
+ * same type merges them (with `detail`, only if it also has the same depth and
+ * its bytes follow the last one's in the container, as qemu-img map merges). */
 struct vhd_extents {
 	struct vhd_extent *v;
 	size_t n, cap;
+	bool detail; /* record depth and file offsets (set by vhd_map for VHD_MAP_DETAIL) */
+	int depth;   /* the layer whose runs are being appended */
 };
 
 void vhd_extents_init(struct vhd_extents *e);
 void vhd_extents_release(struct vhd_extents *e);
 int vhd_extents_append(struct vhd_extents *e, uint64_t offset, uint64_t length,
 		       enum vhd_extent_type type);
+/* The same for a run whose bytes are at file_offset in the container of the
+ * layer being mapped (VHD_NO_OFFSET: none); drivers call it. */
+int vhd_extents_append_at(struct vhd_extents *e, uint64_t offset, uint64_t length,
+			  enum vhd_extent_type type, uint64_t file_offset);
 const char *vhd_extent_type_name(enum vhd_extent_type t);
 
 /* ---- formats ------------------------------------------------------------------ */
@@ -240,7 +257,8 @@ int vhd_trim(struct vhd_disk *d, uint64_t len, uint64_t off, char *err);
 int vhd_flush(struct vhd_disk *d, char *err);
 
 enum {
-	VHD_MAP_LAYER = 1 << 0, /* this image only: ABSENT = falls through to the parent */
+	VHD_MAP_LAYER = 1 << 0,	 /* this image only: ABSENT = falls through to the parent */
+	VHD_MAP_DETAIL = 1 << 1, /* fill depth and file_offset (see struct vhd_extent) */
 };
 /* Appends the extents of [off, off+len) to out, in order, covering the range
  * exactly. Without VHD_MAP_LAYER the whole chain is resolved and ABSENT means
@@ -300,6 +318,26 @@ int vhd_create(const char *path, const struct vhd_create_opts *opts, char *err);
 int vhd_create_io(struct vhd_io *io, const char *name, const struct vhd_create_opts *opts,
 		  char *err);
 
+/* ---- resize ------------------------------------------------------------------------ */
+
+enum {
+	VHD_RESIZE_SHRINK = 1 << 0, /* allow a smaller size: the data past it is lost */
+};
+/* Gives the image at path (a local file) a new virtual size, in place: raw,
+ * fixed and dynamic VHD, VHDX. The image is opened read-write and locked as
+ * a writer for the time (an image in use is refused); opts may force its
+ * format. A differencing image is refused: it has its parent's size. size
+ * must be a multiple of the logical sector size; smaller than the disk only
+ * with VHD_RESIZE_SHRINK. A VHD whose size is CHS-exact (QEMU and Virtual PC
+ * size it by its geometry) stays so: the size is rounded up to a whole
+ * geometry, as qemu-img create does. What a grown disk reads past the old end
+ * is zero.
+ * Each format's steps are ordered (VHDX: one log transaction) so that a
+ * crash leaves the old size or the new one. An image that children were made
+ * from no longer matches them afterwards (VHDX: a new data write GUID). */
+int vhd_resize(const char *path, const struct vhd_open_opts *opts, uint64_t size, unsigned flags,
+	       char *err);
+
 /* ---- check ------------------------------------------------------------------------- */
 
 /* Called once per problem found, with a sentence naming the image. */
@@ -339,5 +377,24 @@ typedef int (*vhd_progress_fn)(void *opaque, const struct vhd_copy_progress *p);
  * only zeros, are not written, so dst stays sparse. Does not flush dst. */
 int vhd_copy(struct vhd_disk *src, struct vhd_disk *dst, vhd_progress_fn progress, void *opaque,
 	     char *err);
+
+/* ---- compare ---------------------------------------------------------------------- */
+
+struct vhd_compare_result {
+	bool identical;
+	bool size_differs;
+	uint64_t offset; /* not identical: the first 512-byte sector that differs */
+	const char *why; /* not identical: "content", "allocation" or "size" (strict) */
+};
+
+/* Compares the virtual contents of a and b as `qemu-img compare` does: a range
+ * neither chain map calls data is not read; data facing no data must be zeros;
+ * data facing data is read on both sides. Of disks of different sizes, the
+ * larger one's tail must read as zero. With strict, a difference in
+ * allocation (data facing no data) or in size is a difference too. progress
+ * (may be NULL) sees done/total bytes and may cancel (-ECANCELED). Returns 0
+ * with the verdict in *res, or a negative errno when a read failed. */
+int vhd_compare(struct vhd_disk *a, struct vhd_disk *b, bool strict, vhd_progress_fn progress,
+		void *opaque, struct vhd_compare_result *res, char *err);
 
 #endif

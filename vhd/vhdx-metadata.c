@@ -112,6 +112,23 @@ static int read_item(struct vhdx *v, const struct found *f, void *buf, size_t le
 	return vhd_io_pread(v->io, buf, len, v->meta_offset + f->offset, err);
 }
 
+int vhdx_size_item_offset(struct vhdx *v, uint64_t *off, char *err)
+{
+	struct found f[N_ITEMS];
+	uint8_t *tab = malloc(VHDX_METADATA_TABLE_SIZE);
+	int r;
+
+	if (!tab)
+		return vhd_disk_error(v->d, err, ENOMEM, "out of memory");
+	r = vhd_io_pread(v->io, tab, VHDX_METADATA_TABLE_SIZE, v->meta_offset, err);
+	if (r == 0)
+		r = parse_table(v, tab, f, err);
+	free(tab);
+	if (r == 0)
+		*off = v->meta_offset + f[ITEM_SIZE].offset;
+	return r;
+}
+
 /* Decodes one UTF-16LE value into out, turning Windows separators into '/'. */
 static int decode_path(const uint8_t *p, uint16_t len, char *out, size_t outlen)
 {

@@ -242,4 +242,5 @@ const struct vhd_driver vhd_driver_vhdx = {
     .info = vhdx_info,
     .check = vhdx_check,
     .create = vhdx_create,
+    .resize = vhdx_resize,
 };

@@ -396,6 +396,8 @@ void vhdx_build_regions(uint8_t *buf, uint64_t bat_off, uint32_t bat_len, uint64
 
 int vhdx_read_metadata(struct vhdx *v, char *err);
 int vhdx_check_metadata(struct vhdx *v, vhd_report_fn report, void *opaque);
+/* The file offset of the virtual disk size item (8 bytes, little-endian). */
+int vhdx_size_item_offset(struct vhdx *v, uint64_t *off, char *err);
 /* What create puts in the metadata region. */
 struct vhdx_meta_create {
 	uint32_t block_size, logical_sector, physical_sector, flags;
@@ -484,6 +486,10 @@ int vhdx_trim(struct vhd_disk *d, uint64_t len, uint64_t off, char *err);
 int vhdx_create(struct vhd_io *io, const char *name, const struct vhd_create_opts *opts,
 		struct vhd_disk *parent, char *err);
 int vhdx_check(struct vhd_disk *d, vhd_report_fn report, void *opaque, char *err);
+
+/* ---- vhdx-resize.c -------------------------------------------------------------------- */
+
+int vhdx_resize(struct vhd_disk *d, uint64_t size, char *err);
 
 /* ---- vhdx-overlay.c: the read-only replay overlay ----------------------------------- */
 

@@ -540,9 +540,9 @@ int vpc_trim(struct vhd_disk *d, uint64_t len, uint64_t off, char *err)
 /* ---- map ---------------------------------------------------------------------- */
 
 static int map_append(struct vhd_disk *d, struct vhd_extents *out, uint64_t off, uint64_t len,
-		      enum vhd_extent_type t, char *err)
+		      enum vhd_extent_type t, uint64_t foff, char *err)
 {
-	if (vhd_extents_append(out, off, len, t) < 0)
+	if (vhd_extents_append_at(out, off, len, t, foff) < 0)
 		return vhd_disk_error(d, err, ENOMEM, "out of memory");
 	return 0;
 }
@@ -555,7 +555,8 @@ static int fixed_found(void *opaque, uint64_t off, uint64_t len, bool is_data)
 {
 	struct fixed_map *m = opaque;
 
-	return vhd_extents_append(m->out, off, len, is_data ? VHD_EXTENT_DATA : VHD_EXTENT_ABSENT);
+	return vhd_extents_append_at(m->out, off, len,
+				     is_data ? VHD_EXTENT_DATA : VHD_EXTENT_ABSENT, off);
 }
 
 int vpc_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents *out, char *err)
@@ -569,7 +570,7 @@ int vpc_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents *
 
 		/* Holes in the file read as zero: absent, as in a raw image. */
 		if (!d->io->ops->extents)
-			return map_append(d, out, off, len, VHD_EXTENT_DATA, err);
+			return map_append(d, out, off, len, VHD_EXTENT_DATA, off, err);
 		r = d->io->ops->extents(d->io, off, len, fixed_found, &m, err);
 		return r == -ENOMEM ? vhd_disk_error(d, err, ENOMEM, "out of memory") : r;
 	}
@@ -587,24 +588,28 @@ int vpc_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents *
 			pthread_mutex_unlock(&s->lock);
 			n *= VPC_SECTOR;
 			n = n < len ? n : len;
-			r = map_append(d, out, off, n, VHD_EXTENT_ABSENT, err);
+			r = map_append(d, out, off, n, VHD_EXTENT_ABSENT, VHD_NO_OFFSET, err);
 			off += n;
 			len -= n;
 			continue;
 		}
 		bool full = full_get(s, g.b);
+		/* The block's data follows its bitmap. */
+		uint64_t data = (uint64_t)e * VPC_SECTOR + s->bitmap_size;
 		if (!full)
 			r = read_window(d, &g, wb, err);
 		pthread_mutex_unlock(&s->lock);
 		if (full)
-			r = map_append(d, out, off, g.bytes, VHD_EXTENT_DATA, err);
+			r = map_append(d, out, off, g.bytes, VHD_EXTENT_DATA,
+				       data + (uint64_t)g.i0 * VPC_SECTOR, err);
 		for (uint32_t i = g.i0; !full && r == 0 && i < g.i1;) {
 			uint32_t n = run_len(wb, i - g.ws, g.i1 - g.ws);
+			bool set = bit_at(wb, i - g.ws);
 
 			r = map_append(d, out, off + (uint64_t)(i - g.i0) * VPC_SECTOR,
 				       (uint64_t)n * VPC_SECTOR,
-				       bit_at(wb, i - g.ws) ? VHD_EXTENT_DATA : VHD_EXTENT_ABSENT,
-				       err);
+				       set ? VHD_EXTENT_DATA : VHD_EXTENT_ABSENT,
+				       set ? data + (uint64_t)i * VPC_SECTOR : VHD_NO_OFFSET, err);
 			i += n;
 		}
 		off += g.bytes;

@@ -498,4 +498,5 @@ const struct vhd_driver vhd_driver_vpc = {
     .info = vpc_info,
     .check = vpc_check,
     .create = vpc_create,
+    .resize = vpc_resize,
 };

@@ -241,6 +241,9 @@ int vpc_map(struct vhd_disk *d, uint64_t off, uint64_t len, struct vhd_extents *
 /* vpc-open.c */
 int vpc_read_footers(struct vhd_disk *d, uint64_t size, char *err);
 
+/* vpc-resize.c: a new size for a fixed or dynamic image (vhd_resize). */
+int vpc_resize(struct vhd_disk *d, uint64_t size, char *err);
+
 /* vpc-check.c */
 int vpc_check(struct vhd_disk *d, vhd_report_fn report, void *opaque, char *err);
 

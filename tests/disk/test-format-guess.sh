@@ -14,10 +14,11 @@ hint="; the name says %s: name the format to read it as another"
 damaged() {
 	h=$(printf "$hint" "$2")
 	expect_status 1 "$SMOVE" disk info "$1"
-	grep -Fxq "smove: $1: $3$h" "$T/stderr" || { cat "$T/stderr" >&2; fail "info $1"; }
-	expect_status 3 "$SMOVE" disk check "$1"
-	grep -Fxq "problem: $1: $3$h" "$T/stdout" || { cat "$T/stdout" >&2; fail "check $1"; }
-	grep -Fxq "$1: has problems" "$T/stdout" || fail "check $1 does not say it has problems"
+	grep -Fxq "smove disk info: $1: $3$h" "$T/stderr" || { cat "$T/stderr" >&2; fail "info $1"; }
+	expect_status 2 "$SMOVE" disk check "$1"
+	grep -Fxq "corruption: $1: $3$h" "$T/stdout" || { cat "$T/stdout" >&2; fail "check $1"; }
+	grep -Fxq "1 errors were found on the image." "$T/stdout" ||
+		fail "check $1 does not say it has problems"
 	"$SMOVE" disk info --format raw "$1" | grep -q '^format: *raw' || fail "--format raw $1"
 }
 
@@ -65,7 +66,7 @@ for name in x.qcow2 noext disk.vmdk; do
 		{ cat "$T/stderr" >&2; fail "create $name"; }
 	[ ! -e $name ] || fail "create made $name"
 	expect_status 2 "$SMOVE" disk convert -q junk.img $name
-	grep -Fxq "smove disk convert: cannot tell the format of '$name' from its name (.vhd, .vhdx, .raw or .img): give --to raw, vhd or vhdx" "$T/stderr" ||
+	grep -Fxq "smove disk convert: cannot tell the format of '$name' from its name (.vhd, .vhdx, .raw or .img): give -O raw, vhd or vhdx" "$T/stderr" ||
 		{ cat "$T/stderr" >&2; fail "convert $name"; }
 	[ ! -e $name ] || fail "convert made $name"
 done

@@ -18,7 +18,7 @@ dd if=p1 of=a.raw bs=1M seek=63 conv=notrunc status=none
 /usr/bin/python3 - map.json <<'PY' || fail "map of a.raw"
 import json, sys
 m = json.load(open(sys.argv[1]))
-data = [(e["offset"], e["length"]) for e in m if e["type"] == "data"]
+data = [(e["start"], e["length"]) for e in m if e["type"] == "data"]
 assert data == [(1 << 20, 1 << 20), (63 << 20, 1 << 20)], data
 assert sum(e["length"] for e in m) == 64 << 20
 PY
@@ -41,7 +41,7 @@ cmp a.raw c.raw || fail "raw on standard output differs"
 
 # Wrong arguments: exit 2 with a message.
 expect_status 2 "$SMOVE" disk create a2.raw
-expect_stderr 'size is required'
+expect_stderr 'SIZE is required'
 expect_status 2 "$SMOVE" disk create --size 12Q a2.raw
 expect_status 2 "$SMOVE" disk convert --to qcow2 a.raw x
 expect_stderr "unknown format 'qcow2'"

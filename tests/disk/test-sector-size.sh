@@ -30,12 +30,12 @@ for dst in c.vhd c2.raw; do
 	fmt=${dst#*.}
 	[ "$fmt" = vhd ] || fmt=raw
 	expect_status 1 "$SMOVE" disk convert -q 4k.vhdx $dst
-	grep -Fxq "smove: 4k.vhdx: has 4096-byte logical sectors, which a $fmt image cannot record: convert to VHDX to keep them, or give --sector-size 512 to change what the guest sees" "$T/stderr" ||
+	grep -Fxq "smove disk convert: 4k.vhdx: has 4096-byte logical sectors, which a $fmt image cannot record: convert to VHDX to keep them, or give --sector-size 512 to change what the guest sees" "$T/stderr" ||
 		{ cat "$T/stderr" >&2; fail "convert to $dst"; }
 	[ ! -e $dst ] && [ ! -e .$dst.smove-tmp ] || fail "convert left $dst behind"
 done
 expect_status 1 "$SMOVE" disk convert 4k.vhdx -
-expect_stderr "^smove: 4k.vhdx: has 4096-byte logical sectors, which a raw image cannot record"
+expect_stderr "^smove disk convert: 4k.vhdx: has 4096-byte logical sectors, which a raw image cannot record"
 [ ! -s "$T/stdout" ] || fail "convert wrote to standard output"
 # ... unless the change is asked for.
 "$SMOVE" disk convert -q --sector-size 512 4k.vhdx c.vhd

@@ -49,7 +49,10 @@ mirror_scenario() {
 	if [ "$dfmt" = vhdx ]; then
 		qemu-img check -f vhdx "dst.$dfmt" >/dev/null || fail "qemu-img check dst.vhdx"
 	fi
-	"$SMOVE" disk check "dst.$dfmt" >/dev/null || fail "smove disk check dst.$dfmt"
+	# Leaks (space the zeroed blocks left, exit 3 as qemu-img's) are no damage.
+	st=0
+	"$SMOVE" disk check "dst.$dfmt" >/dev/null || st=$?
+	[ $st = 0 ] || [ $st = 3 ] || fail "smove disk check dst.$dfmt (exit $st)"
 }
 
 # sparse_scenario FMT: a 64 GiB FMT image holding 100 MiB of data (100 runs

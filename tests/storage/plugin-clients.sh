@@ -16,7 +16,7 @@ plugin_clients() {
 		{ grep -q 'this build cannot' err && skip "no $fmt support in this build"; cat err; exit 1; }
 	size=$("$SMOVE" disk info --json "a.$fmt" | /usr/bin/python3 -c '
 import json, sys
-print(json.load(sys.stdin)["chain"][0]["virtual-size"])')
+print(json.load(sys.stdin)["virtual-size"])')
 	qemu-img create -q -f raw expected.raw "$size"
 
 	set -- -c 'write -P 0x11 0 64k' -c 'write -P 0x22 1000k 3000k' \
@@ -43,17 +43,17 @@ print(json.load(sys.stdin)["chain"][0]["virtual-size"])')
 import json, sys
 nbd = json.load(open(sys.argv[1]))
 mine = json.load(open(sys.argv[2]))
-def runs(m, key):
+def runs(m, key, start):
     out = []
     for e in m:
         t = key(e)
-        if out and out[-1][2] == t and out[-1][0] + out[-1][1] == e["offset"]:
+        if out and out[-1][2] == t and out[-1][0] + out[-1][1] == e[start]:
             out[-1][1] += e["length"]
         else:
-            out.append([e["offset"], e["length"], t])
+            out.append([e[start], e["length"], t])
     return out
-a = runs(nbd, lambda e: {0: "data", 2: "zero", 3: "absent"}[e["type"]])
-b = runs(mine, lambda e: e["type"])
+a = runs(nbd, lambda e: {0: "data", 2: "zero", 3: "absent"}[e["type"]], "offset")
+b = runs(mine, lambda e: e["type"], "start")
 assert a == b, (a, b)
 assert sum(e["length"] for e in nbd) == int(sys.argv[3])
 hole = [r for r in a if r[2] == "absent" and r[0] <= 100 << 20 < r[0] + r[1]]
@@ -69,5 +69,8 @@ PY
 	if [ "$fmt" = vhdx ]; then
 		qemu-img check -f vhdx "a.$fmt" >check.out || { cat check.out; fail "qemu-img check"; }
 	fi
-	"$SMOVE" disk check "a.$fmt" >/dev/null || fail "$fmt: smove disk check"
+	# Leaks (space trim freed, exit 3 as qemu-img's) are no damage.
+	st=0
+	"$SMOVE" disk check "a.$fmt" >/dev/null || st=$?
+	[ $st = 0 ] || [ $st = 3 ] || fail "$fmt: smove disk check (exit $st)"
 }

@@ -29,14 +29,14 @@ grep -Eq "error: $T/a.vhdx: $in_use, which writes it $held$" "$T/rw2.log" ||
 try_plugin ro2 "file=$T/a.vhdx" readonly=true && fail "a read-only nbdkit smove served a.vhdx"
 grep -Eq "error: $T/a.vhdx: $in_use, which writes it" "$T/ro2.log" || fail "$(cat "$T/ro2.log")"
 expect_status 1 "$SMOVE" disk convert -q --force b.vhd a.vhdx
-expect_stderr "^smove: a.vhdx: $in_use, which writes it $held$"
+expect_stderr "^smove disk convert: a.vhdx: $in_use, which writes it $held$"
 expect_status 1 "$SMOVE" disk convert -q a.vhdx c.raw
-expect_stderr "^smove: a.vhdx: $in_use, which writes it"
+expect_stderr "^smove disk convert: a.vhdx: $in_use, which writes it"
 [ ! -e c.raw ] && [ ! -e .c.raw.smove-tmp ] || fail "convert left a file behind"
 expect_status 1 "$SMOVE" disk mirror -q a.vhdx "nbd+unix:///?socket=$T/none.sock"
-expect_stderr "^smove: a.vhdx: $in_use, which writes it"
+expect_stderr "^smove disk mirror: a.vhdx: $in_use, which writes it"
 expect_status 1 "$SMOVE" disk create --parent a.vhdx child.vhdx
-expect_stderr "^smove: a.vhdx: $in_use, which writes it"
+expect_stderr "^smove disk create: a.vhdx: $in_use, which writes it"
 [ ! -e child.vhdx ] || fail "create left child.vhdx behind"
 # lock=false is the caller's promise that it holds the lock itself.
 start_plugin nolock "file=$T/a.vhdx" readonly=true lock=false
@@ -55,7 +55,7 @@ try_plugin rw3 "file=$T/b.vhd" && fail "nbdkit smove served b.vhd read-write bes
 grep -Eq "error: $T/b.vhd: $in_use, which forbids writing it $held$" "$T/rw3.log" ||
 	fail "$(cat "$T/rw3.log")"
 expect_status 1 "$SMOVE" disk convert -q --force a.vhdx b.vhd
-expect_stderr "^smove: b.vhd: $in_use, which forbids writing it"
+expect_stderr "^smove disk convert: b.vhd: $in_use, which forbids writing it"
 stop_plugin ro
 stop_plugin ro3
 
@@ -68,16 +68,16 @@ try_plugin rw4 "file=$T/b.vhd" && fail "nbdkit smove served b.vhd beside qemu-nb
 grep -Eq "error: $T/b.vhd: $in_use, which writes it $held$" "$T/rw4.log" || fail "$(cat "$T/rw4.log")"
 try_plugin ro4 "file=$T/b.vhd" readonly=true && fail "nbdkit smove read b.vhd beside qemu-nbd"
 expect_status 1 "$SMOVE" disk convert -q --force a.vhdx b.vhd
-expect_stderr "^smove: b.vhd: $in_use, which writes it"
+expect_stderr "^smove disk convert: b.vhd: $in_use, which writes it"
 kill $qpid
 wait $qpid 2>/dev/null || :
 
 # convert --force never replaces what it reads.
 "$SMOVE" disk create --parent a.vhdx child.vhdx
 expect_status 1 "$SMOVE" disk convert -q --force child.vhdx a.vhdx
-expect_stderr "^smove: a.vhdx: is a parent of child.vhdx, which convert reads; it cannot be replaced by the copy$"
+expect_stderr "^smove disk convert: a.vhdx: is a parent of child.vhdx, which convert reads; it cannot be replaced by the copy$"
 expect_status 1 "$SMOVE" disk convert -q --force child.vhdx child.vhdx
-expect_stderr "^smove: child.vhdx: is the source itself; convert cannot replace the image it reads$"
+expect_stderr "^smove disk convert: child.vhdx: is the source itself; convert cannot replace the image it reads$"
 [ "$(md5sum <a.vhdx)" = "$sum" ] || fail "a.vhdx changed"
 
 # Nobody holds anything any more.

@@ -38,7 +38,7 @@ raw = open(sys.argv[2], "rb").read()
 assert sum(e["length"] for e in m) == len(raw)
 for e in m:
     if e["type"] != "data":
-        chunk = raw[e["offset"]:e["offset"] + e["length"]]
+        chunk = raw[e["start"]:e["start"] + e["length"]]
         assert chunk.count(0) == len(chunk), e
 PY
 	[ $sub = fixed ] || grep -Eq '"type":"(zero|absent)"' map.json ||

@@ -16,8 +16,8 @@ while IFS='|' read -r name msg; do
 	img="$dir/vhdx-$name.vhdx"
 	expect_status 1 timeout 20 "$SMOVE" disk info "$img"
 	expect_stderr "$msg"
-	expect_status 3 timeout 20 "$SMOVE" disk check "$img"
-	grep -Eq -- "^problem: .*$msg" "$T/stdout" || {
+	expect_status 2 timeout 20 "$SMOVE" disk check "$img"
+	grep -Eq -- "^corruption: .*$msg" "$T/stdout" || {
 		cat "$T/stdout" >&2
 		fail "check of vhdx-$name.vhdx does not report '$msg'"
 	}
@@ -46,8 +46,8 @@ while IFS='|' read -r name msg; do
 	[ -n "$name" ] || continue
 	img="$dir/vhdx-$name.vhdx"
 	expect_status 0 timeout 20 "$SMOVE" disk info "$img"
-	expect_status 3 timeout 20 "$SMOVE" disk check "$img"
-	grep -Eq -- "^problem: .*$msg" "$T/stdout" || {
+	expect_status 2 timeout 20 "$SMOVE" disk check "$img"
+	grep -Eq -- "^corruption: .*$msg" "$T/stdout" || {
 		cat "$T/stdout" >&2
 		fail "check of vhdx-$name.vhdx does not report '$msg'"
 	}

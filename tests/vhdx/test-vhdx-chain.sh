@@ -40,10 +40,10 @@ op write b/c/top.vhdx 4096 512 0x31
 op write b/c/top.vhdx 1048064 1024 0x32
 op write b/c/top.vhdx 15M 1M 0x33
 
-"$SMOVE" disk info --json b/c/top.vhdx >info.json
+"$SMOVE" disk info --json --backing-chain b/c/top.vhdx >info.json
 /usr/bin/python3 - info.json <<'PY' || fail "info of the chain"
 import json, sys
-chain = json.load(open(sys.argv[1]))["chain"]
+chain = json.load(open(sys.argv[1]))
 assert [c["subformat"] for c in chain] == ["differencing", "differencing", "dynamic"], chain
 # Each child's parent id is its parent's id (the data write GUID).
 assert chain[0]["parent-id"] == chain[1]["id"] and chain[1]["parent-id"] == chain[2]["id"]
@@ -82,15 +82,15 @@ cp a/base.vhdx base.save
 "$tool" write a/base.vhdx 0 512 0x99
 expect_status 1 "$SMOVE" disk info b/c/top.vhdx
 expect_stderr "parent .*base.vhdx is not the image this disk was made from: its data write GUID is \{.*\}, the parent linkage says \{.*\}"
-expect_status 3 "$SMOVE" disk check b/c/top.vhdx
-grep -q "^problem: .*is not the image this disk was made from" "$T/stdout" || fail "check"
+expect_status 2 "$SMOVE" disk check b/c/top.vhdx
+grep -q "^corruption: .*is not the image this disk was made from" "$T/stdout" || fail "check"
 cp base.save a/base.vhdx
 
 # A missing parent.
 mv b/mid.vhdx mid.away
 expect_status 1 "$SMOVE" disk info b/c/top.vhdx
 expect_stderr 'top.vhdx: cannot open parent image "../mid.vhdx"'
-expect_status 3 "$SMOVE" disk check b/c/top.vhdx
+expect_status 2 "$SMOVE" disk check b/c/top.vhdx
 mv mid.away b/mid.vhdx
 "$SMOVE" disk check b/c/top.vhdx >/dev/null || fail "the restored chain"
 echo PASS

@@ -25,7 +25,7 @@ def inside(r, rs):
     return any(a <= r[0] and r[1] <= b for a, b in rs)
 
 
-smove = ranges(json.load(open(sys.argv[1])), "offset", lambda e: e["type"] == "data")
+smove = ranges(json.load(open(sys.argv[1])), "start", lambda e: e["type"] == "data")
 qemu = ranges(json.load(open(sys.argv[2])), "start", lambda e: e["data"])
 mode = sys.argv[3]
 if mode == "exact":

@@ -11,7 +11,7 @@ cd "$T"
 for sub in fixed dynamic; do
 	qemu-img create -q -f vpc -o subformat=$sub,force_size=on $sub.vhd 100M
 	expect_status 0 "$SMOVE" disk check $sub.vhd
-	grep -Fxq "$sub.vhd: no problems found" "$T/stdout" || { cat "$T/stdout" >&2; fail "check $sub.vhd"; }
+	grep -Fxq "No errors were found on the image." "$T/stdout" || { cat "$T/stdout" >&2; fail "check $sub.vhd"; }
 	"$SMOVE" disk info $sub.vhd >info
 	grep -Fxq "geometry (CHS):   65535/16/255 (the largest: readers size the disk by its byte count)" info ||
 		{ cat info >&2; fail "info $sub.vhd"; }
@@ -38,8 +38,8 @@ PY
 }
 end=$(($(stat -c %s fixed.vhd) - 512))
 setgeo fixed.vhd $end 65535 16 254
-expect_status 3 "$SMOVE" disk check fixed.vhd
-grep -Fxq "problem: fixed.vhd: the CHS geometry 65535/16/254 describes 136363130880 bytes, more than the virtual size of 104857600" "$T/stdout" ||
+expect_status 2 "$SMOVE" disk check fixed.vhd
+grep -Fxq "corruption: fixed.vhd: the CHS geometry 65535/16/254 describes 136363130880 bytes, more than the virtual size of 104857600" "$T/stdout" ||
 	{ cat "$T/stdout" >&2; fail "check of 65535/16/254"; }
 setgeo fixed.vhd $end 65535 16 255
 expect_status 0 "$SMOVE" disk check fixed.vhd

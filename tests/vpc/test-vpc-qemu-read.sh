@@ -30,8 +30,8 @@ for sub in dynamic fixed; do
 		"$SMOVE" disk info --json $img >info.json
 		/usr/bin/python3 - info.json "$vsize" "$sub" <<'PY' || fail "$img: info"
 import json, sys
-c = json.load(open(sys.argv[1]))["chain"][0]
-assert c["format"] == "vhd" and c["subformat"] == sys.argv[3], c
+c = json.load(open(sys.argv[1]))
+assert c["format"] == "vpc" and c["subformat"] == sys.argv[3], c
 assert c["virtual-size"] == int(sys.argv[2]), c
 assert c["creator"].startswith("qemu "), c
 g = c["geometry"]
