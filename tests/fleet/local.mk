@@ -12,7 +12,7 @@ TESTS += $(fleet_tests)
 check_SCRIPTS += $(fleet_tests)
 CLEANFILES += $(fleet_tests)
 tests/fleet/%.qemu: $(srcdir)/tests/fleet/%.sh
-	$(AM_V_GEN)$(MKDIR_P) tests/fleet && cp $< $@
+	$(make_qemu_variant)
 EXTRA_DIST += $(fleet_tests:.qemu=.sh)
 EXTRA_DIST += tests/fleet/lib.sh tests/fleet/watch.py
 # The planner, without hosts.

@@ -43,9 +43,7 @@ TESTS += $(migrate_qemu_tests)
 check_SCRIPTS += $(migrate_qemu_tests)
 CLEANFILES += $(migrate_qemu_tests)
 tests/migrate/%.qemu: $(srcdir)/tests/migrate/%.sh
-	$(AM_V_GEN)$(MKDIR_P) tests/migrate && \
-	{ echo '#!$(SHELL)'; echo 'SMOVE_TEST_RUNTIME=qemu; export SMOVE_TEST_RUNTIME'; \
-	  sed 1d $<; } >$@.tmp && chmod +x $@.tmp && mv $@.tmp $@
+	$(make_qemu_variant)
 EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-client.py \
 	tests/migrate/bad_wire.py \
 	tests/migrate/bad-dest.py
