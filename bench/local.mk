@@ -32,3 +32,9 @@ EXTRA_DIST += bench/migrate.py
 # judged by the Linux test guest's own check (docs/design.md, "QEMU under TCG").
 bench_scripts += bench/qemu-tcg-precopy.sh
 EXTRA_DIST += bench/qemu-tcg-precopy.py
+# bench/qemu-migrate.sh: issue 10, the Linux test guest moved with its disk by
+# smove's QEMU runtime (VHDX) and by plain QEMU as libvirt's --copy-storage-all
+# drives it (NBD, blockdev-mirror, migrate), interleaved in one run;
+# bench/qemu-migrate.py does each move and prints the table.
+bench_scripts += bench/qemu-migrate.sh
+EXTRA_DIST += bench/qemu-migrate.py
