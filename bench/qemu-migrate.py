@@ -114,6 +114,23 @@ def tcp_bytes_sent(ns, addr, port):
     return sum(v) if v else None
 
 
+def perf_start(a, tool):
+    """perf record -a -g over the move (--perf DIR), or None."""
+    if not a.perf:
+        return None
+    out = os.path.join(a.perf, "%s-%d.perf.data" % (tool, a.run))
+    p = subprocess.Popen(["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", "997", "-o",
+                          out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    time.sleep(0.5)
+    return p
+
+
+def perf_stop(p):
+    if p:
+        p.send_signal(signal.SIGINT)
+        p.wait()
+
+
 def load():
     with open("/proc/loadavg") as f:
         return float(f.read().split()[0])
@@ -124,7 +141,7 @@ def load():
 
 class Sched(threading.Thread):
     """Samples the CPU time of every thread of the process trees under some
-    pids (threads and processes come and go) every 50 ms, until stopped."""
+    pids (threads and processes come and go) every 250 ms, until stopped."""
 
     def __init__(self, roots):
         super().__init__(daemon=True)
@@ -171,7 +188,7 @@ class Sched(threading.Thread):
                 self.last[key] = (pcomm, comm, v)
 
     def run(self):
-        while not self.stop_ev.wait(0.05):
+        while not self.stop_ev.wait(0.25):
             self.sample()
 
     def report(self):
@@ -287,6 +304,7 @@ def smove(a):
         wire0 = link_bytes(a.ns_src, a.link_dev)
         sched = Sched([vm.pid, a.serve_pid])
         sched.start()
+        perf = perf_start(a, "smove")
         t0 = time.time()
         out = os.path.join(a.tmp, name + ".move.json")
         with open(out, "w") as f:
@@ -296,6 +314,7 @@ def smove(a):
                                   str(a.downtime)]),
                 env=env, stdout=f, stderr=subprocess.STDOUT, timeout=a.timeout)
         res["wall_s"] = round(time.time() - t0, 3)
+        perf_stop(perf)
         res["wire_bytes"] = link_bytes(a.ns_src, a.link_dev) - wire0
         res.update(sched.report())
         events = [json.loads(l) for l in open(out) if l.startswith("{")]
@@ -489,6 +508,7 @@ def qemu(a):
         wire0 = link_bytes(a.ns_src, a.link_dev)
         sched = Sched([src.pid])
         sched.start()
+        perf = perf_start(a, "qemu")
         # libvirt's Prepare: the destination QEMU, paused, its target image
         # (same size, empty), its NBD server exporting it, incoming deferred.
         t0 = time.time()
@@ -563,6 +583,7 @@ def qemu(a):
         d.cmd("cont")
         resume = d.event("RESUME", 30)
         t_end = time.time()
+        perf_stop(perf)
         stop = next((e for e in s.events if e["event"] == "STOP"), None)
         res["wall_s"] = round(t_end - t0, 3)
         res["wire_bytes"] = link_bytes(a.ns_src, a.link_dev) - wire0
@@ -753,6 +774,7 @@ def main():
         q.add_argument("--verify-timeout", type=int, default=90)
         q.add_argument("--timeout", type=int, default=300)
         q.add_argument("--keep", action="store_true")
+        q.add_argument("--perf", help="perf record -a -g each move into this directory")
     q = sub.add_parser("table")
     q.add_argument("results")
     a = p.parse_args()
