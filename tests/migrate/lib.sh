@@ -138,9 +138,11 @@ start_vm() {
 	shift
 	runtime_args "$@" >"$T/$name.args"
 	(
+		# $IN_SRC (ip netns exec NS) splits on blanks, the arguments on lines.
+		set -- $IN_SRC
 		IFS='
 '
-		exec env SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" $IN_SRC "$SMOVE" run \
+		exec env SMOVE_RUNTIME_DIR="$T/src" SMOVE_STATE_DIR="$T/src" "$@" "$SMOVE" run \
 			--name "$name" --console "$T/$name.console" $(cat "$T/$name.args")
 	) >"$T/$name.run.out" 2>"$T/$name.run.err" &
 	VM_PID=$!
