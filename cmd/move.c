@@ -17,6 +17,7 @@ static const char help[] =
     "Usage: smove move NAME --to HOST:PORT [OPTIONS]\n"
     "       smove move --cancel NAME\n"
     "       smove move --resolve NAME\n"
+    "       smove move --abandon NAME --force\n"
     "\n"
     "Move the running VM NAME, with its disks and memory, to the 'smove serve' at\n"
     "HOST:PORT while it runs. The VM pauses only for the switchover.\n"
@@ -36,7 +37,12 @@ static const char help[] =
     "                            VM paused (its downtime), the disks mirrored live\n"
     "  -n, --dry-run             run the destination's checks only\n"
     "  -C, --cancel              cancel the migration of NAME in progress\n"
-    "  -r, --resolve             settle a migration of NAME left in doubt\n"
+    "  -r, --resolve             settle a migration of NAME left in doubt (or deliver\n"
+    "                            the fence of an abandoned one)\n"
+    "      --abandon             settle it here where the destination cannot say:\n"
+    "                            NAME runs here again and the destination's copy is\n"
+    "                            fenced; needs --force (docs/migration.md: when safe)\n"
+    "      --force               confirms --abandon\n"
     "  -j, --json                print the events as JSON lines\n"
     "  -h, --help                show this help\n"
     "\n"
@@ -259,17 +265,18 @@ static void print_line(void *opaque, const char *line)
 	on_line(opaque, line);
 }
 
-static int resolve(struct session *s, const char *control)
+static int resolve(struct session *s, const char *control, bool give_up)
 {
 	char err[MIGRATE_ERR_LEN];
 	enum migrate_result result;
 
 	if (control) {
 		s->control = control;
-		return stream(s, "{\"cmd\":\"migrate-resolve\"}");
+		return stream(s, give_up ? "{\"cmd\":\"migrate-resolve\",\"abandon\":true}"
+					 : "{\"cmd\":\"migrate-resolve\"}");
 	}
 	/* The VM's process has gone: settle it from its record. */
-	if (migrate_leftover_resolve(s->name, print_line, s, &result, err) < 0) {
+	if (migrate_leftover_resolve(s->name, give_up, print_line, s, &result, err) < 0) {
 		msg("%s", err);
 		return EXIT_FAILURE;
 	}
@@ -306,6 +313,8 @@ int cmd_move(int argc, char **argv)
 	    {"quick", no_argument, NULL, 'q'},
 	    {"cancel", no_argument, NULL, 'C'},
 	    {"resolve", no_argument, NULL, 'r'},
+	    {"abandon", no_argument, NULL, 'A'},
+	    {"force", no_argument, NULL, 'F'},
 	    {"json", no_argument, NULL, 'j'},
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -314,7 +323,7 @@ int cmd_move(int argc, char **argv)
 	struct session s = {0};
 	uint64_t downtime = 300, bandwidth = 0, channels = 0;
 	bool compress = false, no_delete = false, dry_run = false, cancel = false, res = false;
-	bool quick = false;
+	bool quick = false, give_up = false, force = false;
 	char err[MIGRATE_ERR_LEN], control[PATH_MAX], *reply;
 	struct proto_json j;
 	int opt, r;
@@ -358,6 +367,12 @@ int cmd_move(int argc, char **argv)
 		case 'q':
 			quick = true;
 			break;
+		case 'A':
+			give_up = true;
+			break;
+		case 'F':
+			force = true;
+			break;
 		case 'C':
 			cancel = true;
 			break;
@@ -374,15 +389,24 @@ int cmd_move(int argc, char **argv)
 	if (optind != argc - 1)
 		return usage_error(prog, "give the VM's name (once)");
 	s.name = argv[optind];
+	if (give_up && !force)
+		return usage_error(
+		    prog,
+		    "--abandon runs %s here again if its destination cannot say whether "
+		    "it resumed it: safe only if the destination can never run it "
+		    "(powered off, its storage gone): confirm with --force",
+		    s.name);
+	res |= give_up;
 	if (cancel + res > 1 || ((cancel || res) && to))
-		return usage_error(prog, "--cancel and --resolve take only the VM's name");
+		return usage_error(prog,
+				   "--cancel, --resolve and --abandon take only the VM's name");
 	if (!cancel && !res && !to)
 		return usage_error(prog, "--to HOST:PORT is required");
 	if (psk && x509)
 		return usage_error(prog, "give --tls-psk or --tls-x509, not both");
 	s.control = control_of(s.name, control, sizeof(control), err);
 	if (res)
-		return resolve(&s, s.control);
+		return resolve(&s, s.control, give_up);
 	if (!s.control) {
 		msg("%s", err);
 		return EXIT_FAILURE;

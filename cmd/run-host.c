@@ -174,9 +174,9 @@ void run_block_signals(void)
 /* A VM whose migration is in doubt must not start again here, by its name
  * or by any of its disks, whatever the path to them: it may run on the
  * destination. */
-int run_check_leftover(const char *name, const char *const *disks, unsigned ndisks)
+int run_check_leftover(const char *name, const char *const *disks, unsigned ndisks, bool force)
 {
-	char to[256], held[MIGRATE_NAME_MAX + 1];
+	char to[256], held[MIGRATE_NAME_MAX + 1], session[64];
 
 	if (migrate_leftover(name, to, sizeof(to))) {
 		msg("%s: a migration to %s was in doubt when this VM's process ended: run 'smove "
@@ -189,6 +189,14 @@ int run_check_leftover(const char *name, const char *const *disks, unsigned ndis
 			msg("%s: the migration of %s is in doubt and this disk may be in use on "
 			    "its destination: run 'smove move --resolve %s' first",
 			    disks[i], held, held);
+			return EXIT_FAILURE;
+		}
+	for (unsigned i = 0; i < ndisks && !force; i++)
+		if (migrate_disk_uncommitted(disks[i], session, sizeof(session))) {
+			msg("%s: this VM arrived by a migration that was never committed (session "
+			    "%s): its source may run it again; settle it there with 'smove move "
+			    "--resolve %s', or give --force if you know it does not run there",
+			    disks[i], session, name);
 			return EXIT_FAILURE;
 		}
 	return 0;

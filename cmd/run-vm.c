@@ -122,7 +122,9 @@ static int memsync_config(const struct run_args *a, struct vm_config *c)
 		return EXIT_FAILURE;
 	if (a->memory)
 		c->memory = a->memory;
-	if (a->cpus)
+	if (a->cpus_given && (a->cpus < 1 || a->cpus > VM_MAX_VCPUS))
+		return usage_error("smove run", "--cpus must be between 1 and %d", VM_MAX_VCPUS);
+	if (a->cpus_given)
 		c->cpus = a->cpus;
 	if (a->dirty_log && vm_dirty_mode_parse(a->dirty_log, &c->dirty_mode) < 0)
 		return usage_error("smove run", "--dirty-log must be bitmap or ring");
@@ -169,7 +171,7 @@ static int make_memsync(const struct run_args *a, struct migrate_vm **out)
 		goto out;
 	for (unsigned i = 0; i < c.ndisks; i++)
 		disks[i] = c.disks[i].path;
-	if ((r = run_check_leftover(c.name, disks, c.ndisks)))
+	if ((r = run_check_leftover(c.name, disks, c.ndisks, a->force)))
 		goto out;
 	run_block_signals();
 	if (vm_create(&c, 0, a->json ? 2 : 1, &vm, err) < 0 ||
@@ -228,7 +230,9 @@ static int qemu_options(const struct run_args *a, struct qemu_config *c)
 		return EXIT_FAILURE;
 	if (a->memory)
 		c->memory = a->memory;
-	if (a->cpus)
+	if (a->cpus_given && (a->cpus < 1 || a->cpus > QEMU_MAX_VCPUS))
+		return usage_error("smove run", "--cpus must be between 1 and %d", QEMU_MAX_VCPUS);
+	if (a->cpus_given)
 		c->cpus = a->cpus;
 	if (a->accel && qemu_accel_parse(a->accel, &c->accel) < 0)
 		return usage_error("smove run", "--accel must be auto, kvm or tcg");
@@ -303,7 +307,7 @@ static int make_qemu(const struct run_args *a, struct migrate_vm **out)
 		goto out;
 	for (unsigned i = 0; i < c.ndisks; i++)
 		disks[i] = c.disks[i].path;
-	if ((r = run_check_leftover(c.name, disks, c.ndisks)))
+	if ((r = run_check_leftover(c.name, disks, c.ndisks, a->force)))
 		goto out;
 	run_block_signals();
 	if (qemu_vm_create(&c, 0, &vm, err) < 0 || migrate_vm_qemu(vm, out, err) < 0) {

@@ -27,6 +27,8 @@ static const char help[] =
     "  -o, --console FILE         append the console to FILE (default: standard output)\n"
     "  -f, --config FILE          read the configuration from a JSON file\n"
     "  -j, --json                 print events as JSON lines (console to standard error)\n"
+    "      --force                start a VM that arrived here by a migration never\n"
+    "                             committed (its source may run it: see smove move)\n"
     "  -h, --help                 show this help\n"
     "\n"
     "smove's own VMM:\n"
@@ -68,7 +70,8 @@ int cmd_run(int argc, char **argv)
 		MACHINE,
 		CPU_MODEL,
 		NIC,
-		QEMU
+		QEMU,
+		FORCE
 	};
 	static const struct option longopts[] = {
 	    {"runtime", required_argument, NULL, 'r'},
@@ -93,6 +96,7 @@ int cmd_run(int argc, char **argv)
 	    {"cpu-model", required_argument, NULL, CPU_MODEL},
 	    {"nic", required_argument, NULL, NIC},
 	    {"qemu", required_argument, NULL, QEMU},
+	    {"force", no_argument, NULL, FORCE},
 	    /* `smove serve`'s, for the incoming VM's process */
 	    {"incoming", no_argument, NULL, 'I'},
 	    {"memfd", required_argument, NULL, 'M'},
@@ -126,9 +130,11 @@ int cmd_run(int argc, char **argv)
 			if (parse_size(optarg, &a.memory) < 0)
 				r = usage_error(prog, "invalid memory size '%s'", optarg);
 			break;
-		case 'c':
-			if (!(r = parse_number("--cpus", optarg, 1, 64, &v)))
-				a.cpus = (unsigned)v;
+		case 'c': /* (its range is the runtime's: run-vm.c) */
+			if (parse_size(optarg, &v) < 0 || v > 1024)
+				r = usage_error(prog, "invalid vCPU count '%s'", optarg);
+			a.cpus = (unsigned)v;
+			a.cpus_given = true;
 			break;
 		case 'd':
 			if (a.ndisks == MIGRATE_MAX_DISKS)
@@ -181,6 +187,9 @@ int cmd_run(int argc, char **argv)
 			break;
 		case QEMU:
 			a.qemu = optarg;
+			break;
+		case FORCE:
+			a.force = true;
 			break;
 		case 'I':
 			incoming = true;

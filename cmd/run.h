@@ -15,9 +15,11 @@ struct run_args {
 	const char *name, *cmdline, *control, *console;
 	uint64_t memory;
 	unsigned cpus;
+	bool cpus_given;
 	unsigned ndisks;
 	char *disks[MIGRATE_MAX_DISKS]; /* FILE[,readonly][,format=FMT] */
 	bool json;
+	bool force; /* start a VM whose migration here was never committed */
 	/* memsync */
 	const char *guest, *dirty_log;
 	/* qemu */
@@ -32,8 +34,9 @@ int run_make_vm(const struct run_args *a, struct migrate_vm **out);
 
 void run_block_signals(void);
 /* A VM whose migration is in doubt does not start again here, by its name
- * or by one of its disks: 0, or EXIT_FAILURE (the message printed). */
-int run_check_leftover(const char *name, const char *const *disks, unsigned ndisks);
+ * or by one of its disks, nor (without force) one that arrived by a
+ * migration never committed: 0, or EXIT_FAILURE (the message printed). */
+int run_check_leftover(const char *name, const char *const *disks, unsigned ndisks, bool force);
 /* Registers, serves the control socket, starts and waits for the VM: the
  * exit status. Frees the VM. */
 int run_host(struct migrate_vm *vm, bool json);

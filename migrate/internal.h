@@ -136,6 +136,12 @@ struct mig_source_record {
 int mig_source_record_write(const struct mig_source_record *r, char *err);
 int mig_source_record_read(const char *name, struct mig_source_record *r, char *err);
 void mig_source_record_remove(const char *name);
+/* The same record as STATEDIR/NAME + suffix: ".fence", an abandoned
+ * migration's fence (resolve.c). */
+int mig_source_record_write_as(const struct mig_source_record *r, const char *suffix, char *err);
+int mig_source_record_read_as(const char *name, const char *suffix, struct mig_source_record *r,
+			      char *err);
+void mig_source_record_remove_as(const char *name, const char *suffix);
 
 /* ---- the source (source.c, storage.c, precopy.c, switchover.c) ---- */
 
@@ -177,6 +183,7 @@ struct mig_source {
 	atomic_bool cancel;
 	char cancel_why[128];
 	bool past_resume; /* under the migrator's lock: a cancel comes too late */
+	bool give_up;	  /* a resolve that abandons an unanswering destination */
 	struct proto_tls *tls;
 	struct proto_conn *conn;
 	struct proto_session s;
@@ -302,10 +309,18 @@ int mig_recv(struct mig_source *m, struct proto_msg *msg, char *err);
 /* switchover.c: MIGRATE_DONE or MIGRATE_IN_DOUBT, or a negative errno before
  * RESUME (the caller rolls back). */
 int mig_switchover(struct mig_source *m, char *err);
-/* Settles a migration in doubt by asking the destination; vm (NULL when its
- * process has ended) is resumed if the destination never resumed it. */
+/* resolve.c: settles a migration in doubt by asking the destination; vm
+ * (NULL when its process has ended) is resumed if the destination never
+ * resumed it. give_up: where the destination cannot say (unreachable, no
+ * record), abandon it: fence its copy, run this one. */
 enum migrate_result mig_resolve(struct migrate_vm *vm, const struct mig_source_record *r,
-				struct mig_events *ev, enum proto_outcome *outcome, char *err);
+				struct mig_events *ev, enum proto_outcome *outcome, bool give_up,
+				char *err);
+/* Delivers the fence of an abandoned migration: ROLLED_BACK once the
+ * destination promised never to resume (or knows nothing of it); IN_DOUBT
+ * while it does not answer, or when it says it resumed (both may run). */
+enum migrate_result mig_fence_deliver(const struct mig_source_record *f, struct mig_events *ev,
+				      char *err);
 /* Deletes the files of a VM that now runs elsewhere: its writable disks, and
  * the directory serve made for it (own_dir, may be NULL) with all in it. */
 void mig_delete_files(const struct mig_source_record *r);

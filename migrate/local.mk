@@ -10,7 +10,7 @@ migrate_libmigrate_la_SOURCES = \
 	migrate/limit.c migrate/handover.c migrate/opts.c migrate/record.c
 # The source, in the VM's process.
 migrate_libmigrate_la_SOURCES += migrate/source.c migrate/storage.c migrate/memory.c \
-	migrate/precopy.c migrate/stream.c migrate/switchover.c
+	migrate/precopy.c migrate/stream.c migrate/switchover.c migrate/resolve.c
 # The destination: serve, and the incoming VM's process.
 migrate_libmigrate_la_SOURCES += migrate/preflight.c migrate/serve.c migrate/dest.c \
 	migrate/dest-disk.c migrate/child.c migrate/incoming.c migrate/prefault.c

@@ -195,12 +195,20 @@ struct migrate_leftover_entry {
 /* True (and the VM's name) when an unresolved migration's record names this
  * disk file (any path to it): `smove run` refuses to start a VM on it. */
 bool migrate_disk_held(const char *disk, char *name, size_t len);
+/* True (and the session's id) when disk lies in a directory `smove serve`
+ * made for a VM that arrived by a migration never committed (its record
+ * "resuming" or "resumed"): its source may have abandoned it and run its own
+ * copy again, so `smove run` does not start it without --force. */
+bool migrate_disk_uncommitted(const char *disk, char *session, size_t len);
 /* Every such record (malloc'ed list). */
 int migrate_leftover_list(struct migrate_leftover_entry **out, size_t *n, char *err);
 /* Settles one by asking the destination (line gets the events); the outcome.
- * MIGRATE_DONE deletes the disk files named in it. */
-int migrate_leftover_resolve(const char *name, void (*line)(void *opaque, const char *line),
-			     void *opaque, enum migrate_result *result, char *err);
+ * MIGRATE_DONE deletes the disk files named in it. give_up: where the
+ * destination cannot say, abandon it (fence its copy; the VM may be started
+ * here again). A VM abandoned so has its fence delivered instead. */
+int migrate_leftover_resolve(const char *name, bool give_up,
+			     void (*line)(void *opaque, const char *line), void *opaque,
+			     enum migrate_result *result, char *err);
 
 /* ---- the destination: `smove serve` ---------------------------------------------------
  *

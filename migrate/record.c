@@ -13,7 +13,10 @@
  * is in STATEDIR (/var/lib/smove), not RUNDIR (a tmpfs almost everywhere):
  * after a reboot in doubt, a VM started again from its disks could run
  * beside its copy on the destination. */
+#include <dirent.h>
 #include <errno.h>
+#include <libgen.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -196,9 +199,9 @@ int mig_record_transition(const char *dir, const char *id, unsigned from, enum m
 
 /* ---- the source's record ---------------------------------------------------- */
 
-static void source_path(const char *name, char *out, size_t len)
+static void source_path(const char *name, const char *suffix, char *out, size_t len)
 {
-	snprintf(out, len, "%s/%s.migration", migrate_state_dir(), name);
+	snprintf(out, len, "%s/%s%s", migrate_state_dir(), name, suffix);
 }
 
 static int make_state_dir(char *err)
@@ -216,6 +219,11 @@ static int make_state_dir(char *err)
 
 int mig_source_record_write(const struct mig_source_record *r, char *err)
 {
+	return mig_source_record_write_as(r, ".migration", err);
+}
+
+int mig_source_record_write_as(const struct mig_source_record *r, const char *suffix, char *err)
+{
 	char path[4096];
 	struct proto_json j;
 	const char *s;
@@ -223,7 +231,7 @@ int mig_source_record_write(const struct mig_source_record *r, char *err)
 
 	if ((rc = make_state_dir(err)) < 0)
 		return rc;
-	source_path(r->name, path, sizeof(path));
+	source_path(r->name, suffix, path, sizeof(path));
 	proto_json_init(&j);
 	proto_json_obj_begin(&j);
 	proto_json_kv_str(&j, "name", r->name);
@@ -269,13 +277,19 @@ static int read_paths(const struct proto_json_value *v, const char *key, char ou
 
 int mig_source_record_read(const char *name, struct mig_source_record *r, char *err)
 {
+	return mig_source_record_read_as(name, ".migration", r, err);
+}
+
+int mig_source_record_read_as(const char *name, const char *suffix, struct mig_source_record *r,
+			      char *err)
+{
 	char path[4096], *text, perr[PROTO_ERR_LEN];
 	struct proto_json_value *v;
 	size_t len;
 	int rc;
 
 	memset(r, 0, sizeof(*r));
-	source_path(name, path, sizeof(path));
+	source_path(name, suffix, path, sizeof(path));
 	if ((rc = util_read_small(path, &text, &len, 1 << 20, err)) < 0)
 		return rc;
 	rc = proto_json_parse(text, len, &v, perr);
@@ -299,9 +313,14 @@ int mig_source_record_read(const char *name, struct mig_source_record *r, char *
 
 void mig_source_record_remove(const char *name)
 {
+	mig_source_record_remove_as(name, ".migration");
+}
+
+void mig_source_record_remove_as(const char *name, const char *suffix)
+{
 	char path[4096], err[MIGRATE_ERR_LEN];
 
-	source_path(name, path, sizeof(path));
+	source_path(name, suffix, path, sizeof(path));
 	util_unlink_durable(path, err);
 }
 
@@ -327,4 +346,40 @@ bool migrate_disk_held(const char *disk, char *name, size_t len)
 	}
 	free(list);
 	return held;
+}
+
+bool migrate_disk_uncommitted(const char *disk, char *session, size_t len)
+{
+	char storage[PATH_MAX], sessions[PATH_MAX + 32], err[MIGRATE_ERR_LEN], *name, *slash;
+	struct dirent *e;
+	bool found = false;
+	DIR *d;
+
+	/* STORAGE/NAME/DISK */
+	if (!realpath(disk, storage) || !(slash = strrchr(storage, '/')) || slash == storage)
+		return false;
+	*slash = 0;
+	if (!(slash = strrchr(storage, '/')) || slash == storage)
+		return false;
+	*slash = 0;
+	name = slash + 1;
+	util_path_join(sessions, sizeof(sessions), storage, MIG_RECORD_DIR);
+	if (!(d = opendir(sessions)))
+		return false;
+	while (!found && (e = readdir(d))) {
+		struct mig_record r;
+		char id[2 * PROTO_ID_LEN + 1];
+		size_t n = strlen(e->d_name);
+
+		if (n != 2 * PROTO_ID_LEN + 5 || strcmp(e->d_name + n - 5, ".json") != 0)
+			continue;
+		snprintf(id, sizeof(id), "%.*s", 2 * PROTO_ID_LEN, e->d_name);
+		if (mig_record_read(storage, id, &r, err) == 0 && strcmp(r.name, name) == 0 &&
+		    (r.state == MIG_REC_RESUMING || r.state == MIG_REC_RESUMED)) {
+			snprintf(session, len, "%s", id);
+			found = true;
+		}
+	}
+	closedir(d);
+	return found;
 }

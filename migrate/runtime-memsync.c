@@ -225,14 +225,7 @@ static const struct mig_vm_ops vm_ops = {
 
 int migrate_vm_memsync(struct vm *vm, struct migrate_vm **out, char *err)
 {
-	struct migrate_vm *v = calloc(1, sizeof(*v));
-
-	if (!v)
-		return util_error(err, ENOMEM, "out of memory");
-	v->ops = &vm_ops;
-	v->vm = vm;
-	*out = v;
-	return 0;
+	return mig_vm_wrap(&vm_ops, vm, out, err);
 }
 
 /* ---- the destination -------------------------------------------------------------- */

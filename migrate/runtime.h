@@ -162,6 +162,8 @@ struct migrate_vm {
 	const struct mig_vm_ops *ops;
 	void *vm;
 };
+/* A runtime's VM wrapped (what migrate_vm_memsync and migrate_vm_qemu do). */
+int mig_vm_wrap(const struct mig_vm_ops *ops, void *vm, struct migrate_vm **out, char *err);
 
 /* ---- a runtime, before its VM exists (the destination) ------------------------ */
 

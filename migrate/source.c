@@ -611,7 +611,7 @@ static void *resolve_thread(void *arg)
 	enum migrate_result code;
 
 	mig_event_phase(&m->ev, "resolve", m->o.to);
-	code = mig_resolve(m->vm, &mm->doubt, &m->ev, &outcome, m->err);
+	code = mig_resolve(m->vm, &mm->doubt, &m->ev, &outcome, m->give_up, m->err);
 	emit_result(m, code, NULL);
 	release_source(m);
 	pthread_mutex_lock(&mm->lock);
@@ -619,8 +619,8 @@ static void *resolve_thread(void *arg)
 	if (outcome == PROTO_OUTCOME_RESUMED) {
 		mm->state = MOVED;
 		snprintf(mm->moved_to, sizeof(mm->moved_to), "%s", m->o.to);
-	} else if (outcome == PROTO_OUTCOME_NOT_RESUMED) {
-		mm->state = IDLE;
+	} else if (outcome == PROTO_OUTCOME_NOT_RESUMED || code == MIGRATE_ROLLED_BACK) {
+		mm->state = IDLE; /* (or abandoned: runs here again) */
 	} else {
 		mm->state = IN_DOUBT;
 	}
@@ -632,20 +632,65 @@ static void *resolve_thread(void *arg)
 	return NULL;
 }
 
+static void *fence_thread(void *arg)
+{
+	struct mig_source *m = arg;
+	struct migrator *mm = m->owner;
+	struct mig_source_record f;
+	enum migrate_result code = MIGRATE_FAILED;
+
+	if (mig_source_record_read_as(migrate_vm_name(m->vm), ".fence", &f, m->err) == 0)
+		code = mig_fence_deliver(&f, &m->ev, m->err);
+	emit_result(m, code, NULL);
+	release_source(m);
+	pthread_mutex_lock(&mm->lock);
+	mm->state = IDLE;
+	mm->active = NULL;
+	pthread_cond_broadcast(&mm->cond);
+	pthread_mutex_unlock(&mm->lock);
+	return NULL;
+}
+
 static int cmd_resolve(void *opaque, const struct proto_json_value *req, int fd, char *err)
 {
 	struct migrator *mm = opaque;
+	struct mig_source_record f;
 	struct mig_source *m;
+	char perr[PROTO_ERR_LEN];
+	bool give_up = false;
 	int r = 0;
 
+	proto_json_get_bool(req, "abandon", &give_up, perr);
 	pthread_mutex_lock(&mm->lock);
-	if (mm->state != IN_DOUBT) {
+	if (mm->state == IDLE &&
+	    mig_source_record_read_as(migrate_vm_name(mm->vm), ".fence", &f, err) == 0) {
+		/* an abandoned migration's fence, delivered now */
+		if ((m = new_source(mm, fd, err))) {
+			snprintf(m->o.to, sizeof(m->o.to), "%s", f.to);
+			m->past_resume = true;
+			mig_limit_init(&m->limit, 0);
+			send_ok(fd, mm, "started");
+			mm->state = BUSY;
+			mm->active = m;
+			if ((r = start_thread(mm, m, fence_thread, err)) < 0) {
+				mm->state = IDLE;
+				mm->active = NULL;
+				m->ev.fd = -1;
+				mig_limit_release(&m->limit);
+				mig_events_release(&m->ev);
+				free(m);
+			}
+		} else {
+			r = -ENOMEM;
+		}
+	} else if (mm->state != IN_DOUBT) {
 		r = util_error(err, ENOENT, "%s: no migration is in doubt",
 			       migrate_vm_name(mm->vm));
 	} else if (!(m = new_source(mm, fd, err))) {
 		r = -ENOMEM;
 	} else {
 		snprintf(m->o.to, sizeof(m->o.to), "%s", mm->doubt.to);
+		m->give_up = give_up;
 		m->past_resume = true; /* settling cannot be cancelled */
 		mig_limit_init(&m->limit, 0);
 		send_ok(fd, mm, "started");

@@ -188,6 +188,7 @@ static int watch(struct mig_source *m, enum mig_stream_state *st, char *err)
 int mig_stream(struct mig_source *m, char *err)
 {
 	char why[256] = "";
+	uint32_t stall_round = 0;
 	int sp[2], r;
 
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sp) < 0)
@@ -224,12 +225,20 @@ int mig_stream(struct mig_source *m, char *err)
 			m->t_pause = util_now();
 			break;
 		}
-		if (!stalled && m->round >= 1) {
-			stalled = true;
+		/* The test hooks at the rounds, as precopy.c's: with the pump
+		 * stopped, since a stall talks to the destination. */
+		if (m->round != stall_round && getenv("SMOVE_TEST_STALL")) {
+			char point[32];
+
+			snprintf(point, sizeof(point), "source-round-%u", m->round);
+			stall_round = m->round;
 			if ((r = pump_join(m, err)) < 0 ||
-			    (r = mig_stall_point(m, "source-memory", err)) < 0 ||
+			    (m->round >= 1 && !stalled &&
+			     (r = mig_stall_point(m, "source-memory", err)) < 0) ||
+			    (r = mig_stall_point(m, point, err)) < 0 ||
 			    (r = pump_start(m, err)) < 0)
 				break;
+			stalled |= m->round >= 1;
 		}
 	}
 	/* The switchover talks to the destination from this thread again. */

@@ -64,6 +64,18 @@ int migrate_result_parse(const char *name, enum migrate_result *out)
 	return -EINVAL;
 }
 
+int mig_vm_wrap(const struct mig_vm_ops *ops, void *vm, struct migrate_vm **out, char *err)
+{
+	struct migrate_vm *v = calloc(1, sizeof(*v));
+
+	if (!v)
+		return util_error(err, ENOMEM, "out of memory");
+	v->ops = ops;
+	v->vm = vm;
+	*out = v;
+	return 0;
+}
+
 const char *migrate_vm_name(const struct migrate_vm *v)
 {
 	struct mig_vm_desc d;

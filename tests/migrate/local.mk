@@ -25,13 +25,8 @@ migrate_qemu_tests = tests/migrate/test-migrate-raw.qemu \
 	tests/migrate/test-migrate-cancel.qemu tests/migrate/test-migrate-dest-killed.qemu \
 	tests/migrate/test-migrate-doubt-resumed.qemu \
 	tests/migrate/test-migrate-doubt-not-resumed.qemu \
-	tests/migrate/test-migrate-doubt-crashed.qemu tests/migrate/test-migrate-nogo.qemu \
-	tests/migrate/test-migrate-bad-client.qemu tests/migrate/test-migrate-bad-dest.qemu \
-	tests/migrate/test-migrate-back.qemu tests/migrate/test-migrate-two-at-once.qemu \
-	tests/migrate/test-migrate-nodisk-channels.qemu tests/migrate/test-migrate-ring.qemu \
-	tests/migrate/test-migrate-deferred.qemu tests/migrate/test-fault-kill.qemu \
-	tests/migrate/test-fault-cancel.qemu tests/migrate/test-fault-net.qemu \
-	tests/migrate/test-fault-disk.qemu tests/migrate/test-migrate-matrix.qemu
+	tests/migrate/test-migrate-doubt-crashed.qemu \
+	tests/migrate/test-migrate-nodisk-channels.qemu tests/migrate/test-fault-cancel.qemu
 TESTS += $(migrate_qemu_tests)
 check_SCRIPTS += $(migrate_qemu_tests)
 CLEANFILES += $(migrate_qemu_tests)
