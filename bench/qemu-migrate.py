@@ -286,7 +286,7 @@ def smove(a):
     disk = os.path.join(a.tmp, name + ".vhdx")
     dconsole = os.path.join(a.store, name, "console.log")
     dsock = os.path.join(a.dst_dir, name + ".sock")
-    res = {"tool": "smove"}
+    res = {"tool": a.label or "smove"}
     for p in (console, dconsole):
         if os.path.exists(p):
             os.unlink(p)
@@ -576,11 +576,11 @@ def qemu(a):
         s.cmd("migrate-continue", state="pre-switchover")
         s.event("MIGRATION", a.timeout, lambda e: e["data"]["status"] in (
             "completed", "failed", "cancelled"))
+        t_completed = time.time()
         q = s.cmd("query-migrate")
         if q["status"] != "completed":
             res["error"] = "migration %s: %s" % (q["status"], q.get("error-desc", ""))
             return res
-        t_completed = time.time()
         # Finish on the destination: its migration completed, NBD server
         # stopped, then cont.
         d.event("MIGRATION", 60, lambda e: e["data"]["status"] in ("completed", "failed"))
@@ -590,6 +590,13 @@ def qemu(a):
         t_end = time.time()
         perf_stop(perf)
         stop = next((e for e in s.events if e["event"] == "STOP"), None)
+        # QEMU 7.2 says "completed" before its migration thread has worked
+        # out the downtime and total time (0 until then): asked again.
+        for _ in range(20):
+            if q.get("downtime"):
+                break
+            time.sleep(0.05)
+            q = s.cmd("query-migrate")
         res["wall_s"] = round(t_end - t0, 3)
         res["wire_bytes"] = link_bytes(a.ns_src, a.link_dev) - wire0
         res.update(sched.report())
@@ -677,12 +684,13 @@ def table(a):
     by = {}
     for r in runs:
         by.setdefault(r["tool"], []).append(r)
-    print("%-6s %5s  " % ("tool", "ok") + "  ".join("%-17s" % c[1] for c in cols))
+    tools = sorted(by, key=lambda t: (t == "qemu", t))
+    print("%-9s %5s  " % ("tool", "ok") + "  ".join("%-17s" % c[1] for c in cols))
     meds = {}
-    for tool in ("smove", "qemu"):
+    for tool in tools:
         rs = by.get(tool, [])
         ok = [r for r in rs if "error" not in r]
-        line = "%-6s %5s  " % (tool, "%d/%d" % (len(ok), len(rs)))
+        line = "%-9s %5s  " % (tool, "%d/%d" % (len(ok), len(rs)))
         meds[tool] = {}
         for k, _, f in cols:
             v = [r.get(k) * scale.get(k, 1) if r.get(k) is not None else None for r in ok]
@@ -690,18 +698,38 @@ def table(a):
             meds[tool][k] = m
             line += "%-17s  " % ("-" if m is None else (f % m) + " (" + spread(v, f) + ")")
         print(line.rstrip())
-    print("  (median (min..max) of the runs whose guest was intact after the move)")
-    sm, qm = meds.get("smove", {}), meds.get("qemu", {})
+    print("  (median (min..max) of the runs whose guest was intact after the move; down ms: the")
+    print("  source's pause to the destination's resume, smove's downtime_ms and QEMU's QMP STOP")
+    print("  to RESUME; qemu-dt: QEMU's own query-migrate downtime (pause to the last byte sent);")
+    print("  gap: the guest's longest heartbeat gap during the move (its clock stands still while")
+    print("  QEMU has the VM stopped: the pause itself does not show), gap0: the same before it)")
+    qm = meds.get("qemu", {})
+    qruns = {r["run"]: r for r in by.get("qemu", []) if "error" not in r}
+    for tool in tools:
+        if tool == "qemu":
+            continue
+        sm = meds[tool]
 
-    def ratio(k, qk=None):
-        x, y = sm.get(k), qm.get(qk or k)
-        return "-" if not x or not y else "%.2f" % (x / y)
+        def ratio(k, qk=None):
+            x, y = sm.get(k), qm.get(qk or k)
+            return "-" if not x or not y else "%.2f" % (x / y)
 
-    print("smove/QEMU: total time %s, downtime %s (against QEMU's own downtime: %s), "
-          "longest guest gap %s, bytes %s, wire bytes %s, migration CPU %s" % (
-              ratio("total_s"), ratio("downtime_ms"), ratio("downtime_ms", "qemu_downtime_ms"),
-              ratio("gap_ms"), ratio("bytes"), ratio("wire_bytes"), ratio("cpu_ms")))
-    for tool in ("smove", "qemu"):
+        def paired(k, qk=None):
+            v = [r[k] / qruns[r["run"]][qk or k] for r in by[tool]
+                 if "error" not in r and r["run"] in qruns and r.get(k) and
+                 qruns[r["run"]].get(qk or k)]
+            return "-" if not v else "%.2f (%s, %d pairs)" % (median(v), spread(v, "%.2f"),
+                                                               len(v))
+
+        print("%s/QEMU, ratio of the medians: total time %s, downtime %s (against QEMU's own "
+              "downtime: %s), longest guest gap %s, bytes %s, wire bytes %s, migration CPU %s" % (
+                  tool, ratio("total_s"), ratio("downtime_ms"),
+                  ratio("downtime_ms", "qemu_downtime_ms"), ratio("gap_ms"), ratio("bytes"),
+                  ratio("wire_bytes"), ratio("cpu_ms")))
+        print("%s/QEMU, median of each run's ratio to the QEMU run next to it: total time %s, "
+              "downtime %s, CPU %s" % (tool, paired("total_s"), paired("downtime_ms"),
+                                       paired("cpu_ms")))
+    for tool in tools:
         ok = [r for r in by.get(tool, []) if "error" not in r]
         if not ok:
             continue
@@ -745,6 +773,7 @@ def main():
         q = sub.add_parser(c)
         q.add_argument("--run", type=int, required=True)
         q.add_argument("--smove")
+        q.add_argument("--label", help="the tool's name in the table (smove)")
         q.add_argument("--kernel", required=True)
         q.add_argument("--initrd", required=True)
         q.add_argument("--vhdx", help="the source disk for smove (copied per run)")
@@ -789,7 +818,7 @@ def main():
     try:
         r = smove(a) if a.cmd == "smove" else qemu(a)
     except Exception as e:  # one broken run is that run's error, not the bench's
-        r = {"tool": a.cmd, "error": "%s: %s" % (type(e).__name__, e)}
+        r = {"tool": a.label or a.cmd, "error": "%s: %s" % (type(e).__name__, e)}
     r.update(kind="run", run=a.run)
     print(json.dumps(r), flush=True)
 

@@ -24,7 +24,9 @@
 # ratios smove/QEMU.
 #
 # Run as root from the build directory (or set abs_top_builddir), after make.
-#   RUNS=N (5) runs of each; TOOLS="smove qemu" (either alone); SETTLE=S (3) seconds between the guest's first
+#   RUNS=N (5) runs of each; TOOLS="smove qemu" (either alone; smove-alt:
+#   the smove executable SMOVE_ALT, e.g. another build with a change to
+#   measure, serve staying this build's); SETTLE=S (3) seconds between the guest's first
 #   pass and the move; QEMU_TLS=1 gives plain QEMU TLS-PSK too (migration and
 #   NBD; libvirt's default, and this bench's, is without); COPY_MODE=
 #   write-blocking makes QEMU's mirror synchronous as smove's is (libvirt's
@@ -121,7 +123,12 @@ info "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() { # TOOL RUN
 	l0=$(cut -d' ' -f1 /proc/loadavg)
-	$PY "$1" --run "$2" --smove "$SMOVE" --kernel "$K" --initrd "$I" --vhdx "$T/base.vhdx" \
+	case $1 in
+	smove-alt) set -- smove "$2" --label smove-alt --smove "$SMOVE_ALT" ;;
+	*) set -- "$1" "$2" --smove "$SMOVE" ;;
+	esac
+	run=$2
+	$PY "$@" --run "$run" --kernel "$K" --initrd "$I" --vhdx "$T/base.vhdx" \
 		--raw "$T/base.raw" --accel "$ACCEL" --addr "$ADDR" --port "$PORT" --ns-src "$NSS" \
 		--ns-dst "$NSD" --tmp "$T" --src-dir "$T/src" --dst-dir "$T/dst" --store "$T/store" \
 		--serve-pid "$SERVE" --serve-err "$T/serve.err" --psk "$T/psk/keys.psk" \
