@@ -123,21 +123,25 @@ info "load before: $(cut -d' ' -f1-3 /proc/loadavg)"
 
 one() { # TOOL RUN
 	l0=$(cut -d' ' -f1 /proc/loadavg)
+	tool=$1 run=$2
 	case $1 in
-	smove-alt) set -- smove "$2" --label smove-alt --smove "$SMOVE_ALT" ;;
-	*) set -- "$1" "$2" --smove "$SMOVE" ;;
+	smove-alt) set -- smove --label smove-alt --smove "$SMOVE_ALT" ;;
+	*) set -- "$1" --smove "$SMOVE" ;;
 	esac
-	run=$2
 	$PY "$@" --run "$run" --kernel "$K" --initrd "$I" --vhdx "$T/base.vhdx" \
 		--raw "$T/base.raw" --accel "$ACCEL" --addr "$ADDR" --port "$PORT" --ns-src "$NSS" \
 		--ns-dst "$NSD" --tmp "$T" --src-dir "$T/src" --dst-dir "$T/dst" --store "$T/store" \
 		--serve-pid "$SERVE" --serve-err "$T/serve.err" --psk "$T/psk/keys.psk" \
 		--settle "${SETTLE:-3}" --qemu-tls "${QEMU_TLS:-0}" --copy-mode "${COPY_MODE:-background}" \
-		--auto-converge "${AUTO_CONVERGE:-1}" ${KEEP:+--keep} ${PERF:+--perf "$PERF"} >"$T/one.json"
+		--auto-converge "${AUTO_CONVERGE:-1}" ${KEEP:+--keep} ${PERF:+--perf "$PERF"} >"$T/one.json" || true
 	l1=$(cut -d' ' -f1 /proc/loadavg)
 	/usr/bin/python3 -c 'import json,sys
-r=json.load(open(sys.argv[1])); r["load_before"]=float(sys.argv[2]); r["load_after"]=float(sys.argv[3])
-print(json.dumps(r))' "$T/one.json" "$l0" "$l1" | tee -a "$T/results.jsonl" |
+try:
+    r=json.load(open(sys.argv[1]))
+except ValueError:
+    r={"kind":"run","tool":sys.argv[4],"run":int(sys.argv[5]),"error":"the driver failed (see above)"}
+r["load_before"]=float(sys.argv[2]); r["load_after"]=float(sys.argv[3])
+print(json.dumps(r))' "$T/one.json" "$l0" "$l1" "$tool" "$run" | tee -a "$T/results.jsonl" |
 		/usr/bin/python3 -c 'import json,sys
 r=json.loads(sys.stdin.read())
 print("run %d %-5s load %.1f->%.1f: %s" % (r["run"], r["tool"], r["load_before"], r["load_after"],
@@ -153,7 +157,7 @@ for i in $(seq "$RUNS"); do
 	else
 		order=$(echo "$TOOLS" | tr ' ' '\n' | tac | tr '\n' ' ')
 	fi
-	for tool in $order; do one "$tool" "$i"; done
+	for t in $order; do one "$t" "$i"; done
 done
 info "load after: $(cut -d' ' -f1-3 /proc/loadavg)"
 echo
