@@ -119,8 +119,11 @@ def perf_start(a, tool):
     if not a.perf:
         return None
     out = os.path.join(a.perf, "%s-%d.perf.data" % (tool, a.run))
-    p = subprocess.Popen(["perf", "record", "-a", "-g", "-e", "cpu-clock", "-F", "997", "-o",
-                          out], stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    ev = ["-g", "-e", "cpu-clock", "-F", "997"]
+    if a.perf_events:  # e.g. sched:sched_switch for the vCPUs' pause and resume
+        ev = sum((["-e", e] for e in a.perf_events.split(",")), [])
+    p = subprocess.Popen(["perf", "record", "-a"] + ev + ["-o", out],
+                         stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     time.sleep(0.5)
     return p
 
@@ -809,6 +812,8 @@ def main():
         q.add_argument("--timeout", type=int, default=300)
         q.add_argument("--keep", action="store_true")
         q.add_argument("--perf", help="perf record -a -g each move into this directory")
+        q.add_argument("--perf-events", default="",
+                       help="record these events (comma-separated) instead of a profile")
     q = sub.add_parser("table")
     q.add_argument("results")
     a = p.parse_args()

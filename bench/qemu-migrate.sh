@@ -35,7 +35,9 @@
 #   the guest boots, after the guest's own 16 MiB of records); ACCEL (tcg;
 #   kvm where /dev/kvm works); PERF=DIR records each move with `perf record
 #   -a -g` into DIR/TOOL-RUN.perf.data (the whole machine: report with
-#   --comm or --pid); KEEP=1 keeps the scratch directory
+#   --comm or --pid; PERF_EVENTS=E1,E2 records those events instead, e.g.
+#   sched:sched_switch: when each vCPU thread last ran and first ran again);
+#   KEEP=1 keeps the scratch directory
 #   (results.jsonl holds every run with its phases and rounds).
 set -eu
 B=${abs_top_builddir:-$(pwd)}
@@ -133,7 +135,8 @@ one() { # TOOL RUN
 		--ns-dst "$NSD" --tmp "$T" --src-dir "$T/src" --dst-dir "$T/dst" --store "$T/store" \
 		--serve-pid "$SERVE" --serve-err "$T/serve.err" --psk "$T/psk/keys.psk" \
 		--settle "${SETTLE:-3}" --qemu-tls "${QEMU_TLS:-0}" --copy-mode "${COPY_MODE:-background}" \
-		--auto-converge "${AUTO_CONVERGE:-1}" ${KEEP:+--keep} ${PERF:+--perf "$PERF"} >"$T/one.json" || true
+		--auto-converge "${AUTO_CONVERGE:-1}" ${KEEP:+--keep} ${PERF:+--perf "$PERF"} \
+		${PERF_EVENTS:+--perf-events "$PERF_EVENTS"} >"$T/one.json" || true
 	l1=$(cut -d' ' -f1 /proc/loadavg)
 	/usr/bin/python3 -c 'import json,sys
 try:
