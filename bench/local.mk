@@ -35,3 +35,9 @@ EXTRA_DIST += bench/qemu-tcg-precopy.py
 # bench/rebalance.sh: a drain of five VMs of 1 GiB as a plan with 1, 2 and 4
 # moves at once, against the sum of the same moves one by one.
 bench_scripts += bench/rebalance.sh
+# bench/qemu-migrate.sh: issue 10, the Linux test guest moved with its disk by
+# smove's QEMU runtime (VHDX) and by plain QEMU as libvirt's --copy-storage-all
+# drives it (NBD, blockdev-mirror, migrate), interleaved in one run;
+# bench/qemu-migrate.py does each move and prints the table.
+bench_scripts += bench/qemu-migrate.sh
+EXTRA_DIST += bench/qemu-migrate.py

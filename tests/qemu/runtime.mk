@@ -49,8 +49,11 @@ qemu_runtime_tests = \
 	tests/qemu/test-qemu-process.sh \
 	tests/qemu/test-qemu-migrate-stop-copy.sh \
 	tests/qemu/test-qemu-migrate-live.sh \
-	tests/qemu/test-qemu-migrate-fail.sh
+	tests/qemu/test-qemu-migrate-fail.sh \
+	tests/qemu/test-migrate-net.sh
 TESTS += $(qemu_runtime_tests)
 EXTRA_DIST += $(qemu_runtime_tests)
+# test-migrate-net.sh's client and frame capture, in the third namespace.
+EXTRA_DIST += tests/qemu/net-client.py
 # The runtime's error paths and a whole VM's life: again under the sanitizers.
 sanitizer_tests += tests/qemu/test-qemu-errors.sh tests/qemu/test-qemu-boot.sh
