@@ -152,7 +152,8 @@ struct mig_opts {
 	uint64_t bandwidth; /* bytes/s, 0 = unlimited */
 	unsigned channels;  /* extra connections */
 	bool compress, no_delete, dry_run;
-	bool quick; /* memory in one pass with the VM paused (the disks still live) */
+	bool auto_converge; /* throttle the vCPUs of a guest that outruns the link */
+	bool quick;	    /* memory in one pass with the VM paused (the disks still live) */
 	unsigned max_rounds;
 	uint64_t queue_timeout; /* seconds to wait for a busy destination (0: fail at once) */
 	bool cold; /* a VM that is not running (cold.c): no memory, the disks verified */

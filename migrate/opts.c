@@ -53,6 +53,7 @@ int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char 
 
 	memset(o, 0, sizeof(*o));
 	o->downtime_ms = 300;
+	o->auto_converge = true;
 	if ((r = opt_str(req, "to", o->to, sizeof(o->to), err)) < 0 ||
 	    (r = opt_str(req, "tls_psk", o->tls_psk, sizeof(o->tls_psk), err)) < 0 ||
 	    (r = opt_str(req, "tls_user", o->tls_user, sizeof(o->tls_user), err)) < 0 ||
@@ -62,6 +63,7 @@ int mig_opts_parse(const struct proto_json_value *req, struct mig_opts *o, char 
 	    (r = opt_u64(req, "channels", &channels, PROTO_MAX_CHANNELS - 1, err)) < 0 ||
 	    (r = opt_u64(req, "max_rounds", &rounds, 100000, err)) < 0 ||
 	    (r = opt_bool(req, "compress", &o->compress, err)) < 0 ||
+	    (r = opt_bool(req, "auto_converge", &o->auto_converge, err)) < 0 ||
 	    (r = opt_bool(req, "no_delete", &o->no_delete, err)) < 0 ||
 	    (r = opt_bool(req, "dry_run", &o->dry_run, err)) < 0 ||
 	    (r = opt_bool(req, "quick", &o->quick, err)) < 0 ||

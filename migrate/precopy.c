@@ -27,8 +27,8 @@
  * REST_MIN_S): then up to EXTRA_ROUNDS more rounds, each a fraction of the
  * last, make the pause shorter at little cost. When the guest dirties more
  * than half what the link carries two rounds running, vCPUs are throttled
- * (20 %, then +10 % a round, as QEMU's auto-converge); at 99 % for 5 rounds,
- * or after max_rounds, it fails. */
+ * (20 %, then +10 % a round, as QEMU's auto-converge; never with
+ * auto_converge off); at 99 % for 5 rounds, or after max_rounds, it fails. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -471,7 +471,7 @@ int mig_precopy(struct mig_source *m, char *err)
 		}
 		prev_dirty = dirty;
 		high = dirty_rate > 0.5 * m->bandwidth ? high + 1 : 0;
-		if (m->throttle || high >= 2) {
+		if (m->o.auto_converge && (m->throttle || high >= 2)) {
 			m->throttle =
 			    m->throttle ? (m->throttle + 10 > 99 ? 99 : m->throttle + 10) : 20;
 			m->vm->ops->ram->throttle(m->vm->vm, m->throttle);
@@ -481,10 +481,11 @@ int mig_precopy(struct mig_source *m, char *err)
 			return util_error(
 			    err, ETIMEDOUT,
 			    "memory does not converge: the guest dirties %.0f MB/s, the "
-			    "link carries %.0f MB/s; after %u rounds (throttle %u %%) "
+			    "link carries %.0f MB/s; after %u rounds (throttle %u %%%s) "
 			    "the last %.0f MB would take %.0f ms, more than --downtime-ms "
 			    "%llu",
 			    dirty_rate / 1e6, m->bandwidth / 1e6, m->round, m->throttle,
+			    m->o.auto_converge ? "" : ", auto-converge off",
 			    (double)dirty * PROTO_PAGE_SIZE / 1e6, predicted * 1e3,
 			    (unsigned long long)m->o.downtime_ms);
 	}

@@ -220,7 +220,7 @@ static int out_start(void *h, int fd, const struct mig_stream_params *p, char *e
 {
 	struct qemu_migrate_params qp = {
 	    .pause_before_switchover = true,
-	    .auto_converge = p->live,
+	    .auto_converge = p->auto_converge,
 	    .downtime_limit_ms = p->downtime_ms,
 	    .max_bandwidth = p->bandwidth,
 	};

@@ -84,6 +84,7 @@ struct mig_stream_params {
 	uint64_t downtime_ms;
 	uint64_t bandwidth; /* bytes/s, 0: unlimited */
 	bool live;	    /* pre-copy while the VM runs; else it is paused already */
+	bool auto_converge; /* live: throttle a guest that outruns the link */
 };
 
 enum mig_stream_state {

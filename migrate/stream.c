@@ -100,6 +100,13 @@ static int progress(struct mig_source *m, enum mig_stream_state *st, char *err)
 		m->round = (uint32_t)pr.rounds;
 		round_event(m, &pr);
 	}
+	if (pr.state == MIG_STREAM_ACTIVE && m->round > m->o.max_rounds)
+		return util_error(err, ETIMEDOUT,
+				  "memory does not converge: after %u rounds (throttle %u %%%s) "
+				  "the guest still dirties %.0f MB/s",
+				  m->round, m->throttle,
+				  m->o.auto_converge ? "" : ", auto-converge off",
+				  (double)pr.dirty_rate / 1e6);
 	return 0;
 }
 
@@ -109,6 +116,7 @@ static int start(struct mig_source *m, bool live, char *err)
 	    .downtime_ms = m->o.downtime_ms,
 	    .bandwidth = m->o.bandwidth ? m->o.bandwidth : NO_LIMIT,
 	    .live = live,
+	    .auto_converge = live && m->o.auto_converge,
 	};
 	int r = m->vm->ops->stream->out_start(m->vm->vm, m->runtime_fd, &p, err);
 
