@@ -319,7 +319,9 @@ def smove(a):
             mv = subprocess.run(
                 ns_cmd(a.ns_src, [a.smove, "move", name, "--to", "%s:%d" % (a.addr, a.port),
                                   "--tls-psk", a.psk, "--json", "--downtime-ms",
-                                  str(a.downtime)]),
+                                  str(a.downtime)]
+                       + (["--quick"] if a.quick else [])
+                       + ([] if a.auto_converge else ["--no-auto-converge"])),
                 env=env, stdout=f, stderr=subprocess.STDOUT, timeout=a.timeout)
         res["wall_s"] = round(time.time() - t0, 3)
         perf_stop(perf)
@@ -777,6 +779,7 @@ def main():
         q.add_argument("--run", type=int, required=True)
         q.add_argument("--smove")
         q.add_argument("--label", help="the tool's name in the table (smove)")
+        q.add_argument("--quick", action="store_true", help="smove move --quick")
         q.add_argument("--kernel", required=True)
         q.add_argument("--initrd", required=True)
         q.add_argument("--vhdx", help="the source disk for smove (copied per run)")

@@ -26,7 +26,8 @@
 # Run as root from the build directory (or set abs_top_builddir), after make.
 #   RUNS=N (5) runs of each; TOOLS="smove qemu" (either alone; smove-alt:
 #   the smove executable SMOVE_ALT, e.g. another build with a change to
-#   measure, serve staying this build's); SETTLE=S (3) seconds between the guest's first
+#   measure, serve staying this build's; smove-quick: smove move --quick,
+#   the memory in one pass with the guest paused); SETTLE=S (3) seconds between the guest's first
 #   pass and the move; QEMU_TLS=1 gives plain QEMU TLS-PSK too (migration and
 #   NBD; libvirt's default, and this bench's, is without); COPY_MODE=
 #   write-blocking makes QEMU's mirror synchronous as smove's is (libvirt's
@@ -128,6 +129,7 @@ one() { # TOOL RUN
 	tool=$1 run=$2
 	case $1 in
 	smove-alt) set -- smove --label smove-alt --smove "$SMOVE_ALT" ;;
+	smove-quick) set -- smove --label smove-quick --smove "$SMOVE" --quick ;;
 	*) set -- "$1" --smove "$SMOVE" ;;
 	esac
 	$PY "$@" --run "$run" --kernel "$K" --initrd "$I" --vhdx "$T/base.vhdx" \
