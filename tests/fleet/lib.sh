@@ -1,14 +1,22 @@
-# tests/fleet/lib.sh: several smove hosts on one machine, over loopback, for
-# the fleet tests. Source it after tests/functions.sh; it sources
-# tests/migrate/lib.sh for the runtime, the TLS key ($T/lib.psk), wait_for,
-# ctl, status, runs and guest_goes_on. Host X (a, b, c, ...) keeps its
+# tests/fleet/lib.sh: several smove hosts on one machine for the fleet
+# tests. Source it after tests/functions.sh; it sources tests/migrate/lib.sh
+# for the runtime, the TLS key ($T/lib.psk), wait_for, ctl, status, runs and
+# guest_goes_on. Each host X (a, b, c, ...) is a network namespace of its own
+# at 10.251.N.I (I: 1 for a, 2 for b, ...), and the administrator's host,
+# where plans are made and run (`admin CMD`), a fourth one at 10.251.N.100,
+# all on one bridge (in a namespace of its own too; N from the test's pid, so
+# that parallel tests never meet). Without root or iproute2, or with
+# SMOVE_TEST_NETNS=no (or FLEET_NETNS=no set by the test), they are all on
+# loopback and the test says so ($FLEET_NET: yes or no). Host X keeps its
 # runtime and state directories in $T/X and its serve's storage in
-# $T/X/store; its serve listens on 127.0.0.1:$PORT_X with TLS.
+# $T/X/store; its serve listens on ADDR_X:$PORT_X with TLS.
 #   host_serve X [OPTS]     X's serve in the background: $PORT_X, $SERVE_PID_X,
 #                           its log $T/X/serve.err (a second call restarts it
 #                           on the same port)
-#   host_addr X             127.0.0.1:$PORT_X
+#   host_addr X             ADDR_X:$PORT_X
+#   host_in X               the prefix that runs a command on X (ip netns exec)
 #   on X CMD...             smove CMD on host X (its RUNDIR and STATEDIR)
+#   admin CMD...            smove CMD on the administrator's host
 #   host_vm X NAME [OPTS]   `smove run` of the test guest on X: a small Linux
 #                           guest writing memory and its disk $T/NAME.raw
 #                           (8 MiB) for ever, checking both; console
@@ -19,6 +27,74 @@
 #   inv X                   X's inventory (smove ps --host --json)
 FLEET_HOSTS=""
 . "$abs_top_srcdir/tests/migrate/lib.sh"
+
+# ---- the network: a bridge, a namespace per host ----------------------------
+
+FLEET_NET=no IN_admin=
+fleet_net_setup() {
+	if [ "${FLEET_NETNS:-${SMOVE_TEST_NETNS:-yes}}" = no ]; then
+		why="FLEET_NETNS or SMOVE_TEST_NETNS is no"
+	elif [ "$(id -u)" != 0 ]; then
+		why="not root"
+	elif ! command -v ip >/dev/null 2>&1; then
+		why="no ip (iproute2)"
+	else
+		# Namespaces of fleet tests that are gone (their pid is in the name).
+		for ns in $(ip netns list 2>/dev/null | sed -n 's/^\(smove-f[0-9]*-[a-z]*\).*/\1/p'); do
+			pid=${ns#smove-f}
+			pid=${pid%-*}
+			kill -0 "$pid" 2>/dev/null || ip netns delete "$ns" 2>/dev/null || true
+		done
+		FLEET_NET_X=$(($$ % 250))
+		FLEET_SW=smove-f$$-sw
+		if ip netns add "$FLEET_SW" 2>"$T/netns.err"; then
+			on_exit fleet_net_cleanup
+			ip -n "$FLEET_SW" link add br0 type bridge forward_delay 0 2>>"$T/netns.err" &&
+				ip -n "$FLEET_SW" link set br0 up && FLEET_NET=yes
+		fi
+		why="cannot create network namespaces: $(head -1 "$T/netns.err")"
+	fi
+	if [ $FLEET_NET = yes ]; then
+		fleet_ns admin 100
+		echo "hosts: network namespaces on one bridge (10.251.$FLEET_NET_X.0/24)," \
+			"the administrator's at $ADDR_admin"
+	else
+		echo "hosts over loopback, not network namespaces ($why)"
+	fi
+}
+
+fleet_net_cleanup() {
+	for ns in $(ip netns list 2>/dev/null | sed -n "s/^\\(smove-f$$-[a-z]*\\).*/\\1/p"); do
+		ip netns delete "$ns" 2>/dev/null || true
+	done
+}
+
+# fleet_ns X I: X's namespace at 10.251.N.I, its eth0 a port of the bridge;
+# sets IN_X and ADDR_X.
+fleet_ns() {
+	ns=smove-f$$-$1
+	ip netns add "$ns" &&
+		ip -n "$ns" link add eth0 type veth peer name "p$2" netns "$FLEET_SW" &&
+		ip -n "$FLEET_SW" link set "p$2" master br0 && ip -n "$FLEET_SW" link set "p$2" up &&
+		ip -n "$ns" addr add "10.251.$FLEET_NET_X.$2/24" dev eth0 &&
+		ip -n "$ns" link set eth0 up && ip -n "$ns" link set lo up ||
+		fail "cannot make host $1's network namespace"
+	eval "IN_$1='ip netns exec $ns' ADDR_$1=10.251.$FLEET_NET_X.$2"
+}
+
+# host_net X: X's namespace and address, made on first use.
+host_net() {
+	eval "[ -z \"\${ADDR_$1:-}\" ]" || return 0
+	if [ $FLEET_NET = yes ]; then
+		fleet_ns "$1" $(($(printf '%d' "'$1") - 96))
+	else
+		eval "IN_$1= ADDR_$1=127.0.0.1"
+	fi
+}
+fleet_net_setup
+
+host_in() { eval "echo \${IN_$1:-}"; }
+admin() { $IN_admin "$SMOVE" "$@"; }
 
 kill_fleet_vms() {
 	for f in "$T"/[a-z]/*.json; do
@@ -32,19 +108,20 @@ on_exit kill_fleet_vms
 on() {
 	h=$1
 	shift
-	SMOVE_RUNTIME_DIR="$T/$h" SMOVE_STATE_DIR="$T/$h" "$SMOVE" "$@"
+	SMOVE_RUNTIME_DIR="$T/$h" SMOVE_STATE_DIR="$T/$h" $(host_in "$h") "$SMOVE" "$@"
 }
 
-host_addr() { eval "echo 127.0.0.1:\$PORT_$1"; }
+host_addr() { eval "echo \$ADDR_$1:\$PORT_$1"; }
 
 host_serve() {
 	h=$1
 	shift
 	mkdir -p "$T/$h/store"
-	eval "port=\${PORT_$h:-0}"
+	host_net "$h"
+	eval "port=\${PORT_$h:-0} addr=\$ADDR_$h"
 	: >"$T/$h/serve.out"
-	SMOVE_RUNTIME_DIR="$T/$h" SMOVE_STATE_DIR="$T/$h" "$SMOVE" serve \
-		--listen "127.0.0.1:$port" --storage "$T/$h/store" --json --tls-psk "$T/lib.psk" "$@" \
+	SMOVE_RUNTIME_DIR="$T/$h" SMOVE_STATE_DIR="$T/$h" $(host_in "$h") "$SMOVE" serve \
+		--listen "$addr:$port" --storage "$T/$h/store" --json --tls-psk "$T/lib.psk" "$@" \
 		>"$T/$h/serve.out" 2>>"$T/$h/serve.err" &
 	eval "SERVE_PID_$h=$!"
 	on_exit "kill $! 2>/dev/null || true"
@@ -60,11 +137,14 @@ host_vm() {
 	runtime_args --memory 64M --disk "$T/$name.raw" \
 		--cmdline "mem=4M passes=0 disk=4M diskpasses=0 cpu0=disk+mem hb=5 rate=8" "$@" \
 		>"$T/$name.args"
+	host_net "$h"
 	(
+		# The prefix split into words first, the arguments at newlines only.
+		set -- env SMOVE_RUNTIME_DIR="$T/$h" SMOVE_STATE_DIR="$T/$h" $(host_in "$h") "$SMOVE" run \
+			--name "$name" --console "$T/$name.console"
 		IFS='
 '
-		exec env SMOVE_RUNTIME_DIR="$T/$h" SMOVE_STATE_DIR="$T/$h" "$SMOVE" run \
-			--name "$name" --console "$T/$name.console" $(cat "$T/$name.args")
+		exec "$@" $(cat "$T/$name.args")
 	) >"$T/$name.run.out" 2>"$T/$name.run.err" &
 	eval "VM_PID_$name=$!"
 	on_exit "kill -9 $! 2>/dev/null || true"
@@ -99,7 +179,7 @@ console_of() {
 	fi
 }
 
-inv() { "$SMOVE" ps --host "$(host_addr "$1")" --tls-psk "$T/lib.psk" --json; }
+inv() { admin ps --host "$(host_addr "$1")" --tls-psk "$T/lib.psk" --json; }
 
 # pyj EXPR < JSON: EXPR over d, the JSON read from standard input.
 pyj() { /usr/bin/python3 -c 'import json,sys; d=json.load(sys.stdin); print(eval(sys.argv[1]))' "$1"; }
@@ -111,7 +191,7 @@ watch_start() {
 	args=""
 	for a in "$@"; do args="$args $(host_addr "${a%%=*}")=${a#*=}"; done
 	rm -f "$T/watch.stop"
-	/usr/bin/python3 "$abs_top_srcdir/tests/fleet/watch.py" "$SMOVE" "$T/lib.psk" \
+	$IN_admin /usr/bin/python3 "$abs_top_srcdir/tests/fleet/watch.py" "$SMOVE" "$T/lib.psk" \
 		"$T/watch.log" "$T/watch.stop" $args &
 	WATCH_PID=$!
 	on_exit "kill $WATCH_PID 2>/dev/null || true"
@@ -138,7 +218,7 @@ rebalance() {
 	plan=$1
 	shift
 	set +e
-	"$SMOVE" rebalance "$plan" --tls-psk "$T/lib.psk" --json "$@" >"$T/rebalance.json" 2>"$T/rebalance.err"
+	admin rebalance "$plan" --tls-psk "$T/lib.psk" --json "$@" >"$T/rebalance.json" 2>"$T/rebalance.err"
 	REB_STATUS=$?
 	set -e
 }

@@ -9,6 +9,8 @@
 # smove's own client never asks without TLS). No VM is
 # needed: every check comes before one is looked for, or finds none.
 . "$abs_top_srcdir/tests/functions.sh"
+# Loopback: the requests' checks do not depend on where the hosts are.
+FLEET_NETNS=no
 . "$abs_top_srcdir/tests/fleet/lib.sh"
 REQ="$abs_top_builddir/tests/fleet/admin-request"
 host_serve a

@@ -23,9 +23,9 @@ ctl "$T/a/vm1.sock" '{"cmd":"stop"}' >/dev/null
 eval "wait \$VM_PID_vm1" || true
 sum=$(md5sum <"$T/vm1.raw")
 # a running VM is not moved cold
-expect_status 1 "$SMOVE" move --cold --config "$T/vm2.json" --to "$(host_addr b)" --tls-psk "$T/lib.psk"
+expect_status 1 admin move --cold --config "$T/vm2.json" --to "$(host_addr b)" --tls-psk "$T/lib.psk"
 expect_stderr "vm2 runs on this host|in use"
-SMOVE_RUNTIME_DIR="$T/a" SMOVE_STATE_DIR="$T/a" expect_status 1 "$SMOVE" move --cold \
+expect_status 1 on a move --cold \
 	--config "$T/vm2.json" --to "$(host_addr b)" --tls-psk "$T/lib.psk"
 expect_stderr "vm2 runs on this host"
 # vm1, cold, to b
@@ -42,7 +42,7 @@ start_on() { # HOST: smove run --config of vm1 there (its console appended to it
 	# which travelled with it): it boots anew and checks its disk
 	log="$T/$1/store/vm1/console.log"
 	before=$(grep -c "disk 0 pass 1 ok" "$log" || true)
-	(exec env SMOVE_RUNTIME_DIR="$T/$1" SMOVE_STATE_DIR="$T/$1" "$SMOVE" run \
+	(exec env SMOVE_RUNTIME_DIR="$T/$1" SMOVE_STATE_DIR="$T/$1" $(host_in "$1") "$SMOVE" run \
 		--config "$T/$1/store/vm1/vm.json") >"$T/vm1.$1.out" 2>"$T/vm1.$1.err" &
 	on_exit "kill -9 $! 2>/dev/null || true"
 	for i in $(seq 1800); do
@@ -61,7 +61,7 @@ for i in $(seq 100); do [ -e "$T/b/vm1.json" ] || break; sleep 0.1; done
 sum=$(md5sum <"$T/b/store/vm1/vm1.raw")
 [ "$(inv b | pyj '[v["state"] for v in d["vms"] if v["name"] == "vm1"]')" = "['stopped']" ] ||
 	fail "b's inventory does not list vm1 as stopped"
-"$SMOVE" plan --drain "$(host_addr b)" --to "$(host_addr c)" --tls-psk "$T/lib.psk" -o "$T/plan.json"
+admin plan --drain "$(host_addr b)" --to "$(host_addr c)" --tls-psk "$T/lib.psk" -o "$T/plan.json"
 grep -q '"vm":"vm1".*"mode":"cold"' "$T/plan.json" || { cat "$T/plan.json"; fail "not planned cold"; }
 rebalance "$T/plan.json"
 [ "$REB_STATUS" = 0 ] || { cat "$T/rebalance.json" "$T/rebalance.err" "$T/b/serve.err" >&2; fail "rebalance exited $REB_STATUS"; }

@@ -15,7 +15,7 @@ host_serve b --max-incoming 2
 SMOVE_TEST_STALL=dest-switchover host_serve c --max-incoming 2
 for v in $vms; do host_vm a $v; done
 wait_booted $vms
-"$SMOVE" plan --drain "$(host_addr a)" --to "$(host_addr b)" --to "$(host_addr c)" \
+admin plan --drain "$(host_addr a)" --to "$(host_addr b)" --to "$(host_addr c)" \
 	--tls-psk "$T/lib.psk" -o "$T/plan.json" || fail "no plan"
 to_c=$(/usr/bin/python3 -c 'import json,sys
 p = json.load(open(sys.argv[1]))

@@ -20,15 +20,15 @@ host_serve d --no-admin
 host_vm a vm1
 host_vm a vm2
 wait_booted vm1 vm2
-"$SMOVE" ps --host "$(host_addr a)" --tls-psk "$T/lib.psk" | tee "$T/ps.out"
+admin ps --host "$(host_addr a)" --tls-psk "$T/lib.psk" | tee "$T/ps.out"
 grep -Eq "^  vm1 +running +qemu +128 MiB" "$T/ps.out" || fail "smove ps --host does not list vm1"
 [ "$(inv a | pyj 'sorted(v["name"] for v in d["vms"])')" = "['vm1', 'vm2']" ] || fail "a's inventory"
 [ "$(inv a | pyj '[v for v in d["vms"] if v["name"] == "vm1"][0]["disks"][0]["allocated"]')" -gt 0 ] ||
 	fail "no allocated bytes in the inventory"
-expect_status 1 "$SMOVE" ps --host "$(host_addr d)" --tls-psk "$T/lib.psk"
+expect_status 1 admin ps --host "$(host_addr d)" --tls-psk "$T/lib.psk"
 expect_stderr "does not take administration requests \(smove serve --no-admin\)"
 # a drain that cannot be done
-expect_status 1 "$SMOVE" plan --drain "$(host_addr a)" --to "$(host_addr b)" --to "$(host_addr c)" \
+expect_status 1 admin plan --drain "$(host_addr a)" --to "$(host_addr b)" --to "$(host_addr c)" \
 	--tls-psk "$T/lib.psk"
 expect_stderr "cannot drain $(host_addr a): no other host has room for vm[12]"
 # a plan by hand, a dry run

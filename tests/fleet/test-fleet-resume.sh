@@ -15,11 +15,11 @@ host_serve b
 host_serve c
 for v in $vms; do host_vm a $v; done
 wait_booted $vms
-"$SMOVE" plan --drain "$(host_addr a)" --to "$(host_addr b)" --to "$(host_addr c)" \
+admin plan --drain "$(host_addr a)" --to "$(host_addr b)" --to "$(host_addr c)" \
 	--tls-psk "$T/lib.psk" -o "$T/plan.json" || fail "no plan"
 first=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["moves"][0]["vm"])' "$T/plan.json")
 second=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["moves"][1]["vm"])' "$T/plan.json")
-"$SMOVE" rebalance "$T/plan.json" --tls-psk "$T/lib.psk" --json --max-per-source 1 \
+admin rebalance "$T/plan.json" --tls-psk "$T/lib.psk" --json --max-per-source 1 \
 	>"$T/first.json" 2>"$T/first.err" &
 reb=$!
 on_exit "kill -9 $reb 2>/dev/null || true"

@@ -23,7 +23,7 @@ client="$abs_top_srcdir/tests/migrate/bad-client.py"
 bad() { /usr/bin/python3 "$client" "$PORT" "$1"; }
 # No TLS and no --insecure: serve does not start.
 expect_status 1 dst serve --listen 127.0.0.1:0 --storage "$T/store"
-expect_stderr "^smove: serve: without TLS \(--tls-psk or --tls-certificates\) anyone who reaches 127\.0\.0\.1:0 could send a VM; give --insecure to allow it$"
+expect_stderr "^smove serve: without TLS \(--tls-psk or --tls-certificates\) anyone who reaches 127\.0\.0\.1:0 could send a VM; give --insecure to allow it$"
 LIB_TLS=none
 start_serve
 truncate -s 8M "$T/disk.raw"
