@@ -16,7 +16,9 @@
 #   host_addr X             ADDR_X:$PORT_X
 #   host_in X               the prefix that runs a command on X (ip netns exec)
 #   on X CMD...             smove CMD on host X (its RUNDIR and STATEDIR)
-#   admin CMD...            smove CMD on the administrator's host
+#   admin CMD...            smove CMD on the administrator's host (a function:
+#                           in the background, `$IN_admin "$SMOVE" CMD... &`
+#                           so that $! is smove's pid)
 #   host_vm X NAME [OPTS]   `smove run` of the test guest on X: a small Linux
 #                           guest writing memory and its disk $T/NAME.raw
 #                           (8 MiB) for ever, checking both; console

@@ -21,7 +21,10 @@ to_c=$(/usr/bin/python3 -c 'import json,sys
 p = json.load(open(sys.argv[1]))
 print(" ".join(m["vm"] for m in p["moves"] if m["to"] == sys.argv[2]))' "$T/plan.json" "$(host_addr c)")
 [ -n "$to_c" ] || fail "the plan moves nothing to c"
-rebalance "$T/plan.json" &
+# A simple command in the background (not lib.sh's rebalance, a function:
+# its subshell would be $!): wait gives its exit status.
+$IN_admin "$SMOVE" rebalance "$T/plan.json" --tls-psk "$T/lib.psk" --json >"$T/rebalance.json" \
+	2>"$T/rebalance.err" &
 reb=$!
 wait_for "$T/c/serve.err" "stalling at dest-switchover" 180
 eval "kill -9 \$SERVE_PID_c"

@@ -19,7 +19,7 @@ admin plan --drain "$(host_addr a)" --to "$(host_addr b)" --to "$(host_addr c)" 
 	--tls-psk "$T/lib.psk" -o "$T/plan.json" || fail "no plan"
 first=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["moves"][0]["vm"])' "$T/plan.json")
 second=$(/usr/bin/python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["moves"][1]["vm"])' "$T/plan.json")
-admin rebalance "$T/plan.json" --tls-psk "$T/lib.psk" --json --max-per-source 1 \
+$IN_admin "$SMOVE" rebalance "$T/plan.json" --tls-psk "$T/lib.psk" --json --max-per-source 1 \
 	>"$T/first.json" 2>"$T/first.err" &
 reb=$!
 on_exit "kill -9 $reb 2>/dev/null || true"
