@@ -70,149 +70,6 @@ static int set_state(struct mig_incoming *inc, enum mig_rec_state st, const bool
 	return r;
 }
 
-/* ---- preflight -------------------------------------------------------------------- */
-
-static bool name_taken(struct mig_incoming *inc, const char *name)
-{
-	struct migrate_registry_entry *e = NULL;
-	size_t n = 0;
-	char err[MIGRATE_ERR_LEN];
-	bool taken = false;
-
-	for (struct mig_incoming *o = inc->sv->incoming; o; o = o->next)
-		taken |= o != inc && strcmp(o->name, name) == 0;
-	if (!taken && migrate_registry_list(&e, &n, err) == 0)
-		for (size_t i = 0; i < n; i++)
-			taken |= !e[i].stale && strcmp(e[i].name, name) == 0;
-	free(e);
-	return taken;
-}
-
-/* The configuration says what PREFLIGHT says (whatever the runtime, a VM's
- * configuration has its name, memory, cpus and disks). */
-static bool config_matches(const struct proto_preflight *p)
-{
-	struct proto_json_value *v;
-	const struct proto_json_value *disks;
-	char perr[PROTO_ERR_LEN];
-	const char *name = "";
-	uint64_t memory = 0, cpus = 0;
-	bool ok;
-
-	if (proto_json_parse(p->config_json, strlen(p->config_json), &v, perr) < 0)
-		return false;
-	proto_json_get_str(v, "name", &name, perr);
-	proto_json_get_u64(v, "memory", &memory, perr);
-	proto_json_get_u64(v, "cpus", &cpus, perr);
-	disks = proto_json_get(v, "disks");
-	ok = strcmp(name, p->vm_name) == 0 && memory == p->mem_size && cpus == p->vcpus && disks &&
-	     disks->type == PROTO_JSON_ARRAY && disks->n == p->ndisks;
-	proto_json_free(v);
-	return ok;
-}
-
-/* What the files that travel with the VM hold: runtime_info's files_bytes
- * (0 where the runtime gives none). */
-static uint64_t files_bytes(const struct proto_preflight *p)
-{
-	struct proto_json_value *info = NULL;
-	char perr[PROTO_ERR_LEN];
-	uint64_t n = 0;
-
-	if (p->runtime_info && p->runtime_info[0] &&
-	    proto_json_parse(p->runtime_info, strlen(p->runtime_info), &info, perr) == 0)
-		proto_json_get_u64(info, "files_bytes", &n, perr);
-	proto_json_free(info);
-	return n;
-}
-
-/* The migrations in progress that hold a promise, by name, for a reason that
- * says whose promise leaves too little. Called with sv->lock held. */
-static void promise_holders(const struct mig_incoming *inc, char *who, size_t len)
-{
-	who[0] = '\0';
-	for (struct mig_incoming *i = inc->sv->incoming; i; i = i->next)
-		if (i != inc && i->name[0] && (i->reserved.memory || i->reserved.disk))
-			snprintf(who + strlen(who), len - strlen(who), "%s%s",
-				 who[0] ? ", " : "", i->name);
-}
-
-/* Checks everything and, on go, reserves the name, the memory and the space,
- * and (not for a dry run) one of the host's --max-incoming places. A host
- * whose places are taken answers "busy: ..." (the source's queue asks again
- * later: queue.c); its memory and space are then checked without what the
- * migrations in progress have reserved, which they give back, so that a
- * VM that would fit once they are done gets "busy" alone. */
-static void check(struct mig_incoming *inc, const struct proto_preflight *p, struct mig_reasons *r)
-{
-	struct migrate_serve *sv = inc->sv;
-	const char *runtime = p->runtime ? p->runtime : PROTO_RUNTIME_DEFAULT;
-	bool dry = inc->s.features & PROTO_FEAT_DRY_RUN, busy;
-	unsigned max = mig_serve_max_incoming(sv);
-	struct mig_reservation need, none = {0};
-	char path[4096], who[512] = "";
-	struct stat st;
-
-	if (!proto_valid_disk_name(p->vm_name) || strlen(p->vm_name) > MIGRATE_NAME_MAX) {
-		mig_reason(r, "VM name '%s' cannot be used here", p->vm_name);
-		return;
-	}
-	if (!(inc->rt = mig_runtime_find(runtime)))
-		mig_reason(r, "the VM runs in a runtime this host does not have (%s)", runtime);
-	else if (!inc->cold) /* a VM that does not run needs no live match */
-		inc->rt->preflight(p, r);
-	if (!config_matches(p) || strcmp(migrate_config_runtime(p->config_json), runtime) != 0)
-		mig_reason(r, "the VM's configuration does not match its preflight");
-	util_path_join(path, sizeof(path), sv->storage, p->vm_name);
-	if (lstat(path, &st) == 0)
-		mig_reason(r, "%s already exists", path);
-	for (uint32_t i = 0; i < p->ndisks; i++) {
-		if (!proto_valid_disk_name(p->disks[i].name))
-			mig_reason(r, "disk name '%s' is not a plain file name", p->disks[i].name);
-		else if (inc->rt && mig_runtime_file(inc->rt, NULL, p->disks[i].name))
-			mig_reason(r, "disk name '%s' is the name of a file of the VM's own",
-				   p->disks[i].name);
-	}
-	pthread_mutex_lock(&sv->lock);
-	busy = !dry && sv->active >= max;
-	if (busy)
-		mig_reason(r, MIG_BUSY_PREFIX "%u migrations in progress, the limit is %u",
-			   sv->active, max);
-	else
-		promise_holders(inc, who, sizeof(who));
-	{
-		struct proto_preflight q = *p;
-
-		if (inc->cold) /* it takes no memory until it is started */
-			q.mem_size = 0;
-		mig_preflight_host(&q, sv->storage, busy ? &none : &sv->reserved, who,
-				   files_bytes(p), &need, r);
-	}
-	if (name_taken(inc, p->vm_name))
-		mig_reason(r, "a VM named %s already runs or arrives here", p->vm_name);
-	if (r->n == 0) { /* go: the name, the memory and the space are this one's */
-		snprintf(inc->name, sizeof(inc->name), "%s", p->vm_name);
-		inc->reserved = need;
-		sv->reserved.memory += need.memory;
-		sv->reserved.disk += need.disk;
-		if (!dry) {
-			inc->counted = true;
-			sv->active++;
-		}
-	}
-	pthread_mutex_unlock(&sv->lock);
-}
-
-static int answer(struct mig_incoming *inc, const struct mig_reasons *r, char *err)
-{
-	struct proto_msg m = {.type = PROTO_PREFLIGHT_REPLY};
-
-	m.u.preflight_reply.go = r->n == 0;
-	m.u.preflight_reply.nreasons = r->n;
-	m.u.preflight_reply.reasons = (char **)r->v;
-	return proto_session_send(&inc->s, &m, err);
-}
-
 /* ---- go: storage, memory, the VM process ------------------------------------------------ */
 
 static int make_exports(struct mig_incoming *inc, const struct proto_preflight *p, char *err)
@@ -843,7 +700,7 @@ void mig_dest_run(struct mig_incoming *inc)
 	mig_stall_until_peer("dest-preflight", inc->conn);
 	dry = inc->s.features & PROTO_FEAT_DRY_RUN;
 	inc->cold = inc->s.features & PROTO_FEAT_COLD;
-	check(inc, &m.u.preflight, &reasons);
+	mig_dest_check(inc, &m.u.preflight, &reasons);
 	mig_serve_log(inc->sv, "%s: preflight from %s: %s%s (%u of %u incoming migrations)",
 		      m.u.preflight.vm_name,
 		      proto_conn_peer_identity(inc->conn) ? proto_conn_peer_identity(inc->conn)
@@ -852,7 +709,7 @@ void mig_dest_run(struct mig_incoming *inc)
 		      mig_serve_max_incoming(inc->sv));
 	for (unsigned i = 0; i < reasons.n; i++)
 		mig_serve_log(inc->sv, "  %s", reasons.v[i]);
-	r = answer(inc, &reasons, err);
+	r = mig_dest_answer(inc, &reasons, err);
 	if (r < 0 || reasons.n || dry) {
 		if (r == 0 && dry && !reasons.n) /* the source's CANCEL ends it */
 			proto_session_recv(&inc->s, &(struct proto_msg){0}, err);
@@ -920,73 +777,4 @@ out:
 	pthread_mutex_unlock(&inc->sv->lock);
 	mig_reasons_release(&reasons);
 	proto_msg_release(&m);
-}
-
-/* A VM of that name is registered here and its process lives. */
-static bool runs_here(const char *name)
-{
-	struct migrate_registry_entry *e;
-	char err[MIGRATE_ERR_LEN];
-	bool runs = false;
-	size_t n;
-
-	if (migrate_registry_list(&e, &n, err) < 0)
-		return true; /* cannot tell: as before, the record decides */
-	for (size_t i = 0; i < n; i++)
-		runs |= !e[i].stale && strcmp(e[i].name, name) == 0;
-	free(e);
-	return runs;
-}
-
-enum proto_outcome mig_dest_resolve(struct migrate_serve *sv, const char *id, char *detail,
-				    size_t len)
-{
-	struct mig_record rec;
-	char err[MIGRATE_ERR_LEN];
-	enum proto_outcome out;
-	int r;
-
-	/* The promise "never" for a session still receiving, atomic against the
-	 * incoming VM's resume (the record's lock); a session of a serve that
-	 * crashed is settled the same way. */
-	memset(&rec, 0, sizeof(rec));
-	pthread_mutex_lock(&sv->lock);
-	r = mig_record_transition(sv->storage, id, MIG_REC_BIT(MIG_REC_RECEIVING), MIG_REC_ABORTED,
-				  NULL, &rec, err);
-	for (struct mig_incoming *i = sv->incoming; i && (r == 0 || r == -ECANCELED); i = i->next)
-		if (strcmp(i->id, id) == 0 && i->rec.id[0])
-			i->rec = rec;
-	pthread_mutex_unlock(&sv->lock);
-	if (r < 0 && r != -ECANCELED)
-		rec.state = (enum mig_rec_state) - 1;
-	switch ((int)rec.state) {
-	case MIG_REC_ABORTED:
-		out = PROTO_OUTCOME_NOT_RESUMED;
-		snprintf(detail, len, "%s was never resumed here and never will be", rec.name);
-		break;
-	case MIG_REC_RESUMING:
-		/* The VM's process made the record and resumes next: only its
-		 * death stops it. Gone, it may have died before or after the
-		 * resume (the guest may have run and written its disks here):
-		 * neither copy can be declared the VM's without a person. */
-		if (!runs_here(rec.name)) {
-			out = PROTO_OUTCOME_UNKNOWN;
-			snprintf(detail, len,
-				 "%s was resuming here but its process is gone: it may have run "
-				 "here; both copies are kept for a person to choose",
-				 rec.name);
-			break;
-		}
-		/* fallthrough */
-	case MIG_REC_RESUMED:
-	case MIG_REC_COMMITTED:
-		out = PROTO_OUTCOME_RESUMED;
-		snprintf(detail, len, "%s was resumed here (%s)", rec.name,
-			 mig_rec_state_name(rec.state));
-		break;
-	default:
-		out = PROTO_OUTCOME_UNKNOWN;
-		snprintf(detail, len, "no record of session %s (it may still be copying)", id);
-	}
-	return out;
 }

@@ -540,6 +540,11 @@ void mig_serve_admin(struct migrate_serve *sv, struct proto_session *s);
 int mig_inventory(struct migrate_serve *sv, struct proto_json *j, char *err);
 /* The migration of a MIGRATE session (its HELLO acknowledged) to its end. */
 void mig_dest_run(struct mig_incoming *inc);
+/* dest-preflight.c: PREFLIGHT's checks into r (on go, the name, memory and
+ * space reserved for inc), and the verdict sent. */
+void mig_dest_check(struct mig_incoming *inc, const struct proto_preflight *p,
+		    struct mig_reasons *r);
+int mig_dest_answer(struct mig_incoming *inc, const struct mig_reasons *r, char *err);
 /* RESOLVE: the outcome of session id (hex), made final: a session still
  * receiving is aborted first, atomically against a late RESUME. */
 enum proto_outcome mig_dest_resolve(struct migrate_serve *sv, const char *id, char *detail,

@@ -14,7 +14,7 @@ migrate_libmigrate_la_SOURCES += migrate/source.c migrate/storage.c migrate/memo
 	migrate/queue.c
 # The destination: serve, and the incoming VM's process.
 migrate_libmigrate_la_SOURCES += migrate/preflight.c migrate/serve.c migrate/dest.c \
-	migrate/dest-disk.c migrate/child.c migrate/incoming.c migrate/prefault.c
+	migrate/dest-preflight.c migrate/dest-resolve.c migrate/dest-disk.c migrate/child.c migrate/incoming.c migrate/prefault.c
 # The administration role (serve) and cold moves.
 migrate_libmigrate_la_SOURCES += migrate/admin.c migrate/inventory.c migrate/cold.c
 migrate_libmigrate_la_CFLAGS = $(AM_CFLAGS) $(LIBNBD_CFLAGS)
