@@ -366,6 +366,13 @@ int mig_vm_restore(struct migrate_vm *v, char *err);
 void mig_host_of(const char *to, char *out, size_t len);
 int mig_connect(const struct mig_opts *o, enum proto_role role, struct proto_tls **tls,
 		struct proto_conn **conn, char *err);
+/* The result event of m's migration (no_go: the destination's reasons). */
+void mig_source_result(struct mig_source *m, enum migrate_result code,
+		       const struct proto_preflight_reply *no_go);
+/* source-preflight.c: HELLO and PREFLIGHT: 0 on go; 1 on no-go (reported,
+ * with its reasons); -EBUSY when the destination is busy and m queues; another
+ * negative errno when it failed (-EACCES too: a TLS refusal). */
+int mig_source_preflight(struct mig_source *m);
 void mig_migrator_moved(struct migrator *mm, const char *to);
 void mig_migrator_in_doubt(struct migrator *mm, const struct mig_source_record *r);
 const char *mig_migrator_own_dir(struct migrator *mm);

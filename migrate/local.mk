@@ -9,8 +9,8 @@ migrate_libmigrate_la_SOURCES = \
 	migrate/control.c migrate/registry.c migrate/testhook.c migrate/events.c \
 	migrate/limit.c migrate/handover.c migrate/opts.c migrate/record.c
 # The source, in the VM's process.
-migrate_libmigrate_la_SOURCES += migrate/source.c migrate/storage.c migrate/memory.c \
-	migrate/precopy.c migrate/stream.c migrate/switchover.c migrate/resolve.c \
+migrate_libmigrate_la_SOURCES += migrate/source.c migrate/source-preflight.c migrate/storage.c \
+	migrate/memory.c migrate/precopy.c migrate/stream.c migrate/switchover.c migrate/resolve.c \
 	migrate/queue.c
 # The destination: serve, and the incoming VM's process.
 migrate_libmigrate_la_SOURCES += migrate/preflight.c migrate/serve.c migrate/dest.c \
