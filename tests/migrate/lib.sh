@@ -355,13 +355,20 @@ def status():
     d = json.loads(s.makefile("rb").readline())
     s.close()
     return d
-hb = status()["guest"]["heartbeat"]
-for i in range(100):
+# A VM that has just arrived knows its guest from its first heartbeat line
+# on: until then its status has no "guest".
+def heartbeat(d):
+    return d.get("guest", {}).get("heartbeat")
+first = None
+for i in range(300):
     d = status()
-    if d["state"] == "running" and d["guest"]["heartbeat"] > hb:
+    hb = heartbeat(d)
+    if first is None:
+        first = hb
+    elif d["state"] == "running" and hb is not None and hb > first:
         sys.exit(0)
     time.sleep(0.1)
-sys.exit("state %s, heartbeat %s" % (d["state"], d["guest"]["heartbeat"]))
+sys.exit("state %s, heartbeat %s (first seen %s)" % (d["state"], heartbeat(d), first))
 PY
 		fail "the VM at $1 does not run ($(tail -1 "$T/runs.out"))"
 }
