@@ -229,10 +229,17 @@ static int out_start(void *h, int fd, const struct mig_stream_params *p, char *e
 	return r < 0 ? r : qemu_migrate_start(h, fd, err);
 }
 
-static int out_poll(void *h, struct mig_stream_progress *pr, char *err)
+static int out_poll(void *h, int wait_ms, struct mig_stream_progress *pr, char *err)
 {
 	struct qemu_migrate_stats st;
-	int r = qemu_migrate_query(h, &st, err);
+	int r = 0;
+
+	if (wait_ms > 0) /* QEMU's MIGRATION events end the wait; its errors come below */
+		qemu_migrate_wait(h,
+				  QEMU_MIGRATE_BIT(QEMU_MIGRATE_PRE_SWITCHOVER) |
+				      QEMU_MIGRATE_BIT(QEMU_MIGRATE_COMPLETED),
+				  wait_ms, NULL, err);
+	r = qemu_migrate_query(h, &st, err);
 
 	if (r < 0)
 		return r;

@@ -109,7 +109,10 @@ struct mig_stream_ops {
 	bool (*live_ok)(void *vm, char *why, size_t len);
 	/* Starts the outgoing stream into fd (a socket smove reads from). */
 	int (*out_start)(void *vm, int fd, const struct mig_stream_params *p, char *err);
-	int (*out_poll)(void *vm, struct mig_stream_progress *pr, char *err);
+	/* Its progress, after waiting up to wait_ms for a change of its state
+	 * (the switchover point, the end): a change ends the wait at once, so
+	 * that the pause it makes is not prolonged by a poll interval. */
+	int (*out_poll)(void *vm, int wait_ms, struct mig_stream_progress *pr, char *err);
 	/* From MIG_STREAM_SWITCHING: the rest (last pages, device state). */
 	int (*out_continue)(void *vm, char *err);
 	/* Stops an outgoing stream; the VM stays as it is (paused or not). */

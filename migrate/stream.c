@@ -33,6 +33,7 @@
 
 #define PUMP_BYTES	(1u << 20)	 /* read from the runtime at a time */
 #define POLL_MS		100		 /* between two questions to the runtime */
+#define PUMP_WATCH_MS	2		 /* between two looks for the stream's end */
 #define NO_LIMIT	(100ull << 30)	 /* bytes/s for "unlimited" (QEMU's default is 128 MiB/s) */
 #define STREAM_FINAL_MS (10 * 60 * 1000) /* the whole stream of a paused VM */
 
@@ -85,12 +86,13 @@ static void round_event(struct mig_source *m, const struct mig_stream_progress *
 	m->stream_round_bytes = m->bytes_mem;
 }
 
-/* Asks the runtime how far it is: its state in *st; a round event when it
- * began another pass over its dirty memory. */
-static int progress(struct mig_source *m, enum mig_stream_state *st, char *err)
+/* Asks the runtime how far it is (after waiting up to wait_ms for a change
+ * of its state): its state in *st; a round event when it began another pass
+ * over its dirty memory. */
+static int progress(struct mig_source *m, int wait_ms, enum mig_stream_state *st, char *err)
 {
 	struct mig_stream_progress pr = {0};
-	int r = m->vm->ops->stream->out_poll(m->vm->vm, &pr, err);
+	int r = m->vm->ops->stream->out_poll(m->vm->vm, wait_ms, &pr, err);
 
 	if (r < 0)
 		return r;
@@ -178,19 +180,27 @@ static int pump_join(struct mig_source *m, char *err)
 	return r;
 }
 
-/* The migration's thread, while the pump runs: the pump's failure, or the
- * runtime's state (and the progress events). */
+/* The migration's thread, while the pump runs: the runtime's state (and the
+ * progress events), asked after waiting up to POLL_MS for it to change; or
+ * the pump's failure. */
 static int watch(struct mig_source *m, enum mig_stream_state *st, char *err)
 {
-	struct timespec ts = {0, POLL_MS * 1000000L};
-	int r;
+	int r = progress(m, POLL_MS, st, err);
 
-	nanosleep(&ts, NULL);
 	if (atomic_load(&m->pump_done) && atomic_load(&m->pump_rc) < 0)
 		return pump_join(m, err);
-	if ((r = progress(m, st, err)) < 0)
-		return r;
-	return 0;
+	return r;
+}
+
+/* Waits up to POLL_MS for the pump to end (the stream's end, or its
+ * failure), looking every PUMP_WATCH_MS: the end of the stream is in the
+ * pause, every millisecond of noticing it late is downtime. */
+static void wait_pump(struct mig_source *m)
+{
+	struct timespec ts = {0, PUMP_WATCH_MS * 1000000L};
+
+	for (int i = 0; i < POLL_MS / PUMP_WATCH_MS && !atomic_load(&m->pump_done); i++)
+		nanosleep(&ts, NULL);
 }
 
 int mig_stream(struct mig_source *m, char *err)
@@ -264,9 +274,18 @@ int mig_stream_final(struct mig_source *m, char *err)
 	if ((r = pump_start(m, err)) < 0)
 		return r;
 	while (!atomic_load(&m->pump_done)) {
-		enum mig_stream_state st;
+		enum mig_stream_state st = MIG_STREAM_SWITCHING;
 
-		if ((r = watch(m, &st, err)) < 0) {
+		if (continued) {
+			/* The stream's end is in the pause: watched closely; the
+			 * runtime's state (a failure) once a poll interval. */
+			wait_pump(m);
+			if (!atomic_load(&m->pump_done))
+				r = progress(m, 0, &st, err);
+		} else if (!m->stream_live) {
+			r = watch(m, &st, err); /* until its switchover point */
+		} /* (live: it waits at its switchover point, as mig_stream saw) */
+		if (r < 0) {
 			pump_join(m, NULL);
 			return r;
 		}
