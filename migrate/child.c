@@ -49,7 +49,7 @@ int mig_child_spawn(const char *exe, bool stream, int memfd, struct mig_child *c
 		return util_error(err, e, "fcntl: %s", strerror(e));
 	}
 	sigemptyset(&none);
-	pid = fork();
+	pid = util_fork_exec();
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &none, NULL); /* serve blocks its signals */
 		setsid();
@@ -62,7 +62,7 @@ int mig_child_spawn(const char *exe, bool stream, int memfd, struct mig_child *c
 	close(hi_sock);
 	if (pid < 0) {
 		close(sv[0]);
-		return util_error(err, errno, "fork: %s", strerror(errno));
+		return util_error(err, (int)-pid, "fork: %s", strerror((int)-pid));
 	}
 	c->pid = pid;
 	c->fd = sv[0];

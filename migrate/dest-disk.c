@@ -43,12 +43,16 @@ int mig_export_create(struct mig_export *x, const char *dir, const struct proto_
 	x->format = co.format;
 	co.size = d->virtual_size;
 	co.block_size = co.format == VHD_FORMAT_RAW ? 0 : d->block_size;
-	unlink(x->tmp); /* a leftover of a crash: never anyone's data */
+	unlink(x->tmp);	   /* a leftover of a crash: never anyone's data */
+	util_spawn_lock(); /* no fork keeps vhd_create's descriptor meanwhile */
 	if ((r = vhd_create(x->tmp, &co, verr)) < 0) {
+		util_spawn_unlock();
 		x->tmp[0] = 0;
 		return util_error(err, -r, "%s", verr);
 	}
-	return vhd_lock_path(x->tmp, true, &x->lock_fd, err);
+	r = vhd_lock_path(x->tmp, true, &x->lock_fd, err);
+	util_spawn_unlock();
+	return r;
 }
 
 /* The executable named by name, searched in PATH unless it has a '/'. */
@@ -128,10 +132,10 @@ int mig_export_start(struct mig_export *x, const char *nbdkit, const char *plugi
 	envp[nenv++] = "LISTEN_FDS=1";
 	envp[nenv++] = listen_pid;
 	sigemptyset(&none);
-	pid = fork();
+	pid = util_fork_exec();
 	if (pid < 0) {
 		free(envp);
-		return util_error(err, errno, "fork: %s", strerror(errno));
+		return util_error(err, (int)-pid, "fork: %s", strerror((int)-pid));
 	}
 	if (pid == 0) {
 		sigprocmask(SIG_SETMASK, &none, NULL); /* serve blocks its signals */

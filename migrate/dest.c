@@ -304,11 +304,13 @@ static int load(struct mig_incoming *inc, char *err)
 	proto_json_kv_str(&j, "cmd", "disks");
 	proto_json_key(&j, "paths");
 	proto_json_arr_begin(&j);
+	util_spawn_lock(); /* released here and now, not in a forked copy */
 	for (unsigned i = 0; i < inc->nexp; i++) {
 		close(inc->exp[i].lock_fd); /* the VM takes the lock */
 		inc->exp[i].lock_fd = -1;
 		proto_json_str(&j, inc->exp[i].tmp);
 	}
+	util_spawn_unlock();
 	proto_json_arr_end(&j);
 	proto_json_obj_end(&j);
 	r = proto_json_finish(&j) ? mig_child_call(&inc->child, proto_json_finish(&j), NULL, 0,

@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <sys/types.h>
 
 #define UTIL_ERR_LEN 512
 
@@ -62,5 +63,17 @@ int util_unlink_durable(const char *path, char *err);
 /* Reads a whole file of at most max bytes into a malloc'ed, NUL-terminated
  * buffer. */
 int util_read_small(const char *path, char **out, size_t *len, size_t max, char *err);
+
+/* ---- processes (spawn.c) -------------------------------------------------------- */
+
+/* A fork whose child execs at once: the child gets 0 and must exec or
+ * _exit; the parent gets its pid once it has exec'd or died (-errno if the
+ * fork failed). Such forks hold the spawn lock until then, so that no child
+ * keeps a copy of a descriptor (and its OFD lock) past a close made under
+ * the lock: take it around closing or taking an image lock that another
+ * process must see released or held at once. */
+pid_t util_fork_exec(void);
+void util_spawn_lock(void);
+void util_spawn_unlock(void);
 
 #endif
