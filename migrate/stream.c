@@ -102,13 +102,6 @@ static int progress(struct mig_source *m, int wait_ms, enum mig_stream_state *st
 		m->round = (uint32_t)pr.rounds;
 		round_event(m, &pr);
 	}
-	if (pr.state == MIG_STREAM_ACTIVE && m->round > m->o.max_rounds)
-		return util_error(err, ETIMEDOUT,
-				  "memory does not converge: after %u rounds (throttle %u %%%s) "
-				  "the guest still dirties %.0f MB/s",
-				  m->round, m->throttle,
-				  m->o.auto_converge ? "" : ", auto-converge off",
-				  (double)pr.dirty_rate / 1e6);
 	return 0;
 }
 
