@@ -1,8 +1,9 @@
 /* util/util.h: the small helpers that several folders share, written once:
  * CRC-32C, the monotonic clock, hex, files written durably under a
  * temporary name, forks that wait for their child's exec. Byte order is in
- * util/endian.h. util/ depends on libc only and on nothing else in the tree, so that every folder may use it (vhd/ and
- * proto/ included, which depend on nothing else).
+ * util/endian.h. util/ depends on libc only and on nothing else in the tree,
+ * so that every folder may use it (vhd/ and proto/ included, which depend on
+ * nothing else).
  *
  * Errors: 0 or a negative errno, with a sentence naming the subject written
  * into err (UTIL_ERR_LEN bytes, the size every folder's buffers have). */
