@@ -48,7 +48,8 @@ EXTRA_DIST += $(migrate_shell_tests) tests/migrate/lib.sh tests/migrate/bad-clie
 	tests/migrate/bad_wire.py \
 	tests/migrate/bad-dest.py
 # Robustness: serve and move against bad peers, under ASan/UBSan.
-sanitizer_tests += tests/migrate/test-migrate-bad-client.sh tests/migrate/test-migrate-bad-dest.sh
+sanitizer_tests += tests/migrate/test-migrate-bad-client.sh tests/migrate/test-migrate-bad-dest.sh \
+	tests/migrate/test-migrate-bad-client.qemu tests/migrate/test-migrate-bad-dest.qemu
 # The migration matrix and 10 moves back and forth between two hosts in
 # network namespaces (netns.sh); disks compared with a reference (make-records.py).
 TESTS += tests/migrate/test-migrate-matrix.sh

@@ -11,9 +11,12 @@
 #   send_console NAME LINE   LINE to the guest's console (e.g. "finish")
 #   wait_for FILE PATTERN [S]  until FILE matches (grep -E), S seconds (60)
 #   guest_ok FILE            the console FILE has "verdict: ok" and no FAIL
-LINUX_DIR="$abs_top_builddir/qemu/guest/linux"
+# SMOVE_LINUX_GUEST_DIR: another build tree's qemu/guest (the sanitizer
+# tree, which builds no guest of its own, uses the main tree's).
+LINUX_GUEST_DIR=${SMOVE_LINUX_GUEST_DIR:-$abs_top_builddir/qemu/guest}
+LINUX_DIR="$LINUX_GUEST_DIR/linux"
 LINUX_KERNEL="$LINUX_DIR/vmlinuz"
-LINUX_INITRAMFS="$abs_top_builddir/qemu/guest/initramfs.cpio"
+LINUX_INITRAMFS="$LINUX_GUEST_DIR/initramfs.cpio"
 
 requires_linux_guest() {
 	requires qemu-system-x86_64
