@@ -133,6 +133,24 @@ int parse_tls_option(int c, const char *arg, struct tls_args *t);
  * certificates' directory holds what the role needs. -1 with a sentence
  * naming the file in err. */
 int tls_check(struct tls_args *t, enum tls_role role, char *err, size_t len);
+/* The limits of moves at once that smove plan writes and smove rebalance
+ * takes (--max-per-source, --max-per-dest, --max-per-link: LIMIT_LONGOPTS);
+ * parse_limit_option (cmd/plan.c) reads one into lim: 1 if c was one, with
+ * *status 0 or the usage error's exit status; else 0. */
+enum {
+	OPT_PER_SOURCE = 0x380,
+	OPT_PER_DEST,
+	OPT_PER_LINK
+};
+#define LIMIT_LONGOPTS                                                                             \
+	{"max-per-source", required_argument, NULL, OPT_PER_SOURCE},                               \
+	    {"max-per-dest", required_argument, NULL, OPT_PER_DEST},                               \
+	{                                                                                          \
+		"max-per-link", required_argument, NULL, OPT_PER_LINK                              \
+	}
+struct fleet_limits;
+int parse_limit_option(int c, const char *prog, const char *arg, struct fleet_limits *lim,
+		       int *status);
 /* tls_check as a client of the hosts' administration role, and fleet/'s view
  * of the options in f. */
 struct fleet_tls;

@@ -38,14 +38,22 @@ static const char help[] =
     "Exit status: 0 the plan was written, 1 it cannot be made (a host does not\n"
     "answer, no room: the reason is printed), 2 usage.\n";
 
-static int limit(const char *prog, const char *opt, const char *arg, unsigned *out)
+int parse_limit_option(int c, const char *prog, const char *arg, struct fleet_limits *lim,
+		       int *status)
 {
+	static const char *const names[] = {"--max-per-source", "--max-per-dest", "--max-per-link"};
+	unsigned *out[] = {&lim->per_source, &lim->per_dest, &lim->per_link};
+	unsigned i = (unsigned)(c - OPT_PER_SOURCE);
 	uint64_t v;
 
+	if (c < OPT_PER_SOURCE || c > OPT_PER_LINK)
+		return 0;
+	*status = 0;
 	if (parse_size(arg, &v) < 0 || v < 1 || v > 64)
-		return usage_error(prog, "%s must be 1 to 64", opt);
-	*out = (unsigned)v;
-	return 0;
+		*status = usage_error(prog, "%s must be 1 to 64", names[i]);
+	else
+		*out[i] = (unsigned)v;
+	return 1;
 }
 
 static int add_host(const char *prog, const char **hosts, unsigned *n, const char *h)
@@ -61,20 +69,13 @@ static int add_host(const char *prog, const char **hosts, unsigned *n, const cha
 
 int cmd_plan(int argc, char **argv)
 {
-	enum {
-		PER_SOURCE = 256,
-		PER_DEST,
-		PER_LINK
-	};
 	static const struct option longopts[] = {
 	    {"drain", required_argument, NULL, 'd'},
 	    {"to", required_argument, NULL, 't'},
 	    {"balance", no_argument, NULL, 'B'},
 	    {"mode", required_argument, NULL, 'm'},
 	    {"output", required_argument, NULL, 'o'},
-	    {"max-per-source", required_argument, NULL, PER_SOURCE},
-	    {"max-per-dest", required_argument, NULL, PER_DEST},
-	    {"max-per-link", required_argument, NULL, PER_LINK},
+	    LIMIT_LONGOPTS,
 	    TLS_LONGOPTS,
 	    {"help", no_argument, NULL, 'h'},
 	    {NULL, 0, NULL, 0},
@@ -110,15 +111,6 @@ int cmd_plan(int argc, char **argv)
 		case 'o':
 			output = optarg;
 			break;
-		case PER_SOURCE:
-			r = limit(prog, "--max-per-source", optarg, &lim.per_source);
-			break;
-		case PER_DEST:
-			r = limit(prog, "--max-per-dest", optarg, &lim.per_dest);
-			break;
-		case PER_LINK:
-			r = limit(prog, "--max-per-link", optarg, &lim.per_link);
-			break;
 		case 'p':
 			targs.psk = optarg;
 			break;
@@ -129,7 +121,8 @@ int cmd_plan(int argc, char **argv)
 			targs.certificates = optarg;
 			break;
 		default:
-			if (parse_tls_option(opt, optarg, &targs))
+			if (parse_tls_option(opt, optarg, &targs) ||
+			    parse_limit_option(opt, prog, optarg, &lim, &r))
 				break;
 			return help_or_unknown(opt, prog, help);
 		}

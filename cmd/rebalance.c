@@ -122,28 +122,11 @@ static void table(const struct fleet_plan *p, const struct fleet_result *res)
 	}
 }
 
-static int limit(const char *prog, const char *opt, const char *arg, unsigned *out)
-{
-	uint64_t v;
-
-	if (parse_size(arg, &v) < 0 || v < 1 || v > 64)
-		return usage_error(prog, "%s must be 1 to 64", opt);
-	*out = (unsigned)v;
-	return 0;
-}
-
 int cmd_rebalance(int argc, char **argv)
 {
-	enum {
-		PER_SOURCE = 256,
-		PER_DEST,
-		PER_LINK
-	};
 	static const struct option longopts[] = {
 	    {"dry-run", no_argument, NULL, 'n'},
-	    {"max-per-source", required_argument, NULL, PER_SOURCE},
-	    {"max-per-dest", required_argument, NULL, PER_DEST},
-	    {"max-per-link", required_argument, NULL, PER_LINK},
+	    LIMIT_LONGOPTS,
 	    {"queue-timeout", required_argument, NULL, 'Q'},
 	    TLS_LONGOPTS,
 	    {"json", no_argument, NULL, 'j'},
@@ -168,15 +151,6 @@ int cmd_rebalance(int argc, char **argv)
 		case 'n':
 			o.dry_run = true;
 			break;
-		case PER_SOURCE:
-			r = limit(prog, "--max-per-source", optarg, &o.limits.per_source);
-			break;
-		case PER_DEST:
-			r = limit(prog, "--max-per-dest", optarg, &o.limits.per_dest);
-			break;
-		case PER_LINK:
-			r = limit(prog, "--max-per-link", optarg, &o.limits.per_link);
-			break;
 		case 'Q':
 			if (parse_size(optarg, &v) < 0 || v > 7 * 24 * 3600)
 				return usage_error(prog,
@@ -196,7 +170,8 @@ int cmd_rebalance(int argc, char **argv)
 			out.json = true;
 			break;
 		default:
-			if (parse_tls_option(opt, optarg, &targs))
+			if (parse_tls_option(opt, optarg, &targs) ||
+			    parse_limit_option(opt, prog, optarg, &o.limits, &r))
 				break;
 			return help_or_unknown(opt, prog, help);
 		}
